@@ -1,0 +1,193 @@
+"""``make demo``: the operator on its embedded local stack, with the chart's samples.
+
+Reads the sample resources (``helm/samples/*.yaml`` unless told otherwise), starts a
+``LocalStack`` with a local port for every DatabaseDS among them, creates the samples, and
+shows a table of their states — redrawn in place on a terminal, a line per change
+otherwise — until every one is Running. Then it prints where Flower, the metrics and a
+kubeconfig for ``kubectl`` are, and keeps the stack up until Ctrl-C (or, with
+``--until-running``, exits 0 at once; 1 if ``--timeout`` passes first or a process dies).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+from kubernetes import client
+
+from devstack.stack import ROOT, LocalStack, StackOptions
+
+JsonDict = dict[str, Any]
+SAMPLES = ROOT / "helm" / "samples"
+PLURALS = {"DeviceServer": "deviceservers", "DatabaseDS": "databaseds"}
+GROUP, VERSION = "tango.tango-controls.org", "v1"
+
+
+def load_samples(paths: Sequence[Path]) -> list[JsonDict]:
+    documents: list[JsonDict] = []
+    for path in paths:
+        files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+        for file in files:
+            documents += [d for d in yaml.safe_load_all(file.read_text()) if isinstance(d, dict)]
+    return documents
+
+
+def databaseds_of(documents: Sequence[JsonDict]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        ((d.get("metadata") or {}).get("namespace") or "default", d["metadata"]["name"])
+        for d in documents
+        if d.get("kind") == "DatabaseDS"
+    )
+
+
+def read_states(
+    api_client: client.ApiClient, resources: Sequence[tuple[str, str, str]]
+) -> list[tuple[str, str, str, str, str]]:
+    """(namespace, kind/name, state, waiting for, message) of each resource."""
+    custom = client.CustomObjectsApi(api_client)
+    rows = []
+    for kind, namespace, name in resources:
+        try:
+            found = custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], name
+            )
+        except client.ApiException as exc:
+            rows.append((namespace, f"{kind}/{name}", "?", "", f"cannot read: {exc.reason}"))
+            continue
+        status = found.get("status") or {}
+        rows.append(
+            (
+                namespace,
+                f"{kind}/{name}",
+                str(status.get("state") or "-"),
+                ", ".join(status.get("waitingFor") or []),
+                str(status.get("message") or ""),
+            )
+        )
+    return rows
+
+
+def format_table(rows: Sequence[tuple[str, ...]], width: int) -> str:
+    header = ("NAMESPACE", "RESOURCE", "STATE", "WAITING FOR", "MESSAGE")
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    lines = []
+    for row in table:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        line = "  ".join([*cells, row[-1]])
+        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+    return "\n".join(lines)
+
+
+class Display:
+    """Redraws the table in place on a terminal; prints it again on change otherwise."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.last = ""
+        self.drawn_lines = 0
+
+    def show(self, text: str) -> None:
+        if text == self.last:
+            return
+        if self.tty and self.drawn_lines:
+            self.out.write(f"\x1b[{self.drawn_lines}F\x1b[J")
+        self.out.write(text + "\n")
+        self.out.flush()
+        self.last = text
+        self.drawn_lines = text.count("\n") + 1 if self.tty else 0
+
+
+def summary(stack: LocalStack) -> str:
+    assert stack.kubeemu is not None
+    kubectl = ROOT / ".tools" / "bin" / "kubectl"
+    lines = ["", "The operator is running on this machine:"]
+    for endpoint in stack.endpoints:
+        lines.append(f"  {endpoint.name:<26} {endpoint.url}")
+    if stack.flower_credentials:
+        user, password = stack.flower_credentials
+        lines.append(f"  {'Flower login':<26} {user} / {password}")
+    lines += [
+        f"  {'logs':<26} {stack.logs}",
+        "",
+        "Try:",
+        f"  export KUBECONFIG={stack.kubeemu.kubeconfig}",
+        f"  {kubectl if kubectl.exists() else 'kubectl'} get deviceservers,databaseds -A -o wide",
+    ]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    documents = load_samples([Path(p) for p in args.samples] or [SAMPLES])
+    if not documents:
+        print(f"no resources found in {args.samples or [SAMPLES]}", file=sys.stderr)
+        return 2
+    workdir = Path(args.workdir)
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stack = LocalStack(
+        StackOptions(
+            workdir=workdir,
+            databaseds=databaseds_of(documents),
+            workers=args.workers,
+            flower=not args.no_flower,
+        )
+    )
+    print(f"starting the local stack in {workdir} …", file=out, flush=True)
+    try:
+        stack.start()
+        assert stack.api_client is not None
+        resources = stack.apply(documents)
+        print(f"created {len(resources)} resources; waiting for them to run", file=out)
+        display = Display(out)
+        deadline = time.monotonic() + args.timeout
+        width = shutil.get_terminal_size((120, 24)).columns
+        running = False
+        while not stop.is_set():
+            rows = read_states(stack.api_client, resources)
+            display.show(format_table(rows, width))
+            dead = stack.check()
+            if dead:
+                print(f"stopped unexpectedly: {', '.join(dead)}; see {stack.logs}", file=out)
+                return 1
+            if not running and all(row[2] == "Running" for row in rows):
+                running = True
+                print(summary(stack), file=out, flush=True)
+                if args.until_running:
+                    return 0
+                print("\nCtrl-C stops everything.", file=out, flush=True)
+            if not running and time.monotonic() > deadline:
+                print(f"not all Running after {args.timeout:.0f}s; see {stack.logs}", file=out)
+                return 1
+            stop.wait(1.0)
+        print("stopping …", file=out, flush=True)
+        return 0
+    finally:
+        stack.stop()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "samples", nargs="*", help="YAML files or directories (default: helm/samples)"
+    )
+    parser.add_argument("--workdir", default=str(ROOT / ".cache" / "demo"))
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--no-flower", action="store_true", help="do not start Flower")
+    parser.add_argument(
+        "--until-running", action="store_true", help="exit 0 as soon as all are Running"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for Running (default 300)"
+    )

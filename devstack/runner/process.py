@@ -1,0 +1,212 @@
+"""One pod's container as a local process: start, readiness, restarts, hooks, stop.
+
+Driven by ``devstack.runner.kubelet``, which calls ``step`` on every tick and reports the
+returned ``Observation`` in the pod's status; the ``Launch`` comes from
+``devstack.runner.plan``. Like a kubelet with ``restartPolicy: Always``: a process that
+exits is started again after a back-off (here 1 s doubling to 30 s, reset after a minute of
+running, where a kubelet uses 10 s to 5 min — this is a development stack), and reported
+meanwhile as waiting in ``CrashLoopBackOff`` with its last exit code. Readiness is the
+container's TCP readiness probe against its local port, probed at most every
+``probe_period_cap`` seconds (a kubelet would wait the probe's full period); a container
+without a probe is ready once started. The postStart hook runs before the container counts
+as started and a failing hook kills it, as in Kubernetes; preStop runs before SIGTERM, and
+SIGKILL follows after the grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.runner.plan import Launch
+
+log = logging.getLogger(__name__)
+
+HOOK_TIMEOUT = 30.0
+MAX_GRACE = 10.0
+"""A stopping process gets at most this long after SIGTERM (the pod's own grace period is
+often 30 s; waiting that long here only slows a demo down)."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    state: str
+    """``pending`` | ``running`` (started, not ready) | ``ready`` | ``backoff``"""
+    restarts: int = 0
+    message: str = ""
+    exit_code: int | None = None
+    started_at: float | None = None
+    """Unix time the current process started."""
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    base: float = 1.0
+    cap: float = 30.0
+    reset_after: float = 60.0
+
+    def delay(self, crashes: int) -> float:
+        return float(min(self.cap, self.base * 2 ** max(0, crashes - 1)))
+
+
+def _port_open(address: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class LocalPod:
+    """The process of one container of one pod (the kubelet keeps one per pod uid)."""
+
+    def __init__(
+        self,
+        name: str,
+        launch: Launch,
+        log_path: Path,
+        *,
+        restart: RestartPolicy | None = None,
+        probe_period_cap: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.launch = launch
+        self.log_path = log_path
+        self.restart = restart or RestartPolicy()
+        self.probe_period = min(launch.probe_period, probe_period_cap)
+        self.clock = clock
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+        self.crashes = 0
+        self.next_start = clock()
+        self.next_probe = 0.0
+        self.started_at: float | None = None
+        self.started_wall: float | None = None
+        self.ready = False
+        self.last_exit: int | None = None
+        self.message = ""
+        self.hook_failure: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self.launch.cwd.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as output:
+            output.write(f"--- start: {' '.join(self.launch.argv)}\n".encode())
+            output.flush()
+            self.process = subprocess.Popen(
+                self.launch.argv,
+                env=self.launch.env,
+                cwd=self.launch.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.started_at = self.clock()
+        self.started_wall = time.time()
+        self.ready = False
+        self.next_probe = self.started_at
+        log.info("started pod=%s pid=%d", self.name, self.process.pid)
+        if self.launch.post_start and not self._hook(self.launch.post_start, "postStart"):
+            self._kill()
+
+    def _hook(self, command: list[str], which: str) -> bool:
+        try:
+            with self.log_path.open("ab") as output:
+                result = subprocess.run(
+                    command,
+                    env=self.launch.env,
+                    cwd=self.launch.cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    timeout=HOOK_TIMEOUT,
+                    check=False,
+                )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self.hook_failure = f"{which} hook failed: {exc}"
+            return False
+        if result.returncode != 0:
+            self.hook_failure = f"{which} hook exited with {result.returncode}"
+            return False
+        return True
+
+    def _kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def step(self) -> Observation:
+        """Advance the pod by one tick and say how it stands."""
+        now = self.clock()
+        if self.process is None:
+            if now < self.next_start:
+                return self._observation("backoff")
+            try:
+                self._start()
+            except OSError as exc:
+                self._crashed(now, code=127)
+                self.message = f"cannot start {self.launch.argv[0]}: {exc}"
+                return self._observation("backoff")
+        assert self.process is not None
+        code = self.process.poll()
+        if code is not None:
+            self._crashed(now, code=code)
+            return self._observation("backoff")
+        if not self.ready and now >= self.next_probe:
+            self.next_probe = now + self.probe_period
+            port = self.launch.readiness_port
+            self.ready = port is None or _port_open(self.launch.bind_address, port)
+        if self.started_at is not None and now - self.started_at > self.restart.reset_after:
+            self.crashes = 0
+        return self._observation("ready" if self.ready else "running")
+
+    def _crashed(self, now: float, *, code: int) -> None:
+        self.process = None
+        self.ready = False
+        self.last_exit = code
+        self.crashes += 1
+        self.restarts += 1
+        delay = self.restart.delay(self.crashes)
+        self.next_start = now + delay
+        cause = self.hook_failure or f"exited with code {code}"
+        self.hook_failure = None
+        self.message = f"{cause}; restarting in {delay:.0f}s"
+        log.warning("pod=%s exited code=%d restart_in=%.1fs", self.name, code, delay)
+
+    def _observation(self, state: str) -> Observation:
+        return Observation(
+            state=state,
+            restarts=self.restarts,
+            message=self.message if state == "backoff" else "",
+            exit_code=self.last_exit,
+            started_at=self.started_wall,
+        )
+
+    def stop(self) -> None:
+        """preStop, SIGTERM, then SIGKILL after the grace period (at most MAX_GRACE)."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            self.process = None
+            return
+        if self.launch.pre_stop:
+            self._hook(self.launch.pre_stop, "preStop")
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=min(self.launch.grace_seconds, MAX_GRACE))
+        except subprocess.TimeoutExpired:
+            self._kill()
+        except ProcessLookupError:
+            pass
+        self.process = None
+        log.info("stopped pod=%s", self.name)

@@ -1,0 +1,137 @@
+"""Benchmark: one namespace floods, another applies one DeviceServer — how long does it wait?
+
+Run by ``make bench`` (``make bench-fairness`` alone); not part of the test suite. Real
+parts: kubeemu (StatefulSets instant), redis-server, ``python -m watcher`` and
+``tango-operator worker`` processes; the TANGO side is the stand-in (always ready), since
+what is measured is the queue. 2,000 DeviceServers are created in namespace ``flood``
+before the watcher starts, so its first list enqueues them all at once; once the first
+of them are Running, one DeviceServer is created in namespace ``late``. Measured, with fair
+dispatch and with FIFO dispatch side by side: seconds from creating the late one to its
+Running, how many of the flood were Running by then, the longest Celery queue seen, and
+the time for the whole flood. Prints a table and writes ``docs/benchmarks.md``'s section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client, config
+
+from devstack.redis_server import RedisServer
+from devstack.stack import install_crds
+from kubeemu.testing import KubeEmu
+from tests.bench.report import write_section
+from tests.support.crs import create_device_server, running
+from tests.support.workers import REPO, WorkerPool, celery_queue_length
+
+HEADER = (
+    "| dispatch | flood CRs | worker processes | late CR Running after (s) | "
+    "flood Running by then | longest Celery queue | whole flood Running after (s) |\n"
+    "|---|---|---|---|---|---|---|"
+)
+
+
+@dataclass
+class Result:
+    mode: str
+    flood: int
+    workers: int
+    late_seconds: float
+    flood_running_then: int
+    longest_queue: int
+    flood_seconds: float
+
+    def row(self) -> str:
+        return (
+            f"| {self.mode} | {self.flood} | {self.workers} | {self.late_seconds:.1f} | "
+            f"{self.flood_running_then} | {self.longest_queue} | {self.flood_seconds:.1f} |"
+        )
+
+
+def run_once(mode: str, flood: int, workers: int, head_start: int, timeout: float) -> Result:
+    with tempfile.TemporaryDirectory(prefix="bench-fair-") as scratch:
+        workdir = Path(scratch)
+        (workdir / "redis").mkdir()
+        with KubeEmu.start(workdir / "emu") as emu, RedisServer(workdir / "redis") as redis:
+            api_client = config.new_client_from_config(config_file=str(emu.kubeconfig))
+            install_crds(api_client)
+            core = client.CoreV1Api(api_client)
+            for namespace in ("flood", "late"):
+                core.create_namespace({"metadata": {"name": namespace}})
+            for number in range(flood):
+                create_device_server(api_client, f"f{number}", "flood")
+            pool = WorkerPool(
+                kubeconfig=emu.kubeconfig,
+                redis_url=redis.url,
+                workdir=workdir,
+                concurrency=1,
+                processes=workers,
+                extra_env={"TANGO_OPERATOR_DISPATCH": mode},
+            )
+            pool.start()
+            started = time.monotonic()
+            watcher = subprocess.Popen(
+                [sys.executable, "-m", "watcher", "--log-level", "WARNING"],
+                env={**pool.environment(), "TANGO_OPERATOR_IDENTITY": "bench"},
+                stdout=(workdir / "watcher.log").open("ab"),
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+            )
+            connection = redis.client()
+            longest = 0
+            try:
+                while running(api_client, "flood") < head_start:
+                    time.sleep(0.2)
+                late_created = time.monotonic()
+                create_device_server(api_client, "late", "late")
+                while running(api_client, "late") < 1:
+                    longest = max(longest, celery_queue_length(connection))
+                    if time.monotonic() - late_created > timeout:
+                        raise TimeoutError(f"{mode}: the late CR not Running in {timeout}s")
+                    time.sleep(0.1)
+                late_seconds = time.monotonic() - late_created
+                flood_then = running(api_client, "flood")
+                while running(api_client, "flood") < flood:
+                    longest = max(longest, celery_queue_length(connection))
+                    if time.monotonic() - started > timeout:
+                        raise TimeoutError(f"{mode}: the flood not Running in {timeout}s")
+                    time.sleep(1.0)
+                flood_seconds = time.monotonic() - started
+            finally:
+                connection.close()
+                watcher.terminate()
+                watcher.wait(timeout=20)
+                pool.stop()
+                api_client.close()
+            return Result(mode, flood, workers, late_seconds, flood_then, longest, flood_seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--flood", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--modes", nargs="+", default=["fair", "fifo"])
+    parser.add_argument(
+        "--head-start", type=int, default=20, help="flood CRs Running before the late one"
+    )
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    options = parser.parse_args()
+    print(HEADER, flush=True)
+    results = []
+    for mode in options.modes:
+        result = run_once(mode, options.flood, options.workers, options.head_start, options.timeout)
+        results.append(result)
+        print(result.row(), flush=True)
+    if not options.no_doc:
+        write_section("bench_fairness", "\n".join([HEADER, *(r.row() for r in results)]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Flower as the chart runs it: the rendered container's command and environment (basic-auth
+credentials from the rendered Secret, the Redis password from the Redis Secret) start the
+real ``celery flower`` against a redis-server that requires that password. Pages, API and
+/metrics answer 401 without the credentials and 200 with them; /healthcheck (the probes)
+stays open."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from devstack.redis_server import RedisServer
+from devstack.runner.plan import free_port
+from tests.chart.chart import container, env_of, find, render
+from tests.support.workers import REPO
+
+pytestmark = pytest.mark.helm
+
+
+def _status(url: str, credentials: str | None = None) -> int:
+    request = urllib.request.Request(url)
+    if credentials is not None:
+        token = base64.b64encode(credentials.encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0  # not listening (yet)
+
+
+def _decoded(secret: dict[str, object], key: str) -> str:
+    data = secret["data"]
+    assert isinstance(data, dict)
+    return base64.b64decode(data[key]).decode()
+
+
+@pytest.fixture(scope="module")
+def flower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(base URL, "user:password") of Flower started from the chart's rendered container."""
+    tmp_path = tmp_path_factory.mktemp("flower")
+    objects = render(workdir=tmp_path / "helm")
+    spec = container(objects, "-flower")
+    env = env_of(spec)
+    auth_ref = env["FLOWER_BASIC_AUTH"]["valueFrom"]["secretKeyRef"]
+    credentials = _decoded(find(objects, "Secret", auth_ref["name"][-7:]), auth_ref["key"])
+    password_ref = env["TANGO_OPERATOR_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    redis_password = _decoded(find(objects, "Secret", "-redis"), password_ref["key"])
+
+    port = free_port()
+    command = [sys.executable, *spec["command"][1:]]
+    assert command[1:3] == ["-m", "workers.flower"]
+    command = [
+        f"--port={port}" if arg.startswith("--port=") else arg for arg in command
+    ]  # the pod's 0.0.0.0:5555 becomes a free loopback port
+    command = ["--address=127.0.0.1" if a.startswith("--address=") else a for a in command]
+    (tmp_path / "redis").mkdir()
+    with RedisServer(tmp_path / "redis") as redis:
+        with redis.client() as admin:
+            admin.config_set("requirepass", redis_password)
+        process = subprocess.Popen(
+            command,
+            env={
+                **os.environ,
+                "TANGO_OPERATOR_REDIS_URL": redis.url,
+                "TANGO_OPERATOR_REDIS_PASSWORD": redis_password,
+                "FLOWER_BASIC_AUTH": credentials,
+                "PYTHONPATH": str(REPO),
+            },
+            stdout=(tmp_path / "flower.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while _status(f"{base}/healthcheck") != 200:
+                assert process.poll() is None, (tmp_path / "flower.log").read_text()
+                assert time.monotonic() < deadline, "Flower did not start"
+                time.sleep(0.2)
+            yield base, credentials
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+        log = (tmp_path / "flower.log").read_text()
+        assert "Authentication required" not in log, "Flower could not log in to Redis"
+
+
+@pytest.mark.parametrize("path", ["/", "/api/workers", "/metrics", "/tasks"])
+def test_flower_wants_the_charts_credentials(flower: tuple[str, str], path: str) -> None:
+    base, credentials = flower
+    user = credentials.split(":", 1)[0]
+    assert _status(base + path) == 401
+    assert _status(base + path, f"{user}:wrong") == 401
+    assert _status(base + path, credentials) == 200
+
+
+def test_healthcheck_stays_open_for_the_probes(flower: tuple[str, str]) -> None:
+    base, _ = flower
+    assert _status(f"{base}/healthcheck") == 200

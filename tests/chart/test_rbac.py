@@ -1,0 +1,279 @@
+"""The chart's RBAC against what the operator really does.
+
+The real watcher (``python -m watcher``) and real workers (``tango-operator worker``, with the
+TANGO stand-in) run against kubeemu, configured with the environment the chart gives their
+containers, the workers through a proxy that stamps their User-Agent (the test's own client sends
+another one, the watcher the Python client's). They take DatabaseDSs and a
+dependency chain of DeviceServers through their lives: create → Running → spec update →
+delete. Every request in kubeemu's audit log must then be allowed by the rules the chart
+binds to that component's ServiceAccount, and every (group, resource, verb) the chart grants
+must have been used. Both RBAC layouts are checked: ClusterRoles (all namespaces) and
+namespaced Roles (``watchNamespaces`` plus ``namespaceSelector``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from devstack.redis_server import RedisServer
+from devstack.runner.plan import free_port
+from devstack.stack import install_crds
+from kubeemu.testing import KubeEmu
+from tests.chart.chart import JsonDict, container, find, render
+from tests.chart.proxy import UserAgentProxy
+from tests.chart.rbac import Grants, Request
+from tests.support.metrics import scrape
+from tests.support.workers import REPO, WorkerPool, wait_for
+from workers import api
+
+pytestmark = [pytest.mark.helm, pytest.mark.slow, pytest.mark.timeout(240)]
+
+RELEASE_NAMESPACE = "tango"
+NAMESPACE = "lab"
+COMPONENTS = ("watcher", "worker")
+WORKER_AGENT = "tango-operator-worker/test"
+"""The User-Agent the workers' proxy stamps; the watcher talks to kubeemu directly (its
+watch streams stay unproxied) with the Python client's own User-Agent, and the test's
+client uses TEST_AGENT."""
+TEST_AGENT = "rbac-test/1"
+MODES = {
+    "cluster-roles": (),
+    "namespaced-roles": (
+        "--set", f"watchNamespaces={{{NAMESPACE}}}",
+        "--set", "namespaceSelector=tango-operator=enabled",
+    ),
+}  # fmt: skip
+
+# Permissions the chart grants for code paths a normal life does not take. Each names the
+# path; nothing else may go unused.
+RARELY_USED: dict[str, set[tuple[str, str, str]]] = {"watcher": set(), "worker": set()}
+
+
+def _component(user_agent: str) -> str | None:
+    if user_agent == WORKER_AGENT:
+        return "worker"
+    if user_agent.startswith("OpenAPI-Generator/"):
+        return "watcher"
+    return None  # the test's own requests
+
+
+def _resolved_env(container_spec: JsonDict, pod_name: str) -> dict[str, str]:
+    """The container's environment as the kubelet would set it, minus Secrets and Redis
+    (the test's own redis-server stands in for the chart's)."""
+    env: dict[str, str] = {}
+    for entry in container_spec.get("env") or []:
+        name = entry["name"]
+        if name.startswith("TANGO_OPERATOR_REDIS_"):
+            continue
+        if "value" in entry:
+            env[name] = entry["value"]
+            continue
+        field = entry["valueFrom"].get("fieldRef", {}).get("fieldPath")
+        if field == "metadata.namespace":
+            env[name] = RELEASE_NAMESPACE
+        elif field == "metadata.name":
+            env[name] = pod_name
+    return env
+
+
+class Life:
+    """The custom resources' lives, driven through the official client (not audited as a
+    component: its User-Agent is the client's own)."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+
+    def create(self, kind: api.Kind, name: str, spec: JsonDict, **metadata: Any) -> None:
+        self.custom.create_namespaced_custom_object(
+            api.GROUP,
+            api.VERSION,
+            NAMESPACE,
+            kind.plural,
+            {
+                "apiVersion": api.API_VERSION,
+                "kind": kind.value,
+                "metadata": {"name": name, **metadata},
+                "spec": spec,
+            },
+        )
+
+    def get(self, kind: api.Kind, name: str) -> JsonDict | None:
+        try:
+            found: JsonDict = self.custom.get_namespaced_custom_object(
+                api.GROUP, api.VERSION, NAMESPACE, kind.plural, name
+            )
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found
+
+    def running(self, kind: api.Kind, name: str, generation: int = 1) -> bool:
+        found = self.get(kind, name) or {}
+        status = found.get("status") or {}
+        return status.get("state") == "Running" and status.get("observedGeneration") == generation
+
+    def delete(self, kind: api.Kind, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(
+            api.GROUP, api.VERSION, NAMESPACE, kind.plural, name
+        )
+
+
+def _live_through(life: Life, watcher_port: int) -> None:
+    db, ds = api.Kind.DATABASE_DS, api.Kind.DEVICE_SERVER
+    life.core.create_namespaced_secret(
+        NAMESPACE,
+        {
+            "metadata": {"name": "own-db-credentials"},
+            "stringData": {"MYSQL_PASSWORD": "a", "MYSQL_ROOT_PASSWORD": "b"},
+        },
+    )
+    # the operator makes the credentials of one, the other names its own Secret and carries
+    # the finalizer an earlier operator set (which deletion must remove)
+    life.create(db, "tangodb", {"clusterDomain": "cluster.local", "usePV": True})
+    life.create(
+        db,
+        "tangodb-own",
+        {"credentialsSecret": "own-db-credentials"},
+        finalizers=[api.FINALIZER],
+    )
+    chain = {"ds-a": [], "ds-b": ["lab/a/1"], "ds-c": ["lab/b/1"]}
+    for name, depends_on in chain.items():
+        member = name[-1]
+        life.create(
+            ds,
+            name,
+            {
+                "dsname": "Chain",
+                "args": member,
+                "command": "/usr/bin/Chain",
+                "image": "registry.example/chain:1",
+                "databaseds": "tangodb",
+                "dependsOn": depends_on,
+                "config": json.dumps(
+                    {"servers": {"Chain": {member: {"Chain": {f"lab/{member}/1": {}}}}}}
+                ),
+            },
+        )
+    for kind, name in [(db, "tangodb"), (db, "tangodb-own"), *((ds, n) for n in chain)]:
+        wait_for(lambda k=kind, n=name: life.running(k, n), timeout=60, what=f"{name} Running")
+
+    life.custom.patch_namespaced_custom_object(
+        api.GROUP, api.VERSION, NAMESPACE, ds.plural, "ds-a",
+        {"spec": {"image": "registry.example/chain:2"}},
+    )  # fmt: skip
+    wait_for(lambda: life.running(ds, "ds-a", generation=2), timeout=60, what="ds-a updated")
+
+    # the watcher's view of the cluster, from its /metrics
+    running = (
+        "tango_operator_custom_resources",
+        frozenset({("kind", "DeviceServer"), ("namespace", NAMESPACE), ("state", "Running")}),
+    )
+    deadline = time.monotonic() + 30
+    while (samples := scrape(watcher_port)).get(running) != 3:
+        states = {k: v for k, v in samples.items() if k[0] == "tango_operator_custom_resources"}
+        assert time.monotonic() < deadline, f"the watcher's CR gauge: {states}"
+        time.sleep(0.2)
+    to_running = (
+        "tango_operator_time_to_running_seconds_count",
+        frozenset({("kind", "DeviceServer")}),
+    )
+    assert samples[to_running] == 3
+
+    for name in reversed(chain):
+        life.delete(ds, name)
+    life.delete(db, "tangodb")
+    life.delete(db, "tangodb-own")
+    for kind, name in [(db, "tangodb"), (db, "tangodb-own"), *((ds, n) for n in chain)]:
+        wait_for(lambda k=kind, n=name: life.get(k, n) is None, timeout=60, what=f"{name} gone")
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_rbac_allows_exactly_what_the_operator_does(
+    mode: str, kubeemu: KubeEmu, redis: RedisServer, tmp_path: Path
+) -> None:
+    objects = render(*MODES[mode], workdir=tmp_path / "helm", namespace=RELEASE_NAMESPACE)
+    grants = Grants.from_objects(objects, RELEASE_NAMESPACE)
+    accounts = {
+        component: find(objects, "Deployment", f"-{component}")["spec"]["template"]["spec"][
+            "serviceAccountName"
+        ]
+        for component in COMPONENTS
+    }
+    for rule in (r for account in accounts.values() for r in grants.rules(account)):
+        for field in (rule.groups, rule.resources, rule.verbs):
+            assert "*" not in field, f"wildcard in {rule}"
+
+    api_client = config.new_client_from_config(config_file=str(kubeemu.kubeconfig))
+    api_client.user_agent = TEST_AGENT
+    install_crds(api_client)
+    life = Life(api_client)
+    for namespace in (RELEASE_NAMESPACE, NAMESPACE):
+        life.core.create_namespace(
+            {"metadata": {"name": namespace, "labels": {"tango-operator": "enabled"}}}
+        )
+    proxy = UserAgentProxy(kubeemu.url, WORKER_AGENT)
+    proxy.start()
+
+    mark = kubeemu.mark()
+    watcher_port = free_port()
+    watcher_env = {
+        **_resolved_env(container(objects, "-watcher"), "op-tango-operator-watcher-0"),
+        "KUBECONFIG": str(kubeemu.kubeconfig),
+        "TANGO_OPERATOR_REDIS_URL": redis.url,
+        "TANGO_OPERATOR_METRICS_PORT": str(watcher_port),
+        "PYTHONPATH": str(REPO),
+    }
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "watcher"],
+        env={**os.environ, **watcher_env},
+        stdout=(tmp_path / "watcher.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    pool = WorkerPool(
+        kubeconfig=proxy.kubeconfig(kubeemu.kubeconfig, tmp_path / "worker.kubeconfig"),
+        redis_url=redis.url,
+        workdir=tmp_path,
+        extra_env={
+            **_resolved_env(container(objects, "-worker"), "op-tango-operator-worker-0"),
+            "TANGO_OPERATOR_METRICS_PORT": str(free_port()),
+            "TANGO_OPERATOR_WAITING_MAX_SECONDS": "2",
+        },
+    )
+    try:
+        pool.start()
+        _live_through(life, watcher_port)
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
+        pool.stop()
+        proxy.stop()
+        api_client.close()
+
+    used: dict[str, set[tuple[str, str, str]]] = {component: set() for component in COMPONENTS}
+    denied: list[str] = []
+    for record in kubeemu.audit(mark):
+        component = _component(record["user_agent"])
+        if component is None:
+            continue
+        request = Request.from_audit(record)
+        used[component].add((request.group, request.resource, request.verb))
+        if not grants.allows(accounts[component], request):
+            denied.append(f"{component}: {request}")
+    assert used["watcher"], "no request of the watcher was audited"
+    assert used["worker"], "no request of the workers was audited"
+    assert not denied, "requests the chart's RBAC would refuse:\n" + "\n".join(sorted(denied))
+    for component, account in accounts.items():
+        unused = grants.triples(account) - used[component] - RARELY_USED[component]
+        assert not unused, f"{component} is granted what it never used: {sorted(unused)}"

@@ -1,0 +1,229 @@
+"""The operator and TANGO together, end to end: real DataBaseds, real device servers started
+by the local kubelet, real watcher and workers, the PyTango side of the operator."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tango
+import yaml
+from kubernetes import client
+
+from devstack.runner import plan
+from tests.e2e.conftest import (
+    DATABASEDS,
+    E2E,
+    SKA_DATABASEDS,
+    SKA_NAMESPACE,
+    database_ds,
+    device_server,
+)
+from workers import api
+
+JsonDict = dict[str, Any]
+CRS = Path(__file__).resolve().parents[1] / "data" / "crs"
+
+
+def _exported(database: tango.Database, device: str) -> bool:
+    try:
+        return bool(database.get_device_info(device).exported)
+    except tango.DevFailed:
+        return False
+
+
+def _replicas(e2e: E2E, namespace: str, name: str) -> int:
+    try:
+        found = client.AppsV1Api(e2e.api_client).read_namespaced_stateful_set(name, namespace)
+    except client.ApiException:
+        return 0
+    return int(found.spec.replicas or 0)
+
+
+def test_a_chain_created_together_starts_in_dependency_order(e2e: E2E) -> None:
+    namespace = "chain"
+    e2e.create(namespace, database_ds())
+    e2e.create(namespace, device_server("a", {"lab/a/1": {}}))
+    e2e.create(namespace, device_server("b", {"lab/b/1": {}}, depends_on=["lab/a/1"]))
+    e2e.create(namespace, device_server("c", {"lab/c/1": {}}, depends_on=["lab/b/1"]))
+    database = e2e.tango_db(namespace)
+
+    seen_waiting: dict[str, list[str]] = {}
+    started_before_provider: list[str] = []
+
+    def watch_the_order() -> bool:
+        for name, provider in (("b", "lab/a/1"), ("c", "lab/b/1")):
+            status = e2e.status(namespace, name)
+            if status.get("state") == "Waiting" and status.get("waitingFor") == [provider]:
+                seen_waiting[name] = status["waitingFor"]
+            if _replicas(e2e, namespace, name) > 0 and not _exported(database, provider):
+                started_before_provider.append(name)
+        return all(e2e.state(namespace, n) == "Running" for n in ("a", "b", "c"))
+
+    e2e.wait(watch_the_order, timeout=120, what="the chain a ← b ← c Running")
+    assert seen_waiting == {"b": ["lab/a/1"], "c": ["lab/b/1"]}, "each waited, naming its need"
+    assert started_before_provider == [], "no server started before its dependency was up"
+    for device in ("lab/a/1", "lab/b/1", "lab/c/1"):
+        assert _exported(database, device)
+    status = e2e.status(namespace, "c")
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "True",
+        "DependenciesReady": "True",
+        "ConfigApplied": "True",
+    }
+    assert "waitingFor" not in status
+
+
+def test_a_lost_tango_db_is_reported_and_recovered_without_intervention(e2e: E2E) -> None:
+    namespace = "outage"
+    e2e.create(namespace, database_ds())
+    e2e.create(namespace, device_server("x", {"lab/x/1": {}}))
+    e2e.wait_states(namespace, {"x": "Running"})
+
+    e2e.stack.kubelet.suspend(namespace, f"{DATABASEDS}-0")  # type: ignore[union-attr]
+    e2e.wait_states(namespace, {"x": "Waiting"}, timeout=60)
+    status = e2e.status(namespace, "x")
+    assert DATABASEDS in status["message"], status["message"]
+    assert status["waitingFor"] == [f"{DATABASEDS}.{namespace}.svc.cluster.local:10000"]
+    assert _replicas(e2e, namespace, "x") == 1, "a running server is not stopped"
+
+    e2e.stack.kubelet.resume(namespace, f"{DATABASEDS}-0")  # type: ignore[union-attr]
+    e2e.wait_states(namespace, {"x": "Running"}, timeout=90)
+
+
+PROPERTY_VALUES = ['say "hi"', "two\nlines", "ünïcødé ✓", "colon: and {{ braces }}"]
+
+
+def test_config_changes_reach_the_tango_db_and_the_server(e2e: E2E) -> None:
+    namespace = "config"
+    e2e.create(namespace, database_ds())
+    devices: dict[str, JsonDict] = {
+        "lab/cfg/1": {
+            "properties": {"label": ["first"], "values": PROPERTY_VALUES},
+            "attribute_properties": {"label_value": {"description": ["what it was told"]}},
+        },
+        "lab/cfg/2": {"properties": {"label": ["second"]}},
+    }
+    classes = {"Probe": {"properties": {"site": ["lab A"]}}}
+    e2e.create(namespace, device_server("cfg", devices, classes=classes))
+    e2e.wait_states(namespace, {"cfg": "Running"})
+    database = e2e.tango_db(namespace)
+    proxy = tango.DeviceProxy(
+        f"tango://{database.get_db_host()}:{database.get_db_port()}/lab/cfg/1"
+    )
+    assert proxy.read_attribute("label_value").value == "first"
+    values = database.get_device_property("lab/cfg/1", ["values"])["values"]
+    assert list(values) == PROPERTY_VALUES, "quotes, newlines and unicode round-trip exactly"
+    attribute = database.get_device_attribute_property("lab/cfg/1", ["label_value"])
+    assert list(attribute["label_value"]["description"]) == ["what it was told"]
+    assert list(database.get_class_property("Probe", ["site"])["site"]) == ["lab A"]
+    first_hash = e2e.status(namespace, "cfg")["configHash"]
+
+    # change a property, an attribute property and a class property; drop lab/cfg/2
+    changed = {
+        "lab/cfg/1": {
+            "properties": {"label": ["changed"], "values": PROPERTY_VALUES[:2]},
+            "attribute_properties": {"label_value": {"description": ["told again"]}},
+        }
+    }
+    new_classes = {"Probe": {"properties": {"site": ["lab B"]}}}
+    config = {"servers": {"Probe": {"cfg": {"Probe": changed}}}, "classes": new_classes}
+    e2e.patch(namespace, "cfg", {"config": json.dumps(config)})
+
+    def applied() -> bool:
+        status = e2e.status(namespace, "cfg")
+        return status.get("configHash") != first_hash and status.get("state") == "Running"
+
+    e2e.wait(applied, timeout=90, what="the new config applied and the server Running")
+    assert list(database.get_device_property("lab/cfg/1", ["label"])["label"]) == ["changed"]
+    assert (
+        list(database.get_device_property("lab/cfg/1", ["values"])["values"])
+        == (PROPERTY_VALUES[:2])
+    )
+    attribute = database.get_device_attribute_property("lab/cfg/1", ["label_value"])
+    assert list(attribute["label_value"]["description"]) == ["told again"]
+    assert list(database.get_class_property("Probe", ["site"])["site"]) == ["lab B"]
+    assert "lab/cfg/2" not in list(database.get_device_name("Probe/cfg", "Probe"))
+    # the pod was rolled, so the server runs with what the DB now says
+    e2e.wait(
+        lambda: _label(e2e, namespace) == "changed",
+        timeout=60,
+        what="the restarted server serving the new property",
+    )
+
+
+def _label(e2e: E2E, namespace: str) -> str | None:
+    database = e2e.tango_db(namespace)
+    try:
+        proxy = tango.DeviceProxy(
+            f"tango://{database.get_db_host()}:{database.get_db_port()}/lab/cfg/1"
+        )
+        proxy.set_timeout_millis(1000)
+        value: str = proxy.read_attribute("label_value").value
+        return value
+    except tango.DevFailed:
+        return None
+
+
+def test_a_device_claimed_twice_is_an_error_for_the_second_only(e2e: E2E) -> None:
+    namespace = "claims"
+    e2e.create(namespace, database_ds())
+    e2e.create(namespace, device_server("first", {"lab/shared/1": {}}))
+    e2e.wait_states(namespace, {"first": "Running"})
+    e2e.create(namespace, device_server("second", {"lab/shared/1": {}}))
+    e2e.wait_states(namespace, {"second": "Error"}, timeout=60)
+    message = e2e.status(namespace, "second")["message"]
+    assert "lab/shared/1" in message
+    assert "Probe/first" in message, message
+    assert "Probe/second" in message, message
+    time.sleep(1)
+    assert e2e.state(namespace, "first") == "Running"
+    database = e2e.tango_db(namespace)
+    assert database.get_device_info("lab/shared/1").ds_full_name == "Probe/first"
+    assert _exported(database, "lab/shared/1")
+
+
+def test_deleting_a_device_server_removes_it_from_the_tango_db(e2e: E2E) -> None:
+    namespace = "cleanup"
+    e2e.create(namespace, database_ds())
+    e2e.create(namespace, device_server("gone", {"lab/gone/1": {}}))
+    e2e.wait_states(namespace, {"gone": "Running"})
+    database = e2e.tango_db(namespace)
+    assert "Probe/gone" in list(database.get_server_list("Probe/*"))
+    e2e.custom.delete_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, "deviceservers", "gone"
+    )
+
+    def removed() -> bool:
+        try:
+            e2e.custom.get_namespaced_custom_object(
+                api.GROUP, api.VERSION, namespace, "deviceservers", "gone"
+            )
+        except client.ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
+    e2e.wait(removed, timeout=60, what="the DeviceServer gone (finalizer done)")
+    assert "Probe/gone" not in list(database.get_server_list("Probe/*"))
+
+
+@pytest.mark.skipif(
+    not os.path.exists(plan.DEBIAN_TANGO_TEST),
+    reason="Debian's TangoTest is not installed: apt-get install tango-test",
+)
+def test_the_ska_tangotest_example_runs_unchanged_with_the_cpp_tangotest(e2e: E2E) -> None:
+    """The DatabaseDS and the TangoTest DeviceServer exactly as the SKA charts render them
+    (`command: /usr/local/bin/TangoTest`), run by Debian's C++ TangoTest."""
+    for sample in ("ska-databaseds.yaml", "ska-tangotest.yaml"):
+        e2e.create(SKA_NAMESPACE, yaml.safe_load((CRS / sample).read_text()))
+    e2e.wait_states(SKA_NAMESPACE, {"tangotest-test": "Running"}, timeout=120)
+    database = e2e.tango_db(SKA_NAMESPACE, SKA_DATABASEDS)
+    assert _exported(database, "sys/tg_test/1")
+    host = f"{database.get_db_host()}:{database.get_db_port()}"
+    proxy = tango.DeviceProxy(f"tango://{host}/sys/tg_test/1")
+    assert proxy.read_attribute("double_scalar").value is not None
+    assert proxy.command_inout("DevString", "echo") == "echo"

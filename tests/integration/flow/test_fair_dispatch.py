@@ -1,0 +1,93 @@
+"""Fair dispatch end to end: the real watcher (its dispatcher) and real worker processes on
+kubeemu and redis-server. A flood of DeviceServers in one namespace does not hold up a
+late DeviceServer in another, and the Celery queue stays short while the flood drains; an
+urgent message overtakes the queue. (The timing comparison with FIFO dispatch is the
+fairness benchmark, not a test.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from kubernetes import client
+
+from devstack.redis_server import RedisServer
+from tests.support.crs import create_device_server, running
+from tests.support.standin_tango import reconcile_starts
+from tests.support.workers import REPO, WorkerPool, celery_queue_length, wait_for
+from watcher.send import Sender
+from workers.contract import Key
+
+FLOOD = 150
+
+
+def test_a_late_namespace_overtakes_a_flood(
+    pool: WorkerPool, redis: RedisServer, kube_client: client.ApiClient, tmp_path: Path
+) -> None:
+    pool.processes, pool.concurrency = 2, 1
+    pool.extra_env["TANGO_OPERATOR_DISPATCH"] = "fair"
+    pool.start()
+    core = client.CoreV1Api(kube_client)
+    for namespace in ("flood", "late"):
+        core.create_namespace({"metadata": {"name": namespace}})
+    for number in range(FLOOD):
+        create_device_server(kube_client, f"f{number}", "flood")
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "watcher"],
+        env={**pool.environment(), "TANGO_OPERATOR_DISPATCH": "fair"},
+        stdout=(tmp_path / "watcher.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    longest_celery_queue = 0
+    try:
+        wait_for(lambda: running(kube_client, "flood") >= 5, timeout=60, what="the flood started")
+        create_device_server(kube_client, "late", "late")
+        with redis.client() as connection:
+
+            def late_running() -> bool:
+                nonlocal longest_celery_queue
+                length = celery_queue_length(connection)
+                longest_celery_queue = max(longest_celery_queue, length)
+                return running(kube_client, "late") == 1
+
+            wait_for(late_running, timeout=60, interval=0.2, what="the late DeviceServer")
+        flood_running = running(kube_client, "flood")
+        assert flood_running < FLOOD / 2, (
+            f"the late namespace waited for the flood ({flood_running} of {FLOOD} Running)"
+        )
+        assert longest_celery_queue <= 20, "the Celery queue stays a few messages long"
+        wait_for(
+            lambda: running(kube_client, "flood") == FLOOD, timeout=240, what="the whole flood"
+        )
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=20)
+
+
+def test_an_urgent_message_is_taken_before_those_queued_ahead_of_it(
+    pool: WorkerPool, redis: RedisServer, kube_client: client.ApiClient
+) -> None:
+    """The watcher's sender and a real worker through kombu's priority lists: a woken
+    dependent sent at the urgent priority runs before the messages that were already
+    waiting (``workers.contract``), instead of after a window of them."""
+    names = [f"n{number}" for number in range(6)]
+    for name in [*names, "woken"]:
+        create_device_server(kube_client, name, databaseds=f"db-{name}.example")
+    sender = Sender(redis.url)
+    for name in names:
+        sender(Key("DeviceServer", "default", name))
+    sender.urgent(Key("DeviceServer", "default", "woken"))
+    with redis.client() as connection:
+        assert celery_queue_length(connection) == 7
+    pool.processes, pool.concurrency = 1, 1
+    pool.start()
+
+    def hosts_in_order() -> list[str]:
+        return [host for _, host, _ in reconcile_starts(pool.trace)]
+
+    wait_for(lambda: len(set(hosts_in_order())) == 7, timeout=60, what="all seven reconciled")
+    order = list(dict.fromkeys(hosts_in_order()))
+    assert order[0] == "db-woken.example:10000", order
+    assert order[1:] == [f"db-{name}.example:10000" for name in names], "the rest in FIFO order"

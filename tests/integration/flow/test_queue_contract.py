@@ -1,0 +1,273 @@
+"""The queue contract with real parts: redis-server, `tango-operator worker` processes
+(Celery, prefork), kubeemu; the watcher's part is played by ``Producer``.
+
+Concurrency is checked by an independent recorder: the TANGO stand-in in each worker
+process appends enter/exit lines around a call made in every reconcile (see
+``tests.support.standin_tango.TracingStandIn``), not by the lease under test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes import client
+
+from devstack.runner.plan import free_port
+from tests.support.crs import traced_device_server
+from tests.support.metrics import scrape
+from tests.support.standin_tango import overlapping_windows, reconcile_starts
+from tests.support.workers import Producer, WorkerPool, wait_for
+from workers import api
+from workers.contract import Key
+from workers.queue import WorkQueue
+
+
+def _custom(kube_client: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(kube_client)
+
+
+def _state(kube_client: client.ApiClient, name: str, namespace: str = "default") -> str | None:
+    found = _custom(kube_client).get_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, "deviceservers", name
+    )
+    state: str | None = (found.get("status") or {}).get("state")
+    return state
+
+
+def _key(name: str, namespace: str = "default") -> Key:
+    return Key("DeviceServer", namespace, name)
+
+
+def _enters(trace: Path, host: str) -> list[tuple[int, float]]:
+    return [(pid, stamp) for pid, traced, stamp in reconcile_starts(trace) if traced == host]
+
+
+def test_many_keys_reach_running(
+    pool: WorkerPool, producer: Producer, kube_client: client.ApiClient
+) -> None:
+    pool.processes, pool.concurrency = 2, 2
+    pool.start()
+    core = client.CoreV1Api(kube_client)
+    core.create_namespace({"metadata": {"name": "team-b"}})
+    names = [(f"m{i}", "default" if i % 2 else "team-b") for i in range(20)]
+    for name, namespace in names:
+        _custom(kube_client).create_namespaced_custom_object(
+            api.GROUP, api.VERSION, namespace, "deviceservers", traced_device_server(name)
+        )
+        producer.enqueue(_key(name, namespace))
+
+    def all_running() -> bool:
+        producer.pump()  # the watcher's requeue-after pump
+        return all(_state(kube_client, n, ns) == "Running" for n, ns in names)
+
+    wait_for(all_running, timeout=60, what="20 DeviceServers Running")
+    assert overlapping_windows(str(pool.trace)) == []
+
+
+def test_storm_on_one_key_never_runs_it_twice_at_once(
+    pool: WorkerPool, producer: Producer, kube_client: client.ApiClient
+) -> None:
+    # requeue-after polling is pushed out of the test window and the export watcher is
+    # off (it wakes a server whose rolled pods export their devices — a TANGO-side event,
+    # not one of the storm's), so every run after the storm is caused by the storm
+    pool.processes, pool.concurrency, pool.hold_ms = 4, 1, 20
+    pool.extra_env["TANGO_OPERATOR_PENDING_POLL_SECONDS"] = "120"
+    pool.extra_env["TANGO_OPERATOR_EXPORT_POLL_SECONDS"] = "0"
+    pool.start()
+    _custom(kube_client).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("storm")
+    )
+    producer.enqueue(_key("storm"))
+    wait_for(
+        lambda: _enters(pool.trace, "db-storm.example:10000"),
+        timeout=30,
+        what="the first reconcile",
+    )
+
+    started = time.monotonic()
+    for index in range(200):
+        _custom(kube_client).patch_namespaced_custom_object(
+            api.GROUP,
+            api.VERSION,
+            "default",
+            "deviceservers",
+            "storm",
+            {"spec": {"env": [{"name": "STORM", "value": str(index)}]}},
+        )
+        producer.enqueue(_key("storm"))
+    last_event = time.monotonic()
+    assert last_event - started < 10
+
+    apps = client.AppsV1Api(kube_client)
+
+    def reflects_last_update() -> bool:
+        statefulset = apps.read_namespaced_stateful_set("storm", "default")
+        env = {e.name: e.value for e in statefulset.spec.template.spec.containers[0].env}
+        return env.get("STORM") == "199"
+
+    wait_for(reflects_last_update, timeout=30, what="the last update in the StatefulSet")
+    time.sleep(2)  # let anything still queued run, so the count below is final
+    entries = _enters(pool.trace, "db-storm.example:10000")
+    after = [stamp for _, stamp in entries if stamp > last_event]
+    assert len(after) <= 1, f"{len(after)} reconciles started after the last event"
+    assert overlapping_windows(str(pool.trace)) == []
+    assert len({pid for pid, _ in entries}) > 1, "the storm was spread over several workers"
+    assert len(entries) < 200, "events were coalesced"
+
+
+def test_a_worker_killed_mid_reconcile_loses_nothing(
+    pool: WorkerPool, producer: Producer, queue: WorkQueue, kube_client: client.ApiClient
+) -> None:
+    pool.processes, pool.concurrency, pool.hold_ms = 2, 1, 4000
+    pool.start()
+    _custom(kube_client).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("victim")
+    )
+    producer.enqueue(_key("victim"))
+    host = "db-victim.example:10000"
+    wait_for(lambda: _enters(pool.trace, host), timeout=30, what="the reconcile to start")
+    victim_pid = _enters(pool.trace, host)[0][0]
+    os.kill(victim_pid, signal.SIGKILL)  # the pool child holding the key, as an OOM kill would
+    killed_at = time.monotonic()
+    pool.hold_ms = 0
+
+    def running() -> bool:
+        producer.pump()
+        return _state(kube_client, "victim") == "Running"
+
+    wait_for(running, timeout=60, what="another worker to finish the key")
+    pids = {pid for pid, _ in _enters(pool.trace, host)}
+    assert len(pids) >= 2, "a different process completed the key"
+    statefulsets = client.AppsV1Api(kube_client).list_namespaced_stateful_set("default").items
+    assert [s.metadata.name for s in statefulsets] == ["victim"], "no duplicate children"
+    assert overlapping_windows(str(pool.trace), deaths={victim_pid: killed_at}) == []
+
+
+def test_a_poison_key_backs_off_and_does_not_delay_others(
+    pool: WorkerPool, producer: Producer, queue: WorkQueue, kube_client: client.ApiClient
+) -> None:
+    pool.processes, pool.concurrency = 1, 2
+    metrics_port = free_port()
+    pool.extra_env["TANGO_OPERATOR_METRICS_PORT"] = str(metrics_port)
+    pool.start()
+    _custom(kube_client).create_namespaced_custom_object(
+        api.GROUP,
+        api.VERSION,
+        "default",
+        "deviceservers",
+        traced_device_server("bad", databaseds="poison.example"),
+    )
+    producer.enqueue(_key("bad"))
+    failures: list[int] = []
+
+    def failing_repeatedly() -> bool:
+        producer.pump()
+        raw = cast(bytes | None, queue.redis.hget(queue.prefix + "failures", _key("bad").encode()))
+        count = int(raw or 0)
+        if not failures or failures[-1] != count:
+            failures.append(count)
+        return count >= 4
+
+    wait_for(failing_repeatedly, timeout=60, what="four failures of the poison key")
+    delayed = cast(float | None, queue.redis.zscore(queue.prefix + "delayed", _key("bad").encode()))
+    assert delayed is not None, "the poison key waits in Redis, not in a worker"
+    assert delayed - time.time() > 1.0, "backoff has grown beyond a second"
+
+    started = time.monotonic()
+    _custom(kube_client).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("good")
+    )
+    producer.enqueue(_key("good"))
+
+    def good_running() -> bool:
+        producer.pump()
+        return _state(kube_client, "good") == "Running"
+
+    wait_for(good_running, timeout=30, what="the healthy key")
+    assert time.monotonic() - started < 15
+    assert "poisoned key" in pool.logs()
+    # visible where operators look: the failure counter, and FAILURE tasks for Flower
+    errors = scrape(metrics_port).get(
+        (
+            "tango_operator_reconcile_total",
+            frozenset({("kind", "DeviceServer"), ("result", "error")}),
+        )
+    )
+    assert errors is not None
+    assert errors >= 4
+    assert "ReconcileFailedError" in pool.logs()
+
+
+def test_redis_restarted_empty_then_resync_converges(
+    pool: WorkerPool, producer: Producer, kube_client: client.ApiClient, redis: Any
+) -> None:
+    pool.processes, pool.concurrency = 1, 2
+    pool.start()
+    for name in ("r1", "r2"):
+        _custom(kube_client).create_namespaced_custom_object(
+            api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server(name)
+        )
+        producer.enqueue(_key(name))
+    wait_for(
+        lambda: (producer.pump() or True) and _state(kube_client, "r1") == "Running",
+        timeout=60,
+        what="r1 Running",
+    )
+    redis.restart(flush=True)
+    _custom(kube_client).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("r3")
+    )
+
+    def converged() -> bool:
+        for name in ("r1", "r2", "r3"):  # the watcher's resync after it reconnects
+            producer.enqueue(_key(name))
+        producer.pump()
+        return all(_state(kube_client, n) == "Running" for n in ("r1", "r2", "r3"))
+
+    wait_for(converged, timeout=90, interval=1.0, what="convergence after Redis restarted empty")
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def test_a_dead_celery_main_process_is_restarted_by_the_supervisor(
+    pool: WorkerPool, producer: Producer, kube_client: client.ApiClient
+) -> None:
+    """``tango-operator worker`` restarts Celery when its main process dies (as it does on
+    kombu's "Unrecoverable error" when Redis vanishes mid-delivery), so the work goes on."""
+    pool.processes, pool.concurrency = 1, 1
+    supervisor = pool.start_one("worker0")
+    _custom(kube_client).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("before")
+    )
+    producer.enqueue(_key("before"))
+    wait_for(
+        lambda: (producer.pump() or True) and _state(kube_client, "before") == "Running",
+        timeout=60,
+        what="the first key Running",
+    )
+    (celery_main,) = _children(supervisor.pid)
+    os.kill(celery_main, signal.SIGKILL)
+    wait_for(
+        lambda: _children(supervisor.pid) not in ([], [celery_main]),
+        timeout=30,
+        what="a new Celery main process",
+    )
+    assert supervisor.poll() is None, "the supervisor itself keeps running"
+
+    _custom(kube_client).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("after")
+    )
+    producer.enqueue(_key("after"))
+    wait_for(
+        lambda: (producer.pump() or True) and _state(kube_client, "after") == "Running",
+        timeout=60,
+        what="a key enqueued after the crash Running",
+    )
+    assert "exited unexpectedly (killed by SIGKILL); restarting" in pool.logs()

@@ -1,0 +1,61 @@
+"""Fixtures for the tests of ``workers.tango`` against real TANGO.
+
+* ``tango_db`` — one PyTango DataBaseds (sqlite) for the module: starting one costs about a
+  second, and tests stay independent by using names from ``unique``.
+* ``own_tango_db`` — a DataBaseds of the test's own, for tests that stop, kill, freeze or
+  restart it.
+* ``servers`` — registers and runs device servers against ``tango_db``; all stopped after
+  the test.
+* ``port`` — a PyTangoPort with the cache off (every call is a real round trip);
+  ``cached_port`` — with the default cache.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.tango_db import PyTangoDatabase
+from tests.support.tango_servers import TangoServers
+from workers.tango import PyTangoPort
+
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def tango_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyTangoDatabase]:
+    with PyTangoDatabase(tmp_path_factory.mktemp("tangodb")) as db:
+        yield db
+
+
+@pytest.fixture
+def own_tango_db(tmp_path: Path) -> Iterator[PyTangoDatabase]:
+    with PyTangoDatabase(tmp_path / "own-db") as db:
+        yield db
+
+
+@pytest.fixture
+def servers(tango_db: PyTangoDatabase, tmp_path: Path) -> Iterator[TangoServers]:
+    running = TangoServers(tango_db, tmp_path / "servers")
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A token that makes server, instance and device names unique within the run."""
+    return f"p{os.getpid()}n{next(_names)}"
+
+
+@pytest.fixture
+def port() -> PyTangoPort:
+    return PyTangoPort(cache_ttl=0)
+
+
+@pytest.fixture
+def cached_port() -> PyTangoPort:
+    return PyTangoPort()

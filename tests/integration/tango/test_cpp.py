@@ -1,0 +1,135 @@
+"""The slower tier: Debian's C++ DataBaseds on MariaDB and the C++ TangoTest server.
+
+Skipped, with the reason, where ``tango-db``/``tango-test`` or MariaDB are missing
+(``make test`` installs the packages when it runs as root with apt; see
+scripts/system-deps.sh). Each module run gets a database of its own in MariaDB.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dsconfig.json2tango import apply_config as json2tango_apply
+from dsconfig.json2tango import prepare_config
+
+from tests.support.tango_db import CppDatabase, cpp_unavailable
+from tests.support.tango_servers import TANGO_TEST, TangoServers
+from workers.reconcile.ports import ConfigConflictError
+from workers.tango import PyTangoPort
+
+pytestmark = pytest.mark.slow
+JsonDict = dict[str, Any]
+
+AWKWARD = {
+    "quotes": ['he said "hi"', "it's"],
+    "newlines": ["one\ntwo"],
+    "unicode": ["héllo", "€ → 日本"],
+    "many": [str(i) for i in range(12)],
+}
+
+
+@pytest.fixture(scope="module")
+def cpp_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CppDatabase]:
+    reason = cpp_unavailable()
+    if reason is None and not TANGO_TEST.exists():
+        reason = "Debian tango-test not installed: apt-get install tango-db tango-test"
+    if reason:
+        pytest.skip(reason)
+    with CppDatabase(tmp_path_factory.mktemp("cppdb")) as db:
+        yield db
+
+
+@pytest.fixture
+def cpp_servers(cpp_db: CppDatabase, tmp_path: Path) -> Iterator[TangoServers]:
+    running = TangoServers(cpp_db, tmp_path / "servers")
+    yield running
+    running.stop_all()
+
+
+def tangotest_document(instance: str, device: str, **properties: list[str]) -> JsonDict:
+    return {
+        "servers": {"TangoTest": {instance: {"TangoTest": {device: {"properties": properties}}}}},
+        "classes": {"TangoTest": {"properties": {"cpp_tier": ["yes"]}}},
+    }
+
+
+def test_apply_is_idempotent_and_tangotest_becomes_ready(
+    cpp_db: CppDatabase, cpp_servers: TangoServers, port: PyTangoPort, unique: str
+) -> None:
+    device = f"test/tg/{unique}"
+    target = f"TangoTest/{unique}"
+    doc = tangotest_document(unique, device, **AWKWARD)
+    assert port.apply_config(cpp_db.tango_host, target, doc).changed
+    before = cpp_db.snapshot()
+    assert not port.apply_config(cpp_db.tango_host, target, doc).changed
+    assert cpp_db.snapshot() == before
+    database = cpp_db.database()
+    for name, values in AWKWARD.items():
+        assert list(database.get_device_property(device, [name])[name]) == values, name
+
+    assert port.database_alive(cpp_db.tango_host).ok
+    assert "not exported" in port.device_ready(cpp_db.tango_host, device).reason
+    cpp_servers.start([str(TANGO_TEST), unique], target, [device], wait=False)
+    deadline = time.monotonic() + 30
+    while not (probe := port.device_ready(cpp_db.tango_host, device)).ok:
+        assert time.monotonic() < deadline, probe.reason
+        time.sleep(0.2)
+    assert port.unexported_devices(cpp_db.tango_host, (device,)) == []
+
+    cpp_servers.running[0].kill()
+    assert not port.device_ready(cpp_db.tango_host, device).ok
+    port.remove_server(cpp_db.tango_host, target)
+    assert list(cpp_db.database().get_device_class_list(target)) == []
+    port.remove_server(cpp_db.tango_host, target)
+
+
+def test_claims_are_checked_on_the_cpp_db_too(
+    cpp_db: CppDatabase, port: PyTangoPort, unique: str
+) -> None:
+    device = f"test/claimed/{unique}"
+    port.apply_config(
+        cpp_db.tango_host, f"TangoTest/{unique}-a", tangotest_document(f"{unique}-a", device)
+    )
+    before = cpp_db.snapshot()
+    with pytest.raises(ConfigConflictError, match=f"TangoTest/{unique}-a"):
+        port.apply_config(
+            cpp_db.tango_host, f"TangoTest/{unique}-b", tangotest_document(f"{unique}-b", device)
+        )
+    assert cpp_db.snapshot() == before
+
+
+def test_device_added_to_a_running_config_is_idempotent_here_where_json2tango_is_not(
+    cpp_db: CppDatabase, port: PyTangoPort, unique: str
+) -> None:
+    """The alias quirk is not sqlite's. The C++ DB returns device rows in insertion order
+    and adds a server's dserver row after its first device, so json2tango is idempotent
+    at first (DESIGN §7) -- until a device is added to an existing server instance: that
+    device is then the last row, and json2tango rewrites the DB on every apply."""
+    target = f"TangoTest/{unique}"
+    one = tangotest_document(unique, f"test/grow/{unique}-1")
+    two = copy.deepcopy(one)
+    two["servers"]["TangoTest"][unique]["TangoTest"][f"test/grow/{unique}-2"] = {}
+    assert port.apply_config(cpp_db.tango_host, target, one).changed
+    assert port.apply_config(cpp_db.tango_host, target, two).changed
+    before = cpp_db.snapshot()
+    assert not port.apply_config(cpp_db.tango_host, target, two).changed
+    assert cpp_db.snapshot() == before
+    _, _, calls, *_ = json2tango_apply(prepare_config(copy.deepcopy(two)), cpp_db.database())
+    assert [(method, args) for method, args, _ in calls] == [("delete_device_alias", ("",))]
+
+
+def test_database_alive_false_when_the_cpp_db_stops(tmp_path: Path, port: PyTangoPort) -> None:
+    if cpp_unavailable():
+        pytest.skip(cpp_unavailable() or "")
+    with CppDatabase(tmp_path / "own-cpp") as db:
+        assert port.database_alive(db.tango_host).ok
+        db.stop()
+        started = time.monotonic()
+        probe = port.database_alive(db.tango_host)
+        assert time.monotonic() - started < 2.0
+        assert not probe.ok

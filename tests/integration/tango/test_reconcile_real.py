@@ -1,0 +1,105 @@
+"""The DeviceServer reconciler with PyTangoPort: kubeemu on one side, real TANGO on the other.
+
+The reconcilers run in-process (``tests.support.operator.Operator``), the TANGO host is a
+real PyTango DataBaseds, and the "pods" are real device servers this test starts when the
+operator has scaled their StatefulSet up (kubeemu has no kubelet that would run them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, cast
+
+import tango
+from kubernetes import client
+
+from tests.support.operator import Operator, ds_key
+from tests.support.tango_db import PyTangoDatabase
+from tests.support.tango_servers import TangoServers
+from workers import api
+from workers.reconcile.ports import Outcome, Settings
+from workers.tango import PyTangoPort
+
+JsonDict = dict[str, Any]
+IN_CLUSTER = "tango-databaseds.default.svc.cluster.local:10000"
+
+
+def _device_server(name: str, instance: str, devices: dict[str, JsonDict], **spec: Any) -> JsonDict:
+    config = {"servers": {"EchoServer": {instance: {"Echo": devices}}}}
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": "DeviceServer",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "dsname": "EchoServer",
+            "args": instance,
+            "command": "/usr/local/bin/EchoServer",
+            "databaseds": "tango-databaseds",
+            "image": "registry.example/echo:1.0",
+            "config": json.dumps(config),
+            **spec,
+        },
+    }
+
+
+def _until(operator: Operator, name: str, state: str, timeout: float = 20.0) -> Outcome:
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = operator.reconcile(ds_key(name))
+        if outcome.state == state:
+            return outcome
+        assert time.monotonic() < deadline, f"{name}: {outcome}"
+        time.sleep(0.1)
+
+
+def test_config_dependency_and_export_through_real_tango(
+    kube_client: client.ApiClient, tango_db: PyTangoDatabase, servers: TangoServers, unique: str
+) -> None:
+    port = PyTangoPort()
+    # Operator is typed for the stand-in; any TangoPort plugs in the same way
+    operator = Operator(
+        kube_client,
+        tango=cast(Any, port),
+        settings=Settings(host_map={IN_CLUSTER: tango_db.tango_host}),
+    )
+    custom = client.CustomObjectsApi(kube_client)
+    provider_device, dependent_device = f"test/{unique}/provider", f"test/{unique}/dependent"
+    provider = _device_server(
+        "provider", f"{unique}-p", {provider_device: {"properties": {"greeting": ["from the CR"]}}}
+    )
+    dependent = _device_server(
+        "dependent", f"{unique}-d", {dependent_device: {}}, dependsOn=[provider_device]
+    )
+    for body in (provider, dependent):
+        custom.create_namespaced_custom_object(
+            api.GROUP, api.VERSION, "default", "deviceservers", body
+        )
+
+    waiting = operator.reconcile(ds_key("dependent"))
+    assert waiting.state == "Waiting"
+    assert operator.index.waiters_of((provider_device,)) == [ds_key("dependent")]
+
+    _until(operator, "provider", "Pending")  # configured in TANGO, pod up, device not exported
+    database = tango_db.database()
+    assert database.get_device_info(provider_device).ds_full_name == f"EchoServer/{unique}-p"
+    servers.start_echo(f"{unique}-p")  # the provider's pod
+    running = _until(operator, "provider", "Running")
+    assert ds_key("dependent") in running.wake
+
+    before = tango_db.snapshot()
+    assert operator.reconcile(ds_key("provider")).state == "Running"
+    assert tango_db.snapshot() == before, "an unchanged config is not rewritten"
+
+    _until(operator, "dependent", "Pending")  # its dependency answers a real ping now
+    servers.start_echo(f"{unique}-d")
+    _until(operator, "dependent", "Running")
+    # the running provider read the property the operator wrote from the CR's config
+    proxy = tango.DeviceProxy(f"tango://{tango_db.tango_host}/{provider_device}")
+    assert proxy.read_attribute("greeting_value").value == "from the CR"
+
+    custom.delete_namespaced_custom_object(
+        api.GROUP, api.VERSION, "default", "deviceservers", "provider"
+    )
+    operator.reconcile(ds_key("provider"))  # the finalizer takes the instance out of TANGO
+    assert list(database.get_device_class_list(f"EchoServer/{unique}-p")) == []

@@ -1,0 +1,161 @@
+"""A relist after 410 Gone replaces what the watcher knew, as client-go's reflector does
+(``Replace``): an object deleted while no watch was open — absent from the new list — is
+handed on as a DELETED once, so its fingerprint is forgotten, its custom-resource count
+dropped and its key enqueued; what the list still has is not deleted.
+
+The gap: watches of custom resources are throttled (429) while the emulator drops every
+open watch, an object is deleted and the history compacted, so the resume gets 410 and the
+source relists. The emulator sends no bookmarks, so the sources' resourceVersions stay
+where their last events left them (a bookmark would carry them past the compaction).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from prometheus_client import REGISTRY
+
+from devstack.stack import install_crds
+from kubeemu.testing import KubeEmu
+from tests.integration.watcher.conftest import StartWatcher, create_ds, ds_key
+from tests.support.workers import wait_for
+from watcher.sources import Resource, Source
+from workers import api
+
+JsonDict = dict[str, Any]
+NAMESPACE = "relist"
+"""A namespace of these tests alone: the custom-resource gauge is process-wide."""
+
+
+@pytest.fixture
+def quiet(tmp_path: Path) -> Iterator[tuple[KubeEmu, client.ApiClient]]:
+    """An emulator without bookmarks, with the CRDs and the test's namespace."""
+    with KubeEmu.start(tmp_path / "quiet", ["--bookmark-interval", "3600"]) as emulator:
+        api_client = config.new_client_from_config(config_file=str(emulator.kubeconfig))
+        install_crds(api_client)
+        client.CoreV1Api(api_client).create_namespace({"metadata": {"name": NAMESPACE}})
+        try:
+            yield emulator, api_client
+        finally:
+            api_client.close()
+
+
+def _delete_ds(api_client: client.ApiClient, name: str) -> None:
+    client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
+        api.GROUP, api.VERSION, NAMESPACE, "deviceservers", name
+    )
+
+
+def _relist_deletions() -> float:
+    labels = {"resource": "deviceservers"}
+    value = REGISTRY.get_sample_value("tango_operator_relist_deletions_total", labels)
+    return value or 0.0
+
+
+def _gap(emulator: KubeEmu, during: Any, relisted: Any) -> None:
+    """Run ``during()`` while no DeviceServer watch is open, then compact the history and
+    wait until ``relisted()`` (the resume got 410 and the source listed again)."""
+    injected = emulator.stats()["faultsInjected"]
+    emulator.set_faults([{"code": 429, "verbs": ["watch"], "resources": ["deviceservers"]}])
+    assert emulator.drop_watches() >= 1
+    during()
+    emulator.compact()
+    wait_for(
+        lambda: emulator.stats()["faultsInjected"] > injected,
+        timeout=10,
+        what="a throttled watch",
+    )
+    emulator.clear_faults()
+    wait_for(relisted, timeout=15, what="a relist after 410 Gone")
+
+
+def _count(state: str = "Unknown") -> float:
+    labels = {"kind": "DeviceServer", "namespace": NAMESPACE, "state": state}
+    return REGISTRY.get_sample_value("tango_operator_custom_resources", labels) or 0.0
+
+
+def test_source_relist_deletes_what_the_list_no_longer_has(
+    quiet: tuple[KubeEmu, client.ApiClient],
+) -> None:
+    emulator, api_client = quiet
+    for name in ("stays", "goes", "goes-too"):
+        create_ds(api_client, name, NAMESPACE)
+    emitted: list[tuple[str, str, JsonDict]] = []
+    stop = threading.Event()
+    source = Source(
+        api_client,
+        Resource(f"/apis/{api.API_VERSION}", "deviceservers", "DeviceServer"),
+        NAMESPACE,
+        lambda kind, event_type, obj: emitted.append((kind, event_type, obj)),
+        stop,
+        inactivity_seconds=5,
+    )
+    thread = threading.Thread(target=source.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: emulator.stats()["openWatches"] >= 1, timeout=10, what="the watch")
+        assert sorted(e[2]["metadata"]["name"] for e in emitted) == ["goes", "goes-too", "stays"]
+        before = len(emitted)
+
+        def delete_two() -> None:
+            _delete_ds(api_client, "goes")
+            _delete_ds(api_client, "goes-too")
+
+        counted_before = _relist_deletions()
+        _gap(emulator, delete_two, lambda: source.relists == 2)
+        wait_for(lambda: len(emitted) >= before + 3, timeout=5, what="the relist's events")
+        assert _relist_deletions() - counted_before == 2, "visible in the metrics"
+        after = sorted((e[1], e[2]["metadata"]["name"]) for e in emitted[before:])
+        assert after == [("ADDED", "stays"), ("DELETED", "goes"), ("DELETED", "goes-too")]
+        deleted = [e for e in emitted[before:] if e[1] == "DELETED"]
+        for kind, _, obj in deleted:  # the last state known, enough to map it to keys
+            assert kind == "DeviceServer"
+            assert obj["metadata"]["namespace"] == NAMESPACE
+            assert obj["metadata"]["uid"]
+
+        # once only: a later relist has nothing more to delete (a ConfigMap written in the
+        # gap moves the compaction floor past the source's resourceVersion)
+        core = client.CoreV1Api(api_client)
+        _gap(
+            emulator,
+            lambda: core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": "bump"}}),
+            lambda: source.relists == 3,
+        )
+        wait_for(lambda: len(emitted) >= before + 4, timeout=5, what="the second relist")
+        assert [(e[1], e[2]["metadata"]["name"]) for e in emitted[before + 3 :]] == [
+            ("ADDED", "stays")
+        ]
+    finally:
+        stop.set()
+        source.abort()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def test_cr_deleted_in_a_watch_gap_is_forgotten_uncounted_and_enqueued(
+    quiet: tuple[KubeEmu, client.ApiClient], start_watcher: StartWatcher
+) -> None:
+    emulator, api_client = quiet
+    watcher = start_watcher(kubeconfig=emulator.kubeconfig)
+    for name in ("stays", "goes"):
+        create_ds(api_client, name, NAMESPACE)
+    stays, goes = ds_key("stays", NAMESPACE), ds_key("goes", NAMESPACE)
+    wait_for(lambda: {stays, goes} <= set(watcher.offered), timeout=10, what="both keys")
+    wait_for(lambda: _count() == 2, timeout=5, what="both counted")
+    assert watcher.mapper.knows(goes)
+    source = next(s for s in watcher.sources if s.resource.plural == "deviceservers")
+    relists = source.relists
+
+    _gap(emulator, lambda: _delete_ds(api_client, "goes"), lambda: source.relists > relists)
+    wait_for(lambda: watcher.offered.count(goes) == 2, timeout=5, what="the deletion's key")
+    assert _count() == 1, "the deleted CR is no longer counted"
+    assert not watcher.mapper.knows(goes), "its fingerprint is forgotten"
+    assert watcher.mapper.knows(stays)
+    # the resync after the relist offers the live CR again; the deleted one is offered once
+    wait_for(lambda: watcher.offered.count(stays) >= 2, timeout=5, what="the resync")
+    assert watcher.offered.count(goes) == 2

@@ -1,0 +1,241 @@
+"""Fair dispatch against a real redis-server: dedupe by the work queue's rules, round-robin
+and weights across namespaces, the in-flight window, wake-ups to the front, urgency, and the
+dispatcher's automatic window."""
+
+from __future__ import annotations
+
+import pytest
+from redis import Redis
+
+from watcher.dispatch import FLOOR, Dispatcher
+from workers.contract import Key
+from workers.queue import Lease, WorkQueue
+from workers.queue.fair import AddResult, DispatchSettings, DispatchSettingsError, FairQueue
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _key(namespace: str, name: str) -> Key:
+    return Key("DeviceServer", namespace, name)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def queue(redis_client: Redis, clock: Clock) -> WorkQueue:
+    return WorkQueue(redis_client, clock=clock, stale_after=60)
+
+
+@pytest.fixture
+def fair(queue: WorkQueue) -> FairQueue:
+    return FairQueue(queue)
+
+
+def _names(keys: list[Key]) -> list[str]:
+    return [f"{k.namespace}/{k.name}" for k in keys]
+
+
+def test_add_dedupes_by_the_work_queues_rules(fair: FairQueue, queue: WorkQueue) -> None:
+    a = _key("a", "1")
+    assert fair.add(a) is AddResult.PENDING
+    assert fair.add(a) is AddResult.DUPLICATE, "already pending"
+    assert fair.dispatch(10).keys == [a]
+    assert fair.add(a) is AddResult.DUPLICATE, "in flight"
+    lease = queue.begin(a)
+    assert isinstance(lease, Lease)
+    assert fair.add(a) is AddResult.DIRTY, "being processed: one follow-up"
+    assert queue.finish(lease, success=True).follow_up
+    assert fair.pending() == 0
+
+
+def test_namespaces_take_turns(fair: FairQueue) -> None:
+    for name in "12345":
+        fair.add(_key("a", name))
+    fair.add(_key("b", "1"))
+    fair.add(_key("c", "1"))
+    fair.add(_key("c", "2"))
+    dispatched = fair.dispatch(100)
+    assert _names(dispatched.keys) == ["a/1", "b/1", "c/1", "a/2", "c/2", "a/3", "a/4", "a/5"]
+    assert fair.pending() == 0
+    assert fair.pending_by_namespace() == {}
+
+
+def test_weights_give_a_namespace_more_keys_per_turn(fair: FairQueue) -> None:
+    for name in "12345":
+        fair.add(_key("a", name))
+        fair.add(_key("b", name))
+    dispatched = fair.dispatch(6, {"a": 3})
+    assert _names(dispatched.keys) == ["a/1", "a/2", "a/3", "b/1", "a/4", "a/5"]
+
+
+def test_the_window_bounds_the_keys_in_flight(
+    fair: FairQueue, queue: WorkQueue, clock: Clock
+) -> None:
+    for number in range(10):
+        fair.add(_key("a", str(number)))
+    first = fair.dispatch(4)
+    assert len(first.keys) == 4
+    assert first.in_flight == 0
+    second = fair.dispatch(4)
+    assert second.keys == []
+    assert second.in_flight == 4, "no room until workers take messages"
+    for key in first.keys[:3]:
+        assert isinstance(queue.begin(key), Lease)
+    third = fair.dispatch(4)
+    assert len(third.keys) == 3
+    assert third.processing == 3
+    assert fair.pending_by_namespace() == {"a": 3}
+    clock.now += 61  # a message lost for longer than stale_after no longer takes room
+    assert len(fair.dispatch(4).keys) == 3
+
+
+def test_a_late_arrival_in_another_namespace_overtakes_a_flood(fair: FairQueue) -> None:
+    for number in range(2000):
+        fair.add(_key("flood", str(number)))
+    assert len(fair.dispatch(8).keys) == 8
+    fair.add(_key("quiet", "one"))
+    for _ in range(7):  # workers take seven messages...
+        fair.queue.begin(_key("flood", str(_)))
+    # round-robin: at most one more key of the flood goes before it
+    assert _names(fair.dispatch(8).keys)[:2] == ["flood/8", "quiet/one"]
+
+
+def test_a_wake_up_goes_to_the_front_of_its_namespace(fair: FairQueue) -> None:
+    for name in "123":
+        fair.add(_key("a", name))
+    assert fair.add(_key("a", "woken"), front=True) is AddResult.PENDING
+    assert fair.add(_key("a", "3"), front=True) is AddResult.DUPLICATE, "moved up"
+    assert _names(fair.dispatch(10).keys) == ["a/3", "a/woken", "a/1", "a/2"]
+
+
+def test_an_urgent_wake_up_is_marked_for_the_dispatcher_once(fair: FairQueue) -> None:
+    plain, woken, moved = _key("a", "plain"), _key("a", "woken"), _key("b", "moved")
+    fair.add(plain)
+    fair.add(moved)
+    assert fair.add(woken, front=True, urgent=True) is AddResult.PENDING
+    assert fair.add(moved, front=True, urgent=True) is AddResult.DUPLICATE, "pending: upgraded"
+    dispatched = fair.dispatch(10)
+    assert set(dispatched.keys[:2]) == {woken, moved}, "urgent keys go out of turn"
+    assert dispatched.keys[2:] == [plain]
+    assert dispatched.urgent == {woken, moved}
+    assert fair.pending() == 0
+    # urgency belongs to that wake-up, not to the key: the next time it is a plain event
+    for key in dispatched.keys:
+        lease = fair.queue.begin(key)
+        assert isinstance(lease, Lease)
+        fair.queue.finish(lease, success=True)
+    fair.add(woken)
+    again = fair.dispatch(10)
+    assert again.keys == [woken]
+    assert again.urgent == frozenset()
+
+
+def test_urgent_keys_pass_a_full_window_up_to_a_reserve_of_one_more(fair: FairQueue) -> None:
+    for number in range(10):
+        fair.add(_key("flood", str(number)))
+    assert len(fair.dispatch(4).keys) == 4, "the window is full"
+    woken = [_key("quiet", str(number)) for number in range(6)]
+    for key in woken:
+        fair.add(key, front=True, urgent=True)
+    first = fair.dispatch(4)
+    assert len(first.keys) == 4
+    assert first.urgent == set(first.keys) <= set(woken)
+    assert fair.dispatch(4).keys == [], "two windows in flight: the rest wait"
+    assert fair.pending_by_namespace() == {"flood": 6, "quiet": 2}
+    for key in [_key("flood", str(n)) for n in range(4)] + first.keys:
+        fair.queue.begin(key)  # workers take everything in flight
+    second = fair.dispatch(4)
+    assert second.urgent == set(woken) - set(first.keys), "urgent first again"
+    assert len(second.keys) == 4
+    assert set(second.keys[:2]) == second.urgent
+    assert all(key.namespace == "flood" for key in second.keys[2:])
+
+
+def test_an_urgent_wake_up_of_a_key_in_flight_changes_nothing(
+    fair: FairQueue, queue: WorkQueue
+) -> None:
+    a = _key("a", "1")
+    fair.add(a)
+    assert fair.dispatch(10).keys == [a]
+    assert fair.add(a, front=True, urgent=True) is AddResult.DUPLICATE, "its message is queued"
+    lease = queue.begin(a)
+    assert isinstance(lease, Lease)
+    assert fair.add(a, front=True, urgent=True) is AddResult.DIRTY
+    assert queue.finish(lease, success=True).follow_up
+    assert fair.queue.redis.scard(fair.prefix + "urgent") == 0, "no urgency left behind"
+
+
+def test_the_dispatcher_sends_urgent_keys_through_the_urgent_sender(fair: FairQueue) -> None:
+    normal: list[Key] = []
+    urgent: list[Key] = []
+    dispatcher = Dispatcher(fair, normal.append, send_urgent=urgent.append, window=10)
+    fair.add(_key("a", "1"))
+    fair.add(_key("a", "2"), front=True, urgent=True)
+    fair.add(_key("a", "3"), front=True)
+    assert dispatcher.dispatch_once() == (3, False)
+    assert urgent == [_key("a", "2")]
+    assert normal == [_key("a", "3"), _key("a", "1")]
+
+
+def test_a_key_processed_when_its_turn_comes_is_marked_for_a_follow_up(
+    fair: FairQueue, queue: WorkQueue
+) -> None:
+    a = _key("a", "1")
+    fair.add(a)
+    lease = queue.enqueue(a) and queue.begin(a)  # a message sent another way got there first
+    assert isinstance(lease, Lease)
+    assert fair.dispatch(10).keys == []
+    assert queue.finish(lease, success=True).follow_up, "the pending event is not lost"
+
+
+def test_the_automatic_window_grows_with_the_workers(fair: FairQueue, queue: WorkQueue) -> None:
+    sent: list[Key] = []
+    ticks = Clock()
+    dispatcher = Dispatcher(fair, sent.append, clock=ticks)
+    for number in range(100):
+        fair.add(_key("a", str(number)))
+    assert dispatcher.dispatch_once() == (FLOOR, True)
+    for key in sent:  # all taken by workers: the next look sees them running
+        queue.begin(key)
+    assert dispatcher.dispatch_once() == (FLOOR, True), "sized by what was seen before"
+    assert dispatcher.window() == 2 * FLOOR + FLOOR, "four running: room for twelve"
+    assert dispatcher.dispatch_once() == (2 * FLOOR, True)
+    assert len(sent) == 4 * FLOOR
+    ticks.now += 120  # the busy moment is forgotten after a minute
+    for key in sent:
+        lease = queue.begin(key)
+        if isinstance(lease, Lease):
+            queue.finish(lease, success=True)
+    dispatcher.dispatch_once()
+    assert dispatcher.window() >= FLOOR
+
+
+def test_settings_from_the_environment() -> None:
+    assert DispatchSettings.from_environment({}) == DispatchSettings("fair", None, {})
+    parsed = DispatchSettings.from_environment(
+        {
+            "TANGO_OPERATOR_DISPATCH": "fifo",
+            "TANGO_OPERATOR_DISPATCH_WINDOW": "12",
+            "TANGO_OPERATOR_NAMESPACE_WEIGHTS": '{"prod": 4}',
+        }
+    )
+    assert parsed == DispatchSettings("fifo", 12, {"prod": 4})
+    for bad in (
+        {"TANGO_OPERATOR_DISPATCH": "lifo"},
+        {"TANGO_OPERATOR_DISPATCH_WINDOW": "0"},
+        {"TANGO_OPERATOR_DISPATCH_WINDOW": "many"},
+        {"TANGO_OPERATOR_NAMESPACE_WEIGHTS": "{"},
+        {"TANGO_OPERATOR_NAMESPACE_WEIGHTS": '{"prod": 0}'},
+        {"TANGO_OPERATOR_NAMESPACE_WEIGHTS": '["prod"]'},
+    ):
+        with pytest.raises(DispatchSettingsError, match="TANGO_OPERATOR_"):
+            DispatchSettings.from_environment(bad)

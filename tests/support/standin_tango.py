@@ -1,0 +1,329 @@
+"""A controllable stand-in for the TANGO side of the operator (``TangoPort``).
+
+Used where a test is about the Kubernetes side of reconciliation; the real PyTango and
+dsconfig implementation has its own tests against real TANGO servers. The stand-in keeps
+a small "TANGO DB" (server instance → dsconfig document, device → owning instance) so
+that claims of one device by two servers and idempotent applies behave as in TANGO.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workers.contract import Key
+from workers.reconcile.ports import (
+    ConfigConflictError,
+    ConfigResult,
+    Outcome,
+    Ports,
+    Probe,
+    TangoUnavailableError,
+)
+
+JsonDict = dict[str, Any]
+
+
+def _devices_of(document: JsonDict) -> set[str]:
+    found: set[str] = set()
+    for instances in (document.get("servers") or {}).values():
+        for classes in instances.values():
+            for devices in classes.values():
+                found.update(device.lower() for device in devices)
+    return found
+
+
+@dataclass
+class StandInTango:
+    """Everything is up and exported unless a test says otherwise."""
+
+    down_hosts: set[str] = field(default_factory=set)
+    """TANGO hosts (as given to the port, after the host map) that do not answer."""
+    unready_devices: set[str] = field(default_factory=set)
+    """Dependencies that are not exported/answering."""
+    unreachable_endpoints: set[str] = field(default_factory=set)
+    """``host:port`` endpoints that refuse connections."""
+    unexported: set[str] = field(default_factory=set)
+    """Devices of running servers that are not (yet) exported."""
+    servers: dict[str, JsonDict] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+    writes: list[str] = field(default_factory=list)
+    """Server instances written to the DB, in order (one entry per changing apply)."""
+    removed: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _check_host(self, tango_host: str) -> None:
+        if tango_host in self.down_hosts:
+            raise TangoUnavailableError(f"{tango_host}: connection refused")
+
+    def database_alive(self, tango_host: str) -> Probe:
+        if tango_host in self.down_hosts:
+            return Probe(False, "connection refused")
+        return Probe(True)
+
+    def device_ready(self, tango_host: str, device: str) -> Probe:
+        if tango_host in self.down_hosts:
+            return Probe(False, "TANGO host down")
+        if device in self.unready_devices:
+            return Probe(False, "not exported")
+        return Probe(True)
+
+    def endpoint_reachable(self, host: str, port: int) -> Probe:
+        if f"{host}:{port}" in self.unreachable_endpoints:
+            return Probe(False, "connection refused")
+        return Probe(True)
+
+    def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
+        self._check_host(tango_host)
+        return [device for device in devices if device in self.unexported]
+
+    def apply_config(
+        self, tango_host: str, server_instance: str, document: JsonDict
+    ) -> ConfigResult:
+        self._check_host(tango_host)
+        with self._lock:
+            for device in sorted(_devices_of(document)):
+                owner = self.owners.get(device)
+                if owner is not None and owner.lower() != server_instance.lower():
+                    raise ConfigConflictError(
+                        f"device {device} is already served by {owner}, not by {server_instance}"
+                    )
+            if self.servers.get(server_instance) == document:
+                return ConfigResult(changed=False)
+            for device, owner in list(self.owners.items()):
+                if owner == server_instance:
+                    del self.owners[device]
+            for device in _devices_of(document):
+                self.owners[device] = server_instance
+            self.servers[server_instance] = document
+            self.writes.append(server_instance)
+            return ConfigResult(changed=True)
+
+    def remove_server(self, tango_host: str, server_instance: str) -> None:
+        self._check_host(tango_host)
+        with self._lock:
+            self.servers.pop(server_instance, None)
+            for device, owner in list(self.owners.items()):
+                if owner == server_instance:
+                    del self.owners[device]
+            self.removed.append(server_instance)
+
+
+@dataclass
+class TracingStandIn(StandInTango):
+    """The stand-in as loaded by real worker processes (``TANGO_OPERATOR_TANGO_PORT``).
+
+    An independent recorder for the queue tests: every ``database_alive`` call — one per
+    DeviceServer reconcile, made with the lease held — appends ``enter``/``exit`` lines
+    (pid, TANGO host, monotonic clock) to the file named by ``TANGO_STANDIN_TRACE`` and
+    stays inside for ``TANGO_STANDIN_HOLD_MS``. Two overlapping windows for one TANGO host
+    (each test CR gets its own) mean two concurrent reconciles of one key. A TANGO host
+    starting with ``poison`` raises, for the poison-key test.
+    """
+
+    def __post_init__(self) -> None:
+        import os
+
+        unreachable = os.environ.get("TANGO_STANDIN_UNREACHABLE", "")
+        self.unreachable_endpoints.update(e for e in unreachable.split(",") if e)
+
+    def database_alive(self, tango_host: str) -> Probe:
+        import os
+        import time
+
+        if tango_host.startswith("poison"):
+            raise RuntimeError(f"poisoned key for {tango_host}")
+        trace = os.environ.get("TANGO_STANDIN_TRACE")
+        hold = float(os.environ.get("TANGO_STANDIN_HOLD_MS", "0")) / 1000
+        if trace:
+            _append(trace, f"enter {os.getpid()} {tango_host} {time.monotonic():.6f}\n")
+        time.sleep(hold)
+        if trace:
+            _append(trace, f"exit {os.getpid()} {tango_host} {time.monotonic():.6f}\n")
+        return Probe(True)
+
+
+@dataclass
+class SoakStandIn(StandInTango):
+    """The stand-in of the fault soak (``tests/soak``), as loaded by real worker processes.
+
+    500 real PyTango device servers do not fit on the soak's machine, so TANGO is played
+    here, at the ``TangoPort`` boundary, from what the soak driver publishes
+    (``tests.soak.tango_side``), which it derives from the StatefulSets in kubeemu:
+
+    - ``TANGO_STANDIN_REGISTRY`` names a JSON file ``{"hosts": [...], "devices": {host:
+      [...]}}``: the TANGO hosts whose DataBaseds pod is ready, and per host the devices
+      exported — those of the DeviceServers whose pod is ready. A dependency is ready, and
+      a server's own devices are exported, only once its provider's pod is. The file is
+      replaced atomically by the driver and read again whenever it changed.
+    - ``TANGO_STANDIN_OUTAGE`` names a file whose existence means every TANGO DB is down:
+      ``database_alive`` and ``device_ready`` answer no, ``unexported_devices``,
+      ``apply_config`` and ``remove_server`` raise ``TangoUnavailableError``.
+
+    The independent concurrency recorder: when ``TANGO_STANDIN_TRACE`` is set, the whole of
+    every reconcile this process runs (``workers.reconcile.dispatch.reconcile``, called by
+    the task with the key's lease held) is bracketed by ``enter``/``exit`` lines carrying the
+    key (``Key.encode()``), in ``overlapping_windows``' format; it looks at what runs, not at
+    the work queue's lock. The claims of devices (``apply_config``) stay per process, as in
+    ``StandInTango``: the soak's specs never claim one device twice.
+    """
+
+    def __post_init__(self) -> None:
+        import os
+
+        self._registry_path = os.environ.get("TANGO_STANDIN_REGISTRY", "")
+        self._outage_path = os.environ.get("TANGO_STANDIN_OUTAGE", "")
+        self._seen: tuple[int, int, int] | None = None
+        self._hosts: frozenset[str] = frozenset()
+        self._exported: dict[str, frozenset[str]] = {}
+        trace = os.environ.get("TANGO_STANDIN_TRACE")
+        if trace:
+            trace_reconciles(trace)
+
+    def _down(self) -> bool:
+        import os
+
+        return bool(self._outage_path) and os.path.exists(self._outage_path)
+
+    def _refresh(self) -> None:
+        """Read the registry again if the driver replaced it (a new inode each time)."""
+        import json
+        import os
+
+        if not self._registry_path:
+            return
+        try:
+            stat = os.stat(self._registry_path)
+        except FileNotFoundError:
+            return
+        seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if seen == self._seen:
+            return
+        with open(self._registry_path, encoding="utf-8") as handle:
+            published = json.load(handle)
+        self._hosts = frozenset(published.get("hosts") or ())
+        self._exported = {
+            host: frozenset(device.lower() for device in devices)
+            for host, devices in (published.get("devices") or {}).items()
+        }
+        self._seen = seen
+
+    def database_alive(self, tango_host: str) -> Probe:
+        if self._down():
+            return Probe(False, "connection refused (TANGO DB outage)")
+        self._refresh()
+        if tango_host not in self._hosts:
+            return Probe(False, "DataBaseds pod not ready")
+        return Probe(True)
+
+    def device_ready(self, tango_host: str, device: str) -> Probe:
+        if self._down():
+            return Probe(False, "TANGO host down")
+        self._refresh()
+        if device.lower() not in self._exported.get(tango_host, frozenset()):
+            return Probe(False, "not exported")
+        return Probe(True)
+
+    def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
+        if self._down():
+            raise TangoUnavailableError(f"{tango_host}: connection refused (TANGO DB outage)")
+        self._refresh()
+        exported = self._exported.get(tango_host, frozenset())
+        return [device for device in devices if device.lower() not in exported]
+
+    def apply_config(
+        self, tango_host: str, server_instance: str, document: JsonDict
+    ) -> ConfigResult:
+        if self._down():
+            raise TangoUnavailableError(f"{tango_host}: connection refused (TANGO DB outage)")
+        return super().apply_config(tango_host, server_instance, document)
+
+    def remove_server(self, tango_host: str, server_instance: str) -> None:
+        if self._down():
+            raise TangoUnavailableError(f"{tango_host}: connection refused (TANGO DB outage)")
+        super().remove_server(tango_host, server_instance)
+
+
+_TRACERS: list[object] = []
+"""The wrappers ``trace_reconciles`` made: a process (or a fork of one) wraps only once."""
+
+
+def trace_reconciles(trace: str) -> None:
+    """Wrap ``workers.reconcile.dispatch.reconcile`` in this process so that each call
+    appends ``enter``/``exit`` lines (pid, key, monotonic clock) to ``trace``.
+
+    The task looks the function up at every call, so every reconcile from now on is
+    traced; a process killed inside one leaves an ``enter`` without its ``exit``.
+    """
+    import os
+    import time
+
+    from workers.reconcile import dispatch
+
+    if any(tracer is dispatch.reconcile for tracer in _TRACERS):
+        return
+    original = dispatch.reconcile
+
+    def traced(key: Key, ports: Ports) -> Outcome:
+        subject = key.encode()
+        _append(trace, f"enter {os.getpid()} {subject} {time.monotonic():.6f}\n")
+        try:
+            return original(key, ports)
+        finally:
+            _append(trace, f"exit {os.getpid()} {subject} {time.monotonic():.6f}\n")
+
+    _TRACERS.append(traced)
+    dispatch.reconcile = traced
+
+
+def _append(path: str, line: str) -> None:
+    """One write of one line with O_APPEND: lines from many processes never interleave."""
+    import os
+
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, line.encode())
+    finally:
+        os.close(descriptor)
+
+
+def reconcile_starts(trace: Path) -> list[tuple[int, str, float]]:
+    """(pid, TANGO host, time.monotonic) of every ``enter`` line of the ``TracingStandIn``
+    trace, in the order written; empty before the first reconcile wrote one."""
+    if not trace.exists():
+        return []
+    starts = []
+    for line in trace.read_text().splitlines():
+        event, pid, host, stamp = line.split()
+        if event == "enter":
+            starts.append((int(pid), host, float(stamp)))
+    return starts
+
+
+def overlapping_windows(
+    trace: str, deaths: dict[int, float] | None = None
+) -> list[tuple[str, str]]:
+    """Pairs (host, detail) where two processes were inside for the same host at once.
+
+    ``deaths`` maps the pids a test killed to when (time.monotonic) it killed them: a
+    killed process never writes its ``exit`` line, and is not inside after its death.
+    """
+    from pathlib import Path
+
+    inside: dict[str, dict[str, float]] = {}
+    overlaps: list[tuple[str, str]] = []
+    for line in Path(trace).read_text().splitlines():
+        event, pid, host, stamp = line.split()
+        current = inside.setdefault(host, {})
+        for dead, when in (deaths or {}).items():
+            if when < float(stamp):
+                current.pop(str(dead), None)
+        if event == "enter":
+            if current:
+                overlaps.append((host, f"pid {pid} entered while {sorted(current)} inside"))
+            current[pid] = float(stamp)
+        else:
+            current.pop(pid, None)
+    return overlaps

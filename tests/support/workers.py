@@ -1,0 +1,153 @@
+"""Real Celery worker processes for integration tests: ``tango-operator worker`` in a
+subprocess, wired to a test's kubeemu and redis-server, with the tracing TANGO stand-in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from celery import Celery
+from redis import Redis
+
+from workers import celeryconfig
+from workers.contract import PRIORITY_NORMAL, QUEUE_NAME, TASK_NAME, Key, celery_url, queue_lists
+from workers.queue import EnqueueResult, WorkQueue
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class WorkerPool:
+    """``processes`` worker processes of ``concurrency`` children each."""
+
+    kubeconfig: Path
+    redis_url: str
+    workdir: Path
+    concurrency: int = 2
+    processes: int = 1
+    hold_ms: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)
+    running: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def trace(self) -> Path:
+        return self.workdir / "reconcile-trace.log"
+
+    def environment(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "TANGO_OPERATOR_REDIS_URL": self.redis_url,
+            "TANGO_OPERATOR_TANGO_PORT": "tests.support.standin_tango:TracingStandIn",
+            "TANGO_STANDIN_TRACE": str(self.trace),
+            "TANGO_STANDIN_HOLD_MS": str(self.hold_ms),
+            "TANGO_OPERATOR_WAITING_MAX_SECONDS": "2",
+            # the tests' Producer plays a FIFO watcher: wake-ups are sent at once
+            "TANGO_OPERATOR_DISPATCH": "fifo",
+            "PYTHONPATH": str(REPO),
+            **self.extra_env,
+        }
+
+    def start_one(self, name: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "workers.cli",
+                "worker",
+                "--concurrency",
+                str(self.concurrency),
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                f"{name}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.environment(),
+            cwd=REPO,
+            start_new_session=True,
+        )
+        self.running.append(process)
+        return process
+
+    def start(self) -> None:
+        for index in range(self.processes):
+            self.start_one(f"worker{index}")
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                os.killpg(process.pid, sig)
+        for process in self.running:
+            process.wait(timeout=20)
+        self.running.clear()
+
+    def stop(self) -> None:
+        self.kill_all(signal.SIGTERM)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in self.workdir.glob("worker*.log"))
+
+
+@dataclass
+class Producer:
+    """What the watcher does for a key, for tests that drive the queue directly."""
+
+    queue: WorkQueue
+    app: Celery
+
+    @classmethod
+    def connect(cls, queue: WorkQueue, redis_url: str) -> Producer:
+        app = Celery("tango_operator_tests")
+        app.config_from_object(celeryconfig)
+        app.conf.broker_url = celery_url(redis_url)
+        return cls(queue=queue, app=app)
+
+    def enqueue(self, key: Key) -> EnqueueResult:
+        result = self.queue.enqueue(key)
+        if result is EnqueueResult.SEND:
+            self.app.send_task(
+                TASK_NAME, args=[key.encode()], queue=QUEUE_NAME, priority=PRIORITY_NORMAL
+            )
+        return result
+
+    def pump(self) -> int:
+        due = self.queue.due()
+        for key in due:
+            self.enqueue(key)
+        return len(due)
+
+
+def celery_queue_length(connection: Redis) -> int:
+    """Messages waiting in the workers' Celery queue, both priorities."""
+    return sum(cast(int, connection.llen(name)) for name in queue_lists())
+
+
+def celery_messages(connection: Redis) -> list[bytes]:
+    """The raw messages waiting in the workers' Celery queue, in the order a worker takes
+    them: urgent before normal, oldest first in each (kombu LPUSHes and BRPOPs)."""
+    messages: list[bytes] = []
+    for name in queue_lists():
+        messages += reversed(cast(list[bytes], connection.lrange(name, 0, -1)))
+    return messages
+
+
+def wait_for(predicate: object, *, timeout: float, interval: float = 0.1, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,182 @@
+"""workers.api: the spec parser turns every bad input into a SpecError naming the field."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workers import api
+
+JsonDict = dict[str, Any]
+
+
+def _resource(**spec: Any) -> JsonDict:
+    body: JsonDict = {
+        "dsname": "TangoTest",
+        "args": "test",
+        "command": "/usr/local/bin/TangoTest",
+        "databaseds": "databaseds-tango-base",
+        "image": "artefact.skao.int/ska-tango-images-tango-java:9.5.0",
+    }
+    body.update(spec)
+    return {
+        "metadata": {"name": "tangotest-test"},
+        "spec": {k: v for k, v in body.items() if v is not None},
+    }
+
+
+def _config(document: JsonDict) -> str:
+    return json.dumps(document)
+
+
+def test_the_ska_tangotest_example_parses() -> None:
+    spec = api.parse_device_server(
+        _resource(
+            config='{"servers": {"TangoTest": {"test": {"TangoTest": {"sys/tg_test/1": {}}}}}}',
+            dependsOn=["sys/database/2"],
+            resources=None,
+            legacycompatibility=True,
+        )
+    )
+    assert spec.server_instance == "TangoTest/test"
+    assert spec.devices == ("sys/tg_test/1",)
+    assert spec.depends_on[0].device == "sys/database/2"
+    assert spec.pod == {}
+    assert spec.cluster_domain == "cluster.local"
+
+
+def test_multi_instance_config_keeps_only_this_instance() -> None:
+    document = {
+        "servers": {
+            "Motor": {
+                "m1": {"Motor": {"lab/motor/1": {"properties": {"speed": ["1"]}}}},
+                "m2": {"Motor": {"lab/motor/2": {}}},
+            },
+            "Other/x": {"Other": {"lab/other/1": {}}},
+        },
+        "classes": {"Motor": {"properties": {"unit": ["mm"]}}},
+    }
+    spec = api.parse_device_server(_resource(dsname="Motor", args="m1", config=_config(document)))
+    assert spec.config is not None
+    assert spec.config.document == {
+        "servers": {"Motor": {"m1": document["servers"]["Motor"]["m1"]}},  # type: ignore[index]
+        "classes": document["classes"],
+    }
+    assert spec.config.ignored_instances == ("Motor/m2", "Other/x")
+    assert spec.devices == ("lab/motor/1",)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "fragment"),
+    [
+        ({"config": "{"}, "spec.config", "not valid JSON"),
+        ({"config": "[]"}, "spec.config", "JSON object"),
+        ({"config": '{"devices": {}}'}, "spec.config", "unknown top-level keys"),
+        ({"config": _config({"servers": {"Nope": {"x": {}}}})}, "spec.config.servers", "no entry"),
+        (
+            {"config": _config({"servers": {"TangoTest": {"test": {"C": {"a/b": {}}}}}})},
+            "spec.config.servers.TangoTest.test.C.a/b",
+            "domain/family/member",
+        ),
+        (
+            {
+                "config": _config(
+                    {
+                        "servers": {
+                            "TangoTest": {
+                                "test": {"C": {"a/b/c": {"properties": {"p": "not a list"}}}}
+                            }
+                        }
+                    }
+                )
+            },
+            "spec.config.servers.TangoTest.test.C.a/b/c.properties.p",
+            "list of strings",
+        ),
+        ({"script": "print()"}, "spec.command", "not both"),
+        ({"command": None}, "spec.command", "is required"),
+        ({"dependsOn": ["not a device"]}, "spec.dependsOn[0]", "neither a TANGO device"),
+        ({"dependsOn": ["a/b/c/d"]}, "spec.dependsOn[0]", "neither"),
+        ({"dependsOn": ["host:99999"]}, "spec.dependsOn[0]", "out of range"),
+        ({"args": "a/b"}, "spec.args", "must not contain"),
+        ({"databaseds": "Upper_Case"}, "spec.databaseds", "not a valid DNS name"),
+        ({"databaseds": "x" * 64}, "spec.databaseds", "longer than the 63"),
+        ({"image": None}, "spec.image", "is required"),
+        ({"dsname": "../etc"}, "spec.dsname", "TANGO server name"),
+        ({"clusterDomain": "bad domain"}, "spec.clusterDomain", "not a valid DNS name"),
+        (
+            {"volumes": [{"name": "tango-operator-config", "emptyDir": {}}]},
+            "spec.volumes[0].name",
+            "reserved",
+        ),
+    ],
+)
+def test_bad_specs_name_their_field(spec: JsonDict, field: str, fragment: str) -> None:
+    with pytest.raises(api.SpecError) as caught:
+        api.parse_device_server(_resource(**spec))
+    assert caught.value.field == field
+    assert fragment in caught.value.message
+
+
+def test_a_self_dependency_is_rejected() -> None:
+    config = _config({"servers": {"TangoTest": {"test": {"TangoTest": {"sys/tg_test/1": {}}}}}})
+    with pytest.raises(api.SpecError) as caught:
+        api.parse_device_server(_resource(config=config, dependsOn=["SYS/tg_test/1"]))
+    assert caught.value.field == "spec.dependsOn[0]"
+
+
+@pytest.mark.parametrize(
+    ("text", "device", "tango_host", "host", "port"),
+    [
+        ("sys/tg_test/1", "sys/tg_test/1", None, None, None),
+        ("Lab/Motor/1", "lab/motor/1", None, None, None),
+        ("tango://db.example:10000/lab/motor/1", "lab/motor/1", "db.example:10000", None, None),
+        ("tango-db:3306", None, None, "tango-db", 3306),
+        ("10.0.0.1:502", None, None, "10.0.0.1", 502),
+    ],
+)
+def test_dependency_forms(
+    text: str, device: str | None, tango_host: str | None, host: str | None, port: int | None
+) -> None:
+    dependency = api.parse_dependency(text, "spec.dependsOn[0]")
+    assert (dependency.device, dependency.tango_host, dependency.host, dependency.port) == (
+        device,
+        tango_host,
+        host,
+        port,
+    )
+
+
+@given(st.text())
+def test_parsing_never_raises_anything_but_spec_error(text: str) -> None:
+    for key in ("config", "args", "dsname", "databaseds"):
+        with contextlib.suppress(api.SpecError):
+            api.parse_device_server(_resource(**{key: text}))
+    with contextlib.suppress(api.SpecError):
+        api.parse_dependency(text, "spec.dependsOn[0]")
+
+
+def test_tango_host_for() -> None:
+    assert (
+        api.tango_host_for("databaseds-tango-base", namespace="ns", cluster_domain="cluster.local")
+        == "databaseds-tango-base.ns.svc.cluster.local:10000"
+    )
+    assert api.tango_host_for("db.example.org:20000", namespace="ns", cluster_domain="x") == (
+        "db.example.org:20000"
+    )
+
+
+def test_database_ds_defaults_and_name_limit() -> None:
+    spec = api.parse_database_ds(
+        {"metadata": {"name": "databaseds-tango-base"}, "spec": {"usePV": False}}
+    )
+    assert spec.databaseds_image == api.DEFAULT_DATABASEDS_IMAGE
+    assert spec.storage_size == "1Gi"
+    with pytest.raises(api.SpecError) as caught:
+        api.parse_database_ds({"metadata": {"name": "d" * 64}, "spec": {}})
+    assert caught.value.field == "metadata.name"

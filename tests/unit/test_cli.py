@@ -1,0 +1,207 @@
+"""tango-operator render: CRs in, child manifests out as a YAML stream; bad specs on stderr."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+
+from tests.unit.test_rendering import (
+    assert_valid_manifest,
+    database_ds,
+    nasty,
+    python_server,
+    tangotest,
+)
+from workers import api, cli, rendering
+
+JsonDict = dict[str, Any]
+
+
+def _without_uid(resource: JsonDict) -> JsonDict:
+    resource["metadata"].pop("uid")
+    resource["metadata"].pop("namespace")
+    return resource
+
+
+def _write(path: Path, *documents: Any) -> Path:
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return path
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    status = cli.main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _sources(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("# Source: ")]
+
+
+def test_render_prints_every_child_as_a_yaml_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crs = _write(
+        tmp_path / "crs.yaml",
+        _without_uid(database_ds()),
+        _without_uid(tangotest()),
+        _without_uid(python_server()),
+    )
+    status, out, err = _run(["render", "-f", str(crs)], capsys)
+    assert (status, err) == (0, "")
+    documents = list(yaml.safe_load_all(out))
+    assert len(documents) == 4 + 3 + 3
+    for document in documents:
+        assert_valid_manifest(document)
+        assert document["metadata"]["namespace"] == "default"
+        assert document["metadata"]["ownerReferences"][0]["uid"] == cli.PLACEHOLDER_UID
+    sources = _sources(out)
+    assert len(sources) == len(documents)
+    assert sources[0] == (
+        "# Source: DatabaseDS/databaseds-tango-base → Service/databaseds-tango-base-tangodb"
+    )
+    assert "# Source: DeviceServer/tangotest-test → ConfigMap/tangotest-test-config" in sources
+    statefulset = documents[6]
+    assert statefulset["kind"] == "StatefulSet"
+    assert statefulset["spec"]["replicas"] == 1
+    env = {
+        e["name"]: e.get("value")
+        for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["TANGO_HOST"] == "databaseds-tango-base.default.svc.cluster.local:10000"
+    # the DataBaseds pods read the Secret the reconciler would create for the DatabaseDS
+    secret_ref = documents[3]["spec"]["template"]["spec"]["containers"][0]["env"][3]
+    assert secret_ref["valueFrom"]["secretKeyRef"]["name"] == (
+        "databaseds-tango-base-tangodb-credentials"
+    )
+
+
+def test_options_namespace_replicas_and_tango_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crs = _write(tmp_path / "crs.yaml", tangotest())
+    status, out, _ = _run(
+        ["render", "-f", str(crs), "-n", "other", "--replicas", "0", "--tango-host", "db:10000"],
+        capsys,
+    )
+    assert status == 0
+    *_, statefulset = yaml.safe_load_all(out)
+    assert statefulset["metadata"]["namespace"] == "other"
+    assert statefulset["spec"]["replicas"] == 0
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["TANGO_HOST"] == "db:10000"
+    assert env["TANGO_SERVER_PUBLISH_HOSTNAME"] == "tangotest-test.other.svc.cluster.local"
+    # a uid present in the file is kept
+    assert statefulset["metadata"]["ownerReferences"][0]["uid"] == tangotest()["metadata"]["uid"]
+
+
+def test_a_bad_spec_is_reported_and_the_others_still_render(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tangotest()
+    broken["metadata"]["name"] = "broken"
+    broken["spec"]["script"] = "print()"  # and command: both
+    crs = _write(tmp_path / "crs.yaml", broken, {"apiVersion": "v1", "kind": "ConfigMap"})
+    more = _write(tmp_path / "more.yaml", python_server())
+    status, out, err = _run(["render", "-f", str(crs), "-f", str(more)], capsys)
+    assert status == 1
+    assert "DeviceServer/broken: spec.command: give either command or script" in err
+    assert "skipping a document of kind 'ConfigMap'" in err
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == [
+        "powersupply-test-config",
+        "powersupply-test",
+        "powersupply-test",
+    ]
+
+
+def test_unknown_kinds_alone_are_not_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crs = _write(tmp_path / "crs.yaml", {"apiVersion": "v1", "kind": "Secret"})
+    status, out, err = _run(["render", "-f", str(crs)], capsys)
+    assert (status, out) == (0, "")
+    assert "'Secret'" in err
+
+
+def test_unreadable_input_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.yaml").write_text("a: [unclosed\n")
+    status, _, err = _run(
+        ["render", "-f", str(tmp_path / "bad.yaml"), "-f", str(tmp_path / "missing.yaml")],
+        capsys,
+    )
+    assert status == 1
+    assert "bad.yaml" in err
+    assert "missing.yaml" in err
+
+
+def test_stdin_and_kubectl_lists(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listing = {"apiVersion": "v1", "kind": "List", "items": [tangotest(), database_ds()]}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(yaml.safe_dump(listing)))
+    status, out, _ = _run(["render", "-f", "-"], capsys)
+    assert status == 0
+    assert len(list(yaml.safe_load_all(out))) == 3 + 4
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in ([], ["render"], ["render", "-f", "x", "--replicas", "-1"], ["nonsense"]):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(argv)
+        assert exited.value.code == 2
+    assert "usage: tango-operator" in capsys.readouterr().err
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=nasty, post_start=nasty, env_value=nasty)
+def test_the_yaml_stream_reads_back_exactly(script: str, post_start: str, env_value: str) -> None:
+    resource = python_server()
+    resource["spec"].update(
+        script=script + "x",
+        postStart=post_start or "true",
+        env=[{"name": "A", "value": env_value}],
+    )
+    spec = api.parse_device_server(resource)
+    children = rendering.render_device_server(resource, spec, tango_host="h:1", replicas=1)
+    stream = cli.dump_documents([(f"Source: {i}", c) for i, c in enumerate(children)])
+    assert list(yaml.safe_load_all(stream)) == children
+
+
+def test_multi_line_scripts_are_block_literals() -> None:
+    stream = cli.dump_documents([("c", {"data": {"server.py": "import tango\nrun()\n"}})])
+    assert "server.py: |\n    import tango\n    run()\n" in stream
+
+
+def test_the_installed_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "tango-operator"
+    if not script.exists():
+        pytest.fail("the tango-operator script is missing: run `.venv/bin/pip install -e .`")
+    crs = _write(tmp_path / "crs.yaml", _without_uid(tangotest()))
+    done = subprocess.run(
+        [str(script), "render", "-f", str(crs), "--namespace", "ska"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    kinds = [(d["kind"], d["metadata"]["namespace"]) for d in yaml.safe_load_all(done.stdout)]
+    assert kinds == [("ConfigMap", "ska"), ("Service", "ska"), ("StatefulSet", "ska")]
+    broken = _write(tmp_path / "broken.yaml", {**tangotest(), "spec": {"dsname": "x"}})
+    done = subprocess.run(
+        [str(script), "render", "-f", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "DeviceServer/tangotest-test: spec.args: is required"

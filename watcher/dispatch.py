@@ -1,0 +1,95 @@
+"""The dispatcher: pending keys → Celery, fairly across namespaces, a window at a time.
+
+Runs in the leading watcher next to the pump (``watcher.main``). Whenever there may be room
+— a key was added (``FairQueue.add`` pokes a signal list) or a tick passed, in which
+workers took messages — it asks ``FairQueue.dispatch`` for keys up to the window and sends
+one Celery message for each (``watcher.send``; a key ``dispatch`` marks urgent — a wake-up
+of a few keys — goes at the urgent priority, ahead of the messages already queued). The
+window is fixed, or automatic: twice
+the largest number of reconciles seen running in the last minute, plus a floor, so that it
+grows with the workers (like a slow start) and the Celery queue stays a small multiple of
+them. A send that fails leaves its key marked in flight; the work queue treats it as lost
+once stale and it is added again by the next event, pump or resync.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+from watcher import metrics
+from workers.contract import Key
+from workers.queue.fair import FairQueue
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 0.05
+FLOOR = 4
+PEAK_SECONDS = 60.0
+MAX_AUTO_WINDOW = 2000
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        fair: FairQueue,
+        send: Callable[[Key], None],
+        *,
+        send_urgent: Callable[[Key], None] | None = None,
+        window: int | None = None,
+        weights: Mapping[str, int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.fair = fair
+        self.send = send
+        self.send_urgent = send_urgent or send
+        self.fixed_window = window
+        self.weights = dict(weights or {})
+        self.clock = clock
+        self._busy: deque[tuple[float, int]] = deque()
+
+    def window(self) -> int:
+        if self.fixed_window is not None:
+            return self.fixed_window
+        peak = max((count for _, count in self._busy), default=0)
+        return min(MAX_AUTO_WINDOW, 2 * peak + FLOOR)
+
+    def _observe(self, processing: int) -> None:
+        now = self.clock()
+        self._busy.append((now, processing))
+        while self._busy and self._busy[0][0] < now - PEAK_SECONDS:
+            self._busy.popleft()
+
+    def dispatch_once(self) -> tuple[int, bool]:
+        """Send what fits; (keys sent, whether the window is full)."""
+        window = self.window()
+        result = self.fair.dispatch(window, self.weights)
+        self._observe(result.processing)
+        metrics.DISPATCH_WINDOW.set(window)
+        for key in result.keys:
+            try:
+                (self.send_urgent if key in result.urgent else self.send)(key)
+            except Exception as exc:
+                log.warning("send failed key=%s error=%r", key.encode(), exc)
+                metrics.ENQUEUE_ERRORS.labels(key.kind, "send").inc()
+                continue
+            metrics.DISPATCHED.labels(key.kind).inc()
+        return len(result.keys), result.in_flight + len(result.keys) >= window
+
+    def run(self, stop: threading.Event) -> None:
+        """Until ``stop``: dispatch, then wait for a new key (or a tick, when the window is
+        full and only workers taking messages can make room). Redis trouble is retried."""
+        redis = self.fair.queue.redis
+        while not stop.is_set():
+            try:
+                _, full = self.dispatch_once()
+                if full:
+                    stop.wait(TICK_SECONDS)
+                else:
+                    redis.blpop([self.fair.signal], timeout=TICK_SECONDS * 4)
+            except Exception as exc:
+                log.warning("dispatch failed error=%r", exc)
+                stop.wait(1.0)

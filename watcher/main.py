@@ -1,0 +1,336 @@
+"""``python -m watcher`` / ``tango-operator watcher``: wire the watcher together and run it.
+
+Reads Settings from the environment, connects to Kubernetes and Redis, and runs the leader
+election (``watcher.leader``). While this replica leads it runs one Source thread per
+watched resource and namespace (``watcher.sources``), the requeue-after pump
+(``watcher.pump``), the periodic resync (``watcher.resync``) and, with fair dispatch, the
+dispatcher (``watcher.dispatch``); events become keys in ``watcher.mapping`` and every key
+goes through the work queue's dedupe (``watcher.enqueue``) and from there, fairly and a
+window at a time, to Celery (``watcher.send``). Losing leadership stops all of them
+at once; SIGTERM/SIGINT stop them and release the Lease.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kubernetes import client, config
+from prometheus_client import start_http_server
+from redis import Redis
+
+from watcher import metrics
+from watcher.dispatch import Dispatcher
+from watcher.enqueue import Enqueuer
+from watcher.leader import LeaderElector
+from watcher.mapping import Mapper
+from watcher.pump import run_pump
+from watcher.resync import resync, run_resync
+from watcher.send import Sender
+from watcher.settings import Settings, SettingsError
+from watcher.sources import Resource, Source
+from workers import api
+from workers.contract import Key
+from workers.queue import EnqueueResult, WorkQueue
+from workers.queue.fair import AddResult, FairQueue
+
+log = logging.getLogger("watcher")
+JsonDict = dict[str, Any]
+CHILD_SELECTOR = f"app.kubernetes.io/managed-by={api.MANAGED_BY}"
+RESOURCES = (
+    Resource(f"/apis/{api.API_VERSION}", api.Kind.DEVICE_SERVER.plural, api.Kind.DEVICE_SERVER),
+    Resource(f"/apis/{api.API_VERSION}", api.Kind.DATABASE_DS.plural, api.Kind.DATABASE_DS),
+    # the kinds of child the operator creates (templates/), filtered server-side
+    Resource("/apis/apps/v1", "statefulsets", "StatefulSet", CHILD_SELECTOR),
+    Resource("/api/v1", "services", "Service", CHILD_SELECTOR),
+    Resource("/api/v1", "configmaps", "ConfigMap", CHILD_SELECTOR),
+    Resource("/api/v1", "persistentvolumeclaims", "PersistentVolumeClaim", CHILD_SELECTOR),
+)
+SHUTDOWN_JOIN_SECONDS = 5.0
+RESYNC_RETRY_CAP = 30.0
+"""A failed resync is tried again after 1 s, doubling to this, until one succeeds."""
+"""How long producers get to finish; a source blocked on a quiet stream is a daemon."""
+
+
+class Watcher:
+    """The leader's producers and the funnel every key goes through."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        api_client: client.ApiClient,
+        queue: WorkQueue,
+        send: Callable[[Key], None],
+        send_urgent: Callable[[Key], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.api_client = api_client
+        self.queue = queue
+        self.send = send
+        self.send_urgent = send_urgent
+        self.fair = FairQueue(queue) if settings.dispatch.fair else None
+        self.enqueuer = Enqueuer(queue, send, self.fair)
+        self.mapper = Mapper()
+        self._lock = threading.Lock()
+        self.sources: list[Source] = []
+        self._namespace_sources: list[Source] = []
+        self._selected: set[str] = set()
+        self._stop: threading.Event | None = None
+        self._resync_wanted = threading.Event()
+        self._resync_running = threading.Lock()
+        self._resync_failures = 0
+        self._resync_retry: threading.Timer | None = None
+
+    # --- keys ------------------------------------------------------------------------------
+    def producing(self) -> bool:
+        return self._stop is not None and not self._stop.is_set()
+
+    def enqueue(self, key: Key) -> EnqueueResult | AddResult | None:
+        if not self.producing():  # leadership lost: not one more key
+            return None
+        return self.enqueuer.enqueue(key)
+
+    def on_event(self, kind: str, event_type: str, obj: JsonDict) -> None:
+        if kind == "Namespace":
+            self._namespace_event(event_type, obj)
+            return
+        metrics.CUSTOM_RESOURCES.observe(kind, event_type, obj)  # CR kinds only
+        with self._lock:
+            keys = self.mapper.keys_for(kind, event_type, obj)
+        for key in keys:
+            if self.selected(key.namespace):
+                self.enqueue(key)
+
+    # --- namespace label selector ----------------------------------------------------------
+    def selected(self, namespace: str) -> bool:
+        return self.settings.namespace_selector is None or namespace in self._selected
+
+    def _namespace_event(self, event_type: str, obj: JsonDict) -> None:
+        """Namespaces come from a source filtered by the selector itself (server-side)."""
+        name = (obj.get("metadata") or {}).get("name")
+        if not name:
+            return
+        with self._lock:
+            if event_type == "DELETED":  # deleted, or no longer matching the selector
+                self._selected.discard(name)
+                return
+            newly = name not in self._selected
+            self._selected.add(name)
+        if newly and self.producing():
+            self.resync()  # CRs of a namespace that starts matching
+
+    def resync(self) -> None:
+        """Enqueue every custom resource (periodically, and after any relist). Calls that
+        arrive while one runs (every source relists after a compaction) coalesce into one
+        more run."""
+        self._resync_wanted.set()
+        while self._resync_wanted.is_set():
+            if not self._resync_running.acquire(blocking=False):
+                return  # the running resync sees the flag and runs once more
+            try:
+                while self._resync_wanted.is_set():
+                    self._resync_wanted.clear()
+                    self._resync_once()
+            finally:
+                self._resync_running.release()
+
+    def _resync_once(self) -> None:
+        if not self.producing():
+            return
+        try:
+            count = resync(self.api_client, self.settings.namespaces, self.enqueue, self.selected)
+        except Exception as exc:
+            # the list failed (an API error, a timeout): try again soon, not a period later
+            self._resync_failures += 1
+            delay = min(RESYNC_RETRY_CAP, 2.0 ** (self._resync_failures - 1))
+            log.warning("resync failed error=%r retry_in=%.0fs", exc, delay)
+            self._retry_resync_in(delay)
+            return
+        self._resync_failures = 0
+        log.info("resync keys=%d", count)
+
+    def _retry_resync_in(self, delay: float) -> None:
+        with self._lock:
+            if self._resync_retry is not None and self._resync_retry.is_alive():
+                return  # one retry pending is enough
+            self._resync_retry = threading.Timer(delay, self.resync)
+            self._resync_retry.daemon = True
+            self._resync_retry.start()
+
+    # --- leading ---------------------------------------------------------------------------
+    def _source(self, resource: Resource, namespace: str | None, stop: threading.Event) -> Source:
+        return Source(
+            self.api_client,
+            resource,
+            namespace,
+            self.on_event,
+            stop,
+            inactivity_seconds=self.settings.inactivity_seconds,
+            watch_timeout_seconds=self.settings.watch_timeout_seconds,
+            on_relist=self.resync,
+        )
+
+    def lead(self, stop: threading.Event) -> list[threading.Thread]:
+        """Start every producer thread; they stop producing when ``stop`` is set."""
+        self.sources, self._namespace_sources = [], []
+        threads = []
+        if self.settings.namespace_selector is not None:
+            namespaces = self._source(
+                Resource("/api/v1", "namespaces", "Namespace", self.settings.namespace_selector),
+                None,
+                stop,
+            )
+            namespaces.prime()  # know the matching namespaces before the first CR event
+            self._namespace_sources.append(namespaces)
+            threads.append(threading.Thread(target=namespaces.run, name="namespaces", daemon=True))
+        metrics.CUSTOM_RESOURCES.selected = self.selected
+        self._stop = stop  # producing from here on (priming resyncs nothing)
+        for resource in RESOURCES:
+            for namespace in self.settings.namespaces or (None,):
+                source = self._source(resource, namespace, stop)
+                self.sources.append(source)
+                threads.append(threading.Thread(target=source.run, name=source.name, daemon=True))
+        threads.append(
+            threading.Thread(
+                target=run_pump,
+                args=(self.queue, self.enqueue, stop),
+                kwargs={"fair": self.fair},
+                name="pump",
+                daemon=True,
+            )
+        )
+        if self.fair is not None:
+            dispatcher = Dispatcher(
+                self.fair,
+                self.send,
+                send_urgent=self.send_urgent,
+                window=self.settings.dispatch.window,
+                weights=self.settings.dispatch.weights,
+            )
+            threads.append(
+                threading.Thread(target=dispatcher.run, args=(stop,), name="dispatch", daemon=True)
+            )
+        threads.append(
+            threading.Thread(
+                target=run_resync,
+                args=(self.resync, self.settings.resync_seconds, stop),
+                name="resync",
+                daemon=True,
+            )
+        )
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def stop_producing(self) -> None:
+        """No key from now on; wake the sources blocked on quiet streams."""
+        if self._stop is not None:
+            self._stop.set()
+        if self._resync_retry is not None:
+            self._resync_retry.cancel()
+        for source in [*self.sources, *self._namespace_sources]:
+            source.abort()
+
+    def stopped_leading(self) -> None:
+        """Forget per-object state: the next leadership starts from a fresh list."""
+        with self._lock:
+            self.mapper.forget_all()
+            self._selected.clear()
+        metrics.CUSTOM_RESOURCES.forget_all()
+        self.sources, self._namespace_sources = [], []
+
+
+def api_client_for(settings: Settings) -> client.ApiClient:
+    """From KUBECONFIG, or the pod's service account. urllib3 does not retry on its own:
+    every caller has its own retry loop and backoff, and honours Retry-After itself."""
+    configuration = client.Configuration()
+    try:
+        if settings.kubeconfig:
+            config.load_kube_config(
+                config_file=settings.kubeconfig, client_configuration=configuration
+            )
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+    except (config.ConfigException, OSError) as exc:
+        where = f"KUBECONFIG={settings.kubeconfig}" if settings.kubeconfig else "in-cluster"
+        raise SettingsError(f"no usable Kubernetes configuration ({where}): {exc}") from None
+    configuration.retries = False
+    return client.ApiClient(configuration)
+
+
+def run(settings: Settings, shutdown: threading.Event) -> None:
+    """Elect, lead while elected, until ``shutdown`` is set; then release the Lease."""
+    api_client = api_client_for(settings)
+    queue = WorkQueue(Redis.from_url(settings.redis_url, socket_timeout=10))
+    sender = Sender(settings.redis_url)
+    watcher = Watcher(settings, api_client, queue, sender, sender.urgent)
+    elector = LeaderElector(
+        api_client,
+        namespace=settings.lease_namespace,
+        name=settings.lease_name,
+        identity=settings.identity,
+        lease_seconds=settings.lease_seconds,
+        renew_seconds=settings.renew_seconds,
+        retry_seconds=settings.retry_seconds,
+    )
+    election = threading.Thread(target=elector.run, args=(shutdown,), name="leader", daemon=True)
+    election.start()
+    metrics.LEADER.set(0)
+    log.info(
+        "watcher started identity=%s namespaces=%s lease=%s/%s",
+        settings.identity,
+        ",".join(settings.namespaces) or "*",
+        settings.lease_namespace,
+        settings.lease_name,
+    )
+    while not shutdown.is_set():
+        if not elector.leading.wait(0.5):
+            continue
+        stop = threading.Event()
+        threads = watcher.lead(stop)
+        while elector.leading.is_set() and not shutdown.is_set():
+            shutdown.wait(0.1)
+        watcher.stop_producing()
+        log.info("stopping producers leading=%s", elector.leading.is_set())
+        deadline = time.monotonic() + SHUTDOWN_JOIN_SECONDS
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        watcher.stopped_leading()
+    elector.release()
+    election.join(timeout=SHUTDOWN_JOIN_SECONDS)
+    api_client.close()
+    log.info("watcher stopped identity=%s", settings.identity)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tango-operator watcher", description="Watch the cluster and enqueue reconcile keys."
+    )
+    parser.add_argument("--log-level", default="INFO")
+    options = parser.parse_args(argv)
+    logging.basicConfig(
+        level=options.log_level.upper(),
+        format="time=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+    shutdown = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: shutdown.set())
+    try:
+        settings = Settings.from_environment()
+        if settings.metrics_port:
+            start_http_server(settings.metrics_port)
+        run(settings, shutdown)
+    except SettingsError as exc:
+        print(f"tango-operator watcher: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

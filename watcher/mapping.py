@@ -1,0 +1,82 @@
+"""Kubernetes watch events → reconcile keys (pure functions, no I/O).
+
+Called by ``watcher.main`` for every object a source (``watcher.sources``) lists or
+watches; the keys go on to ``watcher.enqueue``. A custom resource maps to its own key; a
+child maps to the custom resource in its controller ownerReference; anything else maps to
+nothing. Changes of a custom resource that only touch its status (the operator's own
+writes) are dropped, by remembering a fingerprint of what a reconcile depends on:
+generation, labels, annotations, finalizers, deletionTimestamp.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from workers import api
+from workers.contract import Key
+
+JsonDict = dict[str, Any]
+CUSTOM_KINDS = {kind.value for kind in api.Kind}
+
+
+def _fingerprint(obj: JsonDict) -> str:
+    meta = obj.get("metadata") or {}
+    return json.dumps(
+        [
+            meta.get("generation"),
+            meta.get("labels"),
+            meta.get("annotations"),
+            meta.get("finalizers"),
+            meta.get("deletionTimestamp"),
+        ],
+        sort_keys=True,
+    )
+
+
+class Mapper:
+    """Remembers one fingerprint per custom resource (the watcher's only per-object state)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Key, str] = {}
+
+    def keys_for(self, kind: str, event_type: str, obj: JsonDict) -> list[Key]:
+        meta = obj.get("metadata") or {}
+        namespace, name = meta.get("namespace"), meta.get("name")
+        if not namespace or not name:
+            return []
+        if kind in CUSTOM_KINDS:
+            key = Key(kind, namespace, name)
+            if event_type == "DELETED":
+                self._seen.pop(key, None)
+                return [key]
+            fingerprint = _fingerprint(obj)
+            if event_type == "MODIFIED" and self._seen.get(key) == fingerprint:
+                return []  # a status-only change
+            self._seen[key] = fingerprint
+            return [key]
+        return owner_keys(obj)
+
+    def knows(self, key: Key) -> bool:
+        """Whether a fingerprint is remembered for ``key`` (seen, not deleted since)."""
+        return key in self._seen
+
+    def forget_all(self) -> None:
+        """Leadership lost: the next leadership lists afresh and every object is new again.
+        (A relist forgets only what is gone: its source emits a DELETED for each.)"""
+        self._seen.clear()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+def owner_keys(obj: JsonDict) -> list[Key]:
+    meta = obj.get("metadata") or {}
+    for owner in meta.get("ownerReferences") or []:
+        if (
+            owner.get("controller")
+            and str(owner.get("apiVersion", "")).split("/")[0] == api.GROUP
+            and owner.get("kind") in CUSTOM_KINDS
+        ):
+            return [Key(owner["kind"], meta["namespace"], owner["name"])]
+    return []

@@ -1,0 +1,67 @@
+"""The resync: every custom resource's key, enqueued again.
+
+Lists DeviceServers and DatabaseDSs from the Kubernetes API (all namespaces, or each
+configured one) and hands every key to ``enqueue`` (``watcher.enqueue``), whose dedupe makes
+it cheap. Run every resync period and after every relist by ``watcher.main``, so a flushed
+Redis or a lost message costs latency, never correctness (DESIGN §5.7).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from kubernetes import client
+
+from watcher import metrics
+from workers import api
+from workers.contract import Key
+
+log = logging.getLogger(__name__)
+REQUEST_TIMEOUT = (5.0, 60.0)
+
+
+def custom_resource_keys(api_client: client.ApiClient, namespaces: Sequence[str]) -> list[Key]:
+    """Every DeviceServer and DatabaseDS in ``namespaces`` (empty: all namespaces)."""
+    custom = client.CustomObjectsApi(api_client)
+    keys: list[Key] = []
+    for kind in api.Kind:
+        for namespace in namespaces or (None,):
+            if namespace:
+                listed = custom.list_namespaced_custom_object(
+                    api.GROUP, api.VERSION, namespace, kind.plural, _request_timeout=REQUEST_TIMEOUT
+                )
+            else:
+                listed = custom.list_cluster_custom_object(
+                    api.GROUP, api.VERSION, kind.plural, _request_timeout=REQUEST_TIMEOUT
+                )
+            for item in listed.get("items") or []:
+                meta = item.get("metadata") or {}
+                if meta.get("namespace") and meta.get("name"):
+                    keys.append(Key(kind.value, meta["namespace"], meta["name"]))
+    return keys
+
+
+def resync(
+    api_client: client.ApiClient,
+    namespaces: Sequence[str],
+    enqueue: Callable[[Key], object],
+    selected: Callable[[str], bool] = lambda _namespace: True,
+) -> int:
+    """Enqueue the key of every custom resource in a selected namespace; how many."""
+    count = 0
+    for key in custom_resource_keys(api_client, namespaces):
+        if selected(key.namespace):
+            enqueue(key)
+            count += 1
+    metrics.RESYNCS.inc()
+    metrics.LAST_RESYNC.set(time.time())
+    return count
+
+
+def run_resync(resync_now: Callable[[], object], period: float, stop: threading.Event) -> None:
+    """Call ``resync_now`` every ``period`` seconds until ``stop`` is set."""
+    while not stop.wait(period):
+        resync_now()

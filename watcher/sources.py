@@ -1,0 +1,317 @@
+"""List + watch of one resource type, the way client-go's reflector does it.
+
+Runs in its own thread, started by ``watcher.main`` while this replica leads; every object
+it lists or sees in a watch event goes to the ``emit(kind, event_type, object)`` callback
+(``watcher.main`` maps it to keys). The rules (controller-anchors §1-2):
+
+* LIST, remember the *list's* resourceVersion, emit every item; WATCH from it with
+  bookmarks, tracking the last resourceVersion of every event (bookmarks included);
+* a stream that ends (server timeout, dropped connection) resumes from the last one;
+* 410 Gone — as an ERROR event or an HTTP status — means relist, then ``on_relist``
+  (the watcher resyncs every key, since anything may have been missed);
+* a relist *replaces* what the source knew (client-go's ``Replace``): an object it had
+  listed or watched that the new list lacks was deleted in the gap and is emitted as
+  DELETED, once, with the last metadata seen (client-go's ``DeletedFinalStateUnknown``), so
+  the per-object state downstream (fingerprints, counts) forgets it and its key is enqueued;
+* a stream silent for longer than the inactivity timeout (not even a bookmark) is closed
+  and resumed; errors back off from 0.8 s to 30 s (doubling, with jitter, reset after two
+  healthy minutes); 429 honours Retry-After.
+
+The official client's ``Watch`` helper is not used: it retries a 410 with the same stale
+resourceVersion and hides the list's resourceVersion, the two things this must get right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from watcher import metrics
+
+log = logging.getLogger(__name__)
+JsonDict = dict[str, Any]
+Emit = Callable[[str, str, JsonDict], None]
+ObjectKey = tuple[str, str]
+"""(namespace or "", name)."""
+_LAST_KNOWN = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences")
+"""The metadata a source remembers per object: what mapping a deletion to keys needs."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A watched collection: ``prefix`` like ``/apis/apps/v1``, ``plural``, ``kind``."""
+
+    prefix: str
+    plural: str
+    kind: str
+    label_selector: str | None = None
+
+    @property
+    def api_version(self) -> str:
+        """``apps/v1`` for ``/apis/apps/v1``, ``v1`` for ``/api/v1``."""
+        return self.prefix.split("/", 2)[-1]
+
+    def path(self, namespace: str | None) -> str:
+        if namespace:
+            return f"{self.prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{self.prefix}/{self.plural}"
+
+
+@dataclass
+class Backoff:
+    """The reflector's: 0.8 s doubling to 30 s, jitter times [1, 2), reset after 2 min of health."""
+
+    initial: float = 0.8
+    cap: float = 30.0
+    reset_after: float = 120.0
+    rng: random.Random = field(default_factory=random.Random)
+    clock: Callable[[], float] = time.monotonic
+    _delay: float = 0.0
+    _last: float = float("-inf")
+
+    def next(self) -> float:
+        """The wait before the next attempt after a failure."""
+        now = self.clock()
+        if now - self._last > self.reset_after:
+            self._delay = self.initial
+        self._last = now
+        wait = min(self.cap, self._delay * self.rng.uniform(1.0, 2.0))
+        self._delay = min(self.cap, self._delay * 2)
+        return wait
+
+
+class Gone(Exception):  # noqa: N818 - named after the HTTP status
+    """The resourceVersion is too old: relist."""
+
+
+@dataclass
+class Source:
+    api_client: client.ApiClient
+    resource: Resource
+    namespace: str | None
+    emit: Emit
+    stop: threading.Event
+    inactivity_seconds: float = 70.0
+    watch_timeout_seconds: float | None = None
+    """Server-side ``timeoutSeconds``; None: random in [300, 600] per watch (the reflector's)."""
+    on_relist: Callable[[], None] = lambda: None
+    rng: random.Random = field(default_factory=random.Random)
+    backoff: Backoff = field(default_factory=Backoff)
+    relists: int = 0
+    restarts: int = 0
+    relist_deletions: int = 0
+    """Objects found deleted by a relist (absent from it, known before)."""
+    known: dict[ObjectKey, JsonDict] = field(default_factory=dict, repr=False)
+    """What exists as far as this source knows — the last list plus the watch events since
+    — reduced to what a synthetic DELETED carries (kind, apiVersion, ``_LAST_KNOWN``)."""
+    _response: Any = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"{self.resource.plural}@{self.namespace or '*'}"
+
+    def run(self) -> None:
+        """Until ``stop`` is set: list, then watch and resume, relisting on 410."""
+        resource_version: str | None = None
+        while not self.stop.is_set():
+            try:
+                if resource_version is None:
+                    resource_version = self._list()
+                resource_version = self._watch(resource_version)
+            except Gone:
+                log.info("resourceVersion too old, relisting source=%s", self.name)
+                metrics.WATCH_RESTARTS.labels(self.resource.plural, "gone").inc()
+                resource_version = None
+            except ApiException as exc:
+                wait = _retry_after(exc) if exc.status == 429 else None
+                wait = wait if wait is not None else self.backoff.next()
+                log.warning(
+                    "watch failed source=%s status=%s retry_in=%.1fs", self.name, exc.status, wait
+                )
+                metrics.WATCH_RESTARTS.labels(self.resource.plural, f"http_{exc.status}").inc()
+                self.stop.wait(wait)
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+                wait = self.backoff.next()
+                log.warning(
+                    "watch interrupted source=%s error=%s retry_in=%.1fs",
+                    self.name,
+                    type(exc).__name__,
+                    wait,
+                )
+                metrics.WATCH_RESTARTS.labels(self.resource.plural, "error").inc()
+                self.stop.wait(wait)
+            except Exception:  # a malformed answer must not end the thread: relist
+                wait = self.backoff.next()
+                log.exception("watch broken source=%s retry_in=%.1fs", self.name, wait)
+                metrics.WATCH_RESTARTS.labels(self.resource.plural, "unexpected").inc()
+                resource_version = None
+                self.stop.wait(wait)
+
+    def _emit(self, event_type: str, obj: JsonDict) -> None:
+        """Hand one object on; a failure to map it is logged, not a reason to re-watch."""
+        try:
+            self.emit(self.resource.kind, event_type, obj)
+        except Exception:
+            meta = obj.get("metadata") or {}
+            log.exception(
+                "event not handled source=%s type=%s object=%s/%s",
+                self.name,
+                event_type,
+                meta.get("namespace"),
+                meta.get("name"),
+            )
+
+    def abort(self) -> None:
+        """Interrupt a read blocked on a quiet stream (after ``stop`` is set): the thread
+        ends now rather than at the inactivity timeout."""
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(RuntimeError, ValueError, OSError):  # already released
+                response.shutdown()
+
+    def prime(self) -> None:
+        """One list, emitted, before the thread starts (the namespace selector's first view)."""
+        self._list()
+
+    # --- list ------------------------------------------------------------------------------
+    def _request(self, query: list[tuple[str, str]], timeout: tuple[float, float]) -> Any:
+        if self.resource.label_selector:
+            query = [*query, ("labelSelector", self.resource.label_selector)]
+        return self.api_client.call_api(
+            self.resource.path(self.namespace),
+            "GET",
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+            _preload_content=False,
+            _return_http_data_only=True,
+            _request_timeout=timeout,
+        )
+
+    def _list(self) -> str:
+        response = self._request([], (5.0, 60.0))
+        listed = json.loads(response.data)
+        present: dict[ObjectKey, JsonDict] = {}
+        for item in listed.get("items") or []:
+            if self.stop.is_set():
+                break
+            item.setdefault("kind", self.resource.kind)  # built-in list items carry no type
+            item.setdefault("apiVersion", self.resource.api_version)
+            present[_key(item)] = _last_known(item)
+            self._emit("ADDED", item)
+        if self.stop.is_set():  # stopped part-way: the rest of the list is unknown
+            self.known.update(present)
+        else:
+            self._replace(present)
+        self.relists += 1
+        metrics.RELISTS.labels(self.resource.plural).inc()
+        if self.relists > 1:
+            self.on_relist()
+        return str(listed["metadata"]["resourceVersion"])
+
+    def _replace(self, present: dict[ObjectKey, JsonDict]) -> None:
+        """Make ``present`` (a full list) what this source knows; emit DELETED for each
+        object known before and absent from it."""
+        gone = [obj for key, obj in self.known.items() if key not in present]
+        self.known = present
+        if gone:
+            self.relist_deletions += len(gone)
+            metrics.RELIST_DELETIONS.labels(self.resource.plural).inc(len(gone))
+            log.info("relist found deleted source=%s objects=%d", self.name, len(gone))
+        for obj in gone:
+            self._emit("DELETED", obj)
+
+    # --- watch -----------------------------------------------------------------------------
+    def _watch(self, resource_version: str) -> str:
+        timeout = round(self.watch_timeout_seconds or self.rng.randint(300, 600))
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(timeout)),
+        ]
+        try:
+            response = self._request(query, (5.0, self.inactivity_seconds))
+        except ApiException as exc:
+            if exc.status == 410:
+                raise Gone() from None
+            raise
+        self._response = response
+        if self.stop.is_set():
+            response.release_conn()
+            return resource_version
+        try:
+            for event in _events(response):
+                if self.stop.is_set():
+                    break
+                kind = event.get("type")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise Gone()
+                    raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                if rv:
+                    resource_version = str(rv)
+                metrics.EVENTS.labels(self.resource.plural, str(kind)).inc()
+                if kind in ("ADDED", "MODIFIED"):
+                    self.known[_key(obj)] = _last_known(obj)
+                elif kind == "DELETED":
+                    self.known.pop(_key(obj), None)
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    self._emit(str(kind), obj)
+        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError):
+            # silent longer than the inactivity timeout, or the server dropped us: resume
+            self.restarts += 1
+            metrics.WATCH_RESTARTS.labels(self.resource.plural, "inactive_or_dropped").inc()
+        finally:
+            self._response = None
+            response.release_conn()
+        return resource_version
+
+
+def _key(obj: JsonDict) -> ObjectKey:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _last_known(obj: JsonDict) -> JsonDict:
+    """What a synthetic DELETED for ``obj`` will carry: its type and identifying metadata."""
+    meta = obj.get("metadata") or {}
+    return {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {name: meta[name] for name in _LAST_KNOWN if name in meta},
+    }
+
+
+def _events(response: Any) -> Iterator[JsonDict]:
+    """One decoded JSON object per line of a watch stream."""
+    pending = b""
+    for chunk in response.stream(4096, decode_content=True):
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+    if pending.strip():
+        yield json.loads(pending)
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    value = (exc.headers or {}).get("Retry-After")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

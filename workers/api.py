@@ -1,0 +1,472 @@
+"""The ``tango.tango-controls.org/v1`` API as the operator reads it.
+
+Data comes from a custom resource as the Kubernetes API returns it (a JSON dict, already
+pruned and defaulted by the CRD schema in ``helm/tango-operator/crds/``); it goes out as
+frozen, typed specs that the reconcilers and the renderer use. Everything the CRD schema
+cannot reject (JSON inside ``config``, "exactly one of command/script", device-name syntax
+inside strings) is checked here and reported as a :class:`SpecError` that names the field,
+so a bad spec becomes state ``Error`` with a useful message instead of an exception.
+
+Stdlib only: the watcher may import this module too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+GROUP = "tango.tango-controls.org"
+VERSION = "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+FINALIZER = f"{GROUP}/finalizer"
+FIELD_MANAGER = "tango-operator"
+MANAGED_BY = "tango-operator"
+
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+DATABASEDS_PORT = 10000
+SERVER_PORT = 45450
+HEARTBEAT_PORT = 45460
+EVENT_PORT = 45470
+
+JsonDict = dict[str, Any]
+
+
+class Kind(StrEnum):
+    DEVICE_SERVER = "DeviceServer"
+    DATABASE_DS = "DatabaseDS"
+
+    @property
+    def plural(self) -> str:
+        return _PLURALS[self]
+
+
+_PLURALS = {Kind.DEVICE_SERVER: "deviceservers", Kind.DATABASE_DS: "databaseds"}
+
+# Pod-level keys of a DeviceServer that are passed through to the pod unchanged.
+POD_PASSTHROUGH_KEYS = (
+    "env",
+    "volumes",
+    "volumeMounts",
+    "resources",
+    "securityContext",
+    "nodeSelector",
+    "affinity",
+    "tolerations",
+)
+
+
+class SpecError(ValueError):
+    """A spec the operator cannot act on; ``field`` is the JSON path of the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# --- dependencies ---------------------------------------------------------------------------------
+_DEVICE_PART = r"[^/\s:]+"
+_DEVICE = re.compile(rf"^{_DEVICE_PART}/{_DEVICE_PART}/{_DEVICE_PART}$")
+_TANGO_URL = re.compile(
+    rf"^tango://([^/:\s]+):(\d+)/({_DEVICE_PART}/{_DEVICE_PART}/{_DEVICE_PART})$"
+)
+_HOST_PORT = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?):(\d+)$")
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One ``dependsOn`` entry: a TANGO device (maybe on another TANGO host) or a TCP endpoint."""
+
+    text: str
+    device: str | None = None
+    """Lower-cased ``domain/family/member`` for a device dependency."""
+    tango_host: str | None = None
+    """``host:port`` of the device's TANGO DB when given as a ``tango://`` URL."""
+    host: str | None = None
+    port: int | None = None
+
+    @property
+    def is_device(self) -> bool:
+        return self.device is not None
+
+
+def parse_dependency(text: str, field_path: str) -> Dependency:
+    """Classify one ``dependsOn`` string, or raise SpecError saying what is wrong with it."""
+    stripped = text.strip()
+    if _DEVICE.match(stripped):
+        return Dependency(text=text, device=stripped.lower())
+    url = _TANGO_URL.match(stripped)
+    if url:
+        return Dependency(
+            text=text, device=url.group(3).lower(), tango_host=f"{url.group(1)}:{url.group(2)}"
+        )
+    endpoint = _HOST_PORT.match(stripped)
+    if endpoint:
+        port = int(endpoint.group(3))
+        if not 0 < port < 65536:
+            raise SpecError(field_path, f"port {port} out of range in {text!r}")
+        return Dependency(text=text, host=endpoint.group(1), port=port)
+    raise SpecError(
+        field_path,
+        f"{text!r} is neither a TANGO device (domain/family/member, optionally "
+        "tango://host:port/domain/family/member) nor host:port",
+    )
+
+
+# --- dsconfig JSON --------------------------------------------------------------------------------
+_META_KEYS = frozenset({"_version", "_source", "_title", "_date"})
+
+
+@dataclass(frozen=True)
+class TangoConfig:
+    """The dsconfig JSON of one DeviceServer, checked for shape and cut to its own instance."""
+
+    document: JsonDict
+    """dsconfig JSON holding only this server instance (``servers → dsname → args``) and
+    ``classes``: what gets written to the TANGO DB."""
+    devices: tuple[str, ...]
+    """Lower-cased device names of this instance, sorted."""
+    ignored_instances: tuple[str, ...] = ()
+    """Other ``server/instance`` entries present in the CR's config, which are not applied."""
+
+    @property
+    def digest(self) -> str:
+        """A short hash of ``document`` (key order and spacing do not matter): recorded in
+        the status as ``configHash`` and on the pod template, so a change rolls the pod."""
+        canonical = json.dumps(self.document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_properties(value: Any, path: str) -> None:
+    if not isinstance(value, dict):
+        raise SpecError(path, "must be an object of property name → list of strings")
+    for name, values in value.items():
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise SpecError(f"{path}.{name}", "property values must be a list of strings")
+
+
+def _check_attribute_properties(value: Any, path: str) -> None:
+    if not isinstance(value, dict):
+        raise SpecError(path, "must be an object of attribute → properties")
+    for attribute, properties in value.items():
+        _check_properties(properties, f"{path}.{attribute}")
+
+
+def _check_device(device: str, body: Any, path: str) -> None:
+    if not _DEVICE.match(device):
+        raise SpecError(path, f"{device!r} is not a device name of the form domain/family/member")
+    if not isinstance(body, dict):
+        raise SpecError(path, "a device entry must be an object")
+    for key, value in body.items():
+        if key == "properties":
+            _check_properties(value, f"{path}.properties")
+        elif key == "attribute_properties":
+            _check_attribute_properties(value, f"{path}.attribute_properties")
+        elif key not in ("alias",):
+            raise SpecError(
+                f"{path}.{key}", "unknown key (expected properties, attribute_properties)"
+            )
+
+
+def _instances_of(servers: JsonDict) -> dict[tuple[str, str], Any]:
+    """``{(server, instance): classes}`` from both the split and the ``Server/instance`` forms."""
+    found: dict[tuple[str, str], Any] = {}
+    for server_key, body in servers.items():
+        if not isinstance(body, dict):
+            raise SpecError(f"spec.config.servers.{server_key}", "must be an object")
+        if "/" in server_key:
+            server, instance = server_key.split("/", 1)
+            found[(server, instance)] = body
+        else:
+            for instance, classes in body.items():
+                found[(server_key, instance)] = classes
+    return found
+
+
+def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
+    """Parse the ``config`` string; keep only ``dsname/instance`` and the class properties."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError("spec.config", f"is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SpecError(
+            "spec.config", "must be a JSON object with a 'servers' key (dsconfig format)"
+        )
+    unknown = set(document) - {"servers", "classes"} - _META_KEYS
+    if unknown:
+        raise SpecError(
+            "spec.config", f"unknown top-level keys {sorted(unknown)} (dsconfig format)"
+        )
+    servers = document.get("servers", {})
+    if not isinstance(servers, dict):
+        raise SpecError("spec.config.servers", "must be an object")
+    wanted = (dsname.lower(), instance.lower())
+    mine: Any = None
+    ignored: list[str] = []
+    for (server, inst), classes in sorted(_instances_of(servers).items()):
+        if (server.lower(), inst.lower()) == wanted:
+            mine = classes
+        else:
+            ignored.append(f"{server}/{inst}")
+    devices: list[str] = []
+    if mine is not None:
+        if not isinstance(mine, dict):
+            raise SpecError(f"spec.config.servers.{dsname}.{instance}", "must be an object")
+        for class_name, class_devices in mine.items():
+            path = f"spec.config.servers.{dsname}.{instance}.{class_name}"
+            if not isinstance(class_devices, dict):
+                raise SpecError(path, "must be an object of device name → device")
+            for device, body in class_devices.items():
+                _check_device(device, body, f"{path}.{device}")
+                devices.append(device.lower())
+    elif servers:
+        raise SpecError(
+            "spec.config.servers",
+            f"has no entry for this server instance {dsname}/{instance} "
+            f"(found: {', '.join(ignored)})",
+        )
+    classes = document.get("classes", {})
+    if not isinstance(classes, dict):
+        raise SpecError("spec.config.classes", "must be an object")
+    for class_name, body in classes.items():
+        path = f"spec.config.classes.{class_name}"
+        if not isinstance(body, dict):
+            raise SpecError(path, "must be an object")
+        if "properties" in body:
+            _check_properties(body["properties"], f"{path}.properties")
+        if "attribute_properties" in body:
+            _check_attribute_properties(
+                body["attribute_properties"], f"{path}.attribute_properties"
+            )
+    duplicates = sorted({d for d in devices if devices.count(d) > 1})
+    if duplicates:
+        raise SpecError("spec.config", f"devices listed twice: {', '.join(duplicates)}")
+    own: JsonDict = {}
+    if mine is not None:
+        own["servers"] = {dsname: {instance: mine}}
+    if classes:
+        own["classes"] = classes
+    return TangoConfig(
+        document=own, devices=tuple(sorted(devices)), ignored_instances=tuple(ignored)
+    )
+
+
+# --- DeviceServer ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceServerSpec:
+    """A validated DeviceServer spec."""
+
+    dsname: str
+    args: str
+    command: str | None
+    script: str | None
+    config: TangoConfig | None
+    config_text: str | None
+    databaseds: str
+    cluster_domain: str
+    legacy_compatibility: bool
+    enable_load_balancer: bool
+    image: str
+    image_pull_policy: str | None
+    depends_on: tuple[Dependency, ...]
+    pod: JsonDict = field(default_factory=dict)
+    """The pod-level pass-through keys (POD_PASSTHROUGH_KEYS) that are set and not null."""
+    post_start: str | None = None
+    pre_stop: str | None = None
+
+    @property
+    def server_instance(self) -> str:
+        """The TANGO server instance name, ``dsname/args``."""
+        return f"{self.dsname}/{self.args}"
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        return self.config.devices if self.config else ()
+
+
+def _optional_str(spec: JsonDict, key: str) -> str | None:
+    value = spec.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SpecError(f"spec.{key}", "must be a string")
+    return value or None
+
+
+def _required_str(spec: JsonDict, key: str) -> str:
+    value = _optional_str(spec, key)
+    if value is None or not value.strip():
+        raise SpecError(f"spec.{key}", "is required")
+    return value
+
+
+_TANGO_NAME = re.compile(r"^[^/\s]+$")
+_SERVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+"""A TANGO server (executable) name; it also names the launcher file ``<dsname>.py``."""
+RESERVED_VOLUME = "tango-operator-config"
+"""The pod volume the operator adds for the launcher script and the config."""
+
+
+def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
+    """The typed spec of a DeviceServer resource, or SpecError for the first problem found."""
+    spec = resource.get("spec")
+    if not isinstance(spec, dict):
+        raise SpecError("spec", "is required")
+    dsname = _required_str(spec, "dsname")
+    args = _required_str(spec, "args")
+    if not _SERVER_NAME.match(dsname):
+        raise SpecError(
+            "spec.dsname", f"{dsname!r} must be letters, digits and _ . + - (a TANGO server name)"
+        )
+    if not _TANGO_NAME.match(args) or "\x00" in args:
+        raise SpecError("spec.args", f"{args!r} must not contain '/' or whitespace")
+    command = _optional_str(spec, "command")
+    script = _optional_str(spec, "script")
+    if command and script:
+        raise SpecError("spec.command", "give either command or script, not both")
+    if not command and not script:
+        raise SpecError("spec.command", "one of command or script is required")
+    config_text = _optional_str(spec, "config")
+    config = parse_config(config_text, dsname=dsname, instance=args) if config_text else None
+    depends_on_raw = spec.get("dependsOn") or []
+    if not isinstance(depends_on_raw, list):
+        raise SpecError("spec.dependsOn", "must be a list of strings")
+    depends_on: list[Dependency] = []
+    for index, entry in enumerate(depends_on_raw):
+        if not isinstance(entry, str):
+            raise SpecError(f"spec.dependsOn[{index}]", "must be a string")
+        dependency = parse_dependency(entry, f"spec.dependsOn[{index}]")
+        if dependency.device and config and dependency.device in config.devices:
+            raise SpecError(
+                f"spec.dependsOn[{index}]",
+                f"{entry!r} is a device of this DeviceServer itself "
+                "(a self-dependency never resolves)",
+            )
+        depends_on.append(dependency)
+    databaseds = _required_str(spec, "databaseds")
+    check_tango_host_name(databaseds, "spec.databaseds")
+    pod = {key: spec[key] for key in POD_PASSTHROUGH_KEYS if spec.get(key) not in (None, {}, [])}
+    for index, volume in enumerate(pod.get("volumes") or []):
+        if isinstance(volume, dict) and volume.get("name") == RESERVED_VOLUME:
+            raise SpecError(f"spec.volumes[{index}].name", f"{RESERVED_VOLUME!r} is reserved")
+    cluster_domain = _optional_str(spec, "clusterDomain") or DEFAULT_CLUSTER_DOMAIN
+    check_dns_name(cluster_domain, "spec.clusterDomain")
+    return DeviceServerSpec(
+        dsname=dsname,
+        args=args,
+        command=command,
+        script=script,
+        config=config,
+        config_text=config_text,
+        databaseds=databaseds,
+        cluster_domain=cluster_domain,
+        legacy_compatibility=bool(spec.get("legacycompatibility", True)),
+        enable_load_balancer=bool(spec.get("enableLoadBalancer", False)),
+        image=_required_str(spec, "image"),
+        image_pull_policy=_optional_str(spec, "imagePullPolicy"),
+        depends_on=tuple(depends_on),
+        pod=pod,
+        post_start=_optional_str(spec, "postStart"),
+        pre_stop=_optional_str(spec, "preStop"),
+    )
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_dns_name(name: str, field_path: str) -> None:
+    """A DNS name made of labels of at most 63 characters (``clusterDomain``)."""
+    if len(name) > 253 or not all(_DNS_LABEL.match(label) for label in name.split(".")):
+        raise SpecError(field_path, f"{name!r} is not a valid DNS name")
+
+
+def check_tango_host_name(name: str, field_path: str) -> None:
+    """A ``databaseds`` value: a DatabaseDS/Service name or a DNS name, with an optional port."""
+    host = name.rsplit(":", 1)[0] if ":" in name else name
+    if ":" in name and not name.rsplit(":", 1)[1].isdigit():
+        raise SpecError(field_path, f"{name!r}: the port after ':' must be a number")
+    labels = host.split(".")
+    for label in labels:
+        if len(label) > 63:
+            raise SpecError(
+                field_path,
+                f"{name!r}: DNS label {label[:20]!r}... is {len(label)} characters, "
+                "longer than the 63 Kubernetes allows for a Service name",
+            )
+        if not _DNS_LABEL.match(label):
+            raise SpecError(field_path, f"{name!r} is not a valid DNS name")
+
+
+# --- DatabaseDS -----------------------------------------------------------------------------------
+# the images the SKA chart ska-tango-base 0.4.x runs for DataBaseds and the TANGO DB
+DEFAULT_DATABASEDS_IMAGE = "artefact.skao.int/ska-tango-images-tango-cpp:9.5.0"
+DEFAULT_TANGODB_IMAGE = "artefact.skao.int/ska-tango-images-tango-db:11.0.2"
+
+
+@dataclass(frozen=True)
+class DatabaseDSSpec:
+    """A validated DatabaseDS spec (defaults for what the SKA chart does not emit)."""
+
+    cluster_domain: str
+    use_pv: bool
+    enable_load_balancer: bool
+    image_pull_policy: str | None
+    storage_class: str | None
+    storage_size: str
+    databaseds_image: str
+    tangodb_image: str
+    databaseds_resources: JsonDict | None
+    tangodb_resources: JsonDict | None
+    credentials_secret: str | None
+    """A user Secret with MYSQL_PASSWORD and MYSQL_ROOT_PASSWORD; None: the operator makes one."""
+
+
+def parse_database_ds(resource: JsonDict) -> DatabaseDSSpec:
+    """The typed spec of a DatabaseDS resource, or SpecError."""
+    spec = resource.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise SpecError("spec", "must be an object")
+    name = str(resource.get("metadata", {}).get("name", ""))
+    if len(name) > 63:
+        raise SpecError(
+            "metadata.name",
+            f"is {len(name)} characters; a DatabaseDS names the Service DeviceServers reach "
+            "as <name>:10000, and a Service name is at most 63 characters",
+        )
+    if not _DNS_LABEL.match(name) or not name[0].isalpha():
+        raise SpecError(
+            "metadata.name",
+            f"{name!r} must be a DNS label starting with a letter (it names a Service)",
+        )
+    cluster_domain = _optional_str(spec, "clusterDomain") or DEFAULT_CLUSTER_DOMAIN
+    check_dns_name(cluster_domain, "spec.clusterDomain")
+    return DatabaseDSSpec(
+        cluster_domain=cluster_domain,
+        use_pv=bool(spec.get("usePV", False)),
+        enable_load_balancer=bool(spec.get("enableLoadBalancer", False)),
+        image_pull_policy=_optional_str(spec, "imagePullPolicy"),
+        storage_class=_optional_str(spec, "tangoDBStorageClass"),
+        storage_size=_optional_str(spec, "storageSize") or "1Gi",
+        databaseds_image=_optional_str(spec, "databasedsImage") or DEFAULT_DATABASEDS_IMAGE,
+        tangodb_image=_optional_str(spec, "tangoDBImage") or DEFAULT_TANGODB_IMAGE,
+        databaseds_resources=spec.get("databasedsResources") or None,
+        tangodb_resources=spec.get("tangoDBResources") or None,
+        credentials_secret=_optional_str(spec, "credentialsSecret"),
+    )
+
+
+def tango_host_for(databaseds: str, *, namespace: str, cluster_domain: str) -> str:
+    """The in-cluster ``host:port`` TANGO_HOST for a ``databaseds`` value.
+
+    A bare name is a Service in the CR's namespace (a DatabaseDS is served under its own
+    name); a name with dots is taken as a DNS name. The port defaults to 10000.
+    """
+    host, _, port = databaseds.partition(":")
+    if "." not in host:
+        host = f"{host}.{namespace}.svc.{cluster_domain}"
+    return f"{host}:{port or DATABASEDS_PORT}"

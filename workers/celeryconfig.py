@@ -1,0 +1,57 @@
+"""Celery settings of the workers (lower-case names, loaded by ``workers.app``).
+
+Values come from the environment (``TANGO_OPERATOR_REDIS_URL``, ``TANGO_OPERATOR_REDIS_PASSWORD``
+and, for a ``rediss://`` URL, ``TANGO_OPERATOR_REDIS_CA_FILE`` / ``_CERT_FILE`` / ``_KEY_FILE``;
+see ``workers.contract.redis_url``); everything else is fixed here because the queue contract
+(DESIGN §5) depends on it: JSON only, late acks with one message prefetched, redelivery when a
+worker dies, and no results stored (the state of a reconcile is in the custom resource's status
+and in the metrics, not in Celery).
+
+JSON only is also a security boundary (docs/security.md): anyone who can write to the Redis can
+make workers reconcile keys of their choosing, but a pickle or YAML message is refused before it
+is decoded, so they cannot make a worker run code.
+"""
+
+from __future__ import annotations
+
+from workers.contract import (
+    BROKER_PRIORITY_OPTIONS,
+    QUEUE_NAME,
+    celery_url,
+    redis_tls,
+    redis_url,
+)
+
+# TANGO_OPERATOR_REDIS_URL (+ _REDIS_PASSWORD, + the TLS files), in kombu's spelling
+broker_url = celery_url(redis_url())
+# kombu reads the TLS options from the rediss:// URL's query as well; Flower's broker page
+# (flower.utils.broker.RedisSsl) reads only this. False: no TLS.
+broker_use_ssl = redis_tls() or False
+broker_connection_retry_on_startup = True
+# A reconcile lasts seconds; nothing is ever scheduled with an ETA or countdown (delays live
+# in the work queue's Redis sorted set), so an unacked message older than this really is lost.
+# The priority steps put a dependency wake-up ahead of the messages already queued
+# (workers.contract); Flower's broker page reads them from here too.
+broker_transport_options = {"visibility_timeout": 900, **BROKER_PRIORITY_OPTIONS}
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+event_serializer = "json"
+result_accept_content = ["json"]
+task_ignore_result = True
+result_backend = None
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+task_default_queue = QUEUE_NAME
+task_create_missing_queues = True
+task_soft_time_limit = 120
+task_time_limit = 150
+
+# Flower and `celery inspect` see every task and worker
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False
+worker_redirect_stdouts = False

@@ -1,0 +1,247 @@
+"""All Kubernetes I/O of the workers, over the official Python client.
+
+The reconcilers call this module with plain dicts; it talks to the API server through the
+client's ``ApiClient`` (configuration, authentication, connection pool, JSON handling) and
+returns plain dicts. Failures come back as the two kinds in ``workers.errors``: a 409, 429
+or 5xx is temporary (with the server's Retry-After when given), a 422 permanent.
+
+Children are written with server-side apply under one field manager with ``force=true``
+(the documented controller practice): an unchanged manifest mutates nothing, and fields
+owned by other managers (a person with kubectl, an HPA) stay theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from workers import api
+from workers.errors import PermanentError, TemporaryError
+
+log = logging.getLogger(__name__)
+JsonDict = dict[str, Any]
+
+# (apiVersion, kind) -> (path prefix, plural) for everything the workers read or write.
+_RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
+    ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
+    ("v1", "Secret"): ("/api/v1", "secrets"),
+    ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "PersistentVolumeClaim"): ("/api/v1", "persistentvolumeclaims"),
+    ("v1", "Event"): ("/api/v1", "events"),
+    ("apps/v1", "StatefulSet"): ("/apis/apps/v1", "statefulsets"),
+    (api.API_VERSION, api.Kind.DEVICE_SERVER.value): (
+        f"/apis/{api.API_VERSION}",
+        api.Kind.DEVICE_SERVER.plural,
+    ),
+    (api.API_VERSION, api.Kind.DATABASE_DS.value): (
+        f"/apis/{api.API_VERSION}",
+        api.Kind.DATABASE_DS.plural,
+    ),
+}
+
+_JSON = "application/json"
+_MERGE_PATCH = "application/merge-patch+json"
+_APPLY_PATCH = "application/apply-patch+yaml"
+_TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds: a worker never waits long on the API server."""
+
+
+def _path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    try:
+        prefix, plural = _RESOURCES[(api_version, kind)]
+    except KeyError:
+        raise PermanentError(f"tango-operator does not manage {api_version} {kind}") from None
+    path = f"{prefix}/namespaces/{namespace}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """Turn client exceptions into TemporaryError / PermanentError with a readable message."""
+    try:
+        yield
+    except ApiException as exc:
+        message = _status_message(exc) or str(exc.reason)
+        if exc.status in (409, 429) or (exc.status or 0) >= 500:
+            raise TemporaryError(f"{what}: {message}", delay=_retry_after(exc)) from None
+        raise PermanentError(f"{what}: {message}") from None
+    except (OSError, urllib3.exceptions.HTTPError) as exc:
+        raise TemporaryError(f"{what}: {exc}") from None
+
+
+def _status_message(exc: ApiException) -> str | None:
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return None
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message) if message else None
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    headers = exc.headers or {}
+    value = headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class Kube:
+    """A thin, typed facade over one ``ApiClient`` (one per worker process)."""
+
+    def __init__(self, api_client: client.ApiClient, *, field_manager: str = api.FIELD_MANAGER):
+        self._client = api_client
+        self.field_manager = field_manager
+        self.reporting_instance = socket.gethostname()
+
+    # --- raw calls ------------------------------------------------------------------------------
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = _JSON,
+    ) -> JsonDict:
+        response = self._client.call_api(
+            path,
+            method,
+            query_params=query or [],
+            header_params={"Accept": _JSON, "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _preload_content=False,
+            _request_timeout=_TIMEOUT,
+        )
+        data = json.loads(response.data or b"{}")
+        return data if isinstance(data, dict) else {}
+
+    # --- reads ----------------------------------------------------------------------------------
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> JsonDict | None:
+        """The object, or None when it does not exist."""
+        try:
+            return self._call("GET", _path(api_version, kind, namespace, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            with _translated(f"reading {kind} {namespace}/{name}"):
+                raise
+
+    def get_custom(self, kind: api.Kind, namespace: str, name: str) -> JsonDict | None:
+        return self.get(api.API_VERSION, kind.value, namespace, name)
+
+    def list_custom(self, kind: api.Kind, namespace: str) -> list[JsonDict]:
+        with _translated(f"listing {kind.plural} in {namespace}"):
+            listed = self._call("GET", _path(api.API_VERSION, kind.value, namespace))
+        items = listed.get("items") or []
+        return [item for item in items if isinstance(item, dict)]
+
+    # --- writes ---------------------------------------------------------------------------------
+    def apply(self, manifest: JsonDict) -> JsonDict:
+        """Server-side apply of one child manifest; returns the object as stored."""
+        meta = manifest["metadata"]
+        path = _path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+        with _translated(f"applying {manifest['kind']} {meta['namespace']}/{meta['name']}"):
+            return self._call(
+                "PATCH",
+                path,
+                body=manifest,
+                query=[("fieldManager", self.field_manager), ("force", "true")],
+                content_type=_APPLY_PATCH,
+            )
+
+    def create_if_absent(self, manifest: JsonDict) -> bool:
+        """Create ``manifest`` unless an object of that name exists; True when created."""
+        meta = manifest["metadata"]
+        path = _path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
+        try:
+            self._call("POST", path, body=manifest, query=[("fieldManager", self.field_manager)])
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            with _translated(f"creating {manifest['kind']} {meta['namespace']}/{meta['name']}"):
+                raise
+        return True
+
+    def merge_patch(
+        self, resource: JsonDict, patch: JsonDict, *, subresource: str | None = None
+    ) -> JsonDict:
+        """A JSON merge patch of a custom resource (``subresource="status"`` for its status)."""
+        meta = resource["metadata"]
+        path = _path(resource["apiVersion"], resource["kind"], meta["namespace"], meta["name"])
+        if subresource:
+            path = f"{path}/{subresource}"
+        what = f"patching {resource['kind']} {meta['namespace']}/{meta['name']}"
+        with _translated(what + (f" {subresource}" if subresource else "")):
+            return self._call(
+                "PATCH",
+                path,
+                body=patch,
+                query=[("fieldManager", self.field_manager)],
+                content_type=_MERGE_PATCH,
+            )
+
+    def set_finalizers(self, resource: JsonDict, finalizers: list[str]) -> JsonDict:
+        """Replace the finalizers, guarded by the resourceVersion read (409 if it moved)."""
+        meta = resource["metadata"]
+        return self.merge_patch(
+            resource,
+            {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
+        )
+
+    def emit_event(self, resource: JsonDict, *, event_type: str, reason: str, message: str) -> None:
+        """Record a core/v1 Event on ``resource`` (shown by ``kubectl describe``).
+
+        Events are best effort, as in client-go's recorder: a failure is logged, not raised.
+        """
+        meta = resource["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{meta['name'][:200]}.{uuid.uuid4().hex[:16]}",
+                "namespace": meta["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": resource["apiVersion"],
+                "kind": resource["kind"],
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": self.field_manager},
+            "reportingComponent": self.field_manager,
+            "reportingInstance": self.reporting_instance[:128],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._call("POST", _path("v1", "Event", meta["namespace"]), body=event)
+        except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
+            log.warning(
+                "event not recorded kind=%s name=%s/%s reason=%s error=%s",
+                resource["kind"],
+                meta["namespace"],
+                meta["name"],
+                reason,
+                exc,
+            )

@@ -1,0 +1,64 @@
+"""Prometheus metrics of the workers (prometheus_client, multi-process safe).
+
+Updated by ``workers.tasks`` after every run of a key; served by the worker's main process
+(``serve``) from the files every Celery child writes under PROMETHEUS_MULTIPROC_DIR, which
+``tango-operator worker`` sets up. Queue depth and the other queue-wide figures come from
+Redis and are exported by the watcher, which owns the queue's pump.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
+
+RECONCILES = Counter(
+    "tango_operator_reconcile_total",
+    "Reconciles by kind and result (success, retry, error, busy, poisoned).",
+    ["kind", "result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "tango_operator_reconcile_duration_seconds",
+    "Time spent in one reconcile.",
+    ["kind"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+QUEUE_LATENCY = Histogram(
+    "tango_operator_queue_latency_seconds",
+    "From a key being enqueued to a worker starting it.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+RETRIES = Counter(
+    "tango_operator_reconcile_retries_total",
+    "Reconciles that failed and were scheduled again with backoff.",
+    ["kind"],
+)
+ACTIVE = Gauge(
+    "tango_operator_active_reconciles",
+    "Reconciles running now.",
+    ["kind"],
+    multiprocess_mode="livesum",
+)
+STATE_TRANSITIONS = Counter(
+    "tango_operator_state_total",
+    "Reconciles ending in each state, by kind.",
+    ["kind", "state"],
+)
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    """Serve /metrics, aggregated over all processes when PROMETHEUS_MULTIPROC_DIR is set."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        start_http_server(port, addr=address, registry=registry)
+    else:
+        start_http_server(port, addr=address)

@@ -1,0 +1,66 @@
+"""The dependency index in Redis: which DeviceServers wait for which TANGO devices.
+
+Written by the DeviceServer reconciler when a server has to wait (``register``) and when it
+stops waiting (``forget``); read when a server reaches Running (``waiters_of``) so the
+servers waiting for its devices are enqueued at once instead of at their next poll.
+One SET per device (``dep:<device>`` → waiting keys) and one per waiter (``waits:<key>`` →
+devices), updated together in a transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from redis import Redis
+
+from workers.contract import Key
+from workers.queue.workqueue import DEFAULT_PREFIX
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisDependencyIndex:
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _device(self, device: str) -> str:
+        return f"{self.prefix}dep:{device}"
+
+    def _waiter(self, waiter: Key) -> str:
+        return f"{self.prefix}waits:{waiter.encode()}"
+
+    def _members(self, name: str) -> set[Any]:
+        # redis-py types its commands for both the sync and the asyncio client
+        return cast(set[Any], self.redis.smembers(name))
+
+    def register(self, waiter: Key, devices: tuple[str, ...]) -> None:
+        member = waiter.encode()
+        previous = {_text(d) for d in self._members(self._waiter(waiter))}
+        with self.redis.pipeline() as pipe:
+            for device in previous - set(devices):
+                pipe.srem(self._device(device), member)
+            pipe.delete(self._waiter(waiter))
+            for device in devices:
+                pipe.sadd(self._device(device), member)
+                pipe.sadd(self._waiter(waiter), device)
+            pipe.execute()
+
+    def waiters_of(self, devices: tuple[str, ...]) -> list[Key]:
+        if not devices:
+            return []
+        members = cast(set[Any], self.redis.sunion([self._device(d) for d in devices]))
+        return sorted(Key.decode(_text(m)) for m in members)
+
+    def forget(self, waiter: Key) -> None:
+        member = waiter.encode()
+        devices = [_text(d) for d in self._members(self._waiter(waiter))]
+        if not devices:
+            return
+        with self.redis.pipeline() as pipe:
+            for device in devices:
+                pipe.srem(self._device(device), member)
+            pipe.delete(self._waiter(waiter))
+            pipe.execute()

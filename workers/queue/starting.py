@@ -1,0 +1,90 @@
+"""The starting DeviceServers in Redis: whose devices to look for in TANGO, and where.
+
+Written by the task layer after each reconcile (``workers.runner``): a server whose pod
+is starting is registered with its TANGO host and devices, any other outcome forgets it.
+Read by the export watcher (``workers.exports``), which looks for those devices in the
+TANGO DB every tenth of a second and wakes the server and its waiters the moment they are
+exported — much cheaper than polling with full reconciles. One HASH (member → JSON), and a
+turn-taking lease so that only one worker process looks at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis import Redis
+
+from workers.contract import Key
+from workers.queue.workqueue import DEFAULT_PREFIX
+
+# Renew the turn only if it is still ours (compare-and-set).
+_TAKE_TURN = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Starting:
+    key: Key
+    tango_host: str
+    devices: tuple[str, ...]
+    since: float
+    """Unix time the server was first registered as starting."""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class StartingServers:
+    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.redis = redis
+        self._hash = prefix + "starting"
+        self._turn = prefix + "export-watcher"
+        self._take_turn = redis.register_script(_TAKE_TURN)
+
+    def register(self, key: Key, tango_host: str, devices: tuple[str, ...]) -> None:
+        member = key.encode()
+        raw = cast(bytes | str | None, self.redis.hget(self._hash, member))
+        since = time.time()
+        if raw is not None:
+            previous = json.loads(_text(raw))
+            if previous.get("host") == tango_host and previous.get("devices") == list(devices):
+                return
+            since = float(previous.get("since", since))
+        entry = {"host": tango_host, "devices": list(devices), "since": since}
+        self.redis.hset(self._hash, member, json.dumps(entry, separators=(",", ":")))
+
+    def forget(self, key: Key) -> None:
+        self.redis.hdel(self._hash, key.encode())
+
+    def entries(self) -> list[Starting]:
+        found: list[Starting] = []
+        raw = cast(dict[Any, Any], self.redis.hgetall(self._hash))
+        for member, value in raw.items():
+            try:
+                key = Key.decode(_text(member))
+                entry = json.loads(_text(value))
+                found.append(
+                    Starting(
+                        key=key,
+                        tango_host=str(entry["host"]),
+                        devices=tuple(str(d) for d in entry["devices"]),
+                        since=float(entry["since"]),
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                self.redis.hdel(self._hash, member)  # not ours to read: drop it
+        return sorted(found, key=lambda s: s.key)
+
+    def take_turn(self, holder: str, seconds: float) -> bool:
+        """Hold (or keep) the watcher's turn for ``seconds``; False while another has it."""
+        return bool(self._take_turn(keys=[self._turn], args=[holder, max(1, int(seconds * 1000))]))

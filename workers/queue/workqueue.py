@@ -1,0 +1,326 @@
+"""client-go's workqueue guarantees (DESIGN §5) rebuilt on one Redis, for the operator.
+
+The watcher calls ``enqueue`` for every event and sends a Celery message only when told
+to (SEND), and pumps ``due`` keys back into ``enqueue``. A worker task brackets each
+reconcile with ``begin`` … ``renew`` … ``finish`` and sends the follow-up message that
+``finish`` asks for. Nothing here knows about Celery; messages are the caller's business.
+
+Redis data, under ``prefix`` (members are ``Key.encode()`` strings):
+
+- ``queued``         ZSET member → time marked queued (a message is in flight). Entries
+                     older than ``stale_after`` count as lost: the key may be sent again.
+- ``lock:<member>``  STRING lease token with a PX TTL (renewed while working).
+- ``processing``     ZSET member → lease deadline; lets ``due`` notice dead holders.
+- ``dirty:<member>`` flag: an event arrived while the key was processed.
+- ``attempts:<member>`` starts without a finish (killed workers, redelivered messages).
+- ``failures``       HASH member → consecutive failures (backoff; reset on success).
+- ``delayed``        ZSET member → due time (requeue-after and failure backoff).
+- ``epoch``, ``grace`` which data this Redis holds, and the pause after it lost them
+                     (``workers.queue.epoch``).
+
+Every operation is one Lua script (``workers.queue.scripts``) or one MULTI pipeline, after
+a look at the epoch (enqueue, begin, renew, due). Times come from the injected ``clock``
+(seconds); the lease TTL is Redis's own. If Redis restarts empty every operation keeps
+working: the state is gone, no lease is granted until the leases of before may have ended
+(the grace period, ``workers.queue.epoch``), and the watcher's resync re-enqueues
+everything (DESIGN §5.7). Needs Redis ≥ 6.2 (``ZADD LT``/``GT``).
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+
+from workers.contract import Key
+from workers.queue import scripts
+from workers.queue.backoff import backoff_delay, draw_jitter
+from workers.queue.epoch import Epoch
+
+DEFAULT_PREFIX = "tango-operator:"
+HOUSEKEEPING_SECONDS = 86_400.0
+"""TTL of the per-key ``dirty`` and ``attempts`` entries, so keys of objects that vanish
+without a ``forget`` do not accumulate. Far longer than any reconcile may take."""
+
+
+class EnqueueResult(enum.Enum):
+    SEND = "send"
+    """Newly marked queued: the caller must send exactly one message for the key."""
+    DUPLICATE = "duplicate"
+    """Already queued (a message is in flight): send nothing."""
+    DIRTY = "dirty"
+    """Being processed: marked for one follow-up run, which ``finish`` asks for."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right to reconcile ``key`` until the lease lapses (renew it while working)."""
+
+    key: Key
+    token: str
+    attempt: int
+    """Starts of this key without a finish, this one included (1 on a clean start)."""
+    poisoned: bool
+    """More than ``max_attempts`` starts without a finish: record a failure instead of
+    reconciling (``finish(lease, success=False)``), which backs the key off."""
+    queued_at: float | None
+    """When the key was marked queued (for the queue-latency metric), if it was."""
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another live lease holds the key. It is marked dirty, so it runs once more after
+    the holder finishes; if the holder dies instead, ``due`` returns it once the holder's
+    lease has lapsed. The caller drops its message. Also the answer while the grace period
+    after a loss of Redis's data lasts (``workers.queue.epoch``); ``due`` returns the key
+    when it ends."""
+
+    key: Key
+    holder_expires_in: float
+    """Seconds left on the holder's lease (or of the grace) when ``begin`` looked."""
+
+
+@dataclass(frozen=True)
+class FinishResult:
+    released: bool
+    """The lease was still ours and has been released (False: it had lapsed)."""
+    follow_up: bool
+    """An event arrived during the run: the key is marked queued again and the caller
+    must send exactly one message for it now."""
+    failures: int
+    """Consecutive failures after this run (0 after a success)."""
+    next_due: float | None
+    """When ``due`` will return the key (the earliest scheduled time), if scheduled."""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class WorkQueue:
+    """Dedupe, single-flight leases, dirty follow-ups, backoff and delayed requeue."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        lease_seconds: float = 30.0,
+        stale_after: float = 600.0,
+        max_attempts: int = 5,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 300.0,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        if lease_seconds <= 0 or stale_after <= 0 or backoff_base <= 0 or backoff_cap <= 0:
+            raise ValueError("lease_seconds, stale_after and backoff times must be positive")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.redis = redis
+        self.prefix = prefix
+        self.lease_seconds = lease_seconds
+        self.stale_after = stale_after
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random()
+        self._queued = prefix + "queued"
+        self._processing = prefix + "processing"
+        self._failures = prefix + "failures"
+        self._delayed = prefix + "delayed"
+        self._enqueue = redis.register_script(scripts.ENQUEUE)
+        self._begin = redis.register_script(scripts.BEGIN)
+        self._renew = redis.register_script(scripts.RENEW)
+        self._finish = redis.register_script(scripts.FINISH)
+        self._due = redis.register_script(scripts.DUE)
+        self.epoch = Epoch(redis, prefix, clock)
+        self._granted = False
+        """Whether this instance was ever granted a lease (then it knows one length)."""
+
+    # -- per-key names ------------------------------------------------------------------
+
+    def _lock(self, member: str) -> str:
+        return f"{self.prefix}lock:{member}"
+
+    def _dirty(self, member: str) -> str:
+        return f"{self.prefix}dirty:{member}"
+
+    def _attempts(self, member: str) -> str:
+        return f"{self.prefix}attempts:{member}"
+
+    @property
+    def _lease_ms(self) -> int:
+        return max(1, round(self.lease_seconds * 1000))
+
+    # -- the API ------------------------------------------------------------------------
+
+    def check_epoch(self) -> float:
+        """Notice a Redis that lost its data (and start the grace period); the seconds of
+        grace left. Called before every enqueue, begin, renew and due, and by FairQueue."""
+        return self.epoch.check(self.lease_seconds if self._granted else 0.0)
+
+    def enqueue(self, key: Key) -> EnqueueResult:
+        self.check_epoch()
+        member = key.encode()
+        reply = self._enqueue(
+            keys=[self._queued, self._lock(member), self._dirty(member)],
+            args=[member, self.clock(), self.stale_after, round(HOUSEKEEPING_SECONDS * 1000)],
+        )
+        return EnqueueResult[_text(reply)]
+
+    def begin(self, key: Key) -> Lease | Busy:
+        self.check_epoch()
+        member = key.encode()
+        token = uuid.uuid4().hex
+        taken, number, queued_at = self._begin(
+            keys=[
+                self._lock(member),
+                self._queued,
+                self._dirty(member),
+                self._attempts(member),
+                self._processing,
+                self.epoch.key,
+                self.epoch.grace_key,
+            ],
+            args=[
+                member,
+                token,
+                self._lease_ms,
+                self.clock(),
+                self.lease_seconds,
+                round(HOUSEKEEPING_SECONDS * 1000),
+            ],
+        )
+        if not int(taken):
+            return Busy(key, int(number) / 1000)
+        self._granted = True
+        since = _text(queued_at)
+        return Lease(
+            key=key,
+            token=token,
+            attempt=int(number),
+            poisoned=int(number) > self.max_attempts,
+            queued_at=float(since) if since else None,
+        )
+
+    def renew(self, lease: Lease) -> bool:
+        """Extend the lease by ``lease_seconds`` if it is still ours — or take it back if
+        its lock is gone and nobody else holds the key (Redis lost it, or it lapsed);
+        False when another holder has the key."""
+        self.check_epoch()
+        member = lease.key.encode()
+        reply = self._renew(
+            keys=[self._lock(member), self._processing],
+            args=[lease.token, self._lease_ms, member, self.clock() + self.lease_seconds],
+        )
+        return bool(int(reply))
+
+    def finish(
+        self, lease: Lease, *, success: bool, requeue_after: float | None = None
+    ) -> FinishResult:
+        """Release the lease and record the outcome.
+
+        Success resets the key's failures; a failure counts one more and schedules a retry
+        after ``backoff(failures)`` or ``requeue_after`` (a Retry-After), whichever is
+        longer. ``requeue_after`` on success schedules the next look. A scheduled time
+        never replaces an earlier one. Starts without a finish (``attempts``) are reset
+        either way.
+        """
+        member = lease.key.encode()
+        jitter = draw_jitter(self.rng) if not success else 1.0
+        released, follow_up, failures, due_at = self._finish(
+            keys=[
+                self._lock(member),
+                self._dirty(member),
+                self._queued,
+                self._attempts(member),
+                self._failures,
+                self._delayed,
+                self._processing,
+            ],
+            args=[
+                member,
+                lease.token,
+                self.clock(),
+                self.stale_after,
+                "1" if success else "0",
+                "" if requeue_after is None else max(0.0, requeue_after),
+                self.backoff_base,
+                self.backoff_cap,
+                jitter,
+            ],
+        )
+        due_text = _text(due_at)
+        return FinishResult(
+            released=bool(int(released)),
+            follow_up=bool(int(follow_up)),
+            failures=int(failures),
+            next_due=float(due_text) if due_text else None,
+        )
+
+    def backoff(self, failures: int) -> float:
+        """``min(cap, base·2^(failures-1))`` times a jitter factor drawn from ``rng`` in
+        [0.5, 1.0]; 0 for no failures (see ``workers.queue.backoff``)."""
+        return backoff_delay(
+            failures, base=self.backoff_base, cap=self.backoff_cap, jitter=draw_jitter(self.rng)
+        )
+
+    def due(self, limit: int = 500) -> list[Key]:
+        """Atomically pop the keys whose due time has passed, earliest first (each is
+        returned once, even to concurrent pumps), then sweep lapsed leases and add the
+        dirty keys whose holder died. At most ``limit`` of each; the caller enqueues them
+        and calls again while the result is full."""
+        self.check_epoch()
+        reply = self._due(
+            keys=[self._delayed, self._processing],
+            args=[self.clock(), max(1, limit), self.prefix, self.lease_seconds],
+        )
+        keys: list[Key] = []
+        for member in reply:
+            try:
+                keys.append(Key.decode(_text(member)))
+            except ValueError:
+                continue  # not ours to interpret; it has been removed all the same
+        return keys
+
+    def next_due(self) -> float | None:
+        """When the earliest scheduled key is due (Unix time), if any is scheduled."""
+        earliest = self.redis.zrange(self._delayed, 0, 0, withscores=True)
+        return float(earliest[0][1]) if earliest else None  # type: ignore[index]
+
+    def stats(self) -> dict[str, int]:
+        """Counts for metrics: ``queued`` (messages in flight), ``delayed`` (scheduled),
+        ``due`` (scheduled and already due: pump lag), ``processing`` (leases not yet
+        released or swept) and ``failing`` (keys with consecutive failures)."""
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(self._queued)
+            pipe.zcard(self._delayed)
+            pipe.zcount(self._delayed, "-inf", self.clock())
+            pipe.zcard(self._processing)
+            pipe.hlen(self._failures)
+            queued, delayed, due, processing, failing = pipe.execute()
+        return {
+            "queued": int(queued),
+            "delayed": int(delayed),
+            "due": int(due),
+            "processing": int(processing),
+            "failing": int(failing),
+        }
+
+    def forget(self, key: Key) -> None:
+        """Drop the failures, scheduled requeue and attempt count of a deleted object. An
+        in-flight message, a held lease and a pending follow-up are left alone."""
+        member = key.encode()
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._failures, member)
+            pipe.zrem(self._delayed, member)
+            pipe.delete(self._attempts(member))
+            pipe.execute()

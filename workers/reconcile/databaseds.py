@@ -1,0 +1,168 @@
+"""Reconcile one DatabaseDS: the TANGO DB (MariaDB) and the DataBaseds in front of it.
+
+Called by the task layer with a Key and the ports; returns an Outcome. In order: read →
+validate (Error) → credentials (a user Secret, or one the operator creates once) → apply
+the children, with the DataBaseds StatefulSet at 0 replicas until the TANGO DB pod is
+ready (this replaces the legacy chart's wait-for-it retry loop) → Running once the
+DataBaseds pod is ready **and** answers as a TANGO database → one status patch; on every
+change of state the DeviceServers of the namespace that use this TANGO host are woken.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+from typing import Any
+
+from workers import api, names, rendering
+from workers.contract import Key
+from workers.reconcile import finalizers
+from workers.reconcile.ports import Outcome, Ports
+from workers.reconcile.status import Condition, publish
+
+JsonDict = dict[str, Any]
+KIND = api.Kind.DATABASE_DS
+PASSWORD_KEYS = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
+
+
+def reconcile(key: Key, ports: Ports) -> Outcome:
+    resource = ports.kube.get_custom(KIND, key.namespace, key.name)
+    if resource is None:
+        return Outcome()
+    if resource["metadata"].get("deletionTimestamp"):
+        # nothing outside Kubernetes to clean up: garbage collection removes the children
+        finalizers.remove(ports.kube, resource)
+        return Outcome()
+    before = (resource.get("status") or {}).get("state")
+    outcome = _reconcile(key, resource, ports)
+    if outcome.state == before:
+        return outcome
+    # the DeviceServers using this TANGO host look again at once, whichever way it went:
+    # to Running they may start; away from it they report why they wait
+    return replace(outcome, wake=tuple(_users_of(key, ports)))
+
+
+def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
+    kube = ports.kube
+    try:
+        spec = api.parse_database_ds(resource)
+    except api.SpecError as exc:
+        message = str(exc)
+        publish(
+            kube,
+            resource,
+            state="Error",
+            message=message,
+            conditions=[Condition("Ready", False, "InvalidSpec", message)],
+        )
+        return Outcome(state="Error")
+
+    secret_name = _credentials(resource, spec, ports)
+    if secret_name is None:
+        message = f"waiting for Secret {spec.credentials_secret} (spec.credentialsSecret)"
+        return _building(resource, ports, message, requeue=True)
+
+    tangodb = kube.get(
+        "apps/v1", "StatefulSet", key.namespace, names.statefulset(key.name, "-tangodb")
+    )
+    current = kube.get("apps/v1", "StatefulSet", key.namespace, names.statefulset(key.name))
+    started = bool(current and int((current.get("spec") or {}).get("replicas") or 0) > 0)
+    replicas = 1 if started or _ready(tangodb) else 0
+    applied: dict[str, JsonDict] = {}
+    for manifest in rendering.render_database_ds(
+        resource, spec, credentials_secret=secret_name, databaseds_replicas=replicas
+    ):
+        applied[f"{manifest['kind']}/{manifest['metadata']['name']}"] = kube.apply(manifest)
+    databaseds = applied.get(f"StatefulSet/{names.statefulset(key.name)}")
+    tango_host = f"{key.name}.{key.namespace}.svc.{spec.cluster_domain}:{api.DATABASEDS_PORT}"
+    if replicas == 0:
+        return _building(
+            resource,
+            ports,
+            "waiting for the TANGO DB (MariaDB) pod to be ready",
+            tango_host=tango_host,
+        )
+    if not _ready(databaseds):
+        return _building(
+            resource, ports, "waiting for the DataBaseds pod to be ready", tango_host=tango_host
+        )
+    probe = ports.tango.database_alive(ports.settings.reachable(tango_host))
+    if not probe.ok:
+        return _building(
+            resource,
+            ports,
+            f"DataBaseds not answering yet: {probe.reason}",
+            requeue=True,
+            tango_host=tango_host,
+        )
+    publish(
+        kube,
+        resource,
+        state="Running",
+        message="TANGO database running",
+        conditions=[Condition("Ready", True, "Running", "DataBaseds answers")],
+        extra={"tangoHost": tango_host},
+    )
+    return Outcome(state="Running")
+
+
+def _ready(statefulset: JsonDict | None) -> bool:
+    return bool(
+        statefulset and int((statefulset.get("status") or {}).get("readyReplicas") or 0) > 0
+    )
+
+
+def _credentials(resource: JsonDict, spec: api.DatabaseDSSpec, ports: Ports) -> str | None:
+    """The name of the Secret holding the MariaDB passwords, or None while it is missing."""
+    namespace = resource["metadata"]["namespace"]
+    if spec.credentials_secret:
+        found = ports.kube.get("v1", "Secret", namespace, spec.credentials_secret)
+        return spec.credentials_secret if found is not None else None
+    name = names.secret(resource["metadata"]["name"], "-tangodb-credentials")
+    ports.kube.create_if_absent(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": api.MANAGED_BY},
+                "ownerReferences": [rendering.owner_reference(resource)],
+            },
+            "type": "Opaque",
+            # generated once: create_if_absent never overwrites an existing Secret
+            "stringData": {key: secrets.token_urlsafe(24) for key in PASSWORD_KEYS},
+        }
+    )
+    return name
+
+
+def _building(
+    resource: JsonDict,
+    ports: Ports,
+    message: str,
+    *,
+    requeue: bool = False,
+    tango_host: str | None = None,
+) -> Outcome:
+    publish(
+        ports.kube,
+        resource,
+        state="Building",
+        message=message,
+        conditions=[Condition("Ready", False, "Building", message)],
+        extra={"tangoHost": tango_host},
+    )
+    return Outcome(
+        state="Building", requeue_after=ports.settings.pending_poll_seconds if requeue else None
+    )
+
+
+def _users_of(key: Key, ports: Ports) -> list[Key]:
+    """DeviceServers in the namespace whose ``databaseds`` is this DatabaseDS."""
+    users = []
+    for item in ports.kube.list_custom(api.Kind.DEVICE_SERVER, key.namespace):
+        databaseds = str((item.get("spec") or {}).get("databaseds") or "")
+        if databaseds.partition(":")[0] == key.name:
+            users.append(Key(api.Kind.DEVICE_SERVER.value, key.namespace, item["metadata"]["name"]))
+    return users

@@ -1,0 +1,299 @@
+"""Reconcile one DeviceServer: from its key to its children, its TANGO config and its status.
+
+Called by the task layer with a Key and the ports; reads the CR and its world through
+them and returns an Outcome (DESIGN §4). In order: read → deletion (finalizer: the server
+instance leaves the TANGO DB) → ensure the finalizer → validate (Error) → resolve the
+TANGO host (Waiting) → apply the device configuration (recorded by hash) → check the
+dependencies (Waiting, requeue-after, dependency index) → apply the children with the
+StatefulSet at 0 or 1 replica → read the pod and export state (Pending / Running) → one
+status patch when something changed, and an Event on each state transition.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from workers import api, names, rendering
+from workers.contract import Key
+from workers.errors import TemporaryError
+from workers.reconcile import cycles, databaseds_lookup, finalizers
+from workers.reconcile.ports import ConfigConflictError, Outcome, Ports, TangoUnavailableError
+from workers.reconcile.status import Condition, publish, waiting_delay
+
+log = logging.getLogger(__name__)
+JsonDict = dict[str, Any]
+KIND = api.Kind.DEVICE_SERVER
+
+
+def reconcile(key: Key, ports: Ports) -> Outcome:
+    resource = ports.kube.get_custom(KIND, key.namespace, key.name)
+    if resource is None:
+        ports.index.forget(key)
+        return Outcome()
+    if resource["metadata"].get("deletionTimestamp"):
+        _finalize(key, resource, ports)
+        return Outcome()
+    resource = finalizers.ensure(ports.kube, resource)
+    try:
+        spec = api.parse_device_server(resource)
+    except api.SpecError as exc:
+        return _error(resource, ports, "InvalidSpec", str(exc))
+    return _reconcile_valid(key, resource, spec, ports)
+
+
+def _reconcile_valid(
+    key: Key, resource: JsonDict, spec: api.DeviceServerSpec, ports: Ports
+) -> Outcome:
+    kube, tango, settings = ports.kube, ports.tango, ports.settings
+    namespace = key.namespace
+    tango_host = api.tango_host_for(
+        spec.databaseds, namespace=namespace, cluster_domain=spec.cluster_domain
+    )
+    address = settings.reachable(tango_host)
+    extra: JsonDict = {"tangoHost": tango_host, "devices": list(spec.devices) or None}
+
+    host_wait = databaseds_lookup.wait_reason(
+        kube=kube, namespace=namespace, databaseds=spec.databaseds
+    )
+    if host_wait is None:
+        probe = tango.database_alive(address)
+        host_wait = None if probe.ok else f"TANGO host {tango_host} not answering: {probe.reason}"
+    if host_wait is not None:
+        return _waiting(key, resource, spec, ports, [tango_host], host_wait, extra, host=True)
+
+    digest = spec.config.digest if spec.config is not None else None
+    status = resource.get("status") or {}
+    if spec.config is not None and (
+        status.get("configHash") != digest or status.get("state") != "Running"
+    ):
+        try:
+            result = tango.apply_config(address, spec.server_instance, spec.config.document)
+        except ConfigConflictError as exc:
+            return _error(resource, ports, "DeviceClaimed", f"spec.config: {exc}", extra)
+        except TangoUnavailableError as exc:
+            message = f"TANGO host {tango_host} unavailable while configuring: {exc}"
+            return _waiting(key, resource, spec, ports, [tango_host], message, extra, host=True)
+        except ValueError as exc:
+            return _error(resource, ports, "ConfigRejected", f"spec.config: {exc}", extra)
+        if result.changed:
+            log.info("configuration applied key=%s server=%s", key, spec.server_instance)
+    extra["configHash"] = digest
+
+    current = kube.get("apps/v1", "StatefulSet", namespace, names.statefulset(key.name))
+    started = bool(current and int((current.get("spec") or {}).get("replicas") or 0) > 0)
+    # dependencies gate the start only: a started server is not checked again
+    missing = [] if started else _unmet_dependencies(spec, address, ports)
+    if missing:
+        waited_devices = tuple(d for d in missing if "/" in d)
+        ports.index.register(key, waited_devices)
+        _apply_children(resource, spec, tango_host, replicas=0, ports=ports)
+        cycle = (
+            cycles.find_cycle(
+                key.name,
+                kube.list_custom(KIND, namespace),
+                namespace=namespace,
+                tango_host=tango_host,
+            )
+            if waited_devices
+            else None
+        )
+        if cycle is not None:
+            message = f"spec.dependsOn: dependency cycle {cycles.describe(cycle)}"
+            # looked at again when a member changes or starts (dependency index), and slowly
+            # in case the cycle is broken by deleting a member
+            outcome = _error(resource, ports, "DependencyCycle", message, extra)
+            return Outcome(state=outcome.state, requeue_after=ports.settings.waiting_max_seconds)
+        message = f"waiting for {', '.join(missing)}"
+        return _waiting(key, resource, spec, ports, missing, message, extra, host=False)
+    ports.index.forget(key)
+    applied = _apply_children(resource, spec, tango_host, replicas=1, ports=ports)
+    return _observe_pod(key, resource, spec, applied, ports, extra, address)
+
+
+def _unmet_dependencies(spec: api.DeviceServerSpec, address: str, ports: Ports) -> list[str]:
+    missing: list[str] = []
+    for dependency in spec.depends_on:
+        if dependency.device is not None:
+            host = (
+                ports.settings.reachable(dependency.tango_host)
+                if dependency.tango_host
+                else address
+            )
+            probe = ports.tango.device_ready(host, dependency.device)
+        else:
+            target = ports.settings.reachable(dependency.text.strip())
+            target_host, _, target_port = target.rpartition(":")
+            probe = ports.tango.endpoint_reachable(target_host, int(target_port))
+        if not probe.ok:
+            missing.append(dependency.device or dependency.text)
+    return missing
+
+
+def _apply_children(
+    resource: JsonDict, spec: api.DeviceServerSpec, tango_host: str, *, replicas: int, ports: Ports
+) -> dict[str, JsonDict]:
+    applied: dict[str, JsonDict] = {}
+    for manifest in rendering.render_device_server(
+        resource, spec, tango_host=tango_host, replicas=replicas
+    ):
+        applied[manifest["kind"]] = ports.kube.apply(manifest)
+    return applied
+
+
+def _observe_pod(
+    key: Key,
+    resource: JsonDict,
+    spec: api.DeviceServerSpec,
+    applied: dict[str, JsonDict],
+    ports: Ports,
+    extra: JsonDict,
+    address: str,
+) -> Outcome:
+    statefulset = applied.get("StatefulSet") or {}
+    sts_status = statefulset.get("status") or {}
+    generation = int(statefulset.get("metadata", {}).get("generation", 0))
+    ready = int(sts_status.get("readyReplicas") or 0)
+    extra.update(replicas=1, readyReplicas=ready, waitingFor=None)
+    deps_ok = Condition("DependenciesReady", True, "DependenciesReady", "all dependencies ready")
+    config_ok = _config_condition(spec)
+
+    def not_ready(state: str, reason: str, message: str, requeue: float | None) -> Outcome:
+        conditions = [Condition("Ready", False, reason, message), deps_ok, config_ok]
+        publish(
+            ports.kube, resource, state=state, message=message, conditions=conditions, extra=extra
+        )
+        return Outcome(state=state, requeue_after=requeue)
+
+    poll = ports.settings.pending_poll_seconds
+    if int(sts_status.get("observedGeneration") or 0) < generation:
+        return not_ready("Building", "Building", "StatefulSet rollout in progress", poll)
+    starting = (address, spec.devices) if spec.devices else None
+    if ready < 1:
+        # The pod's readiness change is an event that wakes this key. Meanwhile the export
+        # watcher looks for the devices in TANGO, so that the servers waiting for them start
+        # the moment they are exported, not when the kubelet's next readiness probe passes;
+        # the poll is only the fallback.
+        if not spec.devices:
+            return not_ready("Pending", "PodNotReady", "device server pod not ready", None)
+        if _unexported(key, spec, address, ports):
+            outcome = not_ready("Pending", "PodNotReady", "device server pod not ready", poll)
+            return replace(outcome, starting=starting)
+        message = "devices exported; device server pod not ready yet"
+        outcome = not_ready("Pending", "PodNotReady", message, None)
+        return replace(outcome, wake=tuple(ports.index.waiters_of(spec.devices)))
+    unexported = _unexported(key, spec, address, ports)
+    if unexported:
+        message = f"devices not exported yet: {', '.join(unexported)}"
+        outcome = not_ready("Pending", "DevicesNotExported", message, poll)
+        return replace(outcome, starting=starting)
+    message = "device server running"
+    conditions = [Condition("Ready", True, "Running", message), deps_ok, config_ok]
+    before = (resource.get("status") or {}).get("state")
+    publish(
+        ports.kube, resource, state="Running", message=message, conditions=conditions, extra=extra
+    )
+    wake: tuple[Key, ...] = ()
+    if before != "Running" and spec.devices:
+        wake = tuple(ports.index.waiters_of(spec.devices))
+    return Outcome(state="Running", wake=wake)
+
+
+def _unexported(key: Key, spec: api.DeviceServerSpec, address: str, ports: Ports) -> list[str]:
+    try:
+        return ports.tango.unexported_devices(address, spec.devices)
+    except TangoUnavailableError as exc:
+        log.info("export check failed key=%s error=%s", key, exc)
+        return list(spec.devices)
+
+
+def _config_condition(spec: api.DeviceServerSpec) -> Condition:
+    if spec.config is None:
+        return Condition("ConfigApplied", True, "NoConfig", "no device configuration given")
+    message = f"{len(spec.devices)} device(s) configured in the TANGO DB"
+    if spec.config.ignored_instances:
+        message += (
+            f"; other instances in config ignored: {', '.join(spec.config.ignored_instances)}"
+        )
+    return Condition("ConfigApplied", True, "Applied", message)
+
+
+def _waiting(
+    key: Key,
+    resource: JsonDict,
+    spec: api.DeviceServerSpec,
+    ports: Ports,
+    waiting_for: list[str],
+    message: str,
+    extra: JsonDict,
+    *,
+    host: bool,
+) -> Outcome:
+    reason = "TangoHostNotReady" if host else "DependenciesNotReady"
+    extra.update(waitingFor=waiting_for, replicas=0, readyReplicas=0)
+    conditions = [
+        Condition("Ready", False, reason, message),
+        Condition("DependenciesReady", False, reason, message),
+    ]
+    if not host:
+        conditions.append(_config_condition(spec))
+    publish(
+        ports.kube, resource, state="Waiting", message=message, conditions=conditions, extra=extra
+    )
+    refreshed = ports.kube.get_custom(KIND, key.namespace, key.name) or resource
+    return Outcome(state="Waiting", requeue_after=waiting_delay(refreshed, ports.settings))
+
+
+def _error(
+    resource: JsonDict, ports: Ports, reason: str, message: str, extra: JsonDict | None = None
+) -> Outcome:
+    """A permanent problem: state Error with the message; retried when the spec changes."""
+    conditions = [Condition("Ready", False, reason, message)]
+    if reason in ("DeviceClaimed", "ConfigRejected"):
+        conditions.append(Condition("ConfigApplied", False, reason, message))
+    if reason == "DependencyCycle":
+        conditions.append(Condition("DependenciesReady", False, reason, message))
+    publish(
+        ports.kube,
+        resource,
+        state="Error",
+        message=message,
+        conditions=conditions,
+        extra={**(extra or {}), "waitingFor": None},
+    )
+    return Outcome(state="Error")
+
+
+def _finalize(key: Key, resource: JsonDict, ports: Ports) -> None:
+    """The CR is being deleted: take its server instance out of the TANGO DB, then let go."""
+    if api.FINALIZER not in (resource["metadata"].get("finalizers") or []):
+        return
+    ports.index.forget(key)
+    if ports.settings.remove_from_tango_db_on_delete:
+        try:
+            spec = api.parse_device_server(resource)
+        except api.SpecError:
+            spec = None  # an invalid spec never reached the TANGO DB
+        if spec is not None and spec.config is not None:
+            tango_host = api.tango_host_for(
+                spec.databaseds, namespace=key.namespace, cluster_domain=spec.cluster_domain
+            )
+            try:
+                ports.tango.remove_server(
+                    ports.settings.reachable(tango_host), spec.server_instance
+                )
+            except TangoUnavailableError as exc:
+                if (
+                    databaseds_lookup.wait_reason(
+                        kube=ports.kube, namespace=key.namespace, databaseds=spec.databaseds
+                    )
+                    == databaseds_lookup.GONE
+                ):
+                    # the TANGO DB goes away with its DatabaseDS: nothing left to clean
+                    log.info("TANGO DB gone, skipping cleanup key=%s", key)
+                else:
+                    raise TemporaryError(
+                        f"cannot remove {spec.server_instance} from TANGO DB {tango_host}: {exc}"
+                    ) from exc
+    finalizers.remove(ports.kube, resource)

@@ -1,0 +1,17 @@
+"""The entry point of the business logic: a key in, an Outcome out.
+
+Called by the Celery task (and by tests directly); picks the reconciler of the key's kind.
+"""
+
+from __future__ import annotations
+
+from workers import api
+from workers.contract import Key
+from workers.reconcile import databaseds, deviceserver
+from workers.reconcile.ports import Outcome, Ports
+
+
+def reconcile(key: Key, ports: Ports) -> Outcome:
+    if key.kind == api.Kind.DEVICE_SERVER.value:
+        return deviceserver.reconcile(key, ports)
+    return databaseds.reconcile(key, ports)

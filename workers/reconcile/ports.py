@@ -1,0 +1,158 @@
+"""The interfaces the reconcilers are written against, and the values they exchange.
+
+``workers.kube.Kube`` implements KubePort over the Kubernetes API; ``workers.tango``
+implements TangoPort over PyTango and dsconfig (tests use a controllable stand-in); the
+dependency index lives in Redis (``workers.queue``) or in memory. The reconcilers only
+see these protocols, so each can be tested against kubeemu with a stand-in TANGO side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from workers import api
+from workers.contract import Key
+
+JsonDict = dict[str, Any]
+
+
+class KubePort(Protocol):
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> JsonDict | None: ...
+
+    def get_custom(self, kind: api.Kind, namespace: str, name: str) -> JsonDict | None: ...
+
+    def list_custom(self, kind: api.Kind, namespace: str) -> list[JsonDict]: ...
+
+    def apply(self, manifest: JsonDict) -> JsonDict: ...
+
+    def create_if_absent(self, manifest: JsonDict) -> bool: ...
+
+    def merge_patch(
+        self, resource: JsonDict, patch: JsonDict, *, subresource: str | None = None
+    ) -> JsonDict: ...
+
+    def set_finalizers(self, resource: JsonDict, finalizers: list[str]) -> JsonDict: ...
+
+    def emit_event(
+        self, resource: JsonDict, *, event_type: str, reason: str, message: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The answer to "is X ready?", with the reason when it is not."""
+
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    changed: bool
+    """Whether the TANGO DB was written (False: it already matched)."""
+
+
+class ConfigConflictError(Exception):
+    """A device of this server is registered to another server instance in the TANGO DB."""
+
+
+class TangoUnavailableError(Exception):
+    """The TANGO DB could not be reached (a wait, not an error of the spec)."""
+
+
+class TangoPort(Protocol):
+    """What the operator asks of TANGO. Every call must return within a few seconds.
+
+    ``tango_host`` arguments are ``host:port`` addresses reachable from the worker.
+    """
+
+    def database_alive(self, tango_host: str) -> Probe: ...
+
+    def device_ready(self, tango_host: str, device: str) -> Probe:
+        """Exported in the TANGO DB and answering a ping."""
+        ...
+
+    def endpoint_reachable(self, host: str, port: int) -> Probe: ...
+
+    def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
+        """The subset of ``devices`` not exported in the DB (raises TangoUnavailableError)."""
+        ...
+
+    def apply_config(
+        self, tango_host: str, server_instance: str, document: JsonDict
+    ) -> ConfigResult:
+        """Make the DB match ``document`` for this server instance (dsconfig semantics).
+
+        Raises ConfigConflictError, TangoUnavailableError, or ValueError for a document
+        the DB refuses.
+        """
+        ...
+
+    def remove_server(self, tango_host: str, server_instance: str) -> None: ...
+
+
+class DependencyIndexPort(Protocol):
+    """Which keys wait for which devices, so a provider reaching Running wakes them."""
+
+    def register(self, waiter: Key, devices: tuple[str, ...]) -> None: ...
+
+    def waiters_of(self, devices: tuple[str, ...]) -> list[Key]: ...
+
+    def forget(self, waiter: Key) -> None: ...
+
+
+@dataclass
+class InMemoryDependencyIndex:
+    """A process-local DependencyIndexPort (tests, the render CLI, single-process runs)."""
+
+    _waiting: dict[Key, tuple[str, ...]] = field(default_factory=dict)
+
+    def register(self, waiter: Key, devices: tuple[str, ...]) -> None:
+        self._waiting[waiter] = devices
+
+    def waiters_of(self, devices: tuple[str, ...]) -> list[Key]:
+        wanted = set(devices)
+        return sorted(key for key, waits in self._waiting.items() if wanted & set(waits))
+
+    def forget(self, waiter: Key) -> None:
+        self._waiting.pop(waiter, None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Operator settings the reconcilers need (from the environment, see workers.settings)."""
+
+    host_map: dict[str, str] = field(default_factory=dict)
+    """In-cluster ``host:port`` → address reachable from the worker (running outside a cluster)."""
+    remove_from_tango_db_on_delete: bool = True
+    pending_poll_seconds: float = 2.0
+    waiting_min_seconds: float = 1.0
+    waiting_max_seconds: float = 60.0
+
+    def reachable(self, address: str) -> str:
+        return self.host_map.get(address, address)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the queue should do after a reconcile."""
+
+    state: str | None = None
+    requeue_after: float | None = None
+    """Look again after this many seconds (a wait, not a failure)."""
+    wake: tuple[Key, ...] = ()
+    """Other keys to enqueue now (dependents of a server that just became Running)."""
+    starting: tuple[str, tuple[str, ...]] | None = None
+    """(TANGO host, devices) of a server whose pod is starting: the export watcher looks
+    for the devices and wakes this key and its waiters once they are exported."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything a reconciler talks to."""
+
+    kube: KubePort
+    tango: TangoPort
+    index: DependencyIndexPort
+    settings: Settings

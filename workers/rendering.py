@@ -1,0 +1,338 @@
+"""The child manifests of a DeviceServer or DatabaseDS, rendered from Jinja2 templates.
+
+Data comes from the reconcilers (and the ``tango-operator render`` CLI): the CR dict as the API
+returns it plus its typed spec from ``workers.api``. It goes out as complete manifests (dicts)
+ready for server-side apply, in a fixed order: ConfigMap/PVC, then Services, then StatefulSets.
+
+The templates in ``templates/<kind>/`` hold structure only. Every ``{{ expression }}`` is passed
+through :func:`to_yaml_json` (the Environment's ``finalize``), so a value always comes out as one
+JSON scalar, list or object (JSON is YAML): a newline, ``: `` or ``---`` in a user string can
+never add keys or documents. Values are computed here, in Python, where they need logic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from workers import api, names
+
+JsonDict = dict[str, Any]
+
+TEMPLATES_ENV = "TANGO_OPERATOR_TEMPLATES"
+DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+PART_OF = "tango"
+DEVICE_SERVER_APP = "tango-device-server"
+DATABASEDS_APP = "tango-databaseds"
+TANGODB_APP = "tango-db"
+SCRIPT_HASH_ANNOTATION = f"{api.GROUP}/script-hash"
+CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
+"""On the pod template: a changed ``config`` rolls the pod, so the server reads its new
+properties at start (TANGO devices read them at init)."""
+
+CONFIG_VOLUME = api.RESERVED_VOLUME
+CONFIG_MOUNT = "/tango-operator"
+TANGODB_PORT = 3306
+# The MariaDB images run mysqld as this user (uid/gid 999); the TANGO DB pod runs as it
+# from the start, so the container needs no capability at all.
+MYSQL_UID = 999
+
+# Characters a YAML reader refuses or folds inside a double-quoted scalar; JSON leaves them raw
+# with ensure_ascii=False, so they are written as \uXXXX escapes (valid in both JSON and YAML).
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+# PyYAML reads a flow-mapping key only if it is shorter than 1024 characters; a longer one gets
+# YAML's explicit-key marker.
+_LONG_KEY = 1000
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it: rendering is on every reconcile."""
+
+
+def _scalar(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if isinstance(value, float) and "." not in text:
+        # YAML 1.1 reads 1e+16 as a string; 1.0e+16 is a float in both JSON and YAML.
+        return text.replace("e", ".0e", 1)
+    return _YAML_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def to_yaml_json(value: Any) -> str:
+    """``value`` as JSON text that a YAML reader turns back into exactly ``value``."""
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            text = _scalar(key if isinstance(key, str) else json.dumps(key))
+            marker = "? " if len(text) >= _LONG_KEY else ""
+            items.append(f"{marker}{text}: {to_yaml_json(item)}")
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(to_yaml_json(item) for item in value) + "]"
+    return _scalar(value)
+
+
+def _finalize(value: Any) -> str:
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError naming the variable
+    return to_yaml_json(value)
+
+
+def kubelet_literal(text: str) -> str:
+    """``text`` with ``$`` doubled, so the kubelet's ``$(VAR)`` expansion gives it back unchanged.
+
+    For strings in a container's command, args and env values that are meant literally.
+    """
+    return text.replace("$", "$$")
+
+
+def templates_dir() -> Path:
+    return Path(os.environ.get(TEMPLATES_ENV) or DEFAULT_TEMPLATES)
+
+
+@cache
+def _environment(directory: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_finalize,
+    )
+
+
+def render_template(name: str, context: JsonDict) -> JsonDict:
+    """Render ``templates/<name>`` with ``context`` and parse it into one manifest."""
+    text = _environment(templates_dir()).get_template(name).render(context)
+    manifest = yaml.load(text, Loader=_YAML_LOADER)
+    if not isinstance(manifest, dict):
+        raise ValueError(f"template {name} did not render one YAML mapping")
+    return manifest
+
+
+# --- common ---------------------------------------------------------------------------------------
+def owner_reference(resource: JsonDict) -> JsonDict:
+    """The controller ownerReference pointing at the CR (garbage collection, watch mapping)."""
+    metadata = resource["metadata"]
+    uid = metadata.get("uid")
+    if not uid:
+        # A child whose owner uid does not exist is garbage-collected at once: never guess.
+        raise ValueError(f"{resource.get('kind')}/{metadata.get('name')} has no metadata.uid")
+    return {
+        "apiVersion": resource.get("apiVersion") or api.API_VERSION,
+        "kind": resource["kind"],
+        "name": metadata["name"],
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def selector_labels(cr_name: str, app: str, component: str) -> dict[str, str]:
+    """The immutable StatefulSet selector (and Service selector) of one child workload."""
+    return {
+        "app.kubernetes.io/name": app,
+        "app.kubernetes.io/instance": names.label_value(cr_name),
+        "app.kubernetes.io/component": component,
+    }
+
+
+def child_labels(cr_name: str, app: str, component: str) -> dict[str, str]:
+    return {
+        **selector_labels(cr_name, app, component),
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": api.MANAGED_BY,
+    }
+
+
+def _pod_labels(resource: JsonDict, labels: dict[str, str]) -> dict[str, str]:
+    """The CR's own labels (SKA's component/function/domain/...) under ours; ours win."""
+    own = resource["metadata"].get("labels") or {}
+    return {**{k: v for k, v in own.items() if k not in labels}, **labels}
+
+
+def _common(resource: JsonDict, app: str, component: str) -> JsonDict:
+    metadata = resource["metadata"]
+    labels = child_labels(metadata["name"], app, component)
+    return {
+        "namespace": metadata.get("namespace") or "default",
+        "owner": owner_reference(resource),
+        "labels": labels,
+        "selector": selector_labels(metadata["name"], app, component),
+        "pod_labels": _pod_labels(resource, labels),
+    }
+
+
+def _merge_env(ours: list[JsonDict], theirs: list[Any]) -> list[Any]:
+    """Our variables, then the user's; a user entry replaces any earlier one of the same name."""
+    merged: list[Any] = list(ours)
+    position = {entry["name"]: index for index, entry in enumerate(merged)}
+    for entry in theirs:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name in position:
+            merged[position[name]] = entry
+        else:
+            if isinstance(name, str):
+                position[name] = len(merged)
+            merged.append(entry)
+    return merged
+
+
+def _fqdn(service: str, namespace: str, cluster_domain: str) -> str:
+    return f"{service}.{namespace}.svc.{cluster_domain}"
+
+
+# --- DeviceServer ---------------------------------------------------------------------------------
+def render_device_server(
+    resource: JsonDict, spec: api.DeviceServerSpec, *, tango_host: str, replicas: int
+) -> list[JsonDict]:
+    """ConfigMap, Service and StatefulSet of one DeviceServer."""
+    name = resource["metadata"]["name"]
+    context = _common(resource, DEVICE_SERVER_APP, "device-server")
+    namespace = context["namespace"]
+    service = names.service(name)
+    config_map_name = names.config_map(name, "-config")
+    pod = spec.pod
+    config_json = (
+        json.dumps(spec.config.document, sort_keys=True, indent=2) if spec.config else "{}"
+    )
+    if spec.script is not None:
+        # PyTango names the server after its script file (argv[0] without .py), so the
+        # launcher is mounted as <dsname>.py: the process registers as dsname/args.
+        script_file = f"{spec.dsname}.py"
+        command = ["python3", f"{CONFIG_MOUNT}/{script_file}"]
+        config_items: list[JsonDict] | None = [
+            {"key": "config.json", "path": "config.json"},
+            {"key": "server.py", "path": script_file},
+        ]
+        mounts = [{"name": CONFIG_VOLUME, "mountPath": CONFIG_MOUNT, "readOnly": True}]
+        annotations = {
+            SCRIPT_HASH_ANNOTATION: hashlib.sha256(spec.script.encode("utf-8")).hexdigest()
+        }
+    else:
+        command = [spec.command or ""]
+        config_items = None
+        mounts = []
+        annotations = {}
+    if spec.config is not None:
+        annotations[CONFIG_HASH_ANNOTATION] = spec.config.digest
+    endpoint = "giop:tcp::" if spec.legacy_compatibility else "giop:tcp:0.0.0.0:"
+    ours = [
+        {"name": "TANGO_HOST", "value": kubelet_literal(tango_host)},
+        {"name": "TANGO_SERVER_PORT", "value": str(api.SERVER_PORT)},
+        {"name": "TANGO_ZMQ_HEARTBEAT_PORT", "value": str(api.HEARTBEAT_PORT)},
+        {"name": "TANGO_ZMQ_EVENT_PORT", "value": str(api.EVENT_PORT)},
+        {
+            "name": "TANGO_SERVER_PUBLISH_HOSTNAME",
+            "value": kubelet_literal(_fqdn(service, namespace, spec.cluster_domain)),
+        },
+    ]
+    context.update(
+        replicas=replicas,
+        config_map_name=config_map_name,
+        service_name=service,
+        statefulset_name=names.statefulset(name),
+        service_type="LoadBalancer" if spec.enable_load_balancer else "ClusterIP",
+        server_port=api.SERVER_PORT,
+        heartbeat_port=api.HEARTBEAT_PORT,
+        event_port=api.EVENT_PORT,
+        config_json=config_json,
+        script=spec.script,
+        pod_annotations=annotations,
+        image=spec.image,
+        image_pull_policy=spec.image_pull_policy,
+        command=[kubelet_literal(part) for part in command],
+        args=[
+            kubelet_literal(spec.args),
+            "-ORBendPoint",
+            endpoint + "$(TANGO_SERVER_PORT)",
+            "-ORBendPointPublish",
+            "giop:tcp:$(TANGO_SERVER_PUBLISH_HOSTNAME):$(TANGO_SERVER_PORT)",
+        ],
+        env=_merge_env(ours, pod.get("env") or []),
+        resources=pod.get("resources"),
+        security_context=pod.get("securityContext"),
+        volume_mounts=[*(pod.get("volumeMounts") or []), *mounts],
+        post_start=spec.post_start,  # one argv element of sh -c: data, never expanded
+        pre_stop=spec.pre_stop,
+        volumes=[
+            *(pod.get("volumes") or []),
+            {
+                "name": CONFIG_VOLUME,
+                "configMap": {"name": config_map_name}
+                | ({"items": config_items} if config_items else {}),
+            },
+        ],
+        node_selector=pod.get("nodeSelector"),
+        affinity=pod.get("affinity"),
+        tolerations=pod.get("tolerations"),
+    )
+    return [
+        render_template("deviceserver/configmap.yaml.j2", context),
+        render_template("deviceserver/service.yaml.j2", context),
+        render_template("deviceserver/statefulset.yaml.j2", context),
+    ]
+
+
+# --- DatabaseDS -----------------------------------------------------------------------------------
+def render_database_ds(
+    resource: JsonDict,
+    spec: api.DatabaseDSSpec,
+    *,
+    credentials_secret: str,
+    databaseds_replicas: int,
+) -> list[JsonDict]:
+    """[PVC], TANGO DB Service, DataBaseds Service, TANGO DB StatefulSet, DataBaseds StatefulSet."""
+    name = resource["metadata"]["name"]
+    tangodb = _common(resource, TANGODB_APP, "database")
+    databaseds = _common(resource, DATABASEDS_APP, "databaseds")
+    namespace = tangodb["namespace"]
+    shared = {
+        "image_pull_policy": spec.image_pull_policy,
+        "credentials_secret": credentials_secret,
+        "tangodb_port": TANGODB_PORT,
+        "databaseds_port": api.DATABASEDS_PORT,
+        "tangodb_service_name": names.service(name, "-tangodb"),
+        "pvc_name": names.persistent_volume_claim(name, "-tangodb-storage"),
+    }
+    tangodb.update(
+        shared,
+        statefulset_name=names.statefulset(name, "-tangodb"),
+        image=spec.tangodb_image,
+        resources=spec.tangodb_resources,
+        use_pv=spec.use_pv,
+        storage_size=spec.storage_size,
+        storage_class=spec.storage_class,
+        mysql_uid=MYSQL_UID,
+    )
+    databaseds.update(
+        shared,
+        service_name=name,  # DeviceServers reach <name>:10000 (a DNS label, checked by api)
+        statefulset_name=names.statefulset(name),
+        replicas=databaseds_replicas,
+        image=spec.databaseds_image,
+        resources=spec.databaseds_resources,
+        service_type="LoadBalancer" if spec.enable_load_balancer else "ClusterIP",
+        mysql_host=f"{shared['tangodb_service_name']}:{TANGODB_PORT}",
+        publish_hostname=kubelet_literal(_fqdn(name, namespace, spec.cluster_domain)),
+    )
+    manifests = []
+    if spec.use_pv:
+        manifests.append(render_template("databaseds/tangodb-pvc.yaml.j2", tangodb))
+    manifests += [
+        render_template("databaseds/tangodb-service.yaml.j2", tangodb),
+        render_template("databaseds/service.yaml.j2", databaseds),
+        render_template("databaseds/tangodb-statefulset.yaml.j2", tangodb),
+        render_template("databaseds/statefulset.yaml.j2", databaseds),
+    ]
+    return manifests

@@ -1,0 +1,151 @@
+"""One run of one key under the work-queue contract, independent of Celery.
+
+Called by the Celery task (``workers.tasks``) with a decoded key; takes the key's lease in
+Redis (so no other worker runs it at the same time), keeps it renewed while the reconciler
+works, runs the reconciler, and hands the result back to the queue: success or failure
+(backoff), requeue-after, the one follow-up run for events that arrived meanwhile, and
+the keys the reconcile woke (dependents of a server that became Running). Messages are
+sent through the ``send`` callable, so this module knows nothing of the transport.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from workers.contract import Key
+from workers.errors import PermanentError, TemporaryError
+from workers.queue import Busy, EnqueueResult, Lease, WorkQueue
+from workers.queue.fair import URGENT_WAKE_LIMIT, Waker
+from workers.queue.starting import StartingServers
+from workers.reconcile.ports import Outcome
+
+log = logging.getLogger(__name__)
+
+Reconcile = Callable[[Key], Outcome]
+Send = Callable[[Key], None]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What happened to one message, for the task's return value, logs and metrics."""
+
+    key: Key
+    result: str
+    """``busy`` | ``poisoned`` | ``success`` | ``retry`` | ``error``"""
+    state: str | None = None
+    queued_at: float | None = None
+    queue_wait: float | None = None
+    """Seconds from the key being enqueued to this run starting (wall clock of Redis users)."""
+    duration: float = 0.0
+    failures: int = 0
+    follow_up: bool = False
+    woken: int = 0
+
+
+@contextmanager
+def _renewed(queue: WorkQueue, lease: Lease) -> Iterator[threading.Event]:
+    """Renew ``lease`` in the background every third of its length; set the event if lost."""
+    lost = threading.Event()
+    stop = threading.Event()
+    interval = max(queue.lease_seconds / 3, 0.05)
+
+    def renew() -> None:
+        while not stop.wait(interval):
+            try:
+                if not queue.renew(lease):
+                    lost.set()
+                    return
+            except Exception:  # a Redis hiccup: try again at the next tick
+                log.warning("lease renewal failed key=%s", lease.key, exc_info=True)
+
+    thread = threading.Thread(target=renew, name=f"lease-{lease.key.name}", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join()
+
+
+def wake(queue: WorkQueue, send: Send, key: Key, *, urgent: bool = False) -> bool:  # noqa: ARG001
+    """Enqueue ``key`` and send its message unless one is in flight; True when sent. The
+    FIFO dispatch this serves keeps arrival order, so ``urgent`` changes nothing here."""
+    if queue.enqueue(key) is EnqueueResult.SEND:
+        send(key)
+        return True
+    return False
+
+
+def run(
+    key: Key,
+    *,
+    queue: WorkQueue,
+    reconcile: Reconcile,
+    send: Send,
+    starting: StartingServers | None = None,
+    wake_other: Waker | None = None,
+) -> RunReport:
+    """Process one message for ``key``; ``starting`` records servers whose pods start;
+    ``wake_other`` enqueues the keys a reconcile wakes (default: ``wake``, at once), urgently
+    when they are few (``URGENT_WAKE_LIMIT``)."""
+    claim = queue.begin(key)
+    if isinstance(claim, Busy):
+        log.debug("key busy elsewhere key=%s expires_in=%.1f", key, claim.holder_expires_in)
+        return RunReport(key, "busy")
+    lease = claim
+    if lease.poisoned:
+        finished = queue.finish(lease, success=False)
+        log.error("key started %d times without finishing, backing off key=%s", lease.attempt, key)
+        return RunReport(key, "poisoned", queued_at=lease.queued_at, failures=finished.failures)
+
+    started = time.monotonic()
+    queue_wait = None if lease.queued_at is None else max(0.0, time.time() - lease.queued_at)
+    outcome: Outcome | None = None
+    result, retry_after = "success", None
+    with _renewed(queue, lease) as lost:
+        try:
+            outcome = reconcile(key)
+        except TemporaryError as exc:
+            result, retry_after = "retry", exc.delay
+            log.info("reconcile will be retried key=%s reason=%s", key, exc)
+        except PermanentError as exc:
+            result = "error"
+            log.error("reconcile failed key=%s reason=%s", key, exc)
+        except Exception:
+            result = "error"
+            log.exception("reconcile crashed key=%s", key)
+    duration = time.monotonic() - started
+    if lost.is_set():
+        log.warning("lease lapsed during the reconcile key=%s duration=%.1fs", key, duration)
+    if outcome is not None:
+        finished = queue.finish(lease, success=True, requeue_after=outcome.requeue_after)
+    else:
+        finished = queue.finish(lease, success=False, requeue_after=retry_after)
+    if finished.follow_up:
+        send(key)
+    if starting is not None:
+        if outcome is not None and outcome.starting is not None:
+            starting.register(key, *outcome.starting)
+        else:
+            starting.forget(key)
+    wake_one: Waker = wake_other or functools.partial(wake, queue, send)
+    others = outcome.wake if outcome else ()
+    urgent = len(others) <= URGENT_WAKE_LIMIT
+    woken = sum(1 for other in others if wake_one(other, urgent=urgent))
+    return RunReport(
+        key,
+        result,
+        state=outcome.state if outcome else None,
+        queued_at=lease.queued_at,
+        queue_wait=queue_wait,
+        duration=duration,
+        failures=finished.failures,
+        follow_up=finished.follow_up,
+        woken=woken,
+    )

@@ -1,0 +1,170 @@
+"""``PyTangoPort``: the operator's TangoPort over PyTango and dsconfig.
+
+Loaded by ``workers.runtime`` (``TANGO_OPERATOR_TANGO_PORT``, default
+``workers.tango:PyTangoPort``) once per worker process, after the fork. Creating it makes
+no connection; PyTango objects appear on first use (:mod:`workers.tango.connections`).
+
+Settings (constructor arguments, defaulting to the environment):
+
+``TANGO_OPERATOR_TANGO_TIMEOUT``         seconds per probe call (PyTango timeout, TCP
+                                         connect; the wall-clock deadline is +0.5 s): 1.0
+``TANGO_OPERATOR_TANGO_CONFIG_TIMEOUT``  seconds per DB call while applying a config: 5.0
+``TANGO_OPERATOR_TANGO_CACHE_TTL``       seconds probe answers are reused; 0 disables: 1.5
+``TANGO_OPERATOR_TANGO_NEGATIVE_TTL``    seconds "not ready"/"not exported" answers are
+                                         reused (a dependent woken because its dependency
+                                         just started must not see a stale "no"): 0.25
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Hashable
+from typing import Any
+
+from workers.reconcile.ports import (
+    ConfigResult,
+    Probe,
+    TangoUnavailableError,
+)
+from workers.tango import config
+from workers.tango.cache import TTLCache
+from workers.tango.calls import BoundedCaller
+from workers.tango.connections import DATABASE_DEVICE, Connections, split_host, tcp_connect
+from workers.tango.probes import Exported, Probes
+
+JsonDict = dict[str, Any]
+
+TIMEOUT = "TANGO_OPERATOR_TANGO_TIMEOUT"
+CONFIG_TIMEOUT = "TANGO_OPERATOR_TANGO_CONFIG_TIMEOUT"
+CACHE_TTL = "TANGO_OPERATOR_TANGO_CACHE_TTL"
+NEGATIVE_TTL = "TANGO_OPERATOR_TANGO_NEGATIVE_TTL"
+
+
+def _positive(answer: Probe | Exported) -> bool:
+    if isinstance(answer, Probe):
+        return answer.ok
+    return answer.exported and not answer.error
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: expected a number of seconds") from None
+    if value < 0:
+        raise ValueError(f"{name}={raw!r}: must not be negative")
+    return value
+
+
+class PyTangoPort:
+    """TangoPort against real TANGO DBs and devices (see docs/tango.md).
+
+    ``apply_config`` raises ``ConfigConflictError`` (a device or alias of another server
+    instance), ``TangoUnavailableError`` (DB unreachable) or ``ValueError`` (refused).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        config_timeout: float | None = None,
+        cache_ttl: float | None = None,
+        negative_ttl: float | None = None,
+        cache_size: int = 4096,
+        database_device: str = DATABASE_DEVICE,
+    ) -> None:
+        self.timeout = _env_seconds(TIMEOUT, 1.0) if timeout is None else timeout
+        self.config_timeout = (
+            _env_seconds(CONFIG_TIMEOUT, 5.0) if config_timeout is None else config_timeout
+        )
+        ttl = _env_seconds(CACHE_TTL, 1.5) if cache_ttl is None else cache_ttl
+        short = _env_seconds(NEGATIVE_TTL, 0.25) if negative_ttl is None else negative_ttl
+        self.connections = Connections(
+            probe_timeout=self.timeout,
+            config_timeout=self.config_timeout,
+            database_device=database_device,
+        )
+        self.probes = Probes(self.connections, BoundedCaller(), self.timeout)
+        self.cache: TTLCache[Probe | Exported] = TTLCache(
+            ttl,
+            max_entries=cache_size,
+            ttl_of=lambda answer: ttl if _positive(answer) else short,
+        )
+
+    # --- probes -------------------------------------------------------------------------------
+    def _cached_probe(self, key: Hashable, compute: Any) -> Probe:
+        answer = self.cache.get_or_compute(key, compute)
+        assert isinstance(answer, Probe)
+        return answer
+
+    def database_alive(self, tango_host: str) -> Probe:
+        return self._cached_probe(
+            ("alive", tango_host), lambda: self.probes.database_alive(tango_host)
+        )
+
+    def device_ready(self, tango_host: str, device: str) -> Probe:
+        return self._cached_probe(
+            ("ready", tango_host, device.lower()),
+            lambda: self.probes.device_ready(tango_host, device),
+        )
+
+    def endpoint_reachable(self, host: str, port: int) -> Probe:
+        return self.probes.endpoint_reachable(host, port)
+
+    def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
+        missing: list[str] = []
+        for device in devices:
+            record = self._exported(tango_host, device)
+            if record.error:
+                raise TangoUnavailableError(f"TANGO DB {tango_host}: {record.error}")
+            if not record.exported:
+                missing.append(device)
+        return missing
+
+    def _exported(self, tango_host: str, device: str) -> Exported:
+        record = self.cache.get_or_compute(
+            ("exported", tango_host, device.lower()),
+            lambda: self.probes.exported(tango_host, device),
+        )
+        assert isinstance(record, Exported)
+        return record
+
+    # --- configuration ------------------------------------------------------------------------
+    def _database(self, tango_host: str) -> Any:
+        host, port = split_host(tango_host)
+        refused = tcp_connect(host, port, self.timeout)
+        if refused:
+            raise TangoUnavailableError(f"TANGO DB {tango_host}: {refused}")
+        try:
+            return self.connections.database(tango_host)
+        except ValueError:
+            raise
+        except Exception as exc:
+            raise TangoUnavailableError(f"TANGO DB {tango_host}: {exc}") from exc
+
+    def _forget(self, tango_host: str) -> None:
+        self.cache.invalidate(lambda key: isinstance(key, tuple) and key[1] == tango_host)
+
+    def apply_config(
+        self, tango_host: str, server_instance: str, document: JsonDict
+    ) -> ConfigResult:
+        database = self._database(tango_host)
+        try:
+            changed = config.apply(database, server_instance, document, timeout=self.config_timeout)
+        except config.DatabaseUnreachableError as exc:
+            raise TangoUnavailableError(f"TANGO DB {tango_host}: {exc}") from exc
+        finally:
+            self._forget(tango_host)
+        return ConfigResult(changed=changed)
+
+    def remove_server(self, tango_host: str, server_instance: str) -> None:
+        database = self._database(tango_host)
+        try:
+            config.remove(database, server_instance)
+        except config.DatabaseUnreachableError as exc:
+            raise TangoUnavailableError(f"TANGO DB {tango_host}: {exc}") from exc
+        finally:
+            self._forget(tango_host)
