@@ -138,10 +138,10 @@ class TracingStandIn(StandInTango):
         trace = os.environ.get("TANGO_STANDIN_TRACE")
         hold = float(os.environ.get("TANGO_STANDIN_HOLD_MS", "0")) / 1000
         if trace:
-            _append(trace, f"enter {os.getpid()} {tango_host} {time.monotonic():.6f}\n")
+            append_line(trace, f"enter {os.getpid()} {tango_host} {time.monotonic():.6f}\n")
         time.sleep(hold)
         if trace:
-            _append(trace, f"exit {os.getpid()} {tango_host} {time.monotonic():.6f}\n")
+            append_line(trace, f"exit {os.getpid()} {tango_host} {time.monotonic():.6f}\n")
         return Probe(True)
 
 
@@ -268,17 +268,17 @@ def trace_reconciles(trace: str) -> None:
 
     def traced(key: Key, ports: Ports) -> Outcome:
         subject = key.encode()
-        _append(trace, f"enter {os.getpid()} {subject} {time.monotonic():.6f}\n")
+        append_line(trace, f"enter {os.getpid()} {subject} {time.monotonic():.6f}\n")
         try:
             return original(key, ports)
         finally:
-            _append(trace, f"exit {os.getpid()} {subject} {time.monotonic():.6f}\n")
+            append_line(trace, f"exit {os.getpid()} {subject} {time.monotonic():.6f}\n")
 
     _TRACERS.append(traced)
     dispatch.reconcile = traced
 
 
-def _append(path: str, line: str) -> None:
+def append_line(path: str, line: str) -> None:
     """One write of one line with O_APPEND: lines from many processes never interleave."""
     import os
 

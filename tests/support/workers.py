@@ -1,5 +1,6 @@
 """Real Celery worker processes for integration tests: ``tango-operator worker`` in a
-subprocess, wired to a test's kubeemu and redis-server, with the tracing TANGO stand-in."""
+subprocess, wired to a test's kubeemu and redis-server, with the tracing TANGO stand-in and
+the delivery recorder (``tests.support.delivery_trace``)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,10 @@ class WorkerPool:
     def trace(self) -> Path:
         return self.workdir / "reconcile-trace.log"
 
+    @property
+    def deliveries(self) -> Path:
+        return self.workdir / "deliveries.log"
+
     def environment(self) -> dict[str, str]:
         return {
             **os.environ,
@@ -47,6 +52,7 @@ class WorkerPool:
             "TANGO_OPERATOR_TANGO_PORT": "tests.support.standin_tango:TracingStandIn",
             "TANGO_STANDIN_TRACE": str(self.trace),
             "TANGO_STANDIN_HOLD_MS": str(self.hold_ms),
+            "TANGO_DELIVERY_TRACE": str(self.deliveries),
             "TANGO_OPERATOR_WAITING_MAX_SECONDS": "2",
             # the tests' Producer plays a FIFO watcher: wake-ups are sent at once
             "TANGO_OPERATOR_DISPATCH": "fifo",
@@ -72,6 +78,8 @@ class WorkerPool:
                 f"{name}@%h",
                 "--without-gossip",
                 "--without-mingle",
+                "--include",
+                "tests.support.delivery_trace",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
