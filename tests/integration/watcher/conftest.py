@@ -55,10 +55,13 @@ class Recording(Watcher):
             self._send_on(key)
 
     def enqueue(self, key: Key) -> EnqueueResult | AddResult | None:
-        if self.producing():
-            self.offered.append(key)
+        producing = self.producing()
         result = super().enqueue(key)
+        # answer first, key last: a test that sees the key offered also sees its answer
+        # (and the message, if one was sent)
         self.results.append(result)
+        if producing:
+            self.offered.append(key)
         return result
 
 
