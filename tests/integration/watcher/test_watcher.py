@@ -198,9 +198,9 @@ def test_resync_refills_a_flushed_redis(
     time.sleep(1.5)
     assert sorted(sent_keys(redis)) == sorted(wanted), "resync sends nothing already queued"
     redis.client().flushall()
-    flushed = time.monotonic()
+    # the resync period is 1 s and nothing else sends these keys again; an hour-long
+    # period (the other tests) would not refill them within the wait
     wait_for(lambda: wanted <= set(sent_keys(redis)), timeout=5, what="messages after FLUSHALL")
-    assert time.monotonic() - flushed < 1 + 1
     assert {key.encode() for key in wanted} <= queued_members(redis)
 
 
