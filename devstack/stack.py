@@ -158,7 +158,7 @@ class LocalStack:
                     Endpoint(f"worker{index} metrics", f"http://127.0.0.1:{port}/metrics")
                 )
             command = [
-                sys.executable, "-m", "workers.cli", "worker",
+                sys.executable, "-m", "tango_operator.cli", "worker",
                 "--concurrency", str(self.options.concurrency),
                 "--hostname", f"worker{index}@%h",
                 "--loglevel", self.options.log_level,

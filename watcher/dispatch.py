@@ -20,9 +20,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
+from tango_operator.keys import Key
+from tango_operator.workqueue.fair import FairQueue
 from watcher import metrics
-from workers.contract import Key
-from workers.queue.fair import FairQueue
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from tango_operator.keys import Key
+from tango_operator.workqueue import EnqueueResult, WorkQueue
+from tango_operator.workqueue.fair import AddResult, FairQueue
 from watcher import metrics
-from workers.contract import Key
-from workers.queue import EnqueueResult, WorkQueue
-from workers.queue.fair import AddResult, FairQueue
 
 log = logging.getLogger(__name__)
 

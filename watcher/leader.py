@@ -19,22 +19,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
+from tango_operator.resources import LEASE
 from watcher import metrics
+from watcher.kube import ApiError, Kube
 
 log = logging.getLogger(__name__)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now() -> str:
+    """A Lease's MicroTime: RFC 3339 with microseconds, in UTC."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
+    """Holds (or waits for) one Lease; ``leading`` is set while this replica holds it."""
+
     def __init__(
         self,
-        api_client: client.ApiClient,
+        kube: Kube,
         *,
         namespace: str,
         name: str,
@@ -44,8 +46,9 @@ class LeaderElector:
         retry_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.api = client.CoordinationV1Api(api_client)
+        self.kube = kube
         self.namespace, self.name, self.identity = namespace, name, identity
+        self._path = LEASE.path(namespace, name)
         self.lease_seconds, self.renew_seconds = lease_seconds, renew_seconds
         self.retry_seconds = retry_seconds
         self.clock = clock
@@ -55,62 +58,68 @@ class LeaderElector:
         # an API call must not outlast the renew deadline
         self._timeout = (min(5.0, retry_seconds), max(retry_seconds, renew_seconds / 2))
 
-    def _observe(self, spec: client.V1LeaseSpec) -> float:
+    def _observe(self, spec: dict[str, Any]) -> float:
         """Seconds since the Lease record last changed, as seen from here."""
-        record = (spec.holder_identity, spec.renew_time, spec.lease_duration_seconds)
+        record = (
+            spec.get("holderIdentity"),
+            spec.get("renewTime"),
+            spec.get("leaseDurationSeconds"),
+        )
         now = self.clock()
         if record != self._observed:
             self._observed, self._observed_at = record, now
         return now - self._observed_at
 
+    def _read(self) -> dict[str, Any] | None:
+        try:
+            return self.kube.get(self._path, timeout=self._timeout)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def _try(self) -> bool:
         """One acquire-or-renew attempt; True when we hold the Lease afterwards."""
         now = _now()
-        try:
-            lease = self.api.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self._timeout
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            body = client.V1Lease(
-                metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-                spec=client.V1LeaseSpec(
-                    holder_identity=self.identity,
-                    acquire_time=now,
-                    renew_time=now,
-                    lease_duration_seconds=max(1, round(self.lease_seconds)),
-                    lease_transitions=0,
-                ),
-            )
+        duration_seconds = max(1, round(self.lease_seconds))
+        lease = self._read()
+        if lease is None:
+            body = {
+                "apiVersion": LEASE.api_version,
+                "kind": LEASE.kind,
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "acquireTime": now,
+                    "renewTime": now,
+                    "leaseDurationSeconds": duration_seconds,
+                    "leaseTransitions": 0,
+                },
+            }
             try:
-                self.api.create_namespaced_lease(
-                    self.namespace, body, _request_timeout=self._timeout
-                )
-            except ApiException as create_error:
+                self.kube.create(LEASE.path(self.namespace), body, timeout=self._timeout)
+            except ApiError as create_error:
                 if create_error.status == 409:
                     return False
                 raise
             return True
-        spec = lease.spec
-        holder = spec.holder_identity or ""
+        spec = lease.setdefault("spec", {})
+        holder = spec.get("holderIdentity") or ""
         unchanged_for = self._observe(spec)
-        duration = spec.lease_duration_seconds or self.lease_seconds
+        duration = spec.get("leaseDurationSeconds") or self.lease_seconds
         if holder and holder != self.identity and unchanged_for < duration:
             if self.leading.is_set():
                 self._step_down(f"lease held by {holder}")
             return False
         if holder != self.identity:
-            spec.acquire_time = now
-            spec.lease_transitions = (spec.lease_transitions or 0) + 1
-        spec.holder_identity = self.identity
-        spec.renew_time = now
-        spec.lease_duration_seconds = max(1, round(self.lease_seconds))
+            spec["acquireTime"] = now
+            spec["leaseTransitions"] = (spec.get("leaseTransitions") or 0) + 1
+        spec["holderIdentity"] = self.identity
+        spec["renewTime"] = now
+        spec["leaseDurationSeconds"] = duration_seconds
         try:
-            self.api.replace_namespaced_lease(
-                self.name, self.namespace, lease, _request_timeout=self._timeout
-            )
-        except ApiException as exc:
+            self.kube.replace(self._path, lease, timeout=self._timeout)
+        except ApiError as exc:
             if exc.status == 409:
                 return False
             raise
@@ -149,15 +158,13 @@ class LeaderElector:
         self.leading.clear()
         metrics.LEADER.set(0)
         try:
-            lease = self.api.read_namespaced_lease(
-                self.name, self.namespace, _request_timeout=self._timeout
-            )
-            if lease.spec.holder_identity == self.identity:
-                lease.spec.holder_identity = ""
-                lease.spec.lease_duration_seconds = 1
-                self.api.replace_namespaced_lease(
-                    self.name, self.namespace, lease, _request_timeout=self._timeout
-                )
+            lease = self._read()
+            spec = (lease or {}).get("spec") or {}
+            if lease is not None and spec.get("holderIdentity") == self.identity:
+                spec["holderIdentity"] = ""
+                spec["leaseDurationSeconds"] = 1
+                lease["spec"] = spec
+                self.kube.replace(self._path, lease, timeout=self._timeout)
                 log.info("released lease identity=%s", self.identity)
         except Exception as exc:  # the standby then waits for the Lease to expire
             log.warning("lease release failed identity=%s error=%r", self.identity, exc)

@@ -6,8 +6,8 @@ watched resource and namespace (``watcher.sources``), the requeue-after pump
 (``watcher.pump``), the periodic resync (``watcher.resync``) and, with fair dispatch, the
 dispatcher (``watcher.dispatch``); events become keys in ``watcher.mapping`` and every key
 goes through the work queue's dedupe (``watcher.enqueue``) and from there, fairly and a
-window at a time, to Celery (``watcher.send``). Losing leadership stops all of them
-at once; SIGTERM/SIGINT stop them and release the Lease.
+window at a time, to Celery (``tango_operator.messages.Publisher``). Losing leadership stops
+all of them at once; SIGTERM/SIGINT stop them and release the Lease.
 """
 
 from __future__ import annotations
@@ -21,36 +21,31 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kubernetes import client, config
 from prometheus_client import start_http_server
-from redis import Redis
 
+from tango_operator import crd, resources
+from tango_operator.celery_app import make_publisher
+from tango_operator.keys import Key
+from tango_operator.workqueue import EnqueueResult, WorkQueue, connect
+from tango_operator.workqueue.fair import AddResult, FairQueue
 from watcher import metrics
 from watcher.dispatch import Dispatcher
 from watcher.enqueue import Enqueuer
+from watcher.kube import ConfigurationError, Kube
 from watcher.leader import LeaderElector
 from watcher.mapping import Mapper
 from watcher.pump import run_pump
 from watcher.resync import resync, run_resync
-from watcher.send import Sender
 from watcher.settings import Settings, SettingsError
 from watcher.sources import Resource, Source
-from workers import api
-from workers.contract import Key
-from workers.queue import EnqueueResult, WorkQueue
-from workers.queue.fair import AddResult, FairQueue
 
 log = logging.getLogger("watcher")
 JsonDict = dict[str, Any]
-CHILD_SELECTOR = f"app.kubernetes.io/managed-by={api.MANAGED_BY}"
+CHILD_SELECTOR = f"app.kubernetes.io/managed-by={crd.MANAGED_BY}"
 RESOURCES = (
-    Resource(f"/apis/{api.API_VERSION}", api.Kind.DEVICE_SERVER.plural, api.Kind.DEVICE_SERVER),
-    Resource(f"/apis/{api.API_VERSION}", api.Kind.DATABASE_DS.plural, api.Kind.DATABASE_DS),
+    *(Resource(custom) for custom in resources.CUSTOM_RESOURCES),
     # the kinds of child the operator creates (templates/), filtered server-side
-    Resource("/apis/apps/v1", "statefulsets", "StatefulSet", CHILD_SELECTOR),
-    Resource("/api/v1", "services", "Service", CHILD_SELECTOR),
-    Resource("/api/v1", "configmaps", "ConfigMap", CHILD_SELECTOR),
-    Resource("/api/v1", "persistentvolumeclaims", "PersistentVolumeClaim", CHILD_SELECTOR),
+    *(Resource(child, CHILD_SELECTOR) for child in resources.CHILDREN),
 )
 SHUTDOWN_JOIN_SECONDS = 5.0
 RESYNC_RETRY_CAP = 30.0
@@ -64,13 +59,13 @@ class Watcher:
     def __init__(
         self,
         settings: Settings,
-        api_client: client.ApiClient,
+        kube: Kube,
         queue: WorkQueue,
         send: Callable[[Key], None],
         send_urgent: Callable[[Key], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.api_client = api_client
+        self.kube = kube
         self.queue = queue
         self.send = send
         self.send_urgent = send_urgent
@@ -144,7 +139,7 @@ class Watcher:
         if not self.producing():
             return
         try:
-            count = resync(self.api_client, self.settings.namespaces, self.enqueue, self.selected)
+            count = resync(self.kube, self.settings.namespaces, self.enqueue, self.selected)
         except Exception as exc:
             # the list failed (an API error, a timeout): try again soon, not a period later
             self._resync_failures += 1
@@ -166,7 +161,7 @@ class Watcher:
     # --- leading ---------------------------------------------------------------------------
     def _source(self, resource: Resource, namespace: str | None, stop: threading.Event) -> Source:
         return Source(
-            self.api_client,
+            self.kube,
             resource,
             namespace,
             self.on_event,
@@ -182,7 +177,7 @@ class Watcher:
         threads = []
         if self.settings.namespace_selector is not None:
             namespaces = self._source(
-                Resource("/api/v1", "namespaces", "Namespace", self.settings.namespace_selector),
+                Resource(resources.NAMESPACE, self.settings.namespace_selector),
                 None,
                 stop,
             )
@@ -246,32 +241,17 @@ class Watcher:
         self.sources, self._namespace_sources = [], []
 
 
-def api_client_for(settings: Settings) -> client.ApiClient:
-    """From KUBECONFIG, or the pod's service account. urllib3 does not retry on its own:
-    every caller has its own retry loop and backoff, and honours Retry-After itself."""
-    configuration = client.Configuration()
-    try:
-        if settings.kubeconfig:
-            config.load_kube_config(
-                config_file=settings.kubeconfig, client_configuration=configuration
-            )
-        else:
-            config.load_incluster_config(client_configuration=configuration)
-    except (config.ConfigException, OSError) as exc:
-        where = f"KUBECONFIG={settings.kubeconfig}" if settings.kubeconfig else "in-cluster"
-        raise SettingsError(f"no usable Kubernetes configuration ({where}): {exc}") from None
-    configuration.retries = False
-    return client.ApiClient(configuration)
-
-
 def run(settings: Settings, shutdown: threading.Event) -> None:
     """Elect, lead while elected, until ``shutdown`` is set; then release the Lease."""
-    api_client = api_client_for(settings)
-    queue = WorkQueue(Redis.from_url(settings.redis_url, socket_timeout=10))
-    sender = Sender(settings.redis_url)
-    watcher = Watcher(settings, api_client, queue, sender, sender.urgent)
+    try:
+        kube = Kube.connect(settings.kubeconfig)
+    except ConfigurationError as exc:
+        raise SettingsError(str(exc)) from None
+    queue = WorkQueue(connect(settings.redis_url))
+    publisher = make_publisher(settings.redis_url, name="tango_operator_watcher")
+    watcher = Watcher(settings, kube, queue, publisher, publisher.urgent)
     elector = LeaderElector(
-        api_client,
+        kube,
         namespace=settings.lease_namespace,
         name=settings.lease_name,
         identity=settings.identity,
@@ -304,7 +284,7 @@ def run(settings: Settings, shutdown: threading.Event) -> None:
         watcher.stopped_leading()
     elector.release()
     election.join(timeout=SHUTDOWN_JOIN_SECONDS)
-    api_client.close()
+    kube.close()
     log.info("watcher stopped identity=%s", settings.identity)
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workers import api
-from workers.contract import Key
+from tango_operator import crd
+from tango_operator.keys import Key
 
 JsonDict = dict[str, Any]
-CUSTOM_KINDS = {kind.value for kind in api.Kind}
+CUSTOM_KINDS = {kind.value for kind in crd.Kind}
 
 
 def _fingerprint(obj: JsonDict) -> str:
@@ -75,7 +75,7 @@ def owner_keys(obj: JsonDict) -> list[Key]:
     for owner in meta.get("ownerReferences") or []:
         if (
             owner.get("controller")
-            and str(owner.get("apiVersion", "")).split("/")[0] == api.GROUP
+            and str(owner.get("apiVersion", "")).split("/")[0] == crd.GROUP
             and owner.get("kind") in CUSTOM_KINDS
         ):
             return [Key(owner["kind"], meta["namespace"], owner["name"])]

@@ -13,10 +13,10 @@ import logging
 import threading
 from collections.abc import Callable
 
+from tango_operator.keys import Key
+from tango_operator.workqueue import WorkQueue
+from tango_operator.workqueue.fair import FairQueue
 from watcher import metrics
-from workers.contract import Key
-from workers.queue import WorkQueue
-from workers.queue.fair import FairQueue
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 0.5

@@ -3,7 +3,7 @@
 Lists DeviceServers and DatabaseDSs from the Kubernetes API (all namespaces, or each
 configured one) and hands every key to ``enqueue`` (``watcher.enqueue``), whose dedupe makes
 it cheap. Run every resync period and after every relist by ``watcher.main``, so a flushed
-Redis or a lost message costs latency, never correctness (DESIGN §5.7).
+Redis or a lost message costs latency, never correctness (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -13,46 +13,37 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from kubernetes import client
-
+from tango_operator import resources
+from tango_operator.keys import Key
 from watcher import metrics
-from workers import api
-from workers.contract import Key
+from watcher.kube import Kube
 
 log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (5.0, 60.0)
 
 
-def custom_resource_keys(api_client: client.ApiClient, namespaces: Sequence[str]) -> list[Key]:
+def custom_resource_keys(kube: Kube, namespaces: Sequence[str]) -> list[Key]:
     """Every DeviceServer and DatabaseDS in ``namespaces`` (empty: all namespaces)."""
-    custom = client.CustomObjectsApi(api_client)
     keys: list[Key] = []
-    for kind in api.Kind:
+    for resource_type in resources.CUSTOM_RESOURCES:
         for namespace in namespaces or (None,):
-            if namespace:
-                listed = custom.list_namespaced_custom_object(
-                    api.GROUP, api.VERSION, namespace, kind.plural, _request_timeout=REQUEST_TIMEOUT
-                )
-            else:
-                listed = custom.list_cluster_custom_object(
-                    api.GROUP, api.VERSION, kind.plural, _request_timeout=REQUEST_TIMEOUT
-                )
+            listed = kube.get(resource_type.path(namespace), timeout=REQUEST_TIMEOUT)
             for item in listed.get("items") or []:
                 meta = item.get("metadata") or {}
                 if meta.get("namespace") and meta.get("name"):
-                    keys.append(Key(kind.value, meta["namespace"], meta["name"]))
+                    keys.append(Key(resource_type.kind, meta["namespace"], meta["name"]))
     return keys
 
 
 def resync(
-    api_client: client.ApiClient,
+    kube: Kube,
     namespaces: Sequence[str],
     enqueue: Callable[[Key], object],
     selected: Callable[[str], bool] = lambda _namespace: True,
 ) -> int:
     """Enqueue the key of every custom resource in a selected namespace; how many."""
     count = 0
-    for key in custom_resource_keys(api_client, namespaces):
+    for key in custom_resource_keys(kube, namespaces):
         if selected(key.namespace):
             enqueue(key)
             count += 1

@@ -23,21 +23,17 @@ resourceVersion and hides the list's resourceVersion, the two things this must g
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import urllib3
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
+from tango_operator.resources import ResourceType
 from watcher import metrics
+from watcher.kube import ApiError, Interrupted, Kube, WatchStream
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
@@ -50,22 +46,20 @@ _LAST_KNOWN = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerRe
 
 @dataclass(frozen=True)
 class Resource:
-    """A watched collection: ``prefix`` like ``/apis/apps/v1``, ``plural``, ``kind``."""
+    """A watched collection: a type of ``tango_operator.resources``, optionally filtered."""
 
-    prefix: str
-    plural: str
-    kind: str
+    type: ResourceType
     label_selector: str | None = None
 
     @property
-    def api_version(self) -> str:
-        """``apps/v1`` for ``/apis/apps/v1``, ``v1`` for ``/api/v1``."""
-        return self.prefix.split("/", 2)[-1]
+    def kind(self) -> str:
+        """The kind of the listed objects (built-in list items do not carry it)."""
+        return self.type.kind
 
-    def path(self, namespace: str | None) -> str:
-        if namespace:
-            return f"{self.prefix}/namespaces/{namespace}/{self.plural}"
-        return f"{self.prefix}/{self.plural}"
+    @property
+    def plural(self) -> str:
+        """The collection's name, the label of every metric of this source."""
+        return self.type.plural
 
 
 @dataclass
@@ -97,7 +91,7 @@ class Gone(Exception):  # noqa: N818 - named after the HTTP status
 
 @dataclass
 class Source:
-    api_client: client.ApiClient
+    kube: Kube
     resource: Resource
     namespace: str | None
     emit: Emit
@@ -115,7 +109,7 @@ class Source:
     known: dict[ObjectKey, JsonDict] = field(default_factory=dict, repr=False)
     """What exists as far as this source knows — the last list plus the watch events since
     — reduced to what a synthetic DELETED carries (kind, apiVersion, ``_LAST_KNOWN``)."""
-    _response: Any = field(default=None, repr=False)
+    _stream: WatchStream | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -133,15 +127,15 @@ class Source:
                 log.info("resourceVersion too old, relisting source=%s", self.name)
                 metrics.WATCH_RESTARTS.labels(self.resource.plural, "gone").inc()
                 resource_version = None
-            except ApiException as exc:
-                wait = _retry_after(exc) if exc.status == 429 else None
+            except ApiError as exc:
+                wait = exc.retry_after if exc.status == 429 else None
                 wait = wait if wait is not None else self.backoff.next()
                 log.warning(
                     "watch failed source=%s status=%s retry_in=%.1fs", self.name, exc.status, wait
                 )
                 metrics.WATCH_RESTARTS.labels(self.resource.plural, f"http_{exc.status}").inc()
                 self.stop.wait(wait)
-            except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            except (Interrupted, ValueError) as exc:
                 wait = self.backoff.next()
                 log.warning(
                     "watch interrupted source=%s error=%s retry_in=%.1fs",
@@ -175,39 +169,30 @@ class Source:
     def abort(self) -> None:
         """Interrupt a read blocked on a quiet stream (after ``stop`` is set): the thread
         ends now rather than at the inactivity timeout."""
-        response = self._response
-        if response is not None:
-            with contextlib.suppress(RuntimeError, ValueError, OSError):  # already released
-                response.shutdown()
+        stream = self._stream
+        if stream is not None:
+            stream.abort()
 
     def prime(self) -> None:
         """One list, emitted, before the thread starts (the namespace selector's first view)."""
         self._list()
 
     # --- list ------------------------------------------------------------------------------
-    def _request(self, query: list[tuple[str, str]], timeout: tuple[float, float]) -> Any:
+    def _query(self, query: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if self.resource.label_selector:
-            query = [*query, ("labelSelector", self.resource.label_selector)]
-        return self.api_client.call_api(
-            self.resource.path(self.namespace),
-            "GET",
-            query_params=query,
-            header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _return_http_data_only=True,
-            _request_timeout=timeout,
-        )
+            return [*query, ("labelSelector", self.resource.label_selector)]
+        return query
 
     def _list(self) -> str:
-        response = self._request([], (5.0, 60.0))
-        listed = json.loads(response.data)
+        listed = self.kube.get(
+            self.resource.type.path(self.namespace), query=self._query([]), timeout=(5.0, 60.0)
+        )
         present: dict[ObjectKey, JsonDict] = {}
         for item in listed.get("items") or []:
             if self.stop.is_set():
                 break
             item.setdefault("kind", self.resource.kind)  # built-in list items carry no type
-            item.setdefault("apiVersion", self.resource.api_version)
+            item.setdefault("apiVersion", self.resource.type.api_version)
             present[_key(item)] = _last_known(item)
             self._emit("ADDED", item)
         if self.stop.is_set():  # stopped part-way: the rest of the list is unknown
@@ -242,17 +227,21 @@ class Source:
             ("timeoutSeconds", str(timeout)),
         ]
         try:
-            response = self._request(query, (5.0, self.inactivity_seconds))
-        except ApiException as exc:
+            stream = self.kube.watch(
+                self.resource.type.path(self.namespace),
+                query=self._query(query),
+                timeout=(5.0, self.inactivity_seconds),
+            )
+        except ApiError as exc:
             if exc.status == 410:
                 raise Gone() from None
             raise
-        self._response = response
+        self._stream = stream
         if self.stop.is_set():
-            response.release_conn()
+            stream.close()
             return resource_version
         try:
-            for event in _events(response):
+            for event in stream.events():
                 if self.stop.is_set():
                     break
                 kind = event.get("type")
@@ -260,7 +249,7 @@ class Source:
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise Gone()
-                    raise ApiException(status=obj.get("code"), reason=obj.get("message"))
+                    raise ApiError(int(obj.get("code") or 0), str(obj.get("message") or ""))
                 rv = (obj.get("metadata") or {}).get("resourceVersion")
                 if rv:
                     resource_version = str(rv)
@@ -271,13 +260,13 @@ class Source:
                     self.known.pop(_key(obj), None)
                 if kind in ("ADDED", "MODIFIED", "DELETED"):
                     self._emit(str(kind), obj)
-        except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError):
+        except Interrupted:
             # silent longer than the inactivity timeout, or the server dropped us: resume
             self.restarts += 1
             metrics.WATCH_RESTARTS.labels(self.resource.plural, "inactive_or_dropped").inc()
         finally:
-            self._response = None
-            response.release_conn()
+            self._stream = None
+            stream.close()
         return resource_version
 
 
@@ -294,24 +283,3 @@ def _last_known(obj: JsonDict) -> JsonDict:
         "kind": obj.get("kind"),
         "metadata": {name: meta[name] for name in _LAST_KNOWN if name in meta},
     }
-
-
-def _events(response: Any) -> Iterator[JsonDict]:
-    """One decoded JSON object per line of a watch stream."""
-    pending = b""
-    for chunk in response.stream(4096, decode_content=True):
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            if line.strip():
-                yield json.loads(line)
-    if pending.strip():
-        yield json.loads(pending)
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    value = (exc.headers or {}).get("Retry-After")
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None

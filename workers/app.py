@@ -1,12 +1,11 @@
 """The Celery application of the workers: ``celery -A workers.app worker`` runs it.
 
-Configuration comes from ``workers.celeryconfig``; the tasks are registered from
-``workers.tasks`` when a worker starts.
+Configured by the core (``tango_operator.celery_app``, the same settings every producer
+uses); the tasks are registered from ``workers.tasks`` when a worker starts.
 """
 
 from __future__ import annotations
 
-from celery import Celery
+from tango_operator.celery_app import make_app
 
-app = Celery("tango_operator", include=["workers.tasks"])
-app.config_from_object("workers.celeryconfig")
+app = make_app("tango_operator", include=["workers.tasks"])

@@ -1,6 +1,6 @@
 """``python -m workers.flower [FLOWER OPTIONS]``: Celery Flower on the operator's queue.
 
-The broker comes from ``workers.celeryconfig`` (``TANGO_OPERATOR_REDIS_URL`` and
+The broker comes from ``tango_operator.celeryconfig`` (``TANGO_OPERATOR_REDIS_URL`` and
 ``TANGO_OPERATOR_REDIS_PASSWORD``, like the watcher and the workers); no task module is
 imported, since Flower only reads the workers' events, so the Flower image needs Celery and
 Flower but neither the reconcilers nor PyTango. Flower's own options pass through unchanged
@@ -16,13 +16,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from celery import Celery
 from flower import urls
 from flower.views import monitor
 from tornado import web
 
-app = Celery("tango_operator_flower")
-app.config_from_object("workers.celeryconfig")
+from tango_operator.celery_app import make_app
+
+app = make_app("tango_operator_flower")
 
 
 class AuthenticatedMetrics(monitor.Metrics):  # type: ignore[misc]  # flower is untyped

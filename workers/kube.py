@@ -2,7 +2,7 @@
 
 The reconcilers call this module with plain dicts; it talks to the API server through the
 client's ``ApiClient`` (configuration, authentication, connection pool, JSON handling) and
-returns plain dicts. Failures come back as the two kinds in ``workers.errors``: a 409, 429
+returns plain dicts. Failures come back as the two kinds in ``tango_operator.errors``: a 409, 429
 or 5xx is temporary (with the server's Retry-After when given), a 422 permanent.
 
 Children are written with server-side apply under one field manager with ``force=true``
@@ -22,32 +22,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from workers import api
-from workers.errors import PermanentError, TemporaryError
+from tango_operator import crd, resources
+from tango_operator.errors import PermanentError, TemporaryError
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
-
-# (apiVersion, kind) -> (path prefix, plural) for everything the workers read or write.
-_RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
-    ("v1", "ConfigMap"): ("/api/v1", "configmaps"),
-    ("v1", "Secret"): ("/api/v1", "secrets"),
-    ("v1", "Service"): ("/api/v1", "services"),
-    ("v1", "PersistentVolumeClaim"): ("/api/v1", "persistentvolumeclaims"),
-    ("v1", "Event"): ("/api/v1", "events"),
-    ("apps/v1", "StatefulSet"): ("/apis/apps/v1", "statefulsets"),
-    (api.API_VERSION, api.Kind.DEVICE_SERVER.value): (
-        f"/apis/{api.API_VERSION}",
-        api.Kind.DEVICE_SERVER.plural,
-    ),
-    (api.API_VERSION, api.Kind.DATABASE_DS.value): (
-        f"/apis/{api.API_VERSION}",
-        api.Kind.DATABASE_DS.plural,
-    ),
-}
 
 _JSON = "application/json"
 _MERGE_PATCH = "application/merge-patch+json"
@@ -57,12 +39,11 @@ _TIMEOUT = (5.0, 30.0)
 
 
 def _path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
-    try:
-        prefix, plural = _RESOURCES[(api_version, kind)]
-    except KeyError:
-        raise PermanentError(f"tango-operator does not manage {api_version} {kind}") from None
-    path = f"{prefix}/namespaces/{namespace}/{plural}"
-    return f"{path}/{name}" if name else path
+    """The REST path from the core's table (``tango_operator.resources``)."""
+    resource_type = resources.lookup(api_version, kind)
+    if resource_type is None:
+        raise PermanentError(f"tango-operator does not manage {api_version} {kind}")
+    return resource_type.path(namespace, name)
 
 
 @contextmanager
@@ -100,10 +81,18 @@ def _retry_after(exc: ApiException) -> float | None:
 class Kube:
     """A thin, typed facade over one ``ApiClient`` (one per worker process)."""
 
-    def __init__(self, api_client: client.ApiClient, *, field_manager: str = api.FIELD_MANAGER):
+    def __init__(self, api_client: client.ApiClient, *, field_manager: str = crd.FIELD_MANAGER):
         self._client = api_client
         self.field_manager = field_manager
         self.reporting_instance = socket.gethostname()
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None) -> Kube:
+        """From ``kubeconfig``, or the pod's service account when None."""
+        if kubeconfig:
+            return cls(config.new_client_from_config(config_file=kubeconfig))
+        config.load_incluster_config()
+        return cls(client.ApiClient())
 
     # --- raw calls ------------------------------------------------------------------------------
     def _call(
@@ -140,12 +129,12 @@ class Kube:
             with _translated(f"reading {kind} {namespace}/{name}"):
                 raise
 
-    def get_custom(self, kind: api.Kind, namespace: str, name: str) -> JsonDict | None:
-        return self.get(api.API_VERSION, kind.value, namespace, name)
+    def get_custom(self, kind: crd.Kind, namespace: str, name: str) -> JsonDict | None:
+        return self.get(crd.API_VERSION, kind.value, namespace, name)
 
-    def list_custom(self, kind: api.Kind, namespace: str) -> list[JsonDict]:
+    def list_custom(self, kind: crd.Kind, namespace: str) -> list[JsonDict]:
         with _translated(f"listing {kind.plural} in {namespace}"):
-            listed = self._call("GET", _path(api.API_VERSION, kind.value, namespace))
+            listed = self._call("GET", _path(crd.API_VERSION, kind.value, namespace))
         items = listed.get("items") or []
         return [item for item in items if isinstance(item, dict)]
 

@@ -8,8 +8,6 @@ Redis and are exported by the watcher, which owns the queue's pump.
 
 from __future__ import annotations
 
-import os
-
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -54,9 +52,10 @@ STATE_TRANSITIONS = Counter(
 )
 
 
-def serve(port: int, address: str = "0.0.0.0") -> None:
-    """Serve /metrics, aggregated over all processes when PROMETHEUS_MULTIPROC_DIR is set."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def serve(port: int, *, aggregate: bool, address: str = "0.0.0.0") -> None:
+    """Serve /metrics, aggregated over all pool processes with ``aggregate``
+    (``PROMETHEUS_MULTIPROC_DIR`` set, see ``workers.settings``)."""
+    if aggregate:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         start_http_server(port, addr=address, registry=registry)

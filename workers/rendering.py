@@ -1,8 +1,9 @@
 """The child manifests of a DeviceServer or DatabaseDS, rendered from Jinja2 templates.
 
 Data comes from the reconcilers (and the ``tango-operator render`` CLI): the CR dict as the API
-returns it plus its typed spec from ``workers.api``. It goes out as complete manifests (dicts)
-ready for server-side apply, in a fixed order: ConfigMap/PVC, then Services, then StatefulSets.
+returns it plus its typed spec from ``tango_operator.crd``. It goes out as complete manifests
+(dicts) ready for server-side apply, in a fixed order: ConfigMap/PVC, then Services, then
+StatefulSets.
 
 The templates in ``templates/<kind>/`` hold structure only. Every ``{{ expression }}`` is passed
 through :func:`to_yaml_json` (the Environment's ``finalize``), so a value always comes out as one
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -23,23 +23,23 @@ from typing import Any
 import jinja2
 import yaml
 
-from workers import api, names
+from tango_operator import crd, names
+from workers import settings
 
 JsonDict = dict[str, Any]
 
-TEMPLATES_ENV = "TANGO_OPERATOR_TEMPLATES"
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 PART_OF = "tango"
 DEVICE_SERVER_APP = "tango-device-server"
 DATABASEDS_APP = "tango-databaseds"
 TANGODB_APP = "tango-db"
-SCRIPT_HASH_ANNOTATION = f"{api.GROUP}/script-hash"
-CONFIG_HASH_ANNOTATION = f"{api.GROUP}/config-hash"
+SCRIPT_HASH_ANNOTATION = f"{crd.GROUP}/script-hash"
+CONFIG_HASH_ANNOTATION = f"{crd.GROUP}/config-hash"
 """On the pod template: a changed ``config`` rolls the pod, so the server reads its new
 properties at start (TANGO devices read them at init)."""
 
-CONFIG_VOLUME = api.RESERVED_VOLUME
+CONFIG_VOLUME = crd.RESERVED_VOLUME
 CONFIG_MOUNT = "/tango-operator"
 TANGODB_PORT = 3306
 # The MariaDB images run mysqld as this user (uid/gid 999); the TANGO DB pod runs as it
@@ -95,7 +95,8 @@ def kubelet_literal(text: str) -> str:
 
 
 def templates_dir() -> Path:
-    return Path(os.environ.get(TEMPLATES_ENV) or DEFAULT_TEMPLATES)
+    """The templates folder: ``TANGO_OPERATOR_TEMPLATES``, else the repository's ``templates/``."""
+    return Path(settings.templates_directory() or DEFAULT_TEMPLATES)
 
 
 @cache
@@ -129,7 +130,7 @@ def owner_reference(resource: JsonDict) -> JsonDict:
         # A child whose owner uid does not exist is garbage-collected at once: never guess.
         raise ValueError(f"{resource.get('kind')}/{metadata.get('name')} has no metadata.uid")
     return {
-        "apiVersion": resource.get("apiVersion") or api.API_VERSION,
+        "apiVersion": resource.get("apiVersion") or crd.API_VERSION,
         "kind": resource["kind"],
         "name": metadata["name"],
         "uid": uid,
@@ -151,7 +152,7 @@ def child_labels(cr_name: str, app: str, component: str) -> dict[str, str]:
     return {
         **selector_labels(cr_name, app, component),
         "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": api.MANAGED_BY,
+        "app.kubernetes.io/managed-by": crd.MANAGED_BY,
     }
 
 
@@ -194,7 +195,7 @@ def _fqdn(service: str, namespace: str, cluster_domain: str) -> str:
 
 # --- DeviceServer ---------------------------------------------------------------------------------
 def render_device_server(
-    resource: JsonDict, spec: api.DeviceServerSpec, *, tango_host: str, replicas: int
+    resource: JsonDict, spec: crd.DeviceServerSpec, *, tango_host: str, replicas: int
 ) -> list[JsonDict]:
     """ConfigMap, Service and StatefulSet of one DeviceServer."""
     name = resource["metadata"]["name"]
@@ -229,9 +230,9 @@ def render_device_server(
     endpoint = "giop:tcp::" if spec.legacy_compatibility else "giop:tcp:0.0.0.0:"
     ours = [
         {"name": "TANGO_HOST", "value": kubelet_literal(tango_host)},
-        {"name": "TANGO_SERVER_PORT", "value": str(api.SERVER_PORT)},
-        {"name": "TANGO_ZMQ_HEARTBEAT_PORT", "value": str(api.HEARTBEAT_PORT)},
-        {"name": "TANGO_ZMQ_EVENT_PORT", "value": str(api.EVENT_PORT)},
+        {"name": "TANGO_SERVER_PORT", "value": str(crd.SERVER_PORT)},
+        {"name": "TANGO_ZMQ_HEARTBEAT_PORT", "value": str(crd.HEARTBEAT_PORT)},
+        {"name": "TANGO_ZMQ_EVENT_PORT", "value": str(crd.EVENT_PORT)},
         {
             "name": "TANGO_SERVER_PUBLISH_HOSTNAME",
             "value": kubelet_literal(_fqdn(service, namespace, spec.cluster_domain)),
@@ -243,9 +244,9 @@ def render_device_server(
         service_name=service,
         statefulset_name=names.statefulset(name),
         service_type="LoadBalancer" if spec.enable_load_balancer else "ClusterIP",
-        server_port=api.SERVER_PORT,
-        heartbeat_port=api.HEARTBEAT_PORT,
-        event_port=api.EVENT_PORT,
+        server_port=crd.SERVER_PORT,
+        heartbeat_port=crd.HEARTBEAT_PORT,
+        event_port=crd.EVENT_PORT,
         config_json=config_json,
         script=spec.script,
         pod_annotations=annotations,
@@ -287,7 +288,7 @@ def render_device_server(
 # --- DatabaseDS -----------------------------------------------------------------------------------
 def render_database_ds(
     resource: JsonDict,
-    spec: api.DatabaseDSSpec,
+    spec: crd.DatabaseDSSpec,
     *,
     credentials_secret: str,
     databaseds_replicas: int,
@@ -301,7 +302,7 @@ def render_database_ds(
         "image_pull_policy": spec.image_pull_policy,
         "credentials_secret": credentials_secret,
         "tangodb_port": TANGODB_PORT,
-        "databaseds_port": api.DATABASEDS_PORT,
+        "databaseds_port": crd.DATABASEDS_PORT,
         "tangodb_service_name": names.service(name, "-tangodb"),
         "pvc_name": names.persistent_volume_claim(name, "-tangodb-storage"),
     }

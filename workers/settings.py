@@ -1,65 +1,108 @@
-"""Operator settings from the environment, for the workers (and the render CLI).
+"""Every setting of a worker process, read from the environment in this one module.
 
-Read once per process from ``TANGO_OPERATOR_*`` variables (set by the Helm chart, the
-demo, or a user running the workers outside a cluster) into the reconcilers' Settings.
+Input: the ``TANGO_OPERATOR_*`` variables (set by the Helm chart, the demo, or a user running
+the workers outside a cluster), ``KUBECONFIG`` and ``PROMETHEUS_MULTIPROC_DIR``, parsed with
+the core's reader (``tango_operator.environment``). Output: the reconcilers' ``Settings``
+(``from_environment``), the process wiring's ``WorkerSettings`` (``for_process``: Redis,
+Kubernetes, the TANGO port, lease, dispatch, export watch, metrics), and the TANGO adapter's
+timeouts (``tango_seconds``). Nothing else in ``workers`` reads ``os.environ``.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from tango_operator import environment
+from tango_operator.environment import SettingsError
+from tango_operator.redis_url import redis_url
+from tango_operator.workqueue.fair import DispatchSettings
 from workers.reconcile.ports import Settings
+
+__all__ = ["Settings", "SettingsError", "WorkerSettings", "for_process", "from_environment"]
 
 HOST_MAP = "TANGO_OPERATOR_HOST_MAP"
 TANGO_DB_CLEANUP = "TANGO_OPERATOR_TANGO_DB_CLEANUP"
 PENDING_POLL = "TANGO_OPERATOR_PENDING_POLL_SECONDS"
 WAITING_MIN = "TANGO_OPERATOR_WAITING_MIN_SECONDS"
 WAITING_MAX = "TANGO_OPERATOR_WAITING_MAX_SECONDS"
+TANGO_PORT = "TANGO_OPERATOR_TANGO_PORT"
+LEASE_SECONDS = "TANGO_OPERATOR_LEASE_SECONDS"
+EXPORT_POLL = "TANGO_OPERATOR_EXPORT_POLL_SECONDS"
+METRICS_PORT = "TANGO_OPERATOR_METRICS_PORT"
+TEMPLATES = "TANGO_OPERATOR_TEMPLATES"
 
-
-class SettingsError(ValueError):
-    """An environment variable holds something unusable; the message names it."""
-
-
-def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r}: expected a number of seconds") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={raw!r}: must be positive")
-    return value
+DEFAULT_TANGO_PORT = "workers.tango:PyTangoPort"
+DEFAULT_EXPORT_POLL_SECONDS = 0.1
+"""How often a pool process looks at the exports of the servers that are starting."""
 
 
 def _host_map(environ: Mapping[str, str]) -> dict[str, str]:
-    raw = environ.get(HOST_MAP, "").strip()
-    if not raw:
-        return {}
-    try:
-        decoded = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"{HOST_MAP}: not JSON ({exc})") from None
-    if not isinstance(decoded, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in decoded.items()
-    ):
-        raise SettingsError(f'{HOST_MAP}: expected {{"host:port": "reachable-host:port", ...}}')
-    return decoded
+    return environment.json_object(
+        environ,
+        HOST_MAP,
+        lambda decoded: all(isinstance(v, str) for v in decoded.values()),
+        '{"host:port": "reachable-host:port", ...}',
+    )
 
 
 def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
-    environ = os.environ if environ is None else environ
-    cleanup = environ.get(TANGO_DB_CLEANUP, "Delete")
-    if cleanup not in ("Delete", "Retain"):
-        raise SettingsError(f"{TANGO_DB_CLEANUP}={cleanup!r}: expected Delete or Retain")
+    """The reconcilers' settings; ``SettingsError`` names the first unusable variable."""
+    environ = environment.environ_or_default(environ)
+    cleanup = environment.choice(environ, TANGO_DB_CLEANUP, ("Delete", "Retain"), "Delete")
     return Settings(
         host_map=_host_map(environ),
         remove_from_tango_db_on_delete=cleanup == "Delete",
-        pending_poll_seconds=_seconds(environ, PENDING_POLL, 2.0),
-        waiting_min_seconds=_seconds(environ, WAITING_MIN, 1.0),
-        waiting_max_seconds=_seconds(environ, WAITING_MAX, 60.0),
+        pending_poll_seconds=environment.seconds(environ, PENDING_POLL, 2.0),
+        waiting_min_seconds=environment.seconds(environ, WAITING_MIN, 1.0),
+        waiting_max_seconds=environment.seconds(environ, WAITING_MAX, 60.0),
     )
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What one worker process is wired with (``workers.wiring``, ``workers.tasks``)."""
+
+    redis_url: str = field(repr=False)
+    """With the password in it: kept out of the repr (logs, tracebacks)."""
+    kubeconfig: str | None
+    """None: the in-cluster service account."""
+    tango_port: str
+    """``module:Class`` of the TangoPort implementation (tests plug in a stand-in)."""
+    lease_seconds: float
+    """TTL of a key's lease in the work queue, renewed while the reconcile runs."""
+    export_poll_seconds: float
+    """0 turns the export watcher off."""
+    metrics_port: int | None
+    metrics_multiprocess: bool
+    """``PROMETHEUS_MULTIPROC_DIR`` is set: /metrics adds up every pool process."""
+    dispatch: DispatchSettings
+    reconcile: Settings
+
+
+def for_process(environ: Mapping[str, str] | None = None) -> WorkerSettings:
+    """Read every worker variable once; ``SettingsError`` names the first unusable one."""
+    environ = environment.environ_or_default(environ)
+    return WorkerSettings(
+        redis_url=redis_url(environ),
+        kubeconfig=environment.text(environ, "KUBECONFIG") or None,
+        tango_port=environment.text(environ, TANGO_PORT, DEFAULT_TANGO_PORT),
+        lease_seconds=environment.seconds(environ, LEASE_SECONDS, 30.0),
+        export_poll_seconds=environment.seconds(
+            environ, EXPORT_POLL, DEFAULT_EXPORT_POLL_SECONDS, zero_ok=True
+        ),
+        metrics_port=environment.port(environ, METRICS_PORT),
+        metrics_multiprocess=bool(environment.text(environ, "PROMETHEUS_MULTIPROC_DIR")),
+        dispatch=DispatchSettings.from_environment(environ),
+        reconcile=from_environment(environ),
+    )
+
+
+def tango_seconds(name: str, default: float, environ: Mapping[str, str] | None = None) -> float:
+    """A TANGO timeout or cache TTL (``workers.tango.port``): 0 or more seconds."""
+    return environment.seconds(environment.environ_or_default(environ), name, default, zero_ok=True)
+
+
+def templates_directory(environ: Mapping[str, str] | None = None) -> str | None:
+    """``TANGO_OPERATOR_TEMPLATES``: another templates folder (``workers.rendering``)."""
+    return environment.text(environment.environ_or_default(environ), TEMPLATES) or None

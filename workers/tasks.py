@@ -1,48 +1,49 @@
-"""The Celery task: a thin shell around ``workers.runner.run``.
+"""The Celery task: a thin shell around ``workers.execution.run``.
 
 Receives ``Key.encode()`` from the watcher (or from another worker: a follow-up run, a woken
-dependent), runs it under the queue contract with this process's runtime, sends the
-follow-up messages, and records metrics. Each pool process also runs the export watcher
-(``workers.exports``; ``TANGO_OPERATOR_EXPORT_POLL_SECONDS``, default 0.1, 0 turns it off).
-It never retries through Celery: delays live in
-the work queue's Redis sorted set, so no ETA message ever sits in a worker's memory.
+dependent), runs it under the queue contract with this process's wiring
+(``workers.wiring``), sends the follow-up messages through the core's ``Publisher``, and
+records metrics. Each pool process also runs the export watcher (``workers.export_watcher``;
+``TANGO_OPERATOR_EXPORT_POLL_SECONDS``, default 0.1, 0 turns it off). It never retries
+through Celery: delays live in the work queue's Redis sorted set, so no ETA message ever
+sits in a worker's memory.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any
 
 from celery.signals import worker_init, worker_process_init
 
-from workers import metrics, runner
+from tango_operator.keys import Key
+from tango_operator.messages import TASK_NAME, Publisher
+from workers import execution, metrics, settings
 from workers.app import app
-from workers.contract import PRIORITY_NORMAL, QUEUE_NAME, TASK_NAME, Key
-from workers.exports import DEFAULT_INTERVAL, ExportWatcher
-from workers.reconcile import dispatch
-from workers.runtime import current
+from workers.export_watcher import ExportWatcher
+from workers.reconcile import by_kind
+from workers.wiring import current
 
 log = logging.getLogger(__name__)
 
 
-def send(key: Key) -> None:
-    app.send_task(TASK_NAME, args=[key.encode()], queue=QUEUE_NAME, priority=PRIORITY_NORMAL)
+send = Publisher(app)
+"""Follow-ups and wake-ups this worker sends, at the normal priority."""
 
 
 @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
 def reconcile(member: str) -> dict[str, Any]:
     key = Key.decode(member)
-    runtime = current()
+    wiring = current()
     with metrics.ACTIVE.labels(key.kind).track_inprogress():
-        report = runner.run(
+        report = execution.run(
             key,
-            queue=runtime.queue,
-            reconcile=lambda k: dispatch.reconcile(k, runtime.ports),
+            queue=wiring.queue,
+            reconcile=lambda k: by_kind.reconcile(k, wiring.ports),
             send=send,
-            starting=runtime.starting,
-            wake_other=runtime.waker(send),
+            starting=wiring.starting,
+            wake_other=wiring.waker(send),
         )
     metrics.RECONCILES.labels(key.kind, report.result).inc()
     if report.result in ("success", "retry", "error"):
@@ -74,19 +75,19 @@ class ReconcileFailedError(Exception):
 def _start_export_watcher(**_: Any) -> None:
     """In every pool process (after the fork, so PyTango is never shared across one); the
     processes take turns, so one looks at a time."""
-    interval = float(os.environ.get("TANGO_OPERATOR_EXPORT_POLL_SECONDS", DEFAULT_INTERVAL))
+    try:
+        wiring = current()
+    except Exception:  # the first task reports the same problem, with its key
+        log.exception("export watcher not started: the worker's wiring cannot be built")
+        return
+    interval = wiring.settings.export_poll_seconds
     if interval <= 0:
         return
-    try:
-        runtime = current()
-    except Exception:  # the first task reports the same problem, with its key
-        log.exception("export watcher not started: the worker's runtime cannot be built")
-        return
     watcher = ExportWatcher(
-        runtime.starting,
-        runtime.ports.tango,
-        runtime.ports.index,
-        runtime.waker(send),
+        wiring.starting,
+        wiring.ports.tango,
+        wiring.ports.index,
+        wiring.waker(send),
         interval=interval,
     )
     thread = threading.Thread(
@@ -97,7 +98,7 @@ def _start_export_watcher(**_: Any) -> None:
 
 @worker_init.connect  # type: ignore[untyped-decorator]
 def _serve_metrics(**_: Any) -> None:
-    port = os.environ.get("TANGO_OPERATOR_METRICS_PORT")
-    if port:
-        metrics.serve(int(port))
-        log.info("metrics served port=%s", port)
+    loaded = settings.for_process()
+    if loaded.metrics_port:
+        metrics.serve(loaded.metrics_port, aggregate=loaded.metrics_multiprocess)
+        log.info("metrics served port=%s", loaded.metrics_port)

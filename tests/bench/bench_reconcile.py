@@ -25,11 +25,11 @@ from kubernetes import client, config
 from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
 from tests.bench.report import write_section
 from tests.support.crs import create_device_server
 from tests.support.standin_tango import reconcile_starts
 from tests.support.workers import REPO, WorkerPool
-from workers import api
 
 
 @dataclass
@@ -88,7 +88,7 @@ def run_once(
                 cwd=REPO,
             )
             while True:
-                listed = custom.list_cluster_custom_object(api.GROUP, api.VERSION, "deviceservers")[
+                listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")[
                     "items"
                 ]
                 running = sum((i.get("status") or {}).get("state") == "Running" for i in listed)

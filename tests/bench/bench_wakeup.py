@@ -34,9 +34,9 @@ import tango
 from kubernetes import client, watch
 
 from devstack.stack import LocalStack, StackOptions, cluster_tango_host
+from tango_operator import crd
 from tests.bench.legacy_model import LegacyFlow
 from tests.bench.report import DOC, write_section
-from workers import api
 
 JsonDict = dict[str, Any]
 DATABASEDS = "tango-db"
@@ -78,7 +78,7 @@ def _server(chain: int, member: int, round_: int) -> JsonDict:
     if member:
         spec["dependsOn"] = [f"bench/r{round_}c{chain}/m{member - 1}"]
     return {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "metadata": {"name": name},
         "spec": spec,
@@ -186,12 +186,12 @@ def measure_depth(
     custom = client.CustomObjectsApi(stack.api_client)
     if round_ == 0:
         custom.create_namespaced_custom_object(
-            api.GROUP,
-            api.VERSION,
+            crd.GROUP,
+            crd.VERSION,
             namespace,
             "databaseds",
             {
-                "apiVersion": api.API_VERSION,
+                "apiVersion": crd.API_VERSION,
                 "kind": "DatabaseDS",
                 "metadata": {"name": DATABASEDS},
             },
@@ -213,7 +213,7 @@ def measure_depth(
     for chain in range(chains):
         for member in range(depth + 1):
             custom.create_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, "deviceservers", _server(chain, member, round_)
+                crd.GROUP, crd.VERSION, namespace, "deviceservers", _server(chain, member, round_)
             )
     prefix = f"r{round_}"
     names = [f"{prefix}c{c}-m{m}" for c in range(chains) for m in range(depth + 1)]
@@ -262,7 +262,7 @@ def measure_depth(
             ups.append(timeline[-1][1])
     for name in names:
         custom.delete_namespaced_custom_object(
-            api.GROUP, api.VERSION, namespace, "deviceservers", name
+            crd.GROUP, crd.VERSION, namespace, "deviceservers", name
         )
     apps = client.AppsV1Api(stack.api_client)
     servers = "app.kubernetes.io/component=device-server"
@@ -284,7 +284,7 @@ def measure_depth(
 
 
 def _state(custom: client.CustomObjectsApi, namespace: str, plural: str, name: str) -> str | None:
-    found = custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, plural, name)
+    found = custom.get_namespaced_custom_object(crd.GROUP, crd.VERSION, namespace, plural, name)
     state: str | None = (found.get("status") or {}).get("state")
     return state
 
@@ -295,7 +295,7 @@ def _not_running(custom: client.CustomObjectsApi, namespace: str, names: list[st
     for name in names:
         status = (
             custom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, "deviceservers", name
+                crd.GROUP, crd.VERSION, namespace, "deviceservers", name
             ).get("status")
             or {}
         )

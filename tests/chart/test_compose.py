@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tango_operator.cli import COMMANDS
 from tests.chart.chart import CHART
 from tests.conftest import ROOT
-from workers.cli import PASSTHROUGH
 
 JsonDict = dict[str, Any]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -108,7 +108,7 @@ def test_service_runs_a_real_entry_point(service: str) -> None:
         assert importlib.util.find_spec(argv[2]) is not None, f"{service}: no module {argv[2]}"
     else:
         assert argv[0] in SCRIPTS, f"{service}: {argv[0]} is no console script"
-        assert argv[1] in PASSTHROUGH, f"{service}: tango-operator has no {argv[1]!r} command"
+        assert argv[1] in COMMANDS, f"{service}: tango-operator has no {argv[1]!r} command"
 
 
 @pytest.mark.parametrize("service", sorted(OURS))

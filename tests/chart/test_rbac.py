@@ -28,12 +28,12 @@ from devstack.redis_server import RedisServer
 from devstack.runner.plan import free_port
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
 from tests.chart.chart import JsonDict, container, find, render
 from tests.chart.proxy import UserAgentProxy
 from tests.chart.rbac import Grants, Request
 from tests.support.metrics import scrape
 from tests.support.workers import REPO, WorkerPool, wait_for
-from workers import api
 
 pytestmark = [pytest.mark.helm, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -93,24 +93,24 @@ class Life:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
 
-    def create(self, kind: api.Kind, name: str, spec: JsonDict, **metadata: Any) -> None:
+    def create(self, kind: crd.Kind, name: str, spec: JsonDict, **metadata: Any) -> None:
         self.custom.create_namespaced_custom_object(
-            api.GROUP,
-            api.VERSION,
+            crd.GROUP,
+            crd.VERSION,
             NAMESPACE,
             kind.plural,
             {
-                "apiVersion": api.API_VERSION,
+                "apiVersion": crd.API_VERSION,
                 "kind": kind.value,
                 "metadata": {"name": name, **metadata},
                 "spec": spec,
             },
         )
 
-    def get(self, kind: api.Kind, name: str) -> JsonDict | None:
+    def get(self, kind: crd.Kind, name: str) -> JsonDict | None:
         try:
             found: JsonDict = self.custom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, NAMESPACE, kind.plural, name
+                crd.GROUP, crd.VERSION, NAMESPACE, kind.plural, name
             )
         except client.ApiException as exc:
             if exc.status == 404:
@@ -118,19 +118,19 @@ class Life:
             raise
         return found
 
-    def running(self, kind: api.Kind, name: str, generation: int = 1) -> bool:
+    def running(self, kind: crd.Kind, name: str, generation: int = 1) -> bool:
         found = self.get(kind, name) or {}
         status = found.get("status") or {}
         return status.get("state") == "Running" and status.get("observedGeneration") == generation
 
-    def delete(self, kind: api.Kind, name: str) -> None:
+    def delete(self, kind: crd.Kind, name: str) -> None:
         self.custom.delete_namespaced_custom_object(
-            api.GROUP, api.VERSION, NAMESPACE, kind.plural, name
+            crd.GROUP, crd.VERSION, NAMESPACE, kind.plural, name
         )
 
 
 def _live_through(life: Life, watcher_port: int) -> None:
-    db, ds = api.Kind.DATABASE_DS, api.Kind.DEVICE_SERVER
+    db, ds = crd.Kind.DATABASE_DS, crd.Kind.DEVICE_SERVER
     life.core.create_namespaced_secret(
         NAMESPACE,
         {
@@ -145,7 +145,7 @@ def _live_through(life: Life, watcher_port: int) -> None:
         db,
         "tangodb-own",
         {"credentialsSecret": "own-db-credentials"},
-        finalizers=[api.FINALIZER],
+        finalizers=[crd.FINALIZER],
     )
     chain = {"ds-a": [], "ds-b": ["lab/a/1"], "ds-c": ["lab/b/1"]}
     for name, depends_on in chain.items():
@@ -169,7 +169,7 @@ def _live_through(life: Life, watcher_port: int) -> None:
         wait_for(lambda k=kind, n=name: life.running(k, n), timeout=60, what=f"{name} Running")
 
     life.custom.patch_namespaced_custom_object(
-        api.GROUP, api.VERSION, NAMESPACE, ds.plural, "ds-a",
+        crd.GROUP, crd.VERSION, NAMESPACE, ds.plural, "ds-a",
         {"spec": {"image": "registry.example/chain:2"}},
     )  # fmt: skip
     wait_for(lambda: life.running(ds, "ds-a", generation=2), timeout=60, what="ds-a updated")

@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from devstack.redis_server import RedisServer
+from tango_operator.redis_url import redis_url
 from tests.support.workers import REPO
 from watcher.settings import Settings, SettingsError
-from workers.contract import redis_url
 
 
 def _parsed(url: str) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def test_scripts_define_their_device_class(name: str, tmp_path: Path) -> None:
 def test_samples_render_without_errors() -> None:
     files = [arg for path in sorted(SAMPLES.glob("*.yaml")) for arg in ("-f", str(path))]
     result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "render", *files, "-n", "tango-samples"],
+        [sys.executable, "-m", "tango_operator.cli", "render", *files, "-n", "tango-samples"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -21,7 +21,7 @@ import tango
 from kubernetes import client
 
 from devstack.stack import LocalStack, StackOptions, cluster_tango_host
-from workers import api
+from tango_operator import crd
 
 JsonDict = dict[str, Any]
 NAMESPACES = ("chain", "outage", "config", "claims", "cleanup")
@@ -61,7 +61,7 @@ class E2E:
         """A client of the namespace's TANGO DB, once its DatabaseDS is Running."""
         self.wait(
             lambda: (
-                self.status(namespace, databaseds, api.Kind.DATABASE_DS).get("state") == "Running"
+                self.status(namespace, databaseds, crd.Kind.DATABASE_DS).get("state") == "Running"
             ),
             what=f"DatabaseDS {namespace}/{databaseds} Running",
         )
@@ -70,21 +70,21 @@ class E2E:
         return tango.Database(host, int(port))
 
     def create(self, namespace: str, resource: JsonDict) -> None:
-        kind = api.Kind(resource["kind"])
+        kind = crd.Kind(resource["kind"])
         self.custom.create_namespaced_custom_object(
-            api.GROUP, api.VERSION, namespace, kind.plural, resource
+            crd.GROUP, crd.VERSION, namespace, kind.plural, resource
         )
 
     def patch(self, namespace: str, name: str, spec: JsonDict) -> None:
         self.custom.patch_namespaced_custom_object(
-            api.GROUP, api.VERSION, namespace, "deviceservers", name, {"spec": spec}
+            crd.GROUP, crd.VERSION, namespace, "deviceservers", name, {"spec": spec}
         )
 
     def status(
-        self, namespace: str, name: str, kind: api.Kind = api.Kind.DEVICE_SERVER
+        self, namespace: str, name: str, kind: crd.Kind = crd.Kind.DEVICE_SERVER
     ) -> JsonDict:
         found: JsonDict = self.custom.get_namespaced_custom_object(
-            api.GROUP, api.VERSION, namespace, kind.plural, name
+            crd.GROUP, crd.VERSION, namespace, kind.plural, name
         )
         return found.get("status") or {}
 
@@ -114,7 +114,7 @@ class E2E:
 
 
 def database_ds() -> JsonDict:
-    return {"apiVersion": api.API_VERSION, "kind": "DatabaseDS", "metadata": {"name": DATABASEDS}}
+    return {"apiVersion": crd.API_VERSION, "kind": "DatabaseDS", "metadata": {"name": DATABASEDS}}
 
 
 def device_server(
@@ -139,7 +139,7 @@ def device_server(
     if depends_on:
         spec["dependsOn"] = depends_on
     return {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "metadata": {"name": name},
         "spec": spec,

@@ -15,6 +15,7 @@ import yaml
 from kubernetes import client
 
 from devstack.runner import plan
+from tango_operator import crd
 from tests.e2e.conftest import (
     DATABASEDS,
     E2E,
@@ -23,7 +24,6 @@ from tests.e2e.conftest import (
     database_ds,
     device_server,
 )
-from workers import api
 
 JsonDict = dict[str, Any]
 CRS = Path(__file__).resolve().parents[1] / "data" / "crs"
@@ -195,13 +195,13 @@ def test_deleting_a_device_server_removes_it_from_the_tango_db(e2e: E2E) -> None
     database = e2e.tango_db(namespace)
     assert "Probe/gone" in list(database.get_server_list("Probe/*"))
     e2e.custom.delete_namespaced_custom_object(
-        api.GROUP, api.VERSION, namespace, "deviceservers", "gone"
+        crd.GROUP, crd.VERSION, namespace, "deviceservers", "gone"
     )
 
     def removed() -> bool:
         try:
             e2e.custom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, namespace, "deviceservers", "gone"
+                crd.GROUP, crd.VERSION, namespace, "deviceservers", "gone"
             )
         except client.ApiException as exc:
             return bool(exc.status == 404)

@@ -1,6 +1,6 @@
 """The CRDs of helm/tango-operator/crds: what the API accepts, rejects, defaults and shows.
 
-Two halves. The static half reads the CRD YAML and workers/api.py and checks that they cannot
+Two halves. The static half reads the CRD YAML and tango_operator/crd.py and checks that they cannot
 drift apart: the spec keys the parser reads are exactly the schema's, the schema's defaults are
 the parser's, and the schema's patterns accept what the parser accepts. The served half installs
 the CRDs on kubeemu with the real kubectl, applies the SKA-rendered sample CRs from
@@ -20,40 +20,40 @@ import yaml
 from kubernetes import client
 
 from devstack.stack import CRD_DIR
+from tango_operator import crd
 from tests.conftest import ROOT, Cli
 from tests.integration.conftest import crd_names
-from workers import api
 from workers.reconcile.status import Condition, now_rfc3339
 
 JsonDict = dict[str, Any]
 SAMPLES = ROOT / "tests" / "data" / "crs"
-API_SOURCE = Path(api.__file__).read_text()
+API_SOURCE = Path(crd.__file__).read_text()
 NAMESPACE = "default"
 
 
 # --- reading the CRDs -----------------------------------------------------------------------------
-def _crd(kind: api.Kind) -> JsonDict:
-    loaded: JsonDict = yaml.safe_load((CRD_DIR / f"{kind.plural}.{api.GROUP}.yaml").read_text())
+def _crd(kind: crd.Kind) -> JsonDict:
+    loaded: JsonDict = yaml.safe_load((CRD_DIR / f"{kind.plural}.{crd.GROUP}.yaml").read_text())
     return loaded
 
 
-def _version(kind: api.Kind) -> JsonDict:
+def _version(kind: crd.Kind) -> JsonDict:
     versions: list[JsonDict] = _crd(kind)["spec"]["versions"]
-    assert [v["name"] for v in versions] == [api.VERSION]
+    assert [v["name"] for v in versions] == [crd.VERSION]
     return versions[0]
 
 
-def _schema(kind: api.Kind) -> JsonDict:
+def _schema(kind: crd.Kind) -> JsonDict:
     schema: JsonDict = _version(kind)["schema"]["openAPIV3Schema"]
     return schema
 
 
-def _spec_schema(kind: api.Kind) -> JsonDict:
+def _spec_schema(kind: crd.Kind) -> JsonDict:
     spec: JsonDict = _schema(kind)["properties"]["spec"]
     return spec
 
 
-def _spec_defaults(kind: api.Kind) -> JsonDict:
+def _spec_defaults(kind: crd.Kind) -> JsonDict:
     properties: JsonDict = _spec_schema(kind)["properties"]
     return {key: prop["default"] for key, prop in properties.items() if "default" in prop}
 
@@ -71,22 +71,22 @@ def _accepts(prop: JsonDict, value: str) -> bool:
     ("kind", "singular", "short_names", "states"),
     [
         (
-            api.Kind.DEVICE_SERVER,
+            crd.Kind.DEVICE_SERVER,
             "deviceserver",
             ["tds", "tangods"],
             ["Building", "Waiting", "Pending", "Running", "Error"],
         ),
-        (api.Kind.DATABASE_DS, "databaseds", ["tdb"], ["Building", "Running", "Error"]),
+        (crd.Kind.DATABASE_DS, "databaseds", ["tdb"], ["Building", "Running", "Error"]),
     ],
 )
 def test_crd_identity(
-    kind: api.Kind, singular: str, short_names: list[str], states: list[str]
+    kind: crd.Kind, singular: str, short_names: list[str], states: list[str]
 ) -> None:
-    crd = _crd(kind)
-    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
-    assert crd["metadata"]["name"] == f"{kind.plural}.{api.GROUP}"
-    spec = crd["spec"]
-    assert (spec["group"], spec["scope"]) == (api.GROUP, "Namespaced")
+    definition = _crd(kind)
+    assert definition["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert definition["metadata"]["name"] == f"{kind.plural}.{crd.GROUP}"
+    spec = definition["spec"]
+    assert (spec["group"], spec["scope"]) == (crd.GROUP, "Namespaced")
     assert spec["names"] == {
         "kind": kind.value,
         "listKind": f"{kind.value}List",
@@ -102,7 +102,7 @@ def test_crd_identity(
         {"status": {}},
     )
     assert _schema(kind)["properties"]["status"]["properties"]["state"]["enum"] == states
-    assert "{{" not in (CRD_DIR / f"{kind.plural}.{api.GROUP}.yaml").read_text(), "no templating"
+    assert "{{" not in (CRD_DIR / f"{kind.plural}.{crd.GROUP}.yaml").read_text(), "no templating"
 
 
 def _walk(node: JsonDict, path: str) -> list[tuple[str, JsonDict]]:
@@ -114,8 +114,8 @@ def _walk(node: JsonDict, path: str) -> list[tuple[str, JsonDict]]:
     return found
 
 
-@pytest.mark.parametrize("kind", list(api.Kind))
-def test_every_field_is_described_for_kubectl_explain(kind: api.Kind) -> None:
+@pytest.mark.parametrize("kind", list(crd.Kind))
+def test_every_field_is_described_for_kubectl_explain(kind: crd.Kind) -> None:
     undescribed = [
         path
         for path, node in _walk(_schema(kind), kind.value)
@@ -126,7 +126,7 @@ def test_every_field_is_described_for_kubectl_explain(kind: api.Kind) -> None:
     assert undescribed == []
 
 
-# --- no drift between the CRDs and workers/api.py -------------------------------------------------
+# --- no drift between the CRDs and tango_operator/crd.py ------------------------------------
 def _parser_body(function: str) -> str:
     start = API_SOURCE.index(f"def {function}(")
     end = API_SOURCE.find("\ndef ", start + 1)
@@ -144,8 +144,8 @@ def _keys_read_by(function: str) -> set[str]:
 def test_device_server_schema_has_exactly_the_keys_the_parser_reads() -> None:
     read = _keys_read_by("parse_device_server")
     assert "POD_PASSTHROUGH_KEYS" in _parser_body("parse_device_server")
-    read |= set(api.POD_PASSTHROUGH_KEYS)
-    spec = _spec_schema(api.Kind.DEVICE_SERVER)
+    read |= set(crd.POD_PASSTHROUGH_KEYS)
+    spec = _spec_schema(crd.Kind.DEVICE_SERVER)
     assert set(spec["properties"]) == read
     required = set(
         re.findall(r'_required_str\(spec, "(\w+)"\)', _parser_body("parse_device_server"))
@@ -154,7 +154,7 @@ def test_device_server_schema_has_exactly_the_keys_the_parser_reads() -> None:
 
 
 def test_database_ds_schema_has_exactly_the_keys_the_parser_reads() -> None:
-    spec = _spec_schema(api.Kind.DATABASE_DS)
+    spec = _spec_schema(crd.Kind.DATABASE_DS)
     assert set(spec["properties"]) == _keys_read_by("parse_database_ds")
     assert "required" not in spec
 
@@ -167,29 +167,29 @@ def test_schema_defaults_are_the_parser_defaults() -> None:
         "databaseds": "databaseds-tango-base",
         "image": "tango-test:1",
     }
-    defaults = _spec_defaults(api.Kind.DEVICE_SERVER)
+    defaults = _spec_defaults(crd.Kind.DEVICE_SERVER)
     assert defaults == {
-        "clusterDomain": api.DEFAULT_CLUSTER_DOMAIN,
+        "clusterDomain": crd.DEFAULT_CLUSTER_DOMAIN,
         "legacycompatibility": True,
         "enableLoadBalancer": False,
     }
     metadata = {"name": "tangotest-test"}
-    assert api.parse_device_server(
+    assert crd.parse_device_server(
         {"metadata": metadata, "spec": minimal}
-    ) == api.parse_device_server({"metadata": metadata, "spec": {**minimal, **defaults}})
+    ) == crd.parse_device_server({"metadata": metadata, "spec": {**minimal, **defaults}})
 
-    db_defaults = _spec_defaults(api.Kind.DATABASE_DS)
+    db_defaults = _spec_defaults(crd.Kind.DATABASE_DS)
     assert set(db_defaults) == {"clusterDomain", "usePV", "enableLoadBalancer", "storageSize"}
     db_metadata = {"name": "databaseds-tango-base"}
-    assert api.parse_database_ds({"metadata": db_metadata, "spec": {}}) == api.parse_database_ds(
+    assert crd.parse_database_ds({"metadata": db_metadata, "spec": {}}) == crd.parse_database_ds(
         {"metadata": db_metadata, "spec": db_defaults}
     )
 
 
 def _parser_accepts_dependency(text: str) -> bool:
     try:
-        api.parse_dependency(text, "spec.dependsOn[0]")
-    except api.SpecError:
+        crd.parse_dependency(text, "spec.dependsOn[0]")
+    except crd.SpecError:
         return False
     return True
 
@@ -234,7 +234,7 @@ DEPENDENCIES_BOTH_REJECT = [
 
 
 def test_dependency_pattern_accepts_what_the_parser_accepts() -> None:
-    pattern = _spec_schema(api.Kind.DEVICE_SERVER)["properties"]["dependsOn"]["items"]
+    pattern = _spec_schema(crd.Kind.DEVICE_SERVER)["properties"]["dependsOn"]["items"]
     for text in DEPENDENCIES_BOTH_ACCEPT:
         assert (_accepts(pattern, text), _parser_accepts_dependency(text)) == (True, True), text
     for text in DEPENDENCIES_BOTH_REJECT:
@@ -254,8 +254,8 @@ def _parser_rejects_field(key: str, value: str) -> bool:
         key: value,
     }
     try:
-        api.parse_device_server({"metadata": {"name": "t"}, "spec": spec})
-    except api.SpecError as exc:
+        crd.parse_device_server({"metadata": {"name": "t"}, "spec": spec})
+    except crd.SpecError as exc:
         return exc.field == f"spec.{key}"
     return False
 
@@ -282,7 +282,7 @@ NAME_CASES: dict[str, tuple[list[str], list[str]]] = {
 
 @pytest.mark.parametrize("key", sorted(NAME_CASES))
 def test_name_patterns_agree_with_the_parser(key: str) -> None:
-    prop = _spec_schema(api.Kind.DEVICE_SERVER)["properties"][key]
+    prop = _spec_schema(crd.Kind.DEVICE_SERVER)["properties"][key]
     good, bad = NAME_CASES[key]
     for value in good:
         assert (_accepts(prop, value), _parser_rejects_field(key, value)) == (True, False), value
@@ -292,7 +292,7 @@ def test_name_patterns_agree_with_the_parser(key: str) -> None:
 
 def test_an_over_long_databaseds_label_is_left_to_the_parser() -> None:
     """The schema accepts it so the operator can say why it cannot work (state Error)."""
-    prop = _spec_schema(api.Kind.DEVICE_SERVER)["properties"]["databaseds"]
+    prop = _spec_schema(crd.Kind.DEVICE_SERVER)["properties"]["databaseds"]
     assert _accepts(prop, "x" * 70)
     assert _parser_rejects_field("databaseds", "x" * 70)
 
@@ -301,11 +301,11 @@ def test_an_over_long_databaseds_label_is_left_to_the_parser() -> None:
 def test_crds_are_established_and_their_names_accepted(
     kubectl: Cli, crds_installed: list[str]
 ) -> None:
-    assert crds_installed == sorted(f"{kind.plural}.{api.GROUP}" for kind in api.Kind)
+    assert crds_installed == sorted(f"{kind.plural}.{crd.GROUP}" for kind in crd.Kind)
     assert crds_installed == crd_names()
-    for kind in api.Kind:
+    for kind in crd.Kind:
         stored = json.loads(
-            kubectl.run("get", "crd", f"{kind.plural}.{api.GROUP}", "-o", "json").stdout
+            kubectl.run("get", "crd", f"{kind.plural}.{crd.GROUP}", "-o", "json").stdout
         )
         conditions = {c["type"]: c["status"] for c in stored["status"]["conditions"]}
         assert conditions["Established"] == conditions["NamesAccepted"] == "True"
@@ -341,7 +341,7 @@ def test_samples_are_accepted_unchanged_and_read_back_equal(
     kubectl: Cli, crds_installed: list[str], sample: str, mode: str
 ) -> None:
     resource = _load(sample)
-    kind = api.Kind(resource["kind"])
+    kind = crd.Kind(resource["kind"])
     path = str(SAMPLES / sample)
     flags = ["--server-side"] if mode == "server-side" else []
     applied = kubectl.run("apply", *flags, "-f", path)
@@ -375,7 +375,7 @@ def test_the_samples_are_what_the_brief_describes() -> None:
         "limits": {"cpu": "500m", "memory": "512Mi"},
     }
     python_server = _load("python-server.yaml")
-    spec = api.parse_device_server(python_server)
+    spec = crd.parse_device_server(python_server)
     assert "resources" in python_server["spec"]
     assert python_server["spec"]["resources"] is None
     assert spec.script is not None
@@ -387,7 +387,7 @@ def test_the_samples_are_what_the_brief_describes() -> None:
     assert "classes" in spec.config.document
     assert [d.is_device for d in spec.depends_on] == [True, False]
     assert spec.pod["env"]
-    api.parse_database_ds(_load("ska-databaseds.yaml"))
+    crd.parse_database_ds(_load("ska-databaseds.yaml"))
 
 
 def _custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
@@ -404,8 +404,8 @@ def _device_server(name: str = "t", **spec: Any) -> JsonDict:
     }
     body.update(spec)
     return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.Kind.DEVICE_SERVER.value,
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.Kind.DEVICE_SERVER.value,
         "metadata": {"name": name},
         "spec": {key: value for key, value in body.items() if value != "<absent>"},
     }
@@ -413,17 +413,17 @@ def _device_server(name: str = "t", **spec: Any) -> JsonDict:
 
 def _database_ds(name: str = "db", **spec: Any) -> JsonDict:
     return {
-        "apiVersion": api.API_VERSION,
-        "kind": api.Kind.DATABASE_DS.value,
+        "apiVersion": crd.API_VERSION,
+        "kind": crd.Kind.DATABASE_DS.value,
         "metadata": {"name": name},
         "spec": spec,
     }
 
 
 def _create(api_client: client.ApiClient, resource: JsonDict) -> JsonDict:
-    kind = api.Kind(resource["kind"])
+    kind = crd.Kind(resource["kind"])
     created: JsonDict = _custom(api_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, NAMESPACE, kind.plural, resource
+        crd.GROUP, crd.VERSION, NAMESPACE, kind.plural, resource
     )
     return created
 
@@ -440,7 +440,7 @@ def test_null_resources_are_kept_and_null_defaults_filled(crd_api_client: client
     assert spec["legacycompatibility"] is True, "a null with a default gets the default"
     assert spec["clusterDomain"] == "cluster.local"
     assert spec["enableLoadBalancer"] is False
-    assert api.parse_device_server(created).legacy_compatibility is True
+    assert crd.parse_device_server(created).legacy_compatibility is True
 
     db = _create(crd_api_client, _database_ds(databasedsResources=None))
     assert db["spec"] == {
@@ -559,16 +559,16 @@ def test_kubectl_reports_unknown_fields_instead_of_dropping_them(
 
 # --- status ---------------------------------------------------------------------------------------
 def _patch_status(
-    api_client: client.ApiClient, kind: api.Kind, name: str, status: JsonDict
+    api_client: client.ApiClient, kind: crd.Kind, name: str, status: JsonDict
 ) -> JsonDict:
     patched: JsonDict = _custom(api_client).patch_namespaced_custom_object_status(
-        api.GROUP, api.VERSION, NAMESPACE, kind.plural, name, {"status": status}
+        crd.GROUP, crd.VERSION, NAMESPACE, kind.plural, name, {"status": status}
     )
     return patched
 
 
 def _status_rejection(
-    api_client: client.ApiClient, kind: api.Kind, name: str, status: JsonDict
+    api_client: client.ApiClient, kind: crd.Kind, name: str, status: JsonDict
 ) -> JsonDict:
     with pytest.raises(client.ApiException) as caught:
         _patch_status(api_client, kind, name, status)
@@ -581,15 +581,15 @@ def test_status_state_is_an_enum_per_kind(crd_api_client: client.ApiClient) -> N
     _create(crd_api_client, _device_server())
     _create(crd_api_client, _database_ds())
     for state in ("Building", "Waiting", "Pending", "Running", "Error"):
-        patched = _patch_status(crd_api_client, api.Kind.DEVICE_SERVER, "t", {"state": state})
+        patched = _patch_status(crd_api_client, crd.Kind.DEVICE_SERVER, "t", {"state": state})
         assert patched["status"]["state"] == state
     for state in ("Building", "Running", "Error"):
-        patched = _patch_status(crd_api_client, api.Kind.DATABASE_DS, "db", {"state": state})
+        patched = _patch_status(crd_api_client, crd.Kind.DATABASE_DS, "db", {"state": state})
         assert patched["status"]["state"] == state
-    body = _status_rejection(crd_api_client, api.Kind.DEVICE_SERVER, "t", {"state": "Happy"})
+    body = _status_rejection(crd_api_client, crd.Kind.DEVICE_SERVER, "t", {"state": "Happy"})
     assert [c["field"] for c in body["details"]["causes"]] == ["status.state"]
     assert "status.state: Unsupported value" in body["message"]
-    body = _status_rejection(crd_api_client, api.Kind.DATABASE_DS, "db", {"state": "Waiting"})
+    body = _status_rejection(crd_api_client, crd.Kind.DATABASE_DS, "db", {"state": "Waiting"})
     assert [c["field"] for c in body["details"]["causes"]] == ["status.state"]
 
 
@@ -613,41 +613,41 @@ def test_conditions_as_the_operator_writes_them(crd_api_client: client.ApiClient
         "replicas": 0,
         "readyReplicas": 0,
     }
-    patched = _patch_status(crd_api_client, api.Kind.DEVICE_SERVER, "t", status)
+    patched = _patch_status(crd_api_client, crd.Kind.DEVICE_SERVER, "t", status)
     assert patched["status"] == status, "nothing pruned: every field the operator writes is known"
 
     bad_reason = {**conditions[0].as_dict(1, now), "reason": "not camel case"}
     body = _status_rejection(
-        crd_api_client, api.Kind.DEVICE_SERVER, "t", {"conditions": [bad_reason]}
+        crd_api_client, crd.Kind.DEVICE_SERVER, "t", {"conditions": [bad_reason]}
     )
     assert [c["field"] for c in body["details"]["causes"]] == ["status.conditions[0].reason"]
     untimed = {k: v for k, v in conditions[0].as_dict(1, now).items() if k != "lastTransitionTime"}
-    body = _status_rejection(crd_api_client, api.Kind.DEVICE_SERVER, "t", {"conditions": [untimed]})
+    body = _status_rejection(crd_api_client, crd.Kind.DEVICE_SERVER, "t", {"conditions": [untimed]})
     assert [c["field"] for c in body["details"]["causes"]] == [
         "status.conditions[0].lastTransitionTime"
     ]
     twice = [conditions[0].as_dict(1, now), conditions[0].as_dict(1, now)]
-    body = _status_rejection(crd_api_client, api.Kind.DEVICE_SERVER, "t", {"conditions": twice})
+    body = _status_rejection(crd_api_client, crd.Kind.DEVICE_SERVER, "t", {"conditions": twice})
     assert [c["field"] for c in body["details"]["causes"]] == ["status.conditions[1]"]
 
 
 def test_status_is_a_subresource(crd_api_client: client.ApiClient) -> None:
     _create(crd_api_client, _device_server())
     custom = _custom(crd_api_client)
-    plural = api.Kind.DEVICE_SERVER.plural
+    plural = crd.Kind.DEVICE_SERVER.plural
     main = custom.patch_namespaced_custom_object(
-        api.GROUP,
-        api.VERSION,
+        crd.GROUP,
+        crd.VERSION,
         NAMESPACE,
         plural,
         "t",
         {"metadata": {"labels": {"a": "b"}}, "status": {"state": "Running"}},
     )
     assert "status" not in main, "the main resource ignores status"
-    status = _patch_status(crd_api_client, api.Kind.DEVICE_SERVER, "t", {"state": "Building"})
+    status = _patch_status(crd_api_client, crd.Kind.DEVICE_SERVER, "t", {"state": "Building"})
     assert status["metadata"]["generation"] == main["metadata"]["generation"] == 1
     spec_via_status = custom.patch_namespaced_custom_object_status(
-        api.GROUP, api.VERSION, NAMESPACE, plural, "t", {"spec": {"args": "changed"}}
+        crd.GROUP, crd.VERSION, NAMESPACE, plural, "t", {"spec": {"args": "changed"}}
     )
     assert spec_via_status["spec"]["args"] == "test", "the status subresource ignores spec"
 
@@ -675,7 +675,7 @@ def test_printer_columns(kubectl: Cli, crd_api_client: client.ApiClient) -> None
     tango_host = "databaseds-tango-base.default.svc.cluster.local:10000"
     _patch_status(
         crd_api_client,
-        api.Kind.DEVICE_SERVER,
+        crd.Kind.DEVICE_SERVER,
         "waiter",
         {
             "state": "Waiting",
@@ -689,7 +689,7 @@ def test_printer_columns(kubectl: Cli, crd_api_client: client.ApiClient) -> None
     )
     _patch_status(
         crd_api_client,
-        api.Kind.DATABASE_DS,
+        crd.Kind.DATABASE_DS,
         "databaseds-tango-base",
         {
             "state": "Running",
@@ -733,9 +733,9 @@ def test_printer_columns(kubectl: Cli, crd_api_client: client.ApiClient) -> None
     ]
     both = kubectl.run("get", "tango", "-o", "name").stdout.split()
     assert sorted(both) == [
-        f"databaseds.{api.GROUP}/databaseds-tango-base",
-        f"deviceserver.{api.GROUP}/fresh",
-        f"deviceserver.{api.GROUP}/waiter",
+        f"databaseds.{crd.GROUP}/databaseds-tango-base",
+        f"deviceserver.{crd.GROUP}/fresh",
+        f"deviceserver.{crd.GROUP}/waiter",
     ]
 
 
@@ -745,7 +745,7 @@ def test_kubectl_wait_on_ready_and_on_state(kubectl: Cli, crd_api_client: client
     assert waiting.returncode != 0
     _patch_status(
         crd_api_client,
-        api.Kind.DEVICE_SERVER,
+        crd.Kind.DEVICE_SERVER,
         "t",
         {
             "state": "Running",
@@ -756,7 +756,7 @@ def test_kubectl_wait_on_ready_and_on_state(kubectl: Cli, crd_api_client: client
     kubectl.run(
         "wait",
         "--for=jsonpath={.status.state}=Running",
-        f"deviceservers.{api.GROUP}/t",
+        f"deviceservers.{crd.GROUP}/t",
         "--timeout=10s",
     )
 

@@ -22,14 +22,15 @@ from kubernetes import client
 
 from devstack.redis_server import RedisServer
 from kubeemu.testing import KubeEmu
+from tango_operator import celeryconfig, crd
+from tango_operator.celery_app import make_publisher
+from tango_operator.keys import Key
+from tango_operator.messages import QUEUE_NAME, TASK_NAME
+from tango_operator.workqueue import WorkQueue
 from tests.support.crs import traced_device_server
 from tests.support.standin_tango import reconcile_starts
 from tests.support.workers import Producer, WorkerPool, celery_messages, wait_for
-from watcher.send import Sender
-from workers import api, celeryconfig
 from workers.app import app as worker_app
-from workers.contract import QUEUE_NAME, TASK_NAME, Key
-from workers.queue import WorkQueue
 
 JsonDict = dict[str, Any]
 
@@ -60,7 +61,7 @@ def test_the_configuration_is_json_only() -> None:
     assert conf.task_serializer == "json"
     assert conf.event_serializer == "json"
     # the watcher's sender: the other producer of task messages
-    sender = Sender("redis://127.0.0.1:1/0").app.conf
+    sender = make_publisher("redis://127.0.0.1:1/0").app.conf
     assert list(sender.accept_content) == ["json"]
     assert sender.task_serializer == "json"
 
@@ -71,7 +72,7 @@ def test_a_worker_runs_json_and_refuses_pickle_and_yaml(
     custom = client.CustomObjectsApi(kube_client)
     for name in ("via-pickle", "via-yaml", "via-json"):
         custom.create_namespaced_custom_object(
-            api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server(name)
+            crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server(name)
         )
     pool = WorkerPool(
         kubeconfig=kubeemu.kubeconfig, redis_url=redis.url, workdir=tmp_path, concurrency=1
@@ -128,12 +129,12 @@ def test_a_worker_runs_json_and_refuses_pickle_and_yaml(
     assert _reconciled_hosts(pool.trace) == {"db-via-json.example:10000"}
     for name in ("via-pickle", "via-yaml"):
         found = custom.get_namespaced_custom_object(
-            api.GROUP, api.VERSION, "default", "deviceservers", name
+            crd.GROUP, crd.VERSION, "default", "deviceservers", name
         )
         assert "status" not in found, name
         assert not found["metadata"].get("finalizers"), name
     reconciled = custom.get_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", "via-json"
+        crd.GROUP, crd.VERSION, "default", "deviceservers", "via-json"
     )
     assert reconciled["metadata"].get("finalizers")
     with redis.client() as conn:  # refused messages are dropped, not redelivered forever

@@ -35,8 +35,8 @@ import tango
 from kubernetes import client
 
 from devstack.stack import LocalStack, StackOptions, cluster_tango_host
+from tango_operator import crd, names
 from tests.support.workers import wait_for
-from workers import api, names
 
 JsonDict = dict[str, Any]
 NAMESPACE = "vault"
@@ -116,7 +116,7 @@ def _flower_get(base: str, path: str, credentials: str) -> int:
 
 
 def _state(custom: client.CustomObjectsApi, plural: str, name: str) -> str | None:
-    found = custom.get_namespaced_custom_object(api.GROUP, api.VERSION, NAMESPACE, plural, name)
+    found = custom.get_namespaced_custom_object(crd.GROUP, crd.VERSION, NAMESPACE, plural, name)
     state: str | None = (found.get("status") or {}).get("state")
     return state
 
@@ -138,8 +138,8 @@ def _cluster_text(api_client: client.ApiClient) -> str:
     core = client.CoreV1Api(api_client)
     apps = client.AppsV1Api(api_client)
     found: list[Any] = [
-        custom.list_cluster_custom_object(api.GROUP, api.VERSION, "deviceservers"),
-        custom.list_cluster_custom_object(api.GROUP, api.VERSION, "databaseds"),
+        custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers"),
+        custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "databaseds"),
         core.list_event_for_all_namespaces(),
         core.list_config_map_for_all_namespaces(),
         core.list_service_for_all_namespaces(),
@@ -183,19 +183,19 @@ def test_no_secret_reaches_a_log_a_status_an_event_or_redis(stack: LocalStack) -
         {"metadata": {"name": "keeper-token"}, "stringData": {"token": USER_SECRET}},
     )
     custom.create_namespaced_custom_object(
-        api.GROUP,
-        api.VERSION,
+        crd.GROUP,
+        crd.VERSION,
         NAMESPACE,
         "databaseds",
-        {"apiVersion": api.API_VERSION, "kind": "DatabaseDS", "metadata": {"name": DATABASEDS}},
+        {"apiVersion": crd.API_VERSION, "kind": "DatabaseDS", "metadata": {"name": DATABASEDS}},
     )
     custom.create_namespaced_custom_object(
-        api.GROUP,
-        api.VERSION,
+        crd.GROUP,
+        crd.VERSION,
         NAMESPACE,
         "deviceservers",
         {
-            "apiVersion": api.API_VERSION,
+            "apiVersion": crd.API_VERSION,
             "kind": "DeviceServer",
             "metadata": {"name": "keeper"},
             "spec": {
@@ -250,8 +250,8 @@ def test_no_secret_reaches_a_log_a_status_an_event_or_redis(stack: LocalStack) -
     time.sleep(3)
     stack.redis.restart()
     custom.patch_namespaced_custom_object(
-        api.GROUP,
-        api.VERSION,
+        crd.GROUP,
+        crd.VERSION,
         NAMESPACE,
         "deviceservers",
         "keeper",

@@ -27,8 +27,9 @@ from typing import Any
 
 from devstack.runner import plan
 from devstack.runner.process import LocalPod
+from tango_operator import crd
 from tests.support.workers import REPO, wait_for
-from workers import api, rendering
+from workers import rendering
 
 JsonDict = dict[str, Any]
 
@@ -61,7 +62,7 @@ class Objects:
 
 def test_the_local_kubelet_runs_user_strings_without_a_shell(tmp_path: Path) -> None:
     resource = {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "metadata": {"name": "hostile", "namespace": "ns", "uid": "0123456789abcdef"},
         "spec": {
@@ -79,7 +80,7 @@ def test_the_local_kubelet_runs_user_strings_without_a_shell(tmp_path: Path) -> 
             "preStop": 'printf %s "$HOSTILE" > pre-stop.out',
         },
     }
-    spec = api.parse_device_server(resource)
+    spec = crd.parse_device_server(resource)
     configmap, _, statefulset = rendering.render_device_server(
         resource, spec, tango_host="tango-db.ns.svc.cluster.local:10000", replicas=1
     )
@@ -153,10 +154,10 @@ KNOWN = {
     # module: the argv each call starts, as docs/security.md justifies it
     "devstack/redis_server.py": 1,  # redis-server, fixed options and paths of its own
     "devstack/runner/process.py": 2,  # a pod's argv and its hooks' argv, as the manifest says
-    "devstack/stack.py": 1,  # python -m watcher / workers.cli / workers.flower
+    "devstack/stack.py": 1,  # python -m watcher / tango_operator.cli / workers.flower
     "kubeemu/testing.py": 1,  # python -m kubeemu
-    "workers/cli.py": 2,  # exec of celery worker / python -m watcher, with the user's options
-    "workers/supervise.py": 1,  # the same celery worker argv, restarted
+    "tango_operator/cli.py": 2,  # exec of celery worker / python -m MODULE, the user's options
+    "tango_operator/supervise.py": 1,  # the same celery worker argv, restarted
 }
 
 

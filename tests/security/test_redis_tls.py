@@ -30,14 +30,15 @@ from kubernetes import client
 
 from devstack.redis_server import RedisServer, RedisTls
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
+from tango_operator.celery_app import make_publisher
+from tango_operator.keys import Key
+from tango_operator.redis_url import RedisSettingsError, redis_tls, redis_url
+from tango_operator.workqueue import WorkQueue
 from tests.security.conftest import Pki, start_flower, start_watcher
 from tests.support.crs import traced_device_server
 from tests.support.workers import REPO, WorkerPool, wait_for
-from watcher.send import Sender
 from watcher.settings import Settings
-from workers import api
-from workers.contract import Key, RedisSettingsError, redis_tls, redis_url
-from workers.queue import WorkQueue
 
 JsonDict = dict[str, Any]
 PASSWORD = "tls:p@ss/wörd"
@@ -109,7 +110,7 @@ def test_tls_settings_reach_every_client() -> None:
         assert kwargs["password"] == PASSWORD
         assert redis.Redis.from_url(url).connection_pool.connection_class is redis.SSLConnection
     # kombu, as the watcher's Sender and the workers' app make their connections
-    sender = Sender(Settings.from_environment(env).redis_url).app
+    sender = make_publisher(Settings.from_environment(env).redis_url).app
     kombu_ssl = sender.connection_for_write().ssl
     assert kombu_ssl["ssl_cert_reqs"] == ssl.CERT_REQUIRED
     assert {k: v for k, v in kombu_ssl.items() if k != "ssl_cert_reqs"} == {
@@ -185,12 +186,12 @@ def test_a_reconcile_completes_over_tls(
     custom = client.CustomObjectsApi(kube_client)
     try:
         custom.create_namespaced_custom_object(
-            api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("over-tls")
+            crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("over-tls")
         )
 
         def state() -> str | None:
             found = custom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, "default", "deviceservers", "over-tls"
+                crd.GROUP, crd.VERSION, "default", "deviceservers", "over-tls"
             )
             value: str | None = (found.get("status") or {}).get("state")
             return value
@@ -233,7 +234,7 @@ def test_a_wrong_ca_is_refused_with_a_clear_error(
         with pytest.raises(redis.ConnectionError, match=VERIFY_FAILED):
             WorkQueue(redis.Redis.from_url(url)).enqueue(key)  # the watcher's queue client
         if ca_file is not None:  # (kombu takes seconds to give up: once is enough)
-            sender = Sender(url)
+            sender = make_publisher(url)
             sender.app.conf.task_publish_retry = False
             with pytest.raises(Exception, match=VERIFY_FAILED):
                 sender(key)  # the watcher's Celery sender

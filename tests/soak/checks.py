@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tango_operator.keys import Key
 from tests.soak.plan import CHILD_KINDS, Expected, Plan
 from tests.soak.traffic import Traffic
 from tests.support.standin_tango import overlapping_windows
-from workers.contract import Key
 
 JsonDict = dict[str, Any]
 ObjectId = tuple[str, str, str]

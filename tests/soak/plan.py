@@ -17,7 +17,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers import api
+from tango_operator import crd
 
 JsonDict = dict[str, Any]
 DATABASEDS = "tango-db"
@@ -109,7 +109,7 @@ def _device_server(namespace: str, name: str, **spec: Any) -> JsonDict:
         else:
             body[key] = value
     return {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "metadata": {"name": name, "namespace": namespace},
         "spec": body,
@@ -203,7 +203,7 @@ def _cycle(namespace: str) -> list[Expected]:
 
 def _database_ds(namespace: str) -> Expected:
     manifest = {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DatabaseDS",
         "metadata": {"name": DATABASEDS, "namespace": namespace},
         "spec": {"clusterDomain": "cluster.local", "usePV": False},

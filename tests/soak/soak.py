@@ -40,13 +40,13 @@ from kubernetes import client
 from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
 from tests.soak import checks, plan
 from tests.soak.chaos import WatcherPair, WorkerFleet, api_faults
 from tests.soak.report import Figures, Timeline, write_doc
 from tests.soak.tango_side import TangoSide, driver_client
 from tests.soak.traffic import Traffic
 from tests.support.workers import WorkerPool
-from workers import api
 
 log = logging.getLogger("soak")
 JsonDict = dict[str, Any]
@@ -159,10 +159,10 @@ class Run:
     def observe(self) -> dict[checks.ObjectId, JsonDict]:
         custom = client.CustomObjectsApi(self.api_client)
         found: dict[checks.ObjectId, JsonDict] = {}
-        for kind in api.Kind:
+        for kind in crd.Kind:
             listed = retried(
                 lambda kind=kind: custom.list_cluster_custom_object(  # type: ignore[misc]
-                    api.GROUP, api.VERSION, kind.plural
+                    crd.GROUP, crd.VERSION, kind.plural
                 ),
                 f"listing {kind.plural}",
             )
@@ -210,10 +210,10 @@ class Run:
             def create(expected: plan.Expected = expected) -> None:
                 try:
                     custom.create_namespaced_custom_object(
-                        api.GROUP,
-                        api.VERSION,
+                        crd.GROUP,
+                        crd.VERSION,
                         expected.namespace,
-                        api.Kind(expected.kind).plural,
+                        crd.Kind(expected.kind).plural,
                         expected.manifest,
                     )
                 except client.ApiException as exc:

@@ -30,13 +30,13 @@ from typing import Any
 
 from kubernetes import client, config
 
+from tango_operator import crd
 from tests.soak.plan import Plan
-from workers import api
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 DRIVER_AGENT = "tango-soak-driver/1.0"
-SELECTOR = f"app.kubernetes.io/managed-by={api.MANAGED_BY}"
+SELECTOR = f"app.kubernetes.io/managed-by={crd.MANAGED_BY}"
 STATEFULSETS = "/apis/apps/v1/statefulsets"
 
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from tango_operator.keys import Key
 from tests.soak import checks, plan
 from tests.soak.traffic import Traffic
 from tests.support.standin_tango import SoakStandIn, trace_reconciles
-from workers.contract import Key
-from workers.reconcile import dispatch
+from workers.reconcile import by_kind
 from workers.reconcile.ports import Outcome, Ports, TangoUnavailableError
 
 JsonDict = dict[str, Any]
@@ -194,11 +194,11 @@ def test_trace_reconciles_brackets_every_reconcile_once(
         time.sleep(0.01)
         return Outcome(state="Running")
 
-    monkeypatch.setattr(dispatch, "reconcile", fake)
+    monkeypatch.setattr(by_kind, "reconcile", fake)
     trace_reconciles(str(trace))
     trace_reconciles(str(trace))  # a second stand-in in the same process wraps nothing more
     key = Key("DatabaseDS", "soak-01", "tango-db")
-    assert dispatch.reconcile(key, None).state == "Running"  # type: ignore[arg-type]
+    assert by_kind.reconcile(key, None).state == "Running"  # type: ignore[arg-type]
     lines = [line.split() for line in trace.read_text().splitlines()]
     assert [(event, subject) for event, _, subject, _ in lines] == [
         ("enter", key.encode()),

@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes import client
 
-from workers import api
+from tango_operator import crd
 
 JsonDict = dict[str, Any]
 
@@ -16,7 +16,7 @@ JsonDict = dict[str, Any]
 def device_server(name: str, **spec: Any) -> JsonDict:
     """A DeviceServer ``name`` with a minimal valid spec; ``spec`` adds or replaces keys."""
     return {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "metadata": {"name": name},
         "spec": {
@@ -41,7 +41,7 @@ def create_device_server(
     api_client: client.ApiClient, name: str, namespace: str = "default", **spec: Any
 ) -> JsonDict:
     created: JsonDict = client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, namespace, "deviceservers", device_server(name, **spec)
+        crd.GROUP, crd.VERSION, namespace, "deviceservers", device_server(name, **spec)
     )
     return created
 
@@ -49,6 +49,6 @@ def create_device_server(
 def running(api_client: client.ApiClient, namespace: str) -> int:
     """How many DeviceServers of ``namespace`` report state Running."""
     items = client.CustomObjectsApi(api_client).list_namespaced_custom_object(
-        api.GROUP, api.VERSION, namespace, "deviceservers"
+        crd.GROUP, crd.VERSION, namespace, "deviceservers"
     )["items"]
     return sum((item.get("status") or {}).get("state") == "Running" for item in items)

@@ -18,8 +18,8 @@ from typing import Any
 
 from celery.signals import task_prerun
 
+from tango_operator.messages import TASK_NAME
 from tests.support.standin_tango import append_line
-from workers.contract import TASK_NAME
 
 
 @task_prerun.connect  # type: ignore[untyped-decorator]

@@ -13,22 +13,22 @@ from typing import Any
 
 from kubernetes import client
 
+from tango_operator import crd
+from tango_operator.keys import Key
 from tests.support.standin_tango import StandInTango
-from workers import api
-from workers.contract import Key
 from workers.kube import Kube
-from workers.reconcile import dispatch
+from workers.reconcile import by_kind
 from workers.reconcile.ports import InMemoryDependencyIndex, Outcome, Ports, Settings
 
 JsonDict = dict[str, Any]
 
 
 def ds_key(name: str, namespace: str = "default") -> Key:
-    return Key(api.Kind.DEVICE_SERVER.value, namespace, name)
+    return Key(crd.Kind.DEVICE_SERVER.value, namespace, name)
 
 
 def db_key(name: str, namespace: str = "default") -> Key:
-    return Key(api.Kind.DATABASE_DS.value, namespace, name)
+    return Key(crd.Kind.DATABASE_DS.value, namespace, name)
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Operator:
         )
 
     def reconcile(self, key: Key) -> Outcome:
-        return dispatch.reconcile(key, self.ports)
+        return by_kind.reconcile(key, self.ports)
 
     def settle(
         self, *keys: Key, until: str | None = "Running", timeout: float = 15.0

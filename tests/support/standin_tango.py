@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workers.contract import Key
+from tango_operator.keys import Key
 from workers.reconcile.ports import (
     ConfigConflictError,
     ConfigResult,
@@ -163,7 +163,7 @@ class SoakStandIn(StandInTango):
       ``apply_config`` and ``remove_server`` raise ``TangoUnavailableError``.
 
     The independent concurrency recorder: when ``TANGO_STANDIN_TRACE`` is set, the whole of
-    every reconcile this process runs (``workers.reconcile.dispatch.reconcile``, called by
+    every reconcile this process runs (``workers.reconcile.by_kind.reconcile``, called by
     the task with the key's lease held) is bracketed by ``enter``/``exit`` lines carrying the
     key (``Key.encode()``), in ``overlapping_windows``' format; it looks at what runs, not at
     the work queue's lock. The claims of devices (``apply_config``) stay per process, as in
@@ -251,7 +251,7 @@ _TRACERS: list[object] = []
 
 
 def trace_reconciles(trace: str) -> None:
-    """Wrap ``workers.reconcile.dispatch.reconcile`` in this process so that each call
+    """Wrap ``workers.reconcile.by_kind.reconcile`` in this process so that each call
     appends ``enter``/``exit`` lines (pid, key, monotonic clock) to ``trace``.
 
     The task looks the function up at every call, so every reconcile from now on is
@@ -260,11 +260,11 @@ def trace_reconciles(trace: str) -> None:
     import os
     import time
 
-    from workers.reconcile import dispatch
+    from workers.reconcile import by_kind
 
-    if any(tracer is dispatch.reconcile for tracer in _TRACERS):
+    if any(tracer is by_kind.reconcile for tracer in _TRACERS):
         return
-    original = dispatch.reconcile
+    original = by_kind.reconcile
 
     def traced(key: Key, ports: Ports) -> Outcome:
         subject = key.encode()
@@ -275,7 +275,7 @@ def trace_reconciles(trace: str) -> None:
             append_line(trace, f"exit {os.getpid()} {subject} {time.monotonic():.6f}\n")
 
     _TRACERS.append(traced)
-    dispatch.reconcile = traced
+    by_kind.reconcile = traced
 
 
 def append_line(path: str, line: str) -> None:

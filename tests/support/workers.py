@@ -16,9 +16,11 @@ from typing import cast
 from celery import Celery
 from redis import Redis
 
-from workers import celeryconfig
-from workers.contract import PRIORITY_NORMAL, QUEUE_NAME, TASK_NAME, Key, celery_url, queue_lists
-from workers.queue import EnqueueResult, WorkQueue
+from tango_operator import celeryconfig
+from tango_operator.keys import Key
+from tango_operator.messages import PRIORITY_NORMAL, QUEUE_NAME, TASK_NAME, queue_lists
+from tango_operator.redis_url import celery_url
+from tango_operator.workqueue import EnqueueResult, WorkQueue
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -66,7 +68,7 @@ class WorkerPool:
             [
                 sys.executable,
                 "-m",
-                "workers.cli",
+                "tango_operator.cli",
                 "worker",
                 "--concurrency",
                 str(self.concurrency),

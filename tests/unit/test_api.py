@@ -1,4 +1,4 @@
-"""workers.api: the spec parser turns every bad input into a SpecError naming the field."""
+"""tango_operator.crd: the spec parser turns every bad input into a SpecError naming the field."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers import api
+from tango_operator import crd
 
 JsonDict = dict[str, Any]
 
@@ -35,7 +35,7 @@ def _config(document: JsonDict) -> str:
 
 
 def test_the_ska_tangotest_example_parses() -> None:
-    spec = api.parse_device_server(
+    spec = crd.parse_device_server(
         _resource(
             config='{"servers": {"TangoTest": {"test": {"TangoTest": {"sys/tg_test/1": {}}}}}}',
             dependsOn=["sys/database/2"],
@@ -61,7 +61,7 @@ def test_multi_instance_config_keeps_only_this_instance() -> None:
         },
         "classes": {"Motor": {"properties": {"unit": ["mm"]}}},
     }
-    spec = api.parse_device_server(_resource(dsname="Motor", args="m1", config=_config(document)))
+    spec = crd.parse_device_server(_resource(dsname="Motor", args="m1", config=_config(document)))
     assert spec.config is not None
     assert spec.config.document == {
         "servers": {"Motor": {"m1": document["servers"]["Motor"]["m1"]}},  # type: ignore[index]
@@ -117,16 +117,16 @@ def test_multi_instance_config_keeps_only_this_instance() -> None:
     ],
 )
 def test_bad_specs_name_their_field(spec: JsonDict, field: str, fragment: str) -> None:
-    with pytest.raises(api.SpecError) as caught:
-        api.parse_device_server(_resource(**spec))
+    with pytest.raises(crd.SpecError) as caught:
+        crd.parse_device_server(_resource(**spec))
     assert caught.value.field == field
     assert fragment in caught.value.message
 
 
 def test_a_self_dependency_is_rejected() -> None:
     config = _config({"servers": {"TangoTest": {"test": {"TangoTest": {"sys/tg_test/1": {}}}}}})
-    with pytest.raises(api.SpecError) as caught:
-        api.parse_device_server(_resource(config=config, dependsOn=["SYS/tg_test/1"]))
+    with pytest.raises(crd.SpecError) as caught:
+        crd.parse_device_server(_resource(config=config, dependsOn=["SYS/tg_test/1"]))
     assert caught.value.field == "spec.dependsOn[0]"
 
 
@@ -143,7 +143,7 @@ def test_a_self_dependency_is_rejected() -> None:
 def test_dependency_forms(
     text: str, device: str | None, tango_host: str | None, host: str | None, port: int | None
 ) -> None:
-    dependency = api.parse_dependency(text, "spec.dependsOn[0]")
+    dependency = crd.parse_dependency(text, "spec.dependsOn[0]")
     assert (dependency.device, dependency.tango_host, dependency.host, dependency.port) == (
         device,
         tango_host,
@@ -155,28 +155,28 @@ def test_dependency_forms(
 @given(st.text())
 def test_parsing_never_raises_anything_but_spec_error(text: str) -> None:
     for key in ("config", "args", "dsname", "databaseds"):
-        with contextlib.suppress(api.SpecError):
-            api.parse_device_server(_resource(**{key: text}))
-    with contextlib.suppress(api.SpecError):
-        api.parse_dependency(text, "spec.dependsOn[0]")
+        with contextlib.suppress(crd.SpecError):
+            crd.parse_device_server(_resource(**{key: text}))
+    with contextlib.suppress(crd.SpecError):
+        crd.parse_dependency(text, "spec.dependsOn[0]")
 
 
 def test_tango_host_for() -> None:
     assert (
-        api.tango_host_for("databaseds-tango-base", namespace="ns", cluster_domain="cluster.local")
+        crd.tango_host_for("databaseds-tango-base", namespace="ns", cluster_domain="cluster.local")
         == "databaseds-tango-base.ns.svc.cluster.local:10000"
     )
-    assert api.tango_host_for("db.example.org:20000", namespace="ns", cluster_domain="x") == (
+    assert crd.tango_host_for("db.example.org:20000", namespace="ns", cluster_domain="x") == (
         "db.example.org:20000"
     )
 
 
 def test_database_ds_defaults_and_name_limit() -> None:
-    spec = api.parse_database_ds(
+    spec = crd.parse_database_ds(
         {"metadata": {"name": "databaseds-tango-base"}, "spec": {"usePV": False}}
     )
-    assert spec.databaseds_image == api.DEFAULT_DATABASEDS_IMAGE
+    assert spec.databaseds_image == crd.DEFAULT_DATABASEDS_IMAGE
     assert spec.storage_size == "1Gi"
-    with pytest.raises(api.SpecError) as caught:
-        api.parse_database_ds({"metadata": {"name": "d" * 64}, "spec": {}})
+    with pytest.raises(crd.SpecError) as caught:
+        crd.parse_database_ds({"metadata": {"name": "d" * 64}, "spec": {}})
     assert caught.value.field == "metadata.name"

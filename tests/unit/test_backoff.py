@@ -1,7 +1,7 @@
 """Failure backoff of the work queue: growth, cap, jitter bounds, determinism.
 
-Pure arithmetic (``workers.queue.backoff``) and ``WorkQueue.backoff``, which needs no Redis
-server: a client object connects lazily, and registering scripts is local.
+Pure arithmetic (``tango_operator.workqueue.backoff``) and ``WorkQueue.backoff``, which needs
+no Redis server: a client object connects lazily, and registering scripts is local.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import redis
 
-from workers.queue import WorkQueue
-from workers.queue.backoff import JITTER, backoff_delay, draw_jitter, nominal_delay
+from tango_operator.workqueue import WorkQueue
+from tango_operator.workqueue.backoff import JITTER, backoff_delay, draw_jitter, nominal_delay
 
 
 def unconnected_queue(**options: Any) -> WorkQueue:

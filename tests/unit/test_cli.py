@@ -1,4 +1,5 @@
-"""tango-operator render: CRs in, child manifests out as a YAML stream; bad specs on stderr."""
+"""tango-operator render (``workers.render``): CRs in, child manifests out as a YAML stream;
+bad specs on stderr. And the ``tango-operator`` command (``tango_operator.cli``) around it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
+from tango_operator import cli, crd
 from tests.unit.test_rendering import (
     assert_valid_manifest,
     database_ds,
@@ -19,7 +21,7 @@ from tests.unit.test_rendering import (
     python_server,
     tangotest,
 )
-from workers import api, cli, rendering
+from workers import render, rendering
 
 JsonDict = dict[str, Any]
 
@@ -36,7 +38,8 @@ def _write(path: Path, *documents: Any) -> Path:
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    status = cli.main(argv)
+    assert argv[0] == "render"
+    status = render.main(argv[1:])
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -61,7 +64,7 @@ def test_render_prints_every_child_as_a_yaml_document(
     for document in documents:
         assert_valid_manifest(document)
         assert document["metadata"]["namespace"] == "default"
-        assert document["metadata"]["ownerReferences"][0]["uid"] == cli.PLACEHOLDER_UID
+        assert document["metadata"]["ownerReferences"][0]["uid"] == render.PLACEHOLDER_UID
     sources = _sources(out)
     assert len(sources) == len(documents)
     assert sources[0] == (
@@ -153,11 +156,29 @@ def test_stdin_and_kubectl_lists(
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    for argv in ([], ["render"], ["render", "-f", "x", "--replicas", "-1"], ["nonsense"]):
+    for argv in ([], ["nonsense"], ["--bogus"]):
         with pytest.raises(SystemExit) as exited:
             cli.main(argv)
         assert exited.value.code == 2
     assert "usage: tango-operator" in capsys.readouterr().err
+    for argv in ([], ["-f", "x", "--replicas", "-1"]):
+        with pytest.raises(SystemExit) as exited:
+            render.main(argv)
+        assert exited.value.code == 2
+    assert "usage: tango-operator render" in capsys.readouterr().err
+
+
+def test_version_and_help_name_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tango-operator {cli.version()}"
+    assert cli.version()[0].isdigit(), "the installed distribution's version"
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("render", "watcher", "worker"):
+        assert command in out
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -169,14 +190,14 @@ def test_the_yaml_stream_reads_back_exactly(script: str, post_start: str, env_va
         postStart=post_start or "true",
         env=[{"name": "A", "value": env_value}],
     )
-    spec = api.parse_device_server(resource)
+    spec = crd.parse_device_server(resource)
     children = rendering.render_device_server(resource, spec, tango_host="h:1", replicas=1)
-    stream = cli.dump_documents([(f"Source: {i}", c) for i, c in enumerate(children)])
+    stream = render.dump_documents([(f"Source: {i}", c) for i, c in enumerate(children)])
     assert list(yaml.safe_load_all(stream)) == children
 
 
 def test_multi_line_scripts_are_block_literals() -> None:
-    stream = cli.dump_documents([("c", {"data": {"server.py": "import tango\nrun()\n"}})])
+    stream = render.dump_documents([("c", {"data": {"server.py": "import tango\nrun()\n"}})])
     assert "server.py: |\n    import tango\n    run()\n" in stream
 
 

@@ -1,4 +1,4 @@
-"""workers.names: child names fit Kubernetes' limits, are stable, and long ones do not collide."""
+"""tango_operator.names: child names fit Kubernetes' limits, are stable, never collide."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from workers import names
+from tango_operator import names
 
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 

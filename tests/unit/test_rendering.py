@@ -20,7 +20,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers import api, names, rendering
+from tango_operator import crd, names
+from workers import rendering
 
 JsonDict = dict[str, Any]
 K8S_VERSION = "1.31.0"
@@ -227,8 +228,8 @@ def database_ds(**spec: Any) -> JsonDict:
 
 
 def render_ds(resource: JsonDict, replicas: int = 1) -> list[JsonDict]:
-    spec = api.parse_device_server(resource)
-    tango_host = api.tango_host_for(
+    spec = crd.parse_device_server(resource)
+    tango_host = crd.tango_host_for(
         spec.databaseds,
         namespace=resource["metadata"]["namespace"],
         cluster_domain=spec.cluster_domain,
@@ -242,7 +243,7 @@ def render_ds(resource: JsonDict, replicas: int = 1) -> list[JsonDict]:
 
 
 def render_dbds(resource: JsonDict, replicas: int = 1) -> list[JsonDict]:
-    spec = api.parse_database_ds(resource)
+    spec = crd.parse_database_ds(resource)
     children = rendering.render_database_ds(
         resource, spec, credentials_secret="tangodb-credentials", databaseds_replicas=replicas
     )
@@ -341,7 +342,7 @@ def test_tangotest_statefulset() -> None:
     assert template["metadata"]["labels"]["subsystem"] == "ska-tango-base"
     # the TangoTest example has a config: its hash is on the pod, so a change rolls it
     assert template["metadata"]["annotations"] == {
-        rendering.CONFIG_HASH_ANNOTATION: api.parse_device_server(tangotest()).config.digest  # type: ignore[union-attr]
+        rendering.CONFIG_HASH_ANNOTATION: crd.parse_device_server(tangotest()).config.digest  # type: ignore[union-attr]
     }
     pod = template["spec"]
     assert pod["automountServiceAccountToken"] is False
@@ -565,7 +566,7 @@ def test_database_ds_without_pv() -> None:
 
     assert tangodb["spec"]["replicas"] == 1
     db = _container(tangodb)
-    assert db["image"] == api.DEFAULT_TANGODB_IMAGE
+    assert db["image"] == crd.DEFAULT_TANGODB_IMAGE
     assert db["imagePullPolicy"] == "IfNotPresent"
     secret = {"name": "tangodb-credentials"}
     assert _env(db) == {
@@ -583,7 +584,7 @@ def test_database_ds_without_pv() -> None:
     assert databaseds["spec"]["serviceName"] == "databaseds-tango-base"
     dbds = _container(databaseds)
     assert dbds["name"] == "databaseds"
-    assert dbds["image"] == api.DEFAULT_DATABASEDS_IMAGE
+    assert dbds["image"] == crd.DEFAULT_DATABASEDS_IMAGE
     assert dbds["command"] == [
         "/usr/local/bin/DataBaseds",
         "2",
@@ -659,7 +660,7 @@ def test_templates_directory_can_be_overridden(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "probe.yaml.j2").write_text("kind: Probe\nvalue: {{ value }}\n")
-    monkeypatch.setenv(rendering.TEMPLATES_ENV, str(tmp_path))
+    monkeypatch.setenv("TANGO_OPERATOR_TEMPLATES", str(tmp_path))
     assert rendering.templates_dir() == tmp_path
     hostile = "x\nkind: Injected\n---\nother: {{ value }}"
     assert rendering.render_template("probe.yaml.j2", {"value": hostile}) == {
@@ -672,7 +673,7 @@ def test_an_undefined_template_variable_is_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "probe.yaml.j2").write_text("value: {{ missing }}\n")
-    monkeypatch.setenv(rendering.TEMPLATES_ENV, str(tmp_path))
+    monkeypatch.setenv("TANGO_OPERATOR_TEMPLATES", str(tmp_path))
     with pytest.raises(Exception, match="missing"):
         rendering.render_template("probe.yaml.j2", {})
 
@@ -790,7 +791,7 @@ dns_1035_names = st.builds(
     st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789"),
 )
 label_values = st.from_regex(r"\A([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?\Z")
-# clusterDomain and dsname are checked by workers.api: DNS names, TANGO server names
+# clusterDomain and dsname are checked by tango_operator.crd: DNS names, TANGO server names
 cluster_domains = st.builds(
     lambda head, tail: f"x{head}qdomainq{tail}.local",
     st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", max_size=20),
@@ -979,7 +980,7 @@ def test_database_ds_user_strings_land_exactly_in_their_field(
             "clusterDomain": cluster_domain,
         },
     }
-    spec = api.parse_database_ds(resource)
+    spec = crd.parse_database_ds(resource)
     children = rendering.render_database_ds(
         resource, spec, credentials_secret=secret, databaseds_replicas=1
     )
@@ -1247,7 +1248,7 @@ def test_hostile_strings_in_a_database_ds_land_verbatim(hostile: str) -> None:
     fields = ("databasedsImage", "tangoDBImage", "tangoDBStorageClass", "storageSize", "secret")
     values = {name: f"{hostile}<{name}>" for name in fields}
     resource = database_ds(usePV=True, **{k: v for k, v in values.items() if k != "secret"})
-    spec = api.parse_database_ds(resource)
+    spec = crd.parse_database_ds(resource)
     children = rendering.render_database_ds(
         resource, spec, credentials_secret=values["secret"], databaseds_replicas=1
     )

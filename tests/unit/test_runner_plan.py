@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from devstack.runner import plan
-from workers import api, rendering
+from tango_operator import crd
+from workers import rendering
 
 JsonDict = dict[str, Any]
 DATA = Path(__file__).resolve().parents[1] / "data" / "crs"
@@ -57,8 +58,8 @@ def _pod(statefulset: JsonDict) -> JsonDict:
 
 def _device_server(sample: str) -> tuple[JsonDict, Objects]:
     resource = _resource(sample)
-    spec = api.parse_device_server(resource)
-    tango_host = api.tango_host_for(
+    spec = crd.parse_device_server(resource)
+    tango_host = crd.tango_host_for(
         spec.databaseds, namespace="lab", cluster_domain="cluster.local"
     )
     manifests = rendering.render_device_server(resource, spec, tango_host=tango_host, replicas=1)
@@ -111,7 +112,7 @@ def test_a_command_is_mapped_to_a_local_program(tmp_path: Path) -> None:
 
 def test_the_databaseds_listens_where_the_host_map_says(tmp_path: Path) -> None:
     resource = _resource("ska-databaseds.yaml")
-    spec = api.parse_database_ds(resource)
+    spec = crd.parse_database_ds(resource)
     manifests = rendering.render_database_ds(
         resource, spec, credentials_secret="creds", databaseds_replicas=1
     )

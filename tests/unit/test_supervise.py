@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.supervise import RestartPolicy, Supervisor
+from tango_operator.supervise import RestartPolicy, Supervisor
 
 FAST = RestartPolicy(max_restarts=3, window=60.0, base_delay=0.01, max_delay=0.05)
 
@@ -117,7 +117,7 @@ def test_a_stop_signal_is_forwarded_and_the_worker_is_not_restarted(
         textwrap.dedent(
             f"""
             import os, sys
-            from workers.supervise import RestartPolicy, Supervisor
+            from tango_operator.supervise import RestartPolicy, Supervisor
             supervisor = Supervisor({child!r}, os.environ, RestartPolicy(base_delay=0.01))
             supervisor.install_signal_handlers()
             code = supervisor.run()

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from tango_operator.keys import Key
 from watcher.mapping import Mapper, owner_keys
-from workers.contract import Key
 
 JsonDict = dict[str, Any]
 KEY = Key("DeviceServer", "ns", "ds")

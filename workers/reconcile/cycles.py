@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from workers import api
+from tango_operator import crd
 
 JsonDict = dict[str, Any]
 
@@ -30,10 +30,10 @@ def _graph(
         if resource["metadata"].get("deletionTimestamp"):
             continue
         try:
-            spec = api.parse_device_server(resource)
-        except api.SpecError:
+            spec = crd.parse_device_server(resource)
+        except crd.SpecError:
             continue
-        host = api.tango_host_for(
+        host = crd.tango_host_for(
             spec.databaseds, namespace=namespace, cluster_domain=spec.cluster_domain
         )
         if host != tango_host:

@@ -14,14 +14,15 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
-from workers import api, names, rendering
-from workers.contract import Key
+from tango_operator import crd, names
+from tango_operator.keys import Key
+from workers import rendering
 from workers.reconcile import finalizers
 from workers.reconcile.ports import Outcome, Ports
 from workers.reconcile.status import Condition, publish
 
 JsonDict = dict[str, Any]
-KIND = api.Kind.DATABASE_DS
+KIND = crd.Kind.DATABASE_DS
 PASSWORD_KEYS = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
 
 
@@ -45,8 +46,8 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
 def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
     kube = ports.kube
     try:
-        spec = api.parse_database_ds(resource)
-    except api.SpecError as exc:
+        spec = crd.parse_database_ds(resource)
+    except crd.SpecError as exc:
         message = str(exc)
         publish(
             kube,
@@ -74,7 +75,7 @@ def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
     ):
         applied[f"{manifest['kind']}/{manifest['metadata']['name']}"] = kube.apply(manifest)
     databaseds = applied.get(f"StatefulSet/{names.statefulset(key.name)}")
-    tango_host = f"{key.name}.{key.namespace}.svc.{spec.cluster_domain}:{api.DATABASEDS_PORT}"
+    tango_host = f"{key.name}.{key.namespace}.svc.{spec.cluster_domain}:{crd.DATABASEDS_PORT}"
     if replicas == 0:
         return _building(
             resource,
@@ -112,7 +113,7 @@ def _ready(statefulset: JsonDict | None) -> bool:
     )
 
 
-def _credentials(resource: JsonDict, spec: api.DatabaseDSSpec, ports: Ports) -> str | None:
+def _credentials(resource: JsonDict, spec: crd.DatabaseDSSpec, ports: Ports) -> str | None:
     """The name of the Secret holding the MariaDB passwords, or None while it is missing."""
     namespace = resource["metadata"]["namespace"]
     if spec.credentials_secret:
@@ -126,7 +127,7 @@ def _credentials(resource: JsonDict, spec: api.DatabaseDSSpec, ports: Ports) -> 
             "metadata": {
                 "name": name,
                 "namespace": namespace,
-                "labels": {"app.kubernetes.io/managed-by": api.MANAGED_BY},
+                "labels": {"app.kubernetes.io/managed-by": crd.MANAGED_BY},
                 "ownerReferences": [rendering.owner_reference(resource)],
             },
             "type": "Opaque",
@@ -161,8 +162,8 @@ def _building(
 def _users_of(key: Key, ports: Ports) -> list[Key]:
     """DeviceServers in the namespace whose ``databaseds`` is this DatabaseDS."""
     users = []
-    for item in ports.kube.list_custom(api.Kind.DEVICE_SERVER, key.namespace):
+    for item in ports.kube.list_custom(crd.Kind.DEVICE_SERVER, key.namespace):
         databaseds = str((item.get("spec") or {}).get("databaseds") or "")
         if databaseds.partition(":")[0] == key.name:
-            users.append(Key(api.Kind.DEVICE_SERVER.value, key.namespace, item["metadata"]["name"]))
+            users.append(Key(crd.Kind.DEVICE_SERVER.value, key.namespace, item["metadata"]["name"]))
     return users

@@ -8,7 +8,7 @@ other means) only the TANGO check decides.
 
 from __future__ import annotations
 
-from workers import api
+from tango_operator import crd
 from workers.reconcile.ports import KubePort
 
 GONE = "DatabaseDS is being deleted"
@@ -19,7 +19,7 @@ def wait_reason(*, kube: KubePort, namespace: str, databaseds: str) -> str | Non
     host = databaseds.partition(":")[0]
     if "." in host:
         return None
-    resource = kube.get_custom(api.Kind.DATABASE_DS, namespace, host)
+    resource = kube.get_custom(crd.Kind.DATABASE_DS, namespace, host)
     if resource is None:
         return None
     if resource["metadata"].get("deletionTimestamp"):

@@ -15,16 +15,17 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from workers import api, names, rendering
-from workers.contract import Key
-from workers.errors import TemporaryError
+from tango_operator import crd, names
+from tango_operator.errors import TemporaryError
+from tango_operator.keys import Key
+from workers import rendering
 from workers.reconcile import cycles, databaseds_lookup, finalizers
 from workers.reconcile.ports import ConfigConflictError, Outcome, Ports, TangoUnavailableError
 from workers.reconcile.status import Condition, publish, waiting_delay
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
-KIND = api.Kind.DEVICE_SERVER
+KIND = crd.Kind.DEVICE_SERVER
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
@@ -37,18 +38,18 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
         return Outcome()
     resource = finalizers.ensure(ports.kube, resource)
     try:
-        spec = api.parse_device_server(resource)
-    except api.SpecError as exc:
+        spec = crd.parse_device_server(resource)
+    except crd.SpecError as exc:
         return _error(resource, ports, "InvalidSpec", str(exc))
     return _reconcile_valid(key, resource, spec, ports)
 
 
 def _reconcile_valid(
-    key: Key, resource: JsonDict, spec: api.DeviceServerSpec, ports: Ports
+    key: Key, resource: JsonDict, spec: crd.DeviceServerSpec, ports: Ports
 ) -> Outcome:
     kube, tango, settings = ports.kube, ports.tango, ports.settings
     namespace = key.namespace
-    tango_host = api.tango_host_for(
+    tango_host = crd.tango_host_for(
         spec.databaseds, namespace=namespace, cluster_domain=spec.cluster_domain
     )
     address = settings.reachable(tango_host)
@@ -112,7 +113,7 @@ def _reconcile_valid(
     return _observe_pod(key, resource, spec, applied, ports, extra, address)
 
 
-def _unmet_dependencies(spec: api.DeviceServerSpec, address: str, ports: Ports) -> list[str]:
+def _unmet_dependencies(spec: crd.DeviceServerSpec, address: str, ports: Ports) -> list[str]:
     missing: list[str] = []
     for dependency in spec.depends_on:
         if dependency.device is not None:
@@ -132,7 +133,7 @@ def _unmet_dependencies(spec: api.DeviceServerSpec, address: str, ports: Ports) 
 
 
 def _apply_children(
-    resource: JsonDict, spec: api.DeviceServerSpec, tango_host: str, *, replicas: int, ports: Ports
+    resource: JsonDict, spec: crd.DeviceServerSpec, tango_host: str, *, replicas: int, ports: Ports
 ) -> dict[str, JsonDict]:
     applied: dict[str, JsonDict] = {}
     for manifest in rendering.render_device_server(
@@ -145,7 +146,7 @@ def _apply_children(
 def _observe_pod(
     key: Key,
     resource: JsonDict,
-    spec: api.DeviceServerSpec,
+    spec: crd.DeviceServerSpec,
     applied: dict[str, JsonDict],
     ports: Ports,
     extra: JsonDict,
@@ -200,7 +201,7 @@ def _observe_pod(
     return Outcome(state="Running", wake=wake)
 
 
-def _unexported(key: Key, spec: api.DeviceServerSpec, address: str, ports: Ports) -> list[str]:
+def _unexported(key: Key, spec: crd.DeviceServerSpec, address: str, ports: Ports) -> list[str]:
     try:
         return ports.tango.unexported_devices(address, spec.devices)
     except TangoUnavailableError as exc:
@@ -208,7 +209,7 @@ def _unexported(key: Key, spec: api.DeviceServerSpec, address: str, ports: Ports
         return list(spec.devices)
 
 
-def _config_condition(spec: api.DeviceServerSpec) -> Condition:
+def _config_condition(spec: crd.DeviceServerSpec) -> Condition:
     if spec.config is None:
         return Condition("ConfigApplied", True, "NoConfig", "no device configuration given")
     message = f"{len(spec.devices)} device(s) configured in the TANGO DB"
@@ -222,7 +223,7 @@ def _config_condition(spec: api.DeviceServerSpec) -> Condition:
 def _waiting(
     key: Key,
     resource: JsonDict,
-    spec: api.DeviceServerSpec,
+    spec: crd.DeviceServerSpec,
     ports: Ports,
     waiting_for: list[str],
     message: str,
@@ -267,16 +268,16 @@ def _error(
 
 def _finalize(key: Key, resource: JsonDict, ports: Ports) -> None:
     """The CR is being deleted: take its server instance out of the TANGO DB, then let go."""
-    if api.FINALIZER not in (resource["metadata"].get("finalizers") or []):
+    if crd.FINALIZER not in (resource["metadata"].get("finalizers") or []):
         return
     ports.index.forget(key)
     if ports.settings.remove_from_tango_db_on_delete:
         try:
-            spec = api.parse_device_server(resource)
-        except api.SpecError:
+            spec = crd.parse_device_server(resource)
+        except crd.SpecError:
             spec = None  # an invalid spec never reached the TANGO DB
         if spec is not None and spec.config is not None:
-            tango_host = api.tango_host_for(
+            tango_host = crd.tango_host_for(
                 spec.databaseds, namespace=key.namespace, cluster_domain=spec.cluster_domain
             )
             try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers import api
+from tango_operator import crd
 from workers.reconcile.ports import KubePort
 
 JsonDict = dict[str, Any]
@@ -18,12 +18,12 @@ JsonDict = dict[str, Any]
 def ensure(kube: KubePort, resource: JsonDict) -> JsonDict:
     """The resource with the finalizer in place (written only when it was missing)."""
     present = list(resource["metadata"].get("finalizers") or [])
-    if api.FINALIZER in present:
+    if crd.FINALIZER in present:
         return resource
-    return kube.set_finalizers(resource, [*present, api.FINALIZER])
+    return kube.set_finalizers(resource, [*present, crd.FINALIZER])
 
 
 def remove(kube: KubePort, resource: JsonDict) -> None:
     present = list(resource["metadata"].get("finalizers") or [])
-    if api.FINALIZER in present:
-        kube.set_finalizers(resource, [f for f in present if f != api.FINALIZER])
+    if crd.FINALIZER in present:
+        kube.set_finalizers(resource, [f for f in present if f != crd.FINALIZER])

@@ -2,7 +2,7 @@
 
 ``workers.kube.Kube`` implements KubePort over the Kubernetes API; ``workers.tango``
 implements TangoPort over PyTango and dsconfig (tests use a controllable stand-in); the
-dependency index lives in Redis (``workers.queue``) or in memory. The reconcilers only
+dependency index lives in Redis (``tango_operator.workqueue``) or in memory. The reconcilers only
 see these protocols, so each can be tested against kubeemu with a stand-in TANGO side.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from workers import api
-from workers.contract import Key
+from tango_operator import crd
+from tango_operator.keys import Key
 
 JsonDict = dict[str, Any]
 
@@ -20,9 +20,9 @@ JsonDict = dict[str, Any]
 class KubePort(Protocol):
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> JsonDict | None: ...
 
-    def get_custom(self, kind: api.Kind, namespace: str, name: str) -> JsonDict | None: ...
+    def get_custom(self, kind: crd.Kind, namespace: str, name: str) -> JsonDict | None: ...
 
-    def list_custom(self, kind: api.Kind, namespace: str) -> list[JsonDict]: ...
+    def list_custom(self, kind: crd.Kind, namespace: str) -> list[JsonDict]: ...
 
     def apply(self, manifest: JsonDict) -> JsonDict: ...
 

@@ -1,7 +1,7 @@
 """Apply a DeviceServer's dsconfig document to the TANGO DB, and remove a server instance.
 
 Data in: a ``tango.Database`` (from :mod:`workers.tango.connections`), the server instance
-``Server/instance`` and its dsconfig JSON document (``workers.api.TangoConfig.document``:
+``Server/instance`` and its dsconfig JSON document (``tango_operator.crd.TangoConfig.document``:
 this instance plus ``classes``). Data out: the TANGO DB changed to match (devices, device
 properties, attribute properties, aliases, class properties), and whether anything was
 written.

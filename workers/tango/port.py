@@ -1,10 +1,10 @@
 """``PyTangoPort``: the operator's TangoPort over PyTango and dsconfig.
 
-Loaded by ``workers.runtime`` (``TANGO_OPERATOR_TANGO_PORT``, default
+Loaded by ``workers.wiring`` (``TANGO_OPERATOR_TANGO_PORT``, default
 ``workers.tango:PyTangoPort``) once per worker process, after the fork. Creating it makes
 no connection; PyTango objects appear on first use (:mod:`workers.tango.connections`).
 
-Settings (constructor arguments, defaulting to the environment):
+Settings (constructor arguments, defaulting to the environment, read by ``workers.settings``):
 
 ``TANGO_OPERATOR_TANGO_TIMEOUT``         seconds per probe call (PyTango timeout, TCP
                                          connect; the wall-clock deadline is +0.5 s): 1.0
@@ -17,10 +17,10 @@ Settings (constructor arguments, defaulting to the environment):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Hashable
 from typing import Any
 
+from workers import settings
 from workers.reconcile.ports import (
     ConfigResult,
     Probe,
@@ -46,19 +46,6 @@ def _positive(answer: Probe | Exported) -> bool:
     return answer.exported and not answer.error
 
 
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r}: expected a number of seconds") from None
-    if value < 0:
-        raise ValueError(f"{name}={raw!r}: must not be negative")
-    return value
-
-
 class PyTangoPort:
     """TangoPort against real TANGO DBs and devices (see docs/tango.md).
 
@@ -76,12 +63,14 @@ class PyTangoPort:
         cache_size: int = 4096,
         database_device: str = DATABASE_DEVICE,
     ) -> None:
-        self.timeout = _env_seconds(TIMEOUT, 1.0) if timeout is None else timeout
+        self.timeout = settings.tango_seconds(TIMEOUT, 1.0) if timeout is None else timeout
         self.config_timeout = (
-            _env_seconds(CONFIG_TIMEOUT, 5.0) if config_timeout is None else config_timeout
+            settings.tango_seconds(CONFIG_TIMEOUT, 5.0)
+            if config_timeout is None
+            else config_timeout
         )
-        ttl = _env_seconds(CACHE_TTL, 1.5) if cache_ttl is None else cache_ttl
-        short = _env_seconds(NEGATIVE_TTL, 0.25) if negative_ttl is None else negative_ttl
+        ttl = settings.tango_seconds(CACHE_TTL, 1.5) if cache_ttl is None else cache_ttl
+        short = settings.tango_seconds(NEGATIVE_TTL, 0.25) if negative_ttl is None else negative_ttl
         self.connections = Connections(
             probe_timeout=self.timeout,
             config_timeout=self.config_timeout,

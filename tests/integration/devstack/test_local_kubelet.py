@@ -22,8 +22,9 @@ from devstack.runner import plan
 from devstack.runner.kubelet import LocalKubelet
 from devstack.runner.process import RestartPolicy
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
 from tests.support.workers import wait_for
-from workers import api, rendering
+from workers import rendering
 from workers.kube import Kube
 
 JsonDict = dict[str, Any]
@@ -52,9 +53,9 @@ class Stack:
     db_port: int
 
     def create(self, resource: JsonDict) -> JsonDict:
-        kind = api.Kind(resource["kind"])
+        kind = crd.Kind(resource["kind"])
         created: JsonDict = self.custom.create_namespaced_custom_object(
-            api.GROUP, api.VERSION, NAMESPACE, kind.plural, resource
+            crd.GROUP, crd.VERSION, NAMESPACE, kind.plural, resource
         )
         return created
 
@@ -106,9 +107,9 @@ def _database(stack: Stack) -> tango.Database:
         }
     )
     resource = stack.create(
-        {"apiVersion": api.API_VERSION, "kind": "DatabaseDS", "metadata": {"name": "tangodb"}}
+        {"apiVersion": crd.API_VERSION, "kind": "DatabaseDS", "metadata": {"name": "tangodb"}}
     )
-    spec = api.parse_database_ds(resource)
+    spec = crd.parse_database_ds(resource)
     for manifest in rendering.render_database_ds(
         resource, spec, credentials_secret="creds", databaseds_replicas=1
     ):
@@ -134,7 +135,7 @@ def _device_server(stack: Stack, name: str, device: str) -> list[JsonDict]:
     config: JsonDict = {"servers": {"Blinker": {name: {"Blinker": {device: {}}}}}}
     resource = stack.create(
         {
-            "apiVersion": api.API_VERSION,
+            "apiVersion": crd.API_VERSION,
             "kind": "DeviceServer",
             "metadata": {"name": name},
             "spec": {
@@ -147,8 +148,8 @@ def _device_server(stack: Stack, name: str, device: str) -> list[JsonDict]:
             },
         }
     )
-    spec = api.parse_device_server(resource)
-    tango_host = api.tango_host_for(
+    spec = crd.parse_device_server(resource)
+    tango_host = crd.tango_host_for(
         spec.databaseds, namespace=NAMESPACE, cluster_domain="cluster.local"
     )
     return rendering.render_device_server(resource, spec, tango_host=tango_host, replicas=1)

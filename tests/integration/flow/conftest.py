@@ -11,8 +11,8 @@ from kubernetes import client
 
 from devstack.redis_server import RedisServer
 from kubeemu.testing import KubeEmu
+from tango_operator.workqueue import WorkQueue
 from tests.support.workers import Producer, WorkerPool
-from workers.queue import WorkQueue
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from pathlib import Path
 from kubernetes import client
 
 from devstack.redis_server import RedisServer
+from tango_operator.celery_app import make_publisher
+from tango_operator.keys import Key
 from tests.support.crs import create_device_server, running
 from tests.support.standin_tango import reconcile_starts
 from tests.support.workers import REPO, WorkerPool, celery_queue_length, wait_for
-from watcher.send import Sender
-from workers.contract import Key
 
 FLOOD = 150
 
@@ -75,7 +75,7 @@ def test_an_urgent_message_is_taken_before_those_queued_ahead_of_it(
     names = [f"n{number}" for number in range(6)]
     for name in [*names, "woken"]:
         create_device_server(kube_client, name, databaseds=f"db-{name}.example")
-    sender = Sender(redis.url)
+    sender = make_publisher(redis.url)
     for name in names:
         sender(Key("DeviceServer", "default", name))
     sender.urgent(Key("DeviceServer", "default", "woken"))

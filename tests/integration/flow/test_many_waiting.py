@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tango_operator import crd
+from tango_operator.keys import Key
+from tango_operator.workqueue import WorkQueue
 from tests.support.crs import device_server
 from tests.support.workers import REPO, Producer, WorkerPool, wait_for
-from workers import api
-from workers.contract import Key
-from workers.queue import WorkQueue
 
 COUNT = 2000
 
@@ -84,8 +84,8 @@ def test_two_thousand_waiters_cost_nothing_in_workers(
     for index in range(COUNT):
         name = f"w{index:04d}"
         custom.create_namespaced_custom_object(
-            api.GROUP,
-            api.VERSION,
+            crd.GROUP,
+            crd.VERSION,
             "default",
             "deviceservers",
             device_server(name, dependsOn=["plc.example:502"]),
@@ -96,7 +96,7 @@ def test_two_thousand_waiters_cost_nothing_in_workers(
     def all_waiting() -> bool:
         producer.pump()
         listed = custom.list_namespaced_custom_object(
-            api.GROUP, api.VERSION, "default", "deviceservers"
+            crd.GROUP, crd.VERSION, "default", "deviceservers"
         )["items"]
         return bool(sum((i.get("status") or {}).get("state") == "Waiting" for i in listed) == COUNT)
 

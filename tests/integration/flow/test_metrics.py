@@ -12,9 +12,9 @@ from kubernetes import client
 from devstack.redis_server import RedisServer
 from devstack.runner.plan import free_port
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
 from tests.support.metrics import scrape
 from tests.support.workers import REPO, WorkerPool, wait_for
-from workers import api
 
 
 def test_worker_and_watcher_metrics(
@@ -40,12 +40,12 @@ def test_worker_and_watcher_metrics(
     )
     try:
         client.CustomObjectsApi(kube_client).create_namespaced_custom_object(
-            api.GROUP,
-            api.VERSION,
+            crd.GROUP,
+            crd.VERSION,
             "default",
             "deviceservers",
             {
-                "apiVersion": api.API_VERSION,
+                "apiVersion": crd.API_VERSION,
                 "kind": "DeviceServer",
                 "metadata": {"name": "measured"},
                 "spec": {

@@ -19,14 +19,14 @@ from typing import Any, cast
 from kubernetes import client
 
 from devstack.runner.plan import free_port
+from tango_operator import crd
+from tango_operator.keys import Key
+from tango_operator.workqueue import WorkQueue
 from tests.support.crs import traced_device_server
 from tests.support.delivery_trace import deliveries
 from tests.support.metrics import scrape
 from tests.support.standin_tango import overlapping_windows, reconcile_starts
 from tests.support.workers import Producer, WorkerPool, wait_for
-from workers import api
-from workers.contract import Key
-from workers.queue import WorkQueue
 
 
 def _custom(kube_client: client.ApiClient) -> client.CustomObjectsApi:
@@ -35,7 +35,7 @@ def _custom(kube_client: client.ApiClient) -> client.CustomObjectsApi:
 
 def _state(kube_client: client.ApiClient, name: str, namespace: str = "default") -> str | None:
     found = _custom(kube_client).get_namespaced_custom_object(
-        api.GROUP, api.VERSION, namespace, "deviceservers", name
+        crd.GROUP, crd.VERSION, namespace, "deviceservers", name
     )
     state: str | None = (found.get("status") or {}).get("state")
     return state
@@ -59,7 +59,7 @@ def test_many_keys_reach_running(
     names = [(f"m{i}", "default" if i % 2 else "team-b") for i in range(20)]
     for name, namespace in names:
         _custom(kube_client).create_namespaced_custom_object(
-            api.GROUP, api.VERSION, namespace, "deviceservers", traced_device_server(name)
+            crd.GROUP, crd.VERSION, namespace, "deviceservers", traced_device_server(name)
         )
         producer.enqueue(_key(name, namespace))
 
@@ -82,7 +82,7 @@ def test_storm_on_one_key_never_runs_it_twice_at_once(
     pool.extra_env["TANGO_OPERATOR_EXPORT_POLL_SECONDS"] = "0"
     pool.start()
     _custom(kube_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("storm")
+        crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("storm")
     )
     producer.enqueue(_key("storm"))
     wait_for(
@@ -94,8 +94,8 @@ def test_storm_on_one_key_never_runs_it_twice_at_once(
     started = time.monotonic()
     for index in range(200):
         _custom(kube_client).patch_namespaced_custom_object(
-            api.GROUP,
-            api.VERSION,
+            crd.GROUP,
+            crd.VERSION,
             "default",
             "deviceservers",
             "storm",
@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_reconcile_loses_nothing(
     pool.processes, pool.concurrency, pool.hold_ms = 2, 1, 4000
     pool.start()
     _custom(kube_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("victim")
+        crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("victim")
     )
     producer.enqueue(_key("victim"))
     host = "db-victim.example:10000"
@@ -163,8 +163,8 @@ def test_a_poison_key_backs_off_and_does_not_delay_others(
     pool.extra_env["TANGO_OPERATOR_METRICS_PORT"] = str(metrics_port)
     pool.start()
     _custom(kube_client).create_namespaced_custom_object(
-        api.GROUP,
-        api.VERSION,
+        crd.GROUP,
+        crd.VERSION,
         "default",
         "deviceservers",
         traced_device_server("bad", databaseds="poison.example"),
@@ -187,7 +187,7 @@ def test_a_poison_key_backs_off_and_does_not_delay_others(
 
     started = time.monotonic()
     _custom(kube_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("good")
+        crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("good")
     )
     producer.enqueue(_key("good"))
 
@@ -217,7 +217,7 @@ def test_redis_restarted_empty_then_resync_converges(
     pool.start()
     for name in ("r1", "r2"):
         _custom(kube_client).create_namespaced_custom_object(
-            api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server(name)
+            crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server(name)
         )
         producer.enqueue(_key(name))
     wait_for(
@@ -227,7 +227,7 @@ def test_redis_restarted_empty_then_resync_converges(
     )
     redis.restart(flush=True)
     _custom(kube_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("r3")
+        crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("r3")
     )
 
     def converged() -> bool:
@@ -252,7 +252,7 @@ def test_a_dead_celery_main_process_is_restarted_by_the_supervisor(
     pool.processes, pool.concurrency = 1, 1
     supervisor = pool.start_one("worker0")
     _custom(kube_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("before")
+        crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("before")
     )
     producer.enqueue(_key("before"))
     wait_for(
@@ -270,7 +270,7 @@ def test_a_dead_celery_main_process_is_restarted_by_the_supervisor(
     assert supervisor.poll() is None, "the supervisor itself keeps running"
 
     _custom(kube_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", traced_device_server("after")
+        crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("after")
     )
     producer.enqueue(_key("after"))
     wait_for(

@@ -13,10 +13,10 @@ from kubernetes import client
 
 from devstack.redis_server import RedisServer
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
+from tango_operator.redis_url import celery_url
 from tests.support.crs import create_device_server
 from tests.support.workers import REPO, WorkerPool, wait_for
-from workers import api
-from workers.contract import celery_url
 
 PASSWORD = "p@ss/wörd"
 
@@ -60,7 +60,7 @@ def test_watcher_and_worker_over_a_unix_socket(
 
         def running() -> bool:
             found = custom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, "default", "deviceservers", "socketed"
+                crd.GROUP, crd.VERSION, "default", "deviceservers", "socketed"
             )
             return bool((found.get("status") or {}).get("state") == "Running")
 

@@ -1,5 +1,5 @@
 """The CRDs in helm/tango-operator/crds: what the API itself rejects, and no drift from
-workers/api.py (every key the parser reads is in the schema, every spec key is read)."""
+tango_operator/crd.py (every key the parser reads is in the schema, every spec key is read)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import yaml
 from kubernetes import client
 
 from devstack.stack import CRD_DIR
+from tango_operator import crd
 from tests.conftest import Cli
-from workers import api
 
 JsonDict = dict[str, Any]
-API_SOURCE = Path(api.__file__).read_text()
+API_SOURCE = Path(crd.__file__).read_text()
 
 
 def _crd(plural: str) -> JsonDict:
-    loaded: JsonDict = yaml.safe_load((CRD_DIR / f"{plural}.{api.GROUP}.yaml").read_text())
+    loaded: JsonDict = yaml.safe_load((CRD_DIR / f"{plural}.{crd.GROUP}.yaml").read_text())
     return loaded
 
 
@@ -41,7 +41,7 @@ def _keys_read_by_parser(function: str) -> set[str]:
 
 
 def test_device_server_schema_and_parser_agree() -> None:
-    read = _keys_read_by_parser("parse_device_server") | set(api.POD_PASSTHROUGH_KEYS)
+    read = _keys_read_by_parser("parse_device_server") | set(crd.POD_PASSTHROUGH_KEYS)
     assert read == _spec_properties("deviceservers")
 
 
@@ -60,7 +60,7 @@ def _device_server(**spec: Any) -> JsonDict:
     body = {"dsname": "TangoTest", "args": "test", "databaseds": "db", "image": "x"}
     body.update(spec)
     return {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "metadata": {"name": "t"},
         "spec": {k: v for k, v in body.items() if v is not None},
@@ -111,7 +111,7 @@ def test_status_state_is_an_enum(
     custom = client.CustomObjectsApi(kube_client)
     with pytest.raises(client.ApiException) as caught:
         custom.patch_namespaced_custom_object_status(
-            api.GROUP, api.VERSION, "default", "deviceservers", "t", {"status": {"state": "Happy"}}
+            crd.GROUP, crd.VERSION, "default", "deviceservers", "t", {"status": {"state": "Happy"}}
         )
     assert caught.value.status == 422
     assert "status.state: Unsupported value" in json.loads(caught.value.body)["message"]
@@ -120,8 +120,8 @@ def test_status_state_is_an_enum(
 def test_wide_printer_columns(kube_client: client.ApiClient, kubectl: Cli, tmp_path: Path) -> None:
     _apply(kubectl, tmp_path, _device_server(command="/bin/x"))
     client.CustomObjectsApi(kube_client).patch_namespaced_custom_object_status(
-        api.GROUP,
-        api.VERSION,
+        crd.GROUP,
+        crd.VERSION,
         "default",
         "deviceservers",
         "t",

@@ -16,9 +16,9 @@ import yaml
 from kubernetes import client
 
 from kubeemu.testing import KubeEmu
+from tango_operator import crd, names
 from tests.conftest import Cli
 from tests.support.operator import Operator, db_key, ds_key
-from workers import api, names
 
 JsonDict = dict[str, Any]
 DATA = Path(__file__).resolve().parents[2] / "data" / "crs"
@@ -35,15 +35,15 @@ def _custom(kube_client: client.ApiClient) -> client.CustomObjectsApi:
 
 def _get_ds(kube_client: client.ApiClient, name: str) -> JsonDict:
     found: JsonDict = _custom(kube_client).get_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", name
+        crd.GROUP, crd.VERSION, "default", "deviceservers", name
     )
     return found
 
 
 def _create(kube_client: client.ApiClient, resource: JsonDict) -> None:
-    plural = api.Kind(resource["kind"]).plural
+    plural = crd.Kind(resource["kind"]).plural
     _custom(kube_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", plural, resource
+        crd.GROUP, crd.VERSION, "default", plural, resource
     )
 
 
@@ -57,7 +57,7 @@ def _device_server(name: str, **spec: Any) -> JsonDict:
     }
     body.update(spec)
     return {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "metadata": {"name": name, "namespace": "default"},
         "spec": body,
@@ -166,11 +166,11 @@ def test_delete_runs_the_finalizer_and_gc_removes_every_child(
         _device_server("motor-3", config=_config("Motor", "motor-3", "lab/motor/3")),
     )
     operator.settle(ds_key("motor-3"))
-    assert _get_ds(kube_client, "motor-3")["metadata"]["finalizers"] == [api.FINALIZER]
+    assert _get_ds(kube_client, "motor-3")["metadata"]["finalizers"] == [crd.FINALIZER]
     assert "Motor/motor-3" in operator.tango.servers
 
     _custom(kube_client).delete_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", "motor-3"
+        crd.GROUP, crd.VERSION, "default", "deviceservers", "motor-3"
     )
     assert _get_ds(kube_client, "motor-3")["metadata"]["deletionTimestamp"]
     operator.reconcile(ds_key("motor-3"))
@@ -277,7 +277,7 @@ def test_a_dependency_cycle_is_an_error_on_every_member_until_it_is_broken(
 
     # c drops its dependency: c starts, and the rest follow as their providers come up
     _custom(kube_client).patch_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", "c", {"spec": {"dependsOn": None}}
+        crd.GROUP, crd.VERSION, "default", "deviceservers", "c", {"spec": {"dependsOn": None}}
     )
     operator.tango.unready_devices.clear()
     outcomes = operator.settle(ds_key("c"), until=None)
@@ -345,7 +345,7 @@ def test_databaseds_not_running_keeps_its_users_waiting(
     _create(
         kube_client,
         {
-            "apiVersion": api.API_VERSION,
+            "apiVersion": crd.API_VERSION,
             "kind": "DatabaseDS",
             "metadata": {"name": "tango-databaseds"},
             "spec": {},
@@ -452,8 +452,8 @@ def test_fixing_the_spec_leaves_error(operator: Operator, kube_client: client.Ap
     _create(kube_client, _device_server("fixme", config="{oops"))
     assert operator.reconcile(ds_key("fixme")).state == "Error"
     _custom(kube_client).patch_namespaced_custom_object(
-        api.GROUP,
-        api.VERSION,
+        crd.GROUP,
+        crd.VERSION,
         "default",
         "deviceservers",
         "fixme",
@@ -500,8 +500,8 @@ def test_spec_change_rolls_out_and_bumps_observed_generation(
     _create(kube_client, _device_server("motor-7"))
     operator.settle(ds_key("motor-7"))
     _custom(kube_client).patch_namespaced_custom_object(
-        api.GROUP,
-        api.VERSION,
+        crd.GROUP,
+        crd.VERSION,
         "default",
         "deviceservers",
         "motor-7",

@@ -14,10 +14,10 @@ from typing import Any, cast
 import tango
 from kubernetes import client
 
+from tango_operator import crd
 from tests.support.operator import Operator, ds_key
 from tests.support.tango_db import PyTangoDatabase
 from tests.support.tango_servers import TangoServers
-from workers import api
 from workers.reconcile.ports import Outcome, Settings
 from workers.tango import PyTangoPort
 
@@ -28,7 +28,7 @@ IN_CLUSTER = "tango-databaseds.default.svc.cluster.local:10000"
 def _device_server(name: str, instance: str, devices: dict[str, JsonDict], **spec: Any) -> JsonDict:
     config = {"servers": {"EchoServer": {instance: {"Echo": devices}}}}
     return {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "metadata": {"name": name, "namespace": "default"},
         "spec": {
@@ -73,7 +73,7 @@ def test_config_dependency_and_export_through_real_tango(
     )
     for body in (provider, dependent):
         custom.create_namespaced_custom_object(
-            api.GROUP, api.VERSION, "default", "deviceservers", body
+            crd.GROUP, crd.VERSION, "default", "deviceservers", body
         )
 
     waiting = operator.reconcile(ds_key("dependent"))
@@ -99,7 +99,7 @@ def test_config_dependency_and_export_through_real_tango(
     assert proxy.read_attribute("greeting_value").value == "from the CR"
 
     custom.delete_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", "provider"
+        crd.GROUP, crd.VERSION, "default", "deviceservers", "provider"
     )
     operator.reconcile(ds_key("provider"))  # the finalizer takes the instance out of TANGO
     assert list(database.get_device_class_list(f"EchoServer/{unique}-p")) == []

@@ -21,13 +21,15 @@ from kubernetes import client
 
 from devstack.redis_server import RedisServer
 from kubeemu.testing import KubeEmu
+from tango_operator.keys import Key
+from tango_operator.messages import TASK_NAME
+from tango_operator.workqueue import EnqueueResult, WorkQueue
+from tango_operator.workqueue.fair import AddResult
 from tests.support.crs import create_device_server
 from tests.support.workers import REPO, celery_messages
-from watcher.main import Watcher, api_client_for
+from watcher.kube import Kube
+from watcher.main import Watcher
 from watcher.settings import Settings
-from workers.contract import TASK_NAME, Key
-from workers.queue import EnqueueResult, WorkQueue
-from workers.queue.fair import AddResult
 
 JsonDict = dict[str, Any]
 
@@ -39,7 +41,7 @@ class Recording(Watcher):
     def __init__(
         self,
         settings: Settings,
-        api_client: client.ApiClient,
+        kube: Kube,
         queue: WorkQueue,
         send: Callable[[Key], None] | None = None,
     ) -> None:
@@ -47,7 +49,7 @@ class Recording(Watcher):
         self.sent: list[Key] = []
         self.results: list[EnqueueResult | AddResult | None] = []
         self._send_on = send
-        super().__init__(settings, api_client, queue, self._record_send)
+        super().__init__(settings, kube, queue, self._record_send)
 
     def _record_send(self, key: Key) -> None:
         self.sent.append(key)
@@ -89,8 +91,8 @@ def start_watcher(kubeemu: KubeEmu, redis: RedisServer) -> Iterator[StartWatcher
                 **(env or {}),
             }
         )
-        api_client = api_client_for(settings)
-        watcher = Recording(settings, api_client, WorkQueue(redis.client()), send)
+        kube = Kube.connect(settings.kubeconfig)
+        watcher = Recording(settings, kube, WorkQueue(redis.client()), send)
         running.append((watcher, watcher.lead(threading.Event())))
         return watcher
 
@@ -100,7 +102,7 @@ def start_watcher(kubeemu: KubeEmu, redis: RedisServer) -> Iterator[StartWatcher
         for thread in threads:
             thread.join(timeout=10)
             assert not thread.is_alive(), f"{thread.name} outlived stop_producing"
-        watcher.api_client.close()
+        watcher.kube.close()
 
 
 WatcherProcess = Callable[..., subprocess.Popen[bytes]]

@@ -6,11 +6,11 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from devstack.redis_server import RedisServer
+from tango_operator.celery_app import make_publisher
+from tango_operator.keys import Key
+from tango_operator.workqueue import EnqueueResult, WorkQueue
 from tests.integration.watcher.conftest import ds_key, sent_keys
 from watcher.enqueue import Enqueuer
-from watcher.send import Sender
-from workers.contract import Key
-from workers.queue import EnqueueResult, WorkQueue
 
 
 def _errors(stage: str) -> float:
@@ -19,7 +19,7 @@ def _errors(stage: str) -> float:
 
 
 def test_one_celery_message_per_queued_key(redis: RedisServer) -> None:
-    enqueuer = Enqueuer(WorkQueue(redis.client()), Sender(redis.url))
+    enqueuer = Enqueuer(WorkQueue(redis.client()), make_publisher(redis.url))
     assert enqueuer.enqueue(ds_key("a")) is EnqueueResult.SEND
     assert enqueuer.enqueue(ds_key("a")) is EnqueueResult.DUPLICATE
     assert enqueuer.enqueue(ds_key("b")) is EnqueueResult.SEND

@@ -20,6 +20,7 @@ from tests.integration.watcher.conftest import (
     sent_keys,
 )
 from tests.support.workers import wait_for
+from watcher.kube import Kube
 from watcher.leader import LeaderElector
 
 LEASE_SECONDS = 3
@@ -76,7 +77,7 @@ def test_standby_takes_over_from_a_released_and_from_a_killed_leader(
 
 def _elector(api_client: client.ApiClient, identity: str) -> LeaderElector:
     return LeaderElector(
-        api_client,
+        Kube(api_client),
         namespace="default",
         name="tango-operator-watcher",
         identity=identity,

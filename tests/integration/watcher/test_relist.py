@@ -22,10 +22,11 @@ from prometheus_client import REGISTRY
 
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
+from tango_operator import crd, resources
 from tests.integration.watcher.conftest import StartWatcher, create_ds, ds_key
 from tests.support.workers import wait_for
+from watcher.kube import Kube
 from watcher.sources import Resource, Source
-from workers import api
 
 JsonDict = dict[str, Any]
 NAMESPACE = "relist"
@@ -47,7 +48,7 @@ def quiet(tmp_path: Path) -> Iterator[tuple[KubeEmu, client.ApiClient]]:
 
 def _delete_ds(api_client: client.ApiClient, name: str) -> None:
     client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
-        api.GROUP, api.VERSION, NAMESPACE, "deviceservers", name
+        crd.GROUP, crd.VERSION, NAMESPACE, "deviceservers", name
     )
 
 
@@ -88,8 +89,8 @@ def test_source_relist_deletes_what_the_list_no_longer_has(
     emitted: list[tuple[str, str, JsonDict]] = []
     stop = threading.Event()
     source = Source(
-        api_client,
-        Resource(f"/apis/{api.API_VERSION}", "deviceservers", "DeviceServer"),
+        Kube(api_client),
+        Resource(resources.DEVICE_SERVER),
         NAMESPACE,
         lambda kind, event_type, obj: emitted.append((kind, event_type, obj)),
         stop,

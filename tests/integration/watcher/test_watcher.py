@@ -19,6 +19,9 @@ from prometheus_client import REGISTRY
 from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
+from tango_operator.celery_app import make_publisher
+from tango_operator.workqueue import EnqueueResult
 from tests.integration.watcher.conftest import (
     StartWatcher,
     create_ds,
@@ -27,9 +30,6 @@ from tests.integration.watcher.conftest import (
     sent_keys,
 )
 from tests.support.workers import wait_for
-from watcher.send import Sender
-from workers import api
-from workers.queue import EnqueueResult
 
 MANAGED = {"app.kubernetes.io/managed-by": "tango-operator"}
 
@@ -43,7 +43,7 @@ def _owner_reference(owner: dict[str, object]) -> dict[str, object]:
     meta = owner["metadata"]
     assert isinstance(meta, dict)
     return {
-        "apiVersion": api.API_VERSION,
+        "apiVersion": crd.API_VERSION,
         "kind": "DeviceServer",
         "name": meta["name"],
         "uid": meta["uid"],
@@ -64,13 +64,13 @@ def test_events_map_to_keys_and_dedupe(
     assert watcher.sent == [ds_key("a")], "exactly one message for a new key"
 
     custom.patch_namespaced_custom_object_status(
-        api.GROUP, api.VERSION, "default", "deviceservers", "a", {"status": {"state": "Waiting"}}
+        crd.GROUP, crd.VERSION, "default", "deviceservers", "a", {"status": {"state": "Waiting"}}
     )
     time.sleep(0.5)
     assert watcher.offered == [ds_key("a")], "a status-only change produces no key"
 
     custom.patch_namespaced_custom_object(
-        api.GROUP, api.VERSION, "default", "deviceservers", "a", {"spec": {"image": "j"}}
+        crd.GROUP, crd.VERSION, "default", "deviceservers", "a", {"spec": {"image": "j"}}
     )
     wait_for(lambda: len(watcher.offered) == 2, timeout=10, what="the spec change's key")
     assert watcher.offered[1] == ds_key("a")
@@ -114,7 +114,7 @@ def test_events_map_to_keys_and_dedupe(
     time.sleep(0.5)
     assert len(watcher.offered) == 4
 
-    custom.delete_namespaced_custom_object(api.GROUP, api.VERSION, "default", "deviceservers", "a")
+    custom.delete_namespaced_custom_object(crd.GROUP, crd.VERSION, "default", "deviceservers", "a")
     wait_for(lambda: len(watcher.offered) >= 5, timeout=10, what="the deletion's key")
     assert watcher.offered[4] == ds_key("a")
 
@@ -178,7 +178,7 @@ def test_compacted_history_relists_and_misses_nothing(
 
 
 def test_pump_sends_due_keys(start_watcher: StartWatcher, redis: RedisServer) -> None:
-    watcher = start_watcher(send=Sender(redis.url))
+    watcher = start_watcher(send=make_publisher(redis.url))
     queue = watcher.queue
     member = ds_key("later").encode()
     queue.redis.zadd(queue.prefix + "delayed", {member: time.time() - 1})
@@ -192,7 +192,7 @@ def test_resync_refills_a_flushed_redis(
 ) -> None:
     for name in ("x", "y"):
         create_ds(kube_client, name)
-    start_watcher(env={"TANGO_OPERATOR_RESYNC_SECONDS": "1"}, send=Sender(redis.url))
+    start_watcher(env={"TANGO_OPERATOR_RESYNC_SECONDS": "1"}, send=make_publisher(redis.url))
     wanted = {ds_key("x"), ds_key("y")}
     wait_for(lambda: wanted <= set(sent_keys(redis)), timeout=10, what="the first messages")
     time.sleep(1.5)
@@ -253,7 +253,7 @@ def test_a_failed_resync_is_tried_again_soon(
     start_watcher: StartWatcher, kube_client: client.ApiClient, kubeemu: KubeEmu, redis: RedisServer
 ) -> None:
     create_ds(kube_client, "later")
-    watcher = start_watcher(send=Sender(redis.url))  # resync period: an hour
+    watcher = start_watcher(send=make_publisher(redis.url))  # resync period: an hour
     wait_for(lambda: ds_key("later") in sent_keys(redis), timeout=10, what="the first message")
     redis.client().flushall()  # what the resync is for: Redis lost the key
     kubeemu.set_faults([{"code": 500, "verbs": ["list"], "resources": ["deviceservers"]}])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis import Redis
 
-from workers.contract import Key
-from workers.queue.dependencies import RedisDependencyIndex
+from tango_operator.keys import Key
+from tango_operator.workqueue.dependencies import RedisDependencyIndex
 
 
 def _key(name: str) -> Key:

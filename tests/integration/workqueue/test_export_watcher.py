@@ -8,12 +8,12 @@ import time
 
 from redis import Redis
 
+from tango_operator.keys import Key
+from tango_operator.workqueue.dependencies import RedisDependencyIndex
+from tango_operator.workqueue.fair import URGENT_WAKE_LIMIT
+from tango_operator.workqueue.starting import StartingServers
 from tests.support.standin_tango import StandInTango
-from workers.contract import Key
-from workers.exports import ExportWatcher
-from workers.queue.dependencies import RedisDependencyIndex
-from workers.queue.fair import URGENT_WAKE_LIMIT
-from workers.queue.starting import StartingServers
+from workers.export_watcher import ExportWatcher
 
 HOST = "127.0.0.1:10000"
 

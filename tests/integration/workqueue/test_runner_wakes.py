@@ -1,4 +1,4 @@
-"""``workers.runner.run`` against a real redis-server: the keys a reconcile wakes are sent
+"""``workers.execution.run`` against a real redis-server: the keys a reconcile wakes are sent
 urgently when they are few, and only put in front when they are many."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from redis import Redis
 
-from workers.contract import Key
-from workers.queue import WorkQueue
-from workers.queue.fair import URGENT_WAKE_LIMIT
+from tango_operator.keys import Key
+from tango_operator.workqueue import WorkQueue
+from tango_operator.workqueue.fair import URGENT_WAKE_LIMIT
+from workers.execution import run
 from workers.reconcile.ports import Outcome
-from workers.runner import run
 
 
 def _key(name: str) -> Key:

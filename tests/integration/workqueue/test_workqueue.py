@@ -33,8 +33,8 @@ from hypothesis.stateful import (
 )
 
 from devstack.redis_server import RedisServer
-from workers.contract import Key
-from workers.queue import Busy, EnqueueResult, FinishResult, Lease, WorkQueue
+from tango_operator.keys import Key
+from tango_operator.workqueue import Busy, EnqueueResult, FinishResult, Lease, WorkQueue
 
 ROOT = Path(__file__).resolve().parents[3]
 KEY = Key("DeviceServer", "tango", "motor-01")
@@ -179,8 +179,8 @@ def test_concurrent_begin_from_threads_gives_exactly_one_lease(
 CONTENDER = """
 import sys, time
 from redis import Redis
-from workers.contract import Key
-from workers.queue import Lease, WorkQueue
+from tango_operator.keys import Key
+from tango_operator.workqueue import Lease, WorkQueue
 port, start = int(sys.argv[1]), float(sys.argv[2])
 wq = WorkQueue(Redis(host="127.0.0.1", port=port))
 key = Key("DeviceServer", "tango", "contended")

@@ -1,6 +1,6 @@
 """The Lua scripts that make each queue operation atomic in Redis.
 
-Loaded by ``workers.queue.workqueue`` through ``redis.Redis.register_script`` (EVALSHA,
+Loaded by ``tango_operator.workqueue.queue`` through ``redis.Redis.register_script`` (EVALSHA,
 reloaded transparently after a Redis restart). Each script's KEYS/ARGV layout is written
 above it and must match the call in ``WorkQueue``. Times are seconds (floats) from the
 caller's clock; lease lengths are milliseconds because the lock's TTL is Redis's own.
@@ -34,7 +34,7 @@ return 'SEND'
 # Busy   -> {0, holder's remaining ms, queued_at or ''}; the key is marked dirty and
 #           kept in `processing` so that DUE finds it if the holder dies.
 # Grace  -> {0, grace left in ms, queued_at or ''}: Redis lost its data and leases of
-#           before may still be running (workers.queue.epoch); no epoch at all means it
+#           before may still be running (tango_operator.workqueue.epoch); no epoch at all means it
 #           was lost since the caller's check. Marked dirty, in `processing` until the
 #           grace ends, so that DUE hands it back then.
 BEGIN = """

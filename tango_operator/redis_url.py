@@ -1,80 +1,18 @@
-"""The seam between the watcher and the workers: what a reconcile request is.
+"""The Redis URL every part of the operator connects with, from the environment.
 
-The watcher builds keys from Kubernetes events and puts them on the queue; a worker
-task receives one and hands it to the reconciler of its kind. A key names an object,
-never carries it: the worker re-reads the world (level-triggered reconciliation).
-
-Stdlib only, so the watcher image needs nothing else.
+Read by the watcher's settings (``watcher.settings``), the workers' wiring (``workers.wiring``
+through ``workers.settings``), and the Celery configuration (``tango_operator.celeryconfig``)
+that the watcher, the workers and Flower all load. Passwords and TLS files are merged into
+the URL here, once; messages never contain a password.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-KINDS = ("DeviceServer", "DatabaseDS")
-
-
-@dataclass(frozen=True, order=True)
-class Key:
-    """One reconcile request: the kind, namespace and name of a custom resource."""
-
-    kind: str
-    namespace: str
-    name: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown kind {self.kind!r}; expected one of {', '.join(KINDS)}")
-        if not self.namespace or not self.name:
-            raise ValueError("a key needs a namespace and a name")
-
-    def encode(self) -> str:
-        """A compact, stable string form (also the Redis member and lock name)."""
-        return json.dumps([self.kind, self.namespace, self.name], separators=(",", ":"))
-
-    @classmethod
-    def decode(cls, text: str) -> Key:
-        try:
-            kind, namespace, name = json.loads(text)
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"not a reconcile key: {text!r}") from exc
-        return cls(str(kind), str(namespace), str(name))
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}"
-
-
-TASK_NAME = "tango_operator.reconcile"
-"""The one Celery task: its only argument is ``Key.encode()``."""
-QUEUE_NAME = "tango-operator"
-"""The Celery queue the watcher's dispatcher feeds and the workers consume."""
-
-PRIORITY_URGENT = 0
-"""A dependency wake-up of a few keys (``workers.queue.fair``): taken before the others."""
-PRIORITY_NORMAL = 5
-"""Every other reconcile message."""
-PRIORITY_SEPARATOR = "\x06\x16"
-BROKER_PRIORITY_OPTIONS: Mapping[str, object] = {
-    "priority_steps": [PRIORITY_URGENT, PRIORITY_NORMAL],
-    "sep": PRIORITY_SEPARATOR,
-}
-"""kombu's Redis transport keeps one list per priority step and a consumer pops them in
-step order, lowest first: urgent messages live in the list named ``QUEUE_NAME``, the others
-in ``QUEUE_NAME + sep + "5"``. Senders and consumers must agree on these options (a sender
-picks the list), so every Celery app of the operator uses them (``broker_transport_options``);
-kombu's own default separator is pinned so that ``queue_lists`` stays right. A message sent
-without a priority counts as urgent (kombu's default, 0; Celery's ``send_task`` does not
-apply ``task_default_priority``), so every sender of the operator names one."""
-
-
-def queue_lists() -> tuple[str, str]:
-    """The Redis lists holding the Celery queue's messages: urgent first, then normal."""
-    return QUEUE_NAME, f"{QUEUE_NAME}{PRIORITY_SEPARATOR}{PRIORITY_NORMAL}"
-
+from tango_operator.environment import SettingsError
 
 REDIS_URL_ENV = "TANGO_OPERATOR_REDIS_URL"
 REDIS_PASSWORD_ENV = "TANGO_OPERATOR_REDIS_PASSWORD"
@@ -92,7 +30,7 @@ TLS_FILES = {
 names redis-py's ``from_url`` and kombu's URL parser both read)."""
 
 
-class RedisSettingsError(ValueError):
+class RedisSettingsError(SettingsError):
     """The Redis settings contradict each other; the message names the variables (never a
     password or a URL that could hold one)."""
 
@@ -170,7 +108,7 @@ def celery_url(url: str) -> str:
 def redis_tls(environ: Mapping[str, str] | None = None) -> dict[str, str | bool] | None:
     """The TLS options of ``redis_url``'s URL as keyword arguments (None without TLS).
 
-    For Celery's ``broker_use_ssl`` (``workers.celeryconfig``): kombu reads the URL's
+    For Celery's ``broker_use_ssl`` (``tango_operator.celeryconfig``): kombu reads the URL's
     parameters itself, but Flower's broker page reads only this setting. The same
     ``ssl_*`` names redis-py's connections take."""
     parts = urlsplit(redis_url(environ))

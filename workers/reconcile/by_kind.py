@@ -5,13 +5,13 @@ Called by the Celery task (and by tests directly); picks the reconciler of the k
 
 from __future__ import annotations
 
-from workers import api
-from workers.contract import Key
+from tango_operator import crd
+from tango_operator.keys import Key
 from workers.reconcile import databaseds, deviceserver
 from workers.reconcile.ports import Outcome, Ports
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
-    if key.kind == api.Kind.DEVICE_SERVER.value:
+    if key.kind == crd.Kind.DEVICE_SERVER.value:
         return deviceserver.reconcile(key, ports)
     return databaseds.reconcile(key, ports)

@@ -1,11 +1,15 @@
-"""Celery settings of the workers (lower-case names, loaded by ``workers.app``).
+"""Celery settings of every operator process (lower-case names, loaded by ``make_app``).
+
+The workers consume with them, the watcher and the workers publish with them, and Flower
+reads the broker with them (``tango_operator.celery_app``); the worker-side settings are
+inert in a process that only sends.
 
 Values come from the environment (``TANGO_OPERATOR_REDIS_URL``, ``TANGO_OPERATOR_REDIS_PASSWORD``
 and, for a ``rediss://`` URL, ``TANGO_OPERATOR_REDIS_CA_FILE`` / ``_CERT_FILE`` / ``_KEY_FILE``;
-see ``workers.contract.redis_url``); everything else is fixed here because the queue contract
-(DESIGN §5) depends on it: JSON only, late acks with one message prefetched, redelivery when a
-worker dies, and no results stored (the state of a reconcile is in the custom resource's status
-and in the metrics, not in Celery).
+see ``tango_operator.redis_url``); everything else is fixed here because the queue contract
+(docs/architecture.md, "The queue contract") depends on it: JSON only, late acks with one
+message prefetched, redelivery when a worker dies, and no results stored (the state of a
+reconcile is in the custom resource's status and in the metrics, not in Celery).
 
 JSON only is also a security boundary (docs/security.md): anyone who can write to the Redis can
 make workers reconcile keys of their choosing, but a pickle or YAML message is refused before it
@@ -14,13 +18,8 @@ is decoded, so they cannot make a worker run code.
 
 from __future__ import annotations
 
-from workers.contract import (
-    BROKER_PRIORITY_OPTIONS,
-    QUEUE_NAME,
-    celery_url,
-    redis_tls,
-    redis_url,
-)
+from tango_operator.messages import BROKER_PRIORITY_OPTIONS, QUEUE_NAME
+from tango_operator.redis_url import celery_url, redis_tls, redis_url
 
 # TANGO_OPERATOR_REDIS_URL (+ _REDIS_PASSWORD, + the TLS files), in kombu's spelling
 broker_url = celery_url(redis_url())
@@ -31,7 +30,7 @@ broker_connection_retry_on_startup = True
 # A reconcile lasts seconds; nothing is ever scheduled with an ETA or countdown (delays live
 # in the work queue's Redis sorted set), so an unacked message older than this really is lost.
 # The priority steps put a dependency wake-up ahead of the messages already queued
-# (workers.contract); Flower's broker page reads them from here too.
+# (tango_operator.messages); Flower's broker page reads them from here too.
 broker_transport_options = {"visibility_timeout": 900, **BROKER_PRIORITY_OPTIONS}
 
 task_serializer = "json"

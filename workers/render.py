@@ -1,26 +1,24 @@
-"""The ``tango-operator`` command line.
+"""``tango-operator render``: the children of custom resources, without a cluster.
 
-``tango-operator render -f FILE`` reads DeviceServer / DatabaseDS resources from YAML files (or
-stdin with ``-f -``), renders their children exactly as the workers would apply them, and writes
-them to stdout as one multi-document YAML stream, like ``helm template``. Problems go to stderr;
-the exit status is 1 when any resource could not be rendered (the others still are).
+``tango-operator render -f FILE`` (run by the command in ``tango_operator.cli``) reads
+DeviceServer / DatabaseDS resources from YAML files (or stdin with ``-f -``), renders their
+children exactly as the workers would apply them, and writes them to stdout as one
+multi-document YAML stream, like ``helm template``. Problems go to stderr; the exit status is 1
+when any resource could not be rendered (the others still are).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 import yaml
 
-from workers import api, names, rendering, supervise
-from workers.contract import QUEUE_NAME
+from tango_operator import crd, names
+from workers import rendering
 
 JsonDict = dict[str, Any]
 
@@ -77,9 +75,9 @@ def _read(path: str, stdin: TextIO) -> Iterator[Any]:
 def _children(resource: JsonDict, args: argparse.Namespace) -> list[JsonDict]:
     kind = resource.get("kind")
     name = resource["metadata"]["name"]
-    if kind == api.Kind.DEVICE_SERVER:
-        device_server = api.parse_device_server(resource)
-        tango_host = args.tango_host or api.tango_host_for(
+    if kind == crd.Kind.DEVICE_SERVER:
+        device_server = crd.parse_device_server(resource)
+        tango_host = args.tango_host or crd.tango_host_for(
             device_server.databaseds,
             namespace=resource["metadata"]["namespace"],
             cluster_domain=device_server.cluster_domain,
@@ -87,7 +85,7 @@ def _children(resource: JsonDict, args: argparse.Namespace) -> list[JsonDict]:
         return rendering.render_device_server(
             resource, device_server, tango_host=tango_host, replicas=args.replicas
         )
-    database_ds = api.parse_database_ds(resource)
+    database_ds = crd.parse_database_ds(resource)
     return rendering.render_database_ds(
         resource,
         database_ds,
@@ -104,7 +102,7 @@ def _prepared(document: JsonDict, namespace: str | None) -> JsonDict:
     metadata["uid"] = metadata.get("uid") or PLACEHOLDER_UID
     return {
         **document,
-        "apiVersion": document.get("apiVersion") or api.API_VERSION,
+        "apiVersion": document.get("apiVersion") or crd.API_VERSION,
         "metadata": metadata,
     }
 
@@ -121,7 +119,7 @@ def render(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Text
             continue
         for document in resources:
             kind = document.get("kind") if isinstance(document, dict) else None
-            if kind not in (api.Kind.DEVICE_SERVER, api.Kind.DATABASE_DS):
+            if kind not in (crd.Kind.DEVICE_SERVER, crd.Kind.DATABASE_DS):
                 print(f"{path}: skipping a document of kind {kind!r}", file=stderr)
                 continue
             name = (document.get("metadata") or {}).get("name")
@@ -132,7 +130,7 @@ def render(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Text
             resource = _prepared(document, args.namespace)
             try:
                 children = _children(resource, args)
-            except api.SpecError as exc:
+            except crd.SpecError as exc:
                 print(f"{kind}/{name}: {exc.field}: {exc.message}", file=stderr)
                 status = 1
                 continue
@@ -152,17 +150,13 @@ def _replicas(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
-        prog="tango-operator", description="Kubernetes operator for TANGO-controls."
-    )
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    render_command = commands.add_parser(
-        "render",
-        help="print the child manifests of DeviceServer/DatabaseDS resources",
+    """The options of ``tango-operator render``."""
+    command = argparse.ArgumentParser(
+        prog="tango-operator render",
         description="Render the children of DeviceServer and DatabaseDS resources, as the "
         "workers would apply them, as a multi-document YAML stream.",
     )
-    render_command.add_argument(
+    command.add_argument(
         "-f",
         "--filename",
         dest="files",
@@ -171,95 +165,27 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="YAML file with resources (multi-document); '-' reads stdin; repeatable",
     )
-    render_command.add_argument(
+    command.add_argument(
         "-n", "--namespace", help="namespace of the resources (default: their own, or default)"
     )
-    render_command.add_argument(
+    command.add_argument(
         "--replicas",
         type=_replicas,
         default=1,
         help="replicas of the DeviceServer and DataBaseds StatefulSets (default 1)",
     )
-    render_command.add_argument(
+    command.add_argument(
         "--tango-host",
         metavar="HOST:PORT",
         help="TANGO_HOST of the DeviceServers (default: their databaseds in the namespace)",
     )
-    render_command.set_defaults(handler=render)
-    for name, summary in PASSTHROUGH.items():
-        commands.add_parser(name, help=summary, add_help=False)
-    return top
-
-
-PASSTHROUGH = {
-    "worker": "run Celery workers: every `celery worker` option is accepted",
-    "watcher": "run the watcher (list/watch → Redis), leader-elected",
-}
-
-
-def _exec_worker(rest: Sequence[str]) -> int:
-    """``celery -A workers.app worker -Q tango-operator`` plus the user's options.
-
-    Sets up PROMETHEUS_MULTIPROC_DIR (a fresh directory unless given) so the metrics of all
-    Celery child processes add up on the main process's /metrics. The worker runs under
-    ``workers.supervise`` (restarted after a crash, see there) unless
-    ``TANGO_OPERATOR_WORKER_MAX_RESTARTS=0``, which execs Celery in place.
-    """
-    environment = dict(os.environ)
-    if not environment.get("PROMETHEUS_MULTIPROC_DIR"):
-        environment["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tango-operator-metrics-")
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "workers.app",
-        "worker",
-        "-Q",
-        QUEUE_NAME,
-        *rest,
-    ]
-    max_restarts = _non_negative_int(environment, "TANGO_OPERATOR_WORKER_MAX_RESTARTS", 10)
-    if max_restarts == 0:
-        os.execve(sys.executable, command, environment)
-    logging.basicConfig(
-        level=logging.INFO, format="[%(asctime)s: %(levelname)s/supervisor] %(message)s"
-    )
-    supervisor = supervise.Supervisor(
-        command, environment, supervise.RestartPolicy(max_restarts=max_restarts)
-    )
-    supervisor.install_signal_handlers()
-    return supervisor.run()
-
-
-def _non_negative_int(environment: dict[str, str], name: str, default: int) -> int:
-    text = environment.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise SystemExit(f"{name}={text!r}: expected a whole number, 0 or more")
-    return value
-
-
-def _exec_watcher(rest: Sequence[str]) -> int:
-    command = [sys.executable, "-m", "watcher", *rest]
-    os.execv(sys.executable, command)
-    return 1  # not reached
+    return command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments and arguments[0] == "worker":
-        return _exec_worker(arguments[1:])
-    if arguments and arguments[0] == "watcher":
-        return _exec_watcher(arguments[1:])
-    args = parser().parse_args(arguments)
-    status: int = args.handler(args, sys.stdout, sys.stderr, sys.stdin)
-    return status
+    """Render the files named in ``argv``; 1 when any resource could not be rendered."""
+    args = parser().parse_args(argv)
+    return render(args, sys.stdout, sys.stderr, sys.stdin)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Runs as a thread in every worker process (``workers.tasks`` starts it); the processes take
 turns through a lease in Redis, so one looks at a time. Every ``interval`` seconds it reads
-the starting servers (``workers.queue.starting``, registered by the task layer when a
+the starting servers (``tango_operator.workqueue.starting``, registered by the task layer when a
 reconcile ends in Pending), asks TANGO which of their devices are exported, and when all of
 a server's are, forgets it and wakes the server and every DeviceServer waiting for those
 devices (``wake``: enqueue and send; the waiters urgently when they are few,
@@ -18,14 +18,14 @@ import threading
 import time
 import uuid
 
-from workers.contract import Key
-from workers.queue.fair import URGENT_WAKE_LIMIT, Waker
-from workers.queue.starting import StartingServers
+from tango_operator.keys import Key
+from tango_operator.workqueue.fair import URGENT_WAKE_LIMIT, Waker
+from tango_operator.workqueue.starting import StartingServers
+from workers import settings
 from workers.reconcile.ports import DependencyIndexPort, TangoPort, TangoUnavailableError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL = 0.1
 MAX_AGE = 900.0
 """A server still not exported after this many seconds is left to its reconciles."""
 
@@ -38,7 +38,7 @@ class ExportWatcher:
         index: DependencyIndexPort,
         wake: Waker,
         *,
-        interval: float = DEFAULT_INTERVAL,
+        interval: float = settings.DEFAULT_EXPORT_POLL_SECONDS,
         max_age: float = MAX_AGE,
     ) -> None:
         self.starting = starting

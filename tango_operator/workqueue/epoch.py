@@ -1,6 +1,6 @@
 """Leases across a Redis that lost its data: the epoch and the grace period.
 
-The work queue's leases (``workers.queue.workqueue``) live only in Redis. A Redis that
+The work queue's leases (``tango_operator.workqueue.queue``) live only in Redis. A Redis that
 restarts without persistence, or is flushed, forgets them while their holders are still
 reconciling; granting the same key again at once runs it in two workers at the same time
 (the fault soak, ``tests/soak``, caught exactly that). Lock servers that lose their state

@@ -16,14 +16,14 @@ Redis data, under ``prefix`` (members are ``Key.encode()`` strings):
 - ``failures``       HASH member → consecutive failures (backoff; reset on success).
 - ``delayed``        ZSET member → due time (requeue-after and failure backoff).
 - ``epoch``, ``grace`` which data this Redis holds, and the pause after it lost them
-                     (``workers.queue.epoch``).
+                     (``tango_operator.workqueue.epoch``).
 
-Every operation is one Lua script (``workers.queue.scripts``) or one MULTI pipeline, after
-a look at the epoch (enqueue, begin, renew, due). Times come from the injected ``clock``
-(seconds); the lease TTL is Redis's own. If Redis restarts empty every operation keeps
-working: the state is gone, no lease is granted until the leases of before may have ended
-(the grace period, ``workers.queue.epoch``), and the watcher's resync re-enqueues
-everything (DESIGN §5.7). Needs Redis ≥ 6.2 (``ZADD LT``/``GT``).
+Every operation is one Lua script (``tango_operator.workqueue.scripts``) or one MULTI pipeline,
+after a look at the epoch (enqueue, begin, renew, due). Times come from the injected ``clock``
+(seconds); the lease TTL is Redis's own. If Redis restarts empty every operation keeps working:
+the state is gone, no lease is granted until the leases of before may have ended (the grace
+period, ``tango_operator.workqueue.epoch``), and the watcher's resync re-enqueues everything
+(DESIGN §5.7). Needs Redis ≥ 6.2 (``ZADD LT``/``GT``).
 """
 
 from __future__ import annotations
@@ -38,10 +38,10 @@ from typing import Any
 
 from redis import Redis
 
-from workers.contract import Key
-from workers.queue import scripts
-from workers.queue.backoff import backoff_delay, draw_jitter
-from workers.queue.epoch import Epoch
+from tango_operator.keys import Key
+from tango_operator.workqueue import scripts
+from tango_operator.workqueue.backoff import backoff_delay, draw_jitter
+from tango_operator.workqueue.epoch import Epoch
 
 DEFAULT_PREFIX = "tango-operator:"
 HOUSEKEEPING_SECONDS = 86_400.0
@@ -78,7 +78,7 @@ class Busy:
     """Another live lease holds the key. It is marked dirty, so it runs once more after
     the holder finishes; if the holder dies instead, ``due`` returns it once the holder's
     lease has lapsed. The caller drops its message. Also the answer while the grace period
-    after a loss of Redis's data lasts (``workers.queue.epoch``); ``due`` returns the key
+    after a loss of Redis's data lasts (``tango_operator.workqueue.epoch``); ``due`` returns the key
     when it ends."""
 
     key: Key
@@ -268,7 +268,7 @@ class WorkQueue:
 
     def backoff(self, failures: int) -> float:
         """``min(cap, base·2^(failures-1))`` times a jitter factor drawn from ``rng`` in
-        [0.5, 1.0]; 0 for no failures (see ``workers.queue.backoff``)."""
+        [0.5, 1.0]; 0 for no failures (see ``tango_operator.workqueue.backoff``)."""
         return backoff_delay(
             failures, base=self.backoff_base, cap=self.backoff_cap, jitter=draw_jitter(self.rng)
         )

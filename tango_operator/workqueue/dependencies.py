@@ -13,8 +13,8 @@ from typing import Any, cast
 
 from redis import Redis
 
-from workers.contract import Key
-from workers.queue.workqueue import DEFAULT_PREFIX
+from tango_operator.keys import Key
+from tango_operator.workqueue.queue import DEFAULT_PREFIX
 
 
 def _text(value: bytes | str) -> str:

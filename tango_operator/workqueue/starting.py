@@ -1,8 +1,8 @@
 """The starting DeviceServers in Redis: whose devices to look for in TANGO, and where.
 
-Written by the task layer after each reconcile (``workers.runner``): a server whose pod
+Written by the task layer after each reconcile (``workers.execution``): a server whose pod
 is starting is registered with its TANGO host and devices, any other outcome forgets it.
-Read by the export watcher (``workers.exports``), which looks for those devices in the
+Read by the export watcher (``workers.export_watcher``), which looks for those devices in the
 TANGO DB every tenth of a second and wakes the server and its waiters the moment they are
 exported — much cheaper than polling with full reconciles. One HASH (member → JSON), and a
 turn-taking lease so that only one worker process looks at a time.
@@ -17,8 +17,8 @@ from typing import Any, cast
 
 from redis import Redis
 
-from workers.contract import Key
-from workers.queue.workqueue import DEFAULT_PREFIX
+from tango_operator.keys import Key
+from tango_operator.workqueue.queue import DEFAULT_PREFIX
 
 # Renew the turn only if it is still ours (compare-and-set).
 _TAKE_TURN = """

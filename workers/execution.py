@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from workers.contract import Key
-from workers.errors import PermanentError, TemporaryError
-from workers.queue import Busy, EnqueueResult, Lease, WorkQueue
-from workers.queue.fair import URGENT_WAKE_LIMIT, Waker
-from workers.queue.starting import StartingServers
+from tango_operator.errors import PermanentError, TemporaryError
+from tango_operator.keys import Key
+from tango_operator.workqueue import Busy, EnqueueResult, Lease, WorkQueue
+from tango_operator.workqueue.fair import URGENT_WAKE_LIMIT, Waker
+from tango_operator.workqueue.starting import StartingServers
 from workers.reconcile.ports import Outcome
 
 log = logging.getLogger(__name__)

@@ -43,8 +43,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from workers.contract import Key
-from workers.queue.workqueue import HOUSEKEEPING_SECONDS, WorkQueue
+from tango_operator import environment
+from tango_operator.keys import Key
+from tango_operator.workqueue.queue import HOUSEKEEPING_SECONDS, WorkQueue
 
 URGENT_WAKE_LIMIT = 4
 """A wake-up of at most this many keys at once is sent urgently (see the module doc)."""
@@ -233,7 +234,7 @@ class FairQueue:
     def dispatch(self, window: int, weights: Mapping[str, int] | None = None) -> Dispatched:
         """Mark up to ``window`` minus the keys in flight as in flight, fairly; the caller
         sends one message for each key returned. A look at the epoch first: a Redis that lost
-        its data is noticed before any message is sent (``workers.queue.epoch``)."""
+        its data is noticed before any message is sent (``tango_operator.workqueue.epoch``)."""
         self.queue.check_epoch()
         reply = self._dispatch(
             keys=[
@@ -305,10 +306,6 @@ class Dispatched:
 MODES = ("fair", "fifo")
 
 
-class DispatchSettingsError(ValueError):
-    pass
-
-
 @dataclass(frozen=True)
 class DispatchSettings:
     """How keys reach Celery; the watcher and the workers must agree on ``mode``.
@@ -334,38 +331,26 @@ class DispatchSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> DispatchSettings:
-        mode = environ.get("TANGO_OPERATOR_DISPATCH", "").strip() or "fair"
-        if mode not in MODES:
-            raise DispatchSettingsError(
-                f"TANGO_OPERATOR_DISPATCH={mode!r}: expected one of {', '.join(MODES)}"
-            )
-        raw_window = environ.get("TANGO_OPERATOR_DISPATCH_WINDOW", "").strip() or "auto"
-        window: int | None = None
+        """Read the three ``TANGO_OPERATOR_*`` variables above (``SettingsError`` if unusable)."""
+        mode = environment.choice(environ, "TANGO_OPERATOR_DISPATCH", MODES, "fair")
+        raw_window = environment.text(environ, "TANGO_OPERATOR_DISPATCH_WINDOW", "auto")
+        window = None
         if raw_window != "auto":
             try:
-                window = int(raw_window)
-            except ValueError:
-                window = 0
-            if window < 1:
-                raise DispatchSettingsError(
+                window = environment.whole_number(
+                    environ, "TANGO_OPERATOR_DISPATCH_WINDOW", 0, minimum=1
+                )
+            except environment.SettingsError:
+                raise environment.SettingsError(
                     f"TANGO_OPERATOR_DISPATCH_WINDOW={raw_window!r}: expected auto or a whole "
                     "number of at least 1"
-                )
-        raw_weights = environ.get("TANGO_OPERATOR_NAMESPACE_WEIGHTS", "").strip()
-        weights: dict[str, int] = {}
-        if raw_weights:
-            try:
-                decoded = json.loads(raw_weights)
-            except ValueError as exc:
-                raise DispatchSettingsError(
-                    f"TANGO_OPERATOR_NAMESPACE_WEIGHTS: not JSON ({exc})"
                 ) from None
-            if not isinstance(decoded, dict) or not all(
-                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
-                for k, v in decoded.items()
-            ):
-                raise DispatchSettingsError(
-                    'TANGO_OPERATOR_NAMESPACE_WEIGHTS: expected {"namespace": weight ≥ 1, ...}'
-                )
-            weights = decoded
+        weights = environment.json_object(
+            environ,
+            "TANGO_OPERATOR_NAMESPACE_WEIGHTS",
+            lambda decoded: all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in decoded.values()
+            ),
+            '{"namespace": weight ≥ 1, ...}',
+        )
         return cls(mode=mode, window=window, weights=weights)

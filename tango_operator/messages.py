@@ -1,0 +1,69 @@
+"""The reconcile message: the one Celery task, its queue and priorities, and how it is sent.
+
+Producers are the watcher's dispatcher (``watcher.dispatch``, ``watcher.enqueue``) and the
+workers' own follow-ups and wake-ups (``workers.tasks``); both send through a
+:class:`Publisher` over a Celery app configured from ``tango_operator.celeryconfig``, so
+the message (task name, JSON argument ``Key.encode()``, queue, priority) is built in one
+place. The consumer is the task ``workers.tasks.reconcile``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from tango_operator.keys import Key
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+TASK_NAME = "tango_operator.reconcile"
+"""The one Celery task: its only argument is ``Key.encode()``."""
+QUEUE_NAME = "tango-operator"
+"""The Celery queue the watcher's dispatcher feeds and the workers consume."""
+
+PRIORITY_URGENT = 0
+"""A dependency wake-up of a few keys (``tango_operator.workqueue.fair``): taken first."""
+PRIORITY_NORMAL = 5
+"""Every other reconcile message."""
+PRIORITY_SEPARATOR = "\x06\x16"
+BROKER_PRIORITY_OPTIONS: Mapping[str, object] = {
+    "priority_steps": [PRIORITY_URGENT, PRIORITY_NORMAL],
+    "sep": PRIORITY_SEPARATOR,
+}
+"""kombu's Redis transport keeps one list per priority step and a consumer pops them in
+step order, lowest first: urgent messages live in the list named ``QUEUE_NAME``, the others
+in ``QUEUE_NAME + sep + "5"``. Senders and consumers must agree on these options (a sender
+picks the list), so every Celery app of the operator uses them (``broker_transport_options``);
+kombu's own default separator is pinned so that ``queue_lists`` stays right. A message sent
+without a priority counts as urgent (kombu's default, 0; Celery's ``send_task`` does not
+apply ``task_default_priority``), so every sender of the operator names one."""
+
+
+def queue_lists() -> tuple[str, str]:
+    """The Redis lists holding the Celery queue's messages: urgent first, then normal."""
+    return QUEUE_NAME, f"{QUEUE_NAME}{PRIORITY_SEPARATOR}{PRIORITY_NORMAL}"
+
+
+class Publisher:
+    """Sends reconcile messages for keys through one Celery app."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def __call__(self, key: Key) -> None:
+        """Send at the normal priority, behind the messages already queued."""
+        self.send(key, urgent=False)
+
+    def urgent(self, key: Key) -> None:
+        """Send ahead of the messages already queued (a woken dependent)."""
+        self.send(key, urgent=True)
+
+    def send(self, key: Key, *, urgent: bool) -> None:
+        """One message for ``key``; kombu picks its Redis list by the priority."""
+        self.app.send_task(
+            TASK_NAME,
+            args=[key.encode()],
+            queue=QUEUE_NAME,
+            priority=PRIORITY_URGENT if urgent else PRIORITY_NORMAL,
+        )
