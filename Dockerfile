@@ -22,6 +22,7 @@ RUN groupadd --system --gid 10001 tango-operator \
 FROM base AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY tango_operator ./tango_operator
 COPY watcher ./watcher
 COPY workers ./workers
 RUN pip wheel --no-deps --wheel-dir /wheels .

@@ -5,7 +5,7 @@ Each process reads its ``TANGO_OPERATOR_*`` variables in one settings module of 
 values with these functions, so a bad value is reported the same way everywhere: a
 ``SettingsError`` whose message names the variable and what was expected (never the value
 of a secret: callers do not pass secrets through here). The core's own readers
-(``tango_operator.redis_url``, ``tango_operator.workqueue.fair.DispatchSettings``) use them
+(``tango_operator.redis_url``, ``tango_operator.dispatch_settings``) use them
 too. Input: a mapping (``os.environ`` by default); output: typed values.
 """
 

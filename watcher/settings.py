@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tango_operator import environment
+from tango_operator.dispatch_settings import DispatchSettings
 from tango_operator.environment import SettingsError
 from tango_operator.redis_url import REDIS_URL_ENV, redis_url
-from tango_operator.workqueue.fair import DispatchSettings
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 """Where a pod finds its own namespace: the Lease's default namespace in a cluster."""

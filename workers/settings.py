@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tango_operator import environment
+from tango_operator.dispatch_settings import DispatchSettings
 from tango_operator.environment import SettingsError
 from tango_operator.redis_url import redis_url
-from tango_operator.workqueue.fair import DispatchSettings
-from workers.reconcile.ports import Settings
 
 __all__ = ["Settings", "SettingsError", "WorkerSettings", "for_process", "from_environment"]
 
@@ -31,6 +30,22 @@ LEASE_SECONDS = "TANGO_OPERATOR_LEASE_SECONDS"
 EXPORT_POLL = "TANGO_OPERATOR_EXPORT_POLL_SECONDS"
 METRICS_PORT = "TANGO_OPERATOR_METRICS_PORT"
 TEMPLATES = "TANGO_OPERATOR_TEMPLATES"
+
+@dataclass(frozen=True)
+class Settings:
+    """What the reconcilers are configured with (``from_environment``; ``Ports.settings``)."""
+
+    host_map: dict[str, str] = field(default_factory=dict)
+    """In-cluster ``host:port`` → address reachable from the worker (running outside a cluster)."""
+    remove_from_tango_db_on_delete: bool = True
+    pending_poll_seconds: float = 2.0
+    waiting_min_seconds: float = 1.0
+    waiting_max_seconds: float = 60.0
+
+    def reachable(self, address: str) -> str:
+        return self.host_map.get(address, address)
+
+
 
 DEFAULT_TANGO_PORT = "workers.tango:PyTangoPort"
 DEFAULT_EXPORT_POLL_SECONDS = 0.1

@@ -40,10 +40,8 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from tango_operator import environment
 from tango_operator.keys import Key
 from tango_operator.workqueue.queue import HOUSEKEEPING_SECONDS, WorkQueue
 
@@ -301,56 +299,3 @@ class Dispatched:
         """Keys in flight (sent, not started) before this call."""
         self.processing = processing
         """Keys being reconciled (leases held or not yet swept)."""
-
-
-MODES = ("fair", "fifo")
-
-
-@dataclass(frozen=True)
-class DispatchSettings:
-    """How keys reach Celery; the watcher and the workers must agree on ``mode``.
-
-    ``TANGO_OPERATOR_DISPATCH``: ``fair`` (default; keys wait in Redis per namespace and the
-    watcher's dispatcher sends a window of them at a time) or ``fifo`` (every key is sent at
-    once: one Celery queue in arrival order, as a plain workqueue would).
-    ``TANGO_OPERATOR_DISPATCH_WINDOW``: keys in flight at most; ``auto`` (default) keeps it
-    at twice the number of reconciles running at the busiest moment of the last minute,
-    plus 4, so that workers never idle for want of a message.
-    ``TANGO_OPERATOR_NAMESPACE_WEIGHTS``: JSON ``{"namespace": weight}``; a namespace's keys
-    per turn (default 1).
-    """
-
-    mode: str = "fair"
-    window: int | None = None
-    """None: automatic."""
-    weights: Mapping[str, int] = field(default_factory=dict)
-
-    @property
-    def fair(self) -> bool:
-        return self.mode == "fair"
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str]) -> DispatchSettings:
-        """Read the three ``TANGO_OPERATOR_*`` variables above (``SettingsError`` if unusable)."""
-        mode = environment.choice(environ, "TANGO_OPERATOR_DISPATCH", MODES, "fair")
-        raw_window = environment.text(environ, "TANGO_OPERATOR_DISPATCH_WINDOW", "auto")
-        window = None
-        if raw_window != "auto":
-            try:
-                window = environment.whole_number(
-                    environ, "TANGO_OPERATOR_DISPATCH_WINDOW", 0, minimum=1
-                )
-            except environment.SettingsError:
-                raise environment.SettingsError(
-                    f"TANGO_OPERATOR_DISPATCH_WINDOW={raw_window!r}: expected auto or a whole "
-                    "number of at least 1"
-                ) from None
-        weights = environment.json_object(
-            environ,
-            "TANGO_OPERATOR_NAMESPACE_WEIGHTS",
-            lambda decoded: all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in decoded.values()
-            ),
-            '{"namespace": weight ≥ 1, ...}',
-        )
-        return cls(mode=mode, window=window, weights=weights)

@@ -67,7 +67,7 @@ def _exec_form(stage: str, instruction: str) -> list[str] | None:
 
 def _names_read_by_the_code() -> set[str]:
     names = {"KUBECONFIG", "PROMETHEUS_MULTIPROC_DIR"}
-    for package in ("watcher", "workers"):
+    for package in ("tango_operator", "watcher", "workers"):
         for path in (ROOT / package).rglob("*.py"):
             names |= set(re.findall(r"\"(TANGO_OPERATOR_[A-Z_]+)\"", path.read_text()))
     return names

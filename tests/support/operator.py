@@ -18,7 +18,8 @@ from tango_operator.keys import Key
 from tests.support.standin_tango import StandInTango
 from workers.kube import Kube
 from workers.reconcile import by_kind
-from workers.reconcile.ports import InMemoryDependencyIndex, Outcome, Ports, Settings
+from workers.reconcile.ports import InMemoryDependencyIndex, Outcome, Ports
+from workers.settings import Settings
 
 JsonDict = dict[str, Any]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from workers.reconcile.ports import Settings
 from workers.reconcile.status import waiting_delay
+from workers.settings import Settings
 
 
 def _waiting_since(seconds: float, now: datetime) -> dict[str, object]:

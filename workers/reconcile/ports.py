@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from tango_operator import crd
 from tango_operator.keys import Key
+from workers.settings import Settings
 
 JsonDict = dict[str, Any]
 
@@ -117,21 +118,6 @@ class InMemoryDependencyIndex:
 
     def forget(self, waiter: Key) -> None:
         self._waiting.pop(waiter, None)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Operator settings the reconcilers need (from the environment, see workers.settings)."""
-
-    host_map: dict[str, str] = field(default_factory=dict)
-    """In-cluster ``host:port`` → address reachable from the worker (running outside a cluster)."""
-    remove_from_tango_db_on_delete: bool = True
-    pending_poll_seconds: float = 2.0
-    waiting_min_seconds: float = 1.0
-    waiting_max_seconds: float = 60.0
-
-    def reachable(self, address: str) -> str:
-        return self.host_map.get(address, address)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from workers.reconcile.ports import KubePort, Settings
+from workers.reconcile.ports import KubePort
+from workers.settings import Settings
 
 JsonDict = dict[str, Any]
 

@@ -18,7 +18,8 @@ from tango_operator import crd
 from tests.support.operator import Operator, ds_key
 from tests.support.tango_db import PyTangoDatabase
 from tests.support.tango_servers import TangoServers
-from workers.reconcile.ports import Outcome, Settings
+from workers.reconcile.ports import Outcome
+from workers.settings import Settings
 from workers.tango import PyTangoPort
 
 JsonDict = dict[str, Any]

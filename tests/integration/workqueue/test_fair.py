@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 from redis import Redis
 
+from tango_operator.dispatch_settings import DispatchSettings
 from tango_operator.keys import Key
 from tango_operator.workqueue import Lease, WorkQueue
-from tango_operator.workqueue.fair import AddResult, DispatchSettings, FairQueue
+from tango_operator.workqueue.fair import AddResult, FairQueue
 from watcher.dispatch import FLOOR, Dispatcher
 
 
