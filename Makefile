@@ -1,5 +1,5 @@
 # tango-operator — every target bootstraps what it needs (virtualenv, packages, tools).
-# `make help` lists the targets.
+# `make help` lists the targets, grouped by purpose.
 
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
@@ -11,42 +11,52 @@ BIN := $(VENV)/bin
 TOOLS := .tools/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# the edit-test loop: unit tests, the Kubernetes API tier against kubeemu, and the fast
+# integration tests (everything not marked slow)
+FAST_TIERS := tests/unit tests/kubeapi tests/integration kubeemu/tests
 
 export PATH := $(CURDIR)/$(TOOLS):$(PATH)
 
+# `make help` prints the targets under the `##@ group` headings below, each with its `## text`.
 .PHONY: help
-help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+help: ## Show this help, grouped by purpose
+	@awk 'BEGIN {FS = ":.*## "} \
+	  /^##@ / {printf "\n\033[1m%s\033[0m\n", substr($$0, 5)} \
+	  /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): pyproject.toml
-	@scripts/bootstrap-python.sh "$(PYTHON)" "$(VENV)"
-	@touch $@
+##@ Run
 
-.PHONY: venv
-venv: $(STAMP) ## Create .venv and install the project with its dev extras
+.PHONY: demo
+demo: venv tools system-deps ## The operator on its embedded local stack with helm/samples (Ctrl-C stops it)
+	$(BIN)/python -m devstack demo $(DEMO_ARGS)
 
-.PHONY: tools
-tools: ## Fetch kubectl 1.31 and helm 3.17 into .tools/bin (pinned, verified)
-	@scripts/fetch-tools.sh
+.PHONY: emulator
+emulator: venv tools ## Run kubeemu on a free port and write .cache/kubeconfig (Ctrl-C stops it)
+	@mkdir -p .cache
+	$(BIN)/python -m kubeemu --port 0 --kubeconfig .cache/kubeconfig
 
-.PHONY: system-deps
-system-deps: ## Install the programs the tests start themselves (redis-server), or say how
-	@scripts/system-deps.sh
+##@ Test
 
 .PHONY: test
-test: venv tools system-deps ## Run the whole test suite (unit, contract, integration, e2e)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: venv tools system-deps ## The whole test suite (every tier); prints the 20 slowest tests
+	$(BIN)/pytest --durations=20 $(PYTEST_ARGS)
 
-.PHONY: bench
-bench: venv tools system-deps ## Benchmarks (minutes; prints tables, updates docs/benchmarks.md)
-	$(BIN)/python -m tests.bench.bench_reconcile $(BENCH_ARGS)
-	$(BIN)/python -m tests.bench.bench_tango $(BENCH_TANGO_ARGS)
-	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
-	$(BIN)/python -m tests.bench.bench_fairness $(BENCH_FAIRNESS_ARGS)
+.PHONY: test-fast
+test-fast: venv tools system-deps ## The edit-test loop: unit, Kubernetes API and fast integration tests
+	$(BIN)/pytest -m "not slow" --durations=10 $(FAST_TIERS) $(PYTEST_ARGS)
 
 .PHONY: soak
 soak: venv system-deps ## Fault soak: 500 DeviceServers through API faults, kills, a Redis flush, a leader kill, a TANGO outage (minutes; updates docs/benchmarks.md)
 	$(BIN)/python -m tests.soak.soak $(SOAK_ARGS)
+
+##@ Benchmark
+
+.PHONY: bench
+bench: venv tools system-deps ## Every benchmark (minutes; prints tables, updates docs/benchmarks.md)
+	$(BIN)/python -m tests.bench.bench_reconcile $(BENCH_ARGS)
+	$(BIN)/python -m tests.bench.bench_tango $(BENCH_TANGO_ARGS)
+	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
+	$(BIN)/python -m tests.bench.bench_fairness $(BENCH_FAIRNESS_ARGS)
 
 .PHONY: bench-fairness
 bench-fairness: venv tools system-deps ## A flood of 2,000 CRs vs one late CR in another namespace, fair vs FIFO dispatch
@@ -60,30 +70,45 @@ bench-wakeup: venv tools system-deps ## Dependency wake-up latency, chains of de
 bench-tango: venv system-deps ## TANGO dependency checks/s, cache on vs off (updates docs/benchmarks.md)
 	$(BIN)/python -m tests.bench.bench_tango $(BENCH_TANGO_ARGS)
 
+##@ Code quality
+
 .PHONY: lint
-lint: venv ## ruff, mypy --strict and the import-linter contracts
+lint: venv ## ruff (style, docstrings, complexity), mypy --strict and the import contracts; CI runs it
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	cd kubeemu && ../$(BIN)/lint-imports
 
 .PHONY: format
 format: venv ## Apply ruff's formatter and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-.PHONY: emulator
-emulator: venv tools ## Run kubeemu on a free port and write .cache/kubeconfig (Ctrl-C stops it)
-	@mkdir -p .cache
-	$(BIN)/python -m kubeemu --port 0 --kubeconfig .cache/kubeconfig
+##@ Set-up
 
-.PHONY: demo
-demo: venv tools system-deps ## The operator on its embedded local stack with helm/samples (Ctrl-C stops it)
-	$(BIN)/python -m devstack demo $(DEMO_ARGS)
+$(STAMP): pyproject.toml kubeemu/pyproject.toml
+	@scripts/bootstrap-python.sh "$(PYTHON)" "$(VENV)"
+	@touch $@
+
+.PHONY: venv
+venv: $(STAMP) ## Create .venv and install the project, kubeemu and the dev tools into it
+
+.PHONY: tools
+tools: ## Fetch kubectl 1.31 and helm 3.17 into .tools/bin (pinned, verified)
+	@scripts/fetch-tools.sh
+
+.PHONY: system-deps
+system-deps: ## Install the programs the tests start themselves (redis-server, TANGO, MariaDB), or say how
+	@scripts/system-deps.sh
+
+.PHONY: wheel
+wheel: venv ## Build the operator's wheel into dist/ (no kubeemu, no devstack in it)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
 
 .PHONY: clean
-clean: ## Remove caches (keeps .venv and .tools)
-	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .cache
+clean: ## Remove caches and build output (keeps .venv and .tools)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .cache build dist
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 .PHONY: distclean

@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
-from tests.contract.crds import GROUP, KIND, VERSION, widget
+from tests.kubeapi.crds import GROUP, KIND, VERSION, widget
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures of the contract tests: official Python clients configured from kubeemu's kubeconfig."""
+"""Fixtures of the Kubernetes API tier: the official Python clients, from kubeemu's kubeconfig."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client, config
 
 from kubeemu.testing import KubeEmu
-from tests.contract.crds import WIDGET_CRD
+from tests.kubeapi.crds import WIDGET_CRD
 
 
 @pytest.fixture

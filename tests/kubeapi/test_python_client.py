@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.contract.crds import GROUP, PLURAL, VERSION, widget
+from tests.kubeapi.crds import GROUP, PLURAL, VERSION, widget
 
 
 def _status(exc: ApiException) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from kubeemu.testing import KubeEmu
-from tests.contract.raw import call, status_body
+from tests.kubeapi.raw import call, status_body
 
 JsonDict = dict[str, Any]
 RFC3339_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")

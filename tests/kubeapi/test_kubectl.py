@@ -11,7 +11,7 @@ import yaml
 
 from kubeemu.testing import KubeEmu
 from tests.conftest import Cli
-from tests.contract.crds import WIDGET_CRD, widget
+from tests.kubeapi.crds import WIDGET_CRD, widget
 
 
 def _write(path: Path, *documents: Mapping[str, object]) -> str:

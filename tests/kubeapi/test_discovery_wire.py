@@ -6,7 +6,7 @@ from __future__ import annotations
 import urllib.request
 
 from kubeemu.testing import KubeEmu
-from tests.contract.raw import call, status_body
+from tests.kubeapi.raw import call, status_body
 
 AGGREGATED = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"

@@ -15,8 +15,8 @@ from kubernetes import client
 
 from kubeemu.testing import KubeEmu
 from tests.conftest import Cli
-from tests.contract.crds import GROUP, PLURAL, VERSION, widget
-from tests.contract.raw import call, status_body
+from tests.kubeapi.crds import GROUP, PLURAL, VERSION, widget
+from tests.kubeapi.raw import call, status_body
 
 JsonDict = dict[str, Any]
 CM = "/api/v1/namespaces/default/configmaps"

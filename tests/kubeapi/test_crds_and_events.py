@@ -11,8 +11,8 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kubeemu.testing import KubeEmu
-from tests.contract.crds import GROUP, PLURAL, VERSION, WIDGET_CRD, widget
-from tests.contract.raw import call
+from tests.kubeapi.crds import GROUP, PLURAL, VERSION, WIDGET_CRD, widget
+from tests.kubeapi.raw import call
 
 JsonDict = dict[str, Any]
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
