@@ -23,7 +23,7 @@ already sent — up to a window of them — are ahead of it in the Celery queue.
 at most ``URGENT_WAKE_LIMIT`` keys is therefore also marked urgent: ``dispatch`` takes it out
 of turn, even when the window is full (up to a reserve of one more window), says so, and the
 dispatcher sends it at the urgent priority, which workers take before the normal messages
-(``workers.contract``). A larger wake-up (a DatabaseDS that came back, a provider
+(``tango_operator.messages``). A larger wake-up (a DatabaseDS that came back, a provider
 many servers wait for) is only put in front: urgent messages overtake every namespace's
 keys, so they must stay few. Each urgent wake-up follows a server's export or start, which
 took one of its namespace's fair turns, so a namespace cannot win more than a bounded share

@@ -93,9 +93,9 @@ def test_every_client_authenticates(locked_redis: RedisServer) -> None:
     # the workers' Celery broker and their runtime's Redis client, in a fresh interpreter
     # (both read the environment at import)
     probe = (
-        "from workers import celeryconfig\n"
+        "from tango_operator import celeryconfig\n"
         "from workers.app import app\n"
-        "from workers.contract import redis_url\n"
+        "from tango_operator.redis_url import redis_url\n"
         "import redis\n"
         "assert app.conf.broker_url == celeryconfig.broker_url\n"
         "with app.connection_for_write() as connection:\n"

@@ -71,7 +71,7 @@ def test_an_urgent_message_is_taken_before_those_queued_ahead_of_it(
 ) -> None:
     """The watcher's sender and a real worker through kombu's priority lists: a woken
     dependent sent at the urgent priority runs before the messages that were already
-    waiting (``workers.contract``), instead of after a window of them."""
+    waiting (``tango_operator.messages``), instead of after a window of them."""
     names = [f"n{number}" for number in range(6)]
     for name in [*names, "woken"]:
         create_device_server(kube_client, name, databaseds=f"db-{name}.example")
