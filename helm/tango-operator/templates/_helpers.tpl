@@ -57,6 +57,50 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-watcher" (include "tango-operator.fullname" .)) .Values.watcher.leaderElection.leaseName }}
 {{- end }}
 
+{{/* --- RBAC -------------------------------------------------------------------------- */}}
+
+{{- /*
+Least privilege, from what the code does (tests/chart/test_rbac.py checks both directions
+against the API requests of a real run):
+  watcher: list+watch of the custom resources and of the child kinds it maps back to them;
+           the Lease of its leader election (create, and get/update of that one Lease:
+           watcher-leader-election-role.yaml).
+  workers: get/patch of the custom resources (finalizers), list of DeviceServers (a
+           DatabaseDS wakes its users), patch of their status;
+           server-side apply (patch) of the children, get of StatefulSets; create of the
+           TANGO DB credentials Secret and get of a user-named one; create of Events.
+The rules below are those of <component>-clusterrole.yaml (all namespaces) or, with
+watchNamespaces, of <component>-role.yaml (a Role in each of those namespaces);
+namespaceSelector adds list+watch of Namespaces (cluster-scoped by nature:
+watcher-namespaces-clusterrole.yaml).
+*/}}
+
+{{/* The rules of a component's (Cluster)Role; call with (dict "component" "watcher"). */}}
+{{- define "tango-operator.rbacRules" -}}
+{{- $group := "tango.tango-controls.org" }}
+{{- $rules := dict }}
+{{- $_ := set $rules "watcher" (list
+  (dict "apiGroups" (list $group) "resources" (list "deviceservers" "databaseds") "verbs" (list "list" "watch"))
+  (dict "apiGroups" (list "apps") "resources" (list "statefulsets") "verbs" (list "list" "watch"))
+  (dict "apiGroups" (list "") "resources" (list "configmaps" "persistentvolumeclaims" "services") "verbs" (list "list" "watch"))
+) }}
+{{- $_ := set $rules "worker" (list
+  (dict "apiGroups" (list $group) "resources" (list "deviceservers") "verbs" (list "get" "list" "patch"))
+  (dict "apiGroups" (list $group) "resources" (list "databaseds") "verbs" (list "get" "patch"))
+  (dict "apiGroups" (list $group) "resources" (list "deviceservers/status" "databaseds/status") "verbs" (list "patch"))
+  (dict "apiGroups" (list "apps") "resources" (list "statefulsets") "verbs" (list "get" "patch"))
+  (dict "apiGroups" (list "") "resources" (list "configmaps" "persistentvolumeclaims" "services") "verbs" (list "patch"))
+  (dict "apiGroups" (list "") "resources" (list "secrets") "verbs" (list "create" "get"))
+  (dict "apiGroups" (list "") "resources" (list "events") "verbs" (list "create"))
+) }}
+{{- toYaml (index $rules .component) }}
+{{- end }}
+
+{{/* The subject of a component's bindings; call with (dict "ctx" $ "component" "watcher"). */}}
+{{- define "tango-operator.rbacSubject" -}}
+{{- toYaml (dict "kind" "ServiceAccount" "name" (include "tango-operator.serviceAccountName" .) "namespace" .ctx.Release.Namespace) }}
+{{- end }}
+
 {{/* --- Redis ------------------------------------------------------------------------- */}}
 
 {{- define "tango-operator.redisSecretName" -}}
