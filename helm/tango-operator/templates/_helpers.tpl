@@ -121,7 +121,7 @@ watcher-namespaces-clusterrole.yaml).
 {{- end }}
 
 {{/* The URL without credentials (they come from TANGO_OPERATOR_REDIS_PASSWORD) and without TLS
-options: for a rediss:// URL the code always verifies the server (workers.contract.redis_url adds
+options: for a rediss:// URL the code always verifies the server (tango_operator.redis_url.redis_url adds
 ssl_cert_reqs=required), with the CA file of TANGO_OPERATOR_REDIS_CA_FILE when the chart mounts
 one, else with the system CAs. */}}
 {{- define "tango-operator.redisUrl" -}}
@@ -143,7 +143,7 @@ one, else with the system CAs. */}}
 {{- end }}
 
 {{/* The Redis environment of the watcher, the workers and Flower (names read by
-workers.contract.redis_url). */}}
+tango_operator.redis_url.redis_url). */}}
 {{- define "tango-operator.redisEnv" -}}
 - name: TANGO_OPERATOR_REDIS_URL
   value: {{ include "tango-operator.redisUrl" . | quote }}
