@@ -1,4 +1,4 @@
-"""Wire basics and discovery details (checklist §2, D1-D3, D6): what clients read before any
+"""Wire basics and discovery details (kubeemu/README.md, the fidelity table): what clients read before any
 object, generic error bodies, and which request encodings are accepted."""
 
 from __future__ import annotations

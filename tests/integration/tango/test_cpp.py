@@ -108,7 +108,7 @@ def test_device_added_to_a_running_config_is_idempotent_here_where_json2tango_is
 ) -> None:
     """The alias quirk is not sqlite's. The C++ DB returns device rows in insertion order
     and adds a server's dserver row after its first device, so json2tango is idempotent
-    at first (DESIGN §7) -- until a device is added to an existing server instance: that
+    at first (docs/tango.md) -- until a device is added to an existing server instance: that
     device is then the last row, and json2tango rewrites the DB on every apply."""
     target = f"TangoTest/{unique}"
     one = tangotest_document(unique, f"test/grow/{unique}-1")
