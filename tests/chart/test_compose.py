@@ -21,6 +21,7 @@ import yaml
 from tango_operator.cli import COMMANDS
 from tests.chart.chart import CHART
 from tests.conftest import ROOT
+from tests.support.layout import OPERATOR_PACKAGES
 
 JsonDict = dict[str, Any]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -67,7 +68,7 @@ def _exec_form(stage: str, instruction: str) -> list[str] | None:
 
 def _names_read_by_the_code() -> set[str]:
     names = {"KUBECONFIG", "PROMETHEUS_MULTIPROC_DIR"}
-    for package in ("tango_operator", "watcher", "workers"):
+    for package in OPERATOR_PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             names |= set(re.findall(r"\"(TANGO_OPERATOR_[A-Z_]+)\"", path.read_text()))
     return names

@@ -27,6 +27,7 @@ from tests.chart.chart import (
     render,
 )
 from tests.conftest import ROOT
+from tests.support.layout import OPERATOR_PACKAGES
 from watcher import metrics as watcher_metrics
 from workers import metrics as worker_metrics
 
@@ -207,7 +208,7 @@ def test_probes_never_ask_the_broker(tmp_path: Path) -> None:
 
 def _names_read_by_the_code() -> set[str]:
     names: set[str] = set()
-    for package in ("watcher", "workers"):
+    for package in OPERATOR_PACKAGES:
         for path in (ROOT / package).rglob("*.py"):
             names |= set(re.findall(r"\"(TANGO_OPERATOR_[A-Z_]+)\"", path.read_text()))
     return names

@@ -1,5 +1,8 @@
-"""Wire basics and discovery details (kubeemu/README.md, the fidelity table): what clients read before any
-object, generic error bodies, and which request encodings are accepted."""
+"""Wire basics and discovery details (kubeemu/README.md, the fidelity table).
+
+What clients read before any object, generic error bodies, and which request encodings are
+accepted.
+"""
 
 from __future__ import annotations
 

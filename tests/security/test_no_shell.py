@@ -28,6 +28,7 @@ from typing import Any
 from devstack.runner import plan
 from devstack.runner.process import LocalPod
 from tango_operator import crd
+from tests.support.layout import DEV_PACKAGES, OPERATOR_PACKAGES
 from tests.support.workers import REPO, wait_for
 from workers import rendering
 
@@ -125,7 +126,7 @@ def test_the_local_kubelet_runs_user_strings_without_a_shell(tmp_path: Path) -> 
 
 # --- every place that starts a process ------------------------------------------------------
 
-SCANNED = ("watcher", "workers", "devstack", "kubeemu")
+SCANNED = OPERATOR_PACKAGES + DEV_PACKAGES
 PROCESS_CALLS = {
     ("subprocess", "Popen"),
     ("subprocess", "run"),

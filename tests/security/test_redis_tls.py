@@ -4,8 +4,8 @@
 that asks for client certificates, ``_CERT_FILE`` / ``_KEY_FILE``) reach the watcher's work
 queue client (redis-py) and its Celery sender, the workers' Celery broker (kombu) and their
 work queue client, and Flower (its event consumer and its broker page), through
-``tango_operator.redis_url.redis_url`` / ``redis_tls``. Checked against a real redis-server that speaks
-TLS only (``--port 0 --tls-port``) with a certificate from a CA made for the test: a
+``tango_operator.redis_url.redis_url`` / ``redis_tls``. Checked against a real redis-server
+that speaks TLS only (``--port 0 --tls-port``) with a certificate from a CA made for the test: a
 DeviceServer is reconciled to Running over TLS by the real watcher and worker processes while
 Flower follows; the same clients given another CA, or none (the system CAs), refuse to talk
 and say why (``CERTIFICATE_VERIFY_FAILED``). kombu on its own would not: a bare ``rediss://``

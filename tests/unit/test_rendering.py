@@ -97,7 +97,10 @@ TANGOTEST_CONFIG = '{"servers": {"TangoTest": {"test": {"TangoTest": {"sys/tg_te
 
 
 def tangotest() -> JsonDict:
-    """The DeviceServer ska-tango-util renders for the default TangoTest (tests/data/crs/ska-tangotest.yaml)."""
+    """The DeviceServer ska-tango-util renders for the default TangoTest.
+
+    The same as tests/data/crs/ska-tangotest.yaml.
+    """
     return {
         "apiVersion": "tango.tango-controls.org/v1",
         "kind": "DeviceServer",
