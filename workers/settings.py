@@ -31,6 +31,7 @@ EXPORT_POLL = "TANGO_OPERATOR_EXPORT_POLL_SECONDS"
 METRICS_PORT = "TANGO_OPERATOR_METRICS_PORT"
 TEMPLATES = "TANGO_OPERATOR_TEMPLATES"
 
+
 @dataclass(frozen=True)
 class Settings:
     """What the reconcilers are configured with (``from_environment``; ``Ports.settings``)."""
@@ -44,7 +45,6 @@ class Settings:
 
     def reachable(self, address: str) -> str:
         return self.host_map.get(address, address)
-
 
 
 DEFAULT_TANGO_PORT = "workers.tango:PyTangoPort"
