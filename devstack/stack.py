@@ -231,8 +231,10 @@ class LocalStack:
         return dead
 
     def stop(self) -> None:
-        """Stop every process this stack started: operator first, the kubelet's device
-        servers next, then Redis and the API."""
+        """Stop every process this stack started.
+
+        Operator first, the kubelet's device servers next, then Redis and the API.
+        """
         for process in self.processes.values():
             if process.poll() is None:
                 # the process itself, not its group: the worker's supervisor passes SIGTERM

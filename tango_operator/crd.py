@@ -135,8 +135,10 @@ class TangoConfig:
 
     @property
     def digest(self) -> str:
-        """A short hash of ``document`` (key order and spacing do not matter): recorded in
-        the status as ``configHash`` and on the pod template, so a change rolls the pod."""
+        """A short hash of ``document`` (key order and spacing do not matter).
+
+        Recorded in the status as ``configHash`` and on the pod template, so a change rolls the pod.
+        """
         canonical = json.dumps(self.document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 

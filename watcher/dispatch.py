@@ -80,8 +80,11 @@ class Dispatcher:
         return len(result.keys), result.in_flight + len(result.keys) >= window
 
     def run(self, stop: threading.Event) -> None:
-        """Until ``stop``: dispatch, then wait for a new key (or a tick, when the window is
-        full and only workers taking messages can make room). Redis trouble is retried."""
+        """Dispatch, then wait for a new key, until ``stop`` is set.
+
+        The wait ends at a new key, or at a tick when the window is full and only workers taking
+        messages can make room. Redis trouble is retried.
+        """
         redis = self.fair.queue.redis
         while not stop.is_set():
             try:

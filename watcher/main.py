@@ -121,9 +121,11 @@ class Watcher:
             self.resync()  # CRs of a namespace that starts matching
 
     def resync(self) -> None:
-        """Enqueue every custom resource (periodically, and after any relist). Calls that
-        arrive while one runs (every source relists after a compaction) coalesce into one
-        more run."""
+        """Enqueue every custom resource (periodically, and after any relist).
+
+        Calls that arrive while one runs (every source relists after a compaction) coalesce into one
+        more run.
+        """
         self._resync_wanted.set()
         while self._resync_wanted.is_set():
             if not self._resync_running.acquire(blocking=False):

@@ -62,8 +62,11 @@ class Mapper:
         return key in self._seen
 
     def forget_all(self) -> None:
-        """Leadership lost: the next leadership lists afresh and every object is new again.
-        (A relist forgets only what is gone: its source emits a DELETED for each.)"""
+        """Leadership lost.
+
+        The next leadership lists afresh and every object is new again. (A relist forgets only what
+        is gone: its source emits a DELETED for each.)
+        """
         self._seen.clear()
 
     def __len__(self) -> int:

@@ -109,9 +109,12 @@ class _Seen:
 
 
 class CustomResources:
-    """The last state seen of every custom resource, exported as
-    ``tango_operator_custom_resources{kind, namespace, state}`` (a count) at scrape time, and
-    the transitions it sees observed into TIME_TO_RUNNING and DEPENDENCY_WAIT."""
+    """The last state seen of every custom resource, and the transitions between states.
+
+    The states are exported as ``tango_operator_custom_resources{kind, namespace, state}`` (a
+    count) at scrape time; the transitions it sees are observed into TIME_TO_RUNNING and
+    DEPENDENCY_WAIT.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock

@@ -167,8 +167,10 @@ class Source:
             )
 
     def abort(self) -> None:
-        """Interrupt a read blocked on a quiet stream (after ``stop`` is set): the thread
-        ends now rather than at the inactivity timeout."""
+        """Interrupt a read blocked on a quiet stream (after ``stop`` is set).
+
+        The thread ends now rather than at the inactivity timeout.
+        """
         stream = self._stream
         if stream is not None:
             stream.abort()
@@ -206,8 +208,10 @@ class Source:
         return str(listed["metadata"]["resourceVersion"])
 
     def _replace(self, present: dict[ObjectKey, JsonDict]) -> None:
-        """Make ``present`` (a full list) what this source knows; emit DELETED for each
-        object known before and absent from it."""
+        """Make ``present`` (a full list) what this source knows.
+
+        Emit DELETED for each object known before and absent from it.
+        """
         gone = [obj for key, obj in self.known.items() if key not in present]
         self.known = present
         if gone:

@@ -73,8 +73,10 @@ class ReconcileFailedError(Exception):
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _start_export_watcher(**_: Any) -> None:
-    """In every pool process (after the fork, so PyTango is never shared across one); the
-    processes take turns, so one looks at a time."""
+    """In every pool process (after the fork, so PyTango is never shared across one).
+
+    The processes take turns, so one looks at a time.
+    """
     try:
         wiring = current()
     except Exception:  # the first task reports the same problem, with its key

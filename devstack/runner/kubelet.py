@@ -161,8 +161,10 @@ class LocalKubelet:
     # -- test controls ------------------------------------------------------------------
 
     def suspend(self, namespace: str, name: str) -> None:
-        """Stop the process of pod ``namespace/name`` and keep it stopped until ``resume``
-        (a node that loses a process and cannot start it: the pod reports not ready)."""
+        """Stop the process of pod ``namespace/name`` and keep it stopped until ``resume``.
+
+        This is a node that loses a process and cannot start it: the pod reports not ready.
+        """
         with self._lock:
             self._suspended.add((namespace, name))
 

@@ -75,11 +75,13 @@ class Lease:
 
 @dataclass(frozen=True)
 class Busy:
-    """Another live lease holds the key. It is marked dirty, so it runs once more after
-    the holder finishes; if the holder dies instead, ``due`` returns it once the holder's
-    lease has lapsed. The caller drops its message. Also the answer while the grace period
-    after a loss of Redis's data lasts (``tango_operator.workqueue.epoch``); ``due`` returns the key
-    when it ends."""
+    """Another live lease holds the key.
+
+    It is marked dirty, so it runs once more after the holder finishes; if the holder dies instead,
+    ``due`` returns it once the holder's lease has lapsed. The caller drops its message. Also the
+    answer while the grace period after a loss of Redis's data lasts
+    (``tango_operator.workqueue.epoch``); ``due`` returns the key when it ends.
+    """
 
     key: Key
     holder_expires_in: float
@@ -163,8 +165,11 @@ class WorkQueue:
     # -- the API ------------------------------------------------------------------------
 
     def check_epoch(self) -> float:
-        """Notice a Redis that lost its data (and start the grace period); the seconds of
-        grace left. Called before every enqueue, begin, renew and due, and by FairQueue."""
+        """Notice a Redis that lost its data (and start the grace period).
+
+        Returns the seconds of grace left. Called before every enqueue, begin, renew and due, and
+        by FairQueue.
+        """
         return self.epoch.check(self.lease_seconds if self._granted else 0.0)
 
     def enqueue(self, key: Key) -> EnqueueResult:
@@ -212,9 +217,11 @@ class WorkQueue:
         )
 
     def renew(self, lease: Lease) -> bool:
-        """Extend the lease by ``lease_seconds`` if it is still ours — or take it back if
-        its lock is gone and nobody else holds the key (Redis lost it, or it lapsed);
-        False when another holder has the key."""
+        """Extend the lease by ``lease_seconds`` if it is still ours, or take it back.
+
+        It is taken back if its lock is gone and nobody else holds the key (Redis lost it, or it
+        lapsed). Returns False when another holder has the key.
+        """
         self.check_epoch()
         member = lease.key.encode()
         reply = self._renew(
@@ -267,17 +274,22 @@ class WorkQueue:
         )
 
     def backoff(self, failures: int) -> float:
-        """``min(cap, base·2^(failures-1))`` times a jitter factor drawn from ``rng`` in
-        [0.5, 1.0]; 0 for no failures (see ``tango_operator.workqueue.backoff``)."""
+        """Return the delay before retrying a key after ``failures`` consecutive failures.
+
+        ``min(cap, base·2^(failures-1))`` times a jitter factor drawn from ``rng`` in [0.5, 1.0];
+        0 for no failures (see ``tango_operator.workqueue.backoff``).
+        """
         return backoff_delay(
             failures, base=self.backoff_base, cap=self.backoff_cap, jitter=draw_jitter(self.rng)
         )
 
     def due(self, limit: int = 500) -> list[Key]:
-        """Atomically pop the keys whose due time has passed, earliest first (each is
-        returned once, even to concurrent pumps), then sweep lapsed leases and add the
-        dirty keys whose holder died. At most ``limit`` of each; the caller enqueues them
-        and calls again while the result is full."""
+        """Pop the due keys, then sweep lapsed leases and add the dirty keys whose holder died.
+
+        The pop is atomic and takes the keys whose due time has passed, earliest first (each is
+        returned once, even to concurrent pumps). At most ``limit`` of each; the caller enqueues
+        them and calls again while the result is full.
+        """
         self.check_epoch()
         reply = self._due(
             keys=[self._delayed, self._processing],
@@ -297,9 +309,12 @@ class WorkQueue:
         return float(earliest[0][1]) if earliest else None  # type: ignore[index]
 
     def stats(self) -> dict[str, int]:
-        """Counts for metrics: ``queued`` (messages in flight), ``delayed`` (scheduled),
-        ``due`` (scheduled and already due: pump lag), ``processing`` (leases not yet
-        released or swept) and ``failing`` (keys with consecutive failures)."""
+        """Counts for metrics.
+
+        ``queued`` (messages in flight), ``delayed`` (scheduled), ``due`` (scheduled and already
+        due: pump lag), ``processing`` (leases not yet released or swept) and ``failing`` (keys with
+        consecutive failures).
+        """
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.zcard(self._queued)
             pipe.zcard(self._delayed)
@@ -316,8 +331,10 @@ class WorkQueue:
         }
 
     def forget(self, key: Key) -> None:
-        """Drop the failures, scheduled requeue and attempt count of a deleted object. An
-        in-flight message, a held lease and a pending follow-up are left alone."""
+        """Drop the failures, scheduled requeue and attempt count of a deleted object.
+
+        An in-flight message, a held lease and a pending follow-up are left alone.
+        """
         member = key.encode()
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self._failures, member)

@@ -1,6 +1,9 @@
-"""The chart offline: ``helm lint --strict``, Kubernetes 1.31 schemas for every rendered
-object, the values schema's rejections, the security of every pod, environment variables the
-code really reads, the Redis URL and the capability-gated ServiceMonitor."""
+"""The chart offline.
+
+``helm lint --strict``, Kubernetes 1.31 schemas for every rendered object, the values schema's
+rejections, the security of every pod, environment variables the code really reads, the Redis URL
+and the capability-gated ServiceMonitor.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""A small CRD used by the contract tests: namespaced ``Widget`` with status, printer columns,
-defaults, an enum and a list-map, so every CRD code path of the emulator is reachable."""
+"""A small CRD used by the contract tests.
+
+Namespaced ``Widget`` with status, printer columns, defaults, an enum and a list-map, so every CRD
+code path of the emulator is reachable.
+"""
 
 from __future__ import annotations
 

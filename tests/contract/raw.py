@@ -1,5 +1,7 @@
-"""Raw HTTP against kubeemu for the contract tests that must see bytes the clients hide: status
-codes, headers (``Warning``, ``Content-Type``) and exact Status bodies."""
+"""Raw HTTP against kubeemu for the contract tests that must see bytes the clients hide.
+
+Status codes, headers (``Warning``, ``Content-Type``) and exact Status bodies.
+"""
 
 from __future__ import annotations
 

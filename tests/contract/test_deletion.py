@@ -1,5 +1,8 @@
-"""Deletion (checklist X2, X3, X5, X6, D8): finalizers, DeleteOptions from the body or the query,
-boot namespaces, pod termination with and without a kubelet stand-in, and CRD deletion."""
+"""Deletion.
+
+Finalizers, DeleteOptions from the body or the query, boot namespaces, pod termination with and
+without a kubelet stand-in, and CRD deletion.
+"""
 
 from __future__ import annotations
 

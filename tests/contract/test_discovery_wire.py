@@ -1,5 +1,7 @@
-"""Wire basics and discovery details (checklist §2, D1-D3, D6): what clients read before any
-object, generic error bodies, and which request encodings are accepted."""
+"""Wire basics and discovery details.
+
+What clients read before any object, generic error bodies, and which request encodings are accepted.
+"""
 
 from __future__ import annotations
 

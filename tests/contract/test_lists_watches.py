@@ -1,5 +1,8 @@
-"""Lists, Tables and watches on the wire (checklist L1, L3, L4, L6, W1-W4, W10): list bodies,
-paging and its 410, server-side Tables, the watch stream format, bookmarks and many watchers."""
+"""Lists, Tables and watches on the wire.
+
+List bodies, paging and its 410, server-side Tables, the watch stream format, bookmarks and many
+watchers.
+"""
 
 from __future__ import annotations
 

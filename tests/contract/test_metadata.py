@@ -1,5 +1,8 @@
-"""Object metadata and admission (checklist M1-M8): resourceVersions, names, generation, no-op
-writes, managedFields, validation, built-in defaulting and immutable fields."""
+"""Object metadata and admission.
+
+resourceVersions, names, generation, no-op writes, managedFields, validation, built-in defaulting
+and immutable fields.
+"""
 
 from __future__ import annotations
 

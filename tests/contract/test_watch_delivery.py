@@ -1,5 +1,7 @@
-"""Watch delivery under load (checklist W1, W2, W4, W10): a watch either delivers every event
-and a BOOKMARK per interval, or ends — it never goes quiet while it is open.
+"""Watch delivery under load.
+
+A watch either delivers every event and a BOOKMARK per interval, or ends — it never goes quiet while
+it is open.
 
 Both tests run their own emulator with a short bookmark interval, so a stream that stalls
 shows up as a silence many intervals long within a few seconds:

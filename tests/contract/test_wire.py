@@ -1,6 +1,8 @@
-"""Wire-level items of the checklist that the client libraries hide: discovery and OpenAPI
-documents, watch timeouts and selector transitions, list resourceVersion=0, delete bodies,
-name validation and CRD naming rules (raw HTTP with urllib, and the Python client)."""
+"""Wire-level behaviour that the client libraries hide.
+
+Discovery and OpenAPI documents, watch timeouts and selector transitions, list resourceVersion=0,
+delete bodies, name validation and CRD naming rules (raw HTTP with urllib, and the Python client).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Write semantics (checklist C2-C6, PATCH, SSA): replace preconditions, the status and scale
-subresources, dry runs, fieldValidation, the four patch types and server-side apply errors."""
+"""Write semantics, PATCH and server-side apply.
+
+Replace preconditions, the status and scale subresources, dry runs, fieldValidation, the four patch
+types and server-side apply errors.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The fault soak: the whole operator under API faults, kills, a Redis flush, a leader kill
-and a TANGO DB outage — then every CR must be in its right state, and the operator quiet.
+"""The fault soak.
+
+The whole operator under API faults, kills, a Redis flush, a leader kill and a TANGO DB outage —
+then every CR must be in its right state, and the operator quiet.
 
 ``python -m tests.soak.soak`` (``make soak``) runs ``FULL`` — 500 DeviceServers and 20
 DatabaseDS in 20 namespaces, minutes — and writes its figures into ``docs/benchmarks.md``
@@ -115,8 +117,10 @@ SHORT = Config(
 
 
 def retried(call: Callable[[], T], what: str, *, attempts: int = 100) -> T:
-    """The soak's own API calls go through the same faults: retry 429/5xx and dropped
-    connections (a 409 is the caller's business)."""
+    """The soak's own API calls go through the same faults.
+
+    Retry 429/5xx and dropped connections (a 409 is the caller's business).
+    """
     for _ in range(attempts - 1):
         try:
             return call()
@@ -193,8 +197,10 @@ class Run:
 
     # --- the scenario ----------------------------------------------------------------------
     def create_all(self, seconds: float, stop: threading.Event) -> None:
-        """Create every CR, DatabaseDSs first, the DeviceServers in a random order (a
-        dependent often exists before its provider), spread over ``seconds``."""
+        """Create every CR, DatabaseDSs first, spread over ``seconds``.
+
+        The DeviceServers come in a random order (a dependent often exists before its provider).
+        """
         custom = client.CustomObjectsApi(self.api_client)
         rng = random.Random(self.config.seed)
         databases = self.plan.of_kind("DatabaseDS")
@@ -350,8 +356,10 @@ def _environment(config: Config, pool: WorkerPool, tango: TangoSide) -> dict[str
 
 
 def run(config: Config, workdir: Path) -> Figures:
-    """One soak in ``workdir`` (logs and the trace stay there); the figures, with every
-    problem the checks found in ``Figures.problems``."""
+    """One soak in ``workdir`` (logs and the trace stay there).
+
+    The figures, with every problem the checks found in ``Figures.problems``.
+    """
     began = time.time()
     scenario = plan.build(config.size)
     (workdir / "redis").mkdir(parents=True, exist_ok=True)

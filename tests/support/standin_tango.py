@@ -251,8 +251,9 @@ _TRACERS: list[object] = []
 
 
 def trace_reconciles(trace: str) -> None:
-    """Wrap ``workers.reconcile.by_kind.reconcile`` in this process so that each call
-    appends ``enter``/``exit`` lines (pid, key, monotonic clock) to ``trace``.
+    """Wrap ``workers.reconcile.by_kind.reconcile`` in this process to trace each call.
+
+    Each call appends ``enter``/``exit`` lines (pid, key, monotonic clock) to ``trace``.
 
     The task looks the function up at every call, so every reconcile from now on is
     traced; a process killed inside one leaves an ``enter`` without its ``exit``.
@@ -290,8 +291,11 @@ def append_line(path: str, line: str) -> None:
 
 
 def reconcile_starts(trace: Path) -> list[tuple[int, str, float]]:
-    """(pid, TANGO host, time.monotonic) of every ``enter`` line of the ``TracingStandIn``
-    trace, in the order written; empty before the first reconcile wrote one."""
+    """Read the reconcile starts of the ``TracingStandIn`` trace, in the order written.
+
+    Returns (pid, TANGO host, time.monotonic) of every ``enter`` line; empty before the first
+    reconcile wrote one.
+    """
     if not trace.exists():
         return []
     starts = []

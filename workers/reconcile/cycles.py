@@ -61,8 +61,10 @@ def find_cycle(
 
 
 def _shortest_cycle(start: str, graph: Mapping[str, set[str]]) -> list[str] | None:
-    """Breadth-first from ``start`` until an edge leads back to it; neighbours in name
-    order, so every member of a cycle names it the same way round."""
+    """Breadth-first from ``start`` until an edge leads back to it.
+
+    Neighbours in name order, so every member of a cycle names it the same way round.
+    """
     parents: dict[str, str] = {}
     frontier = [start]
     seen = {start}

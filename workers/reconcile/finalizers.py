@@ -1,5 +1,7 @@
-"""The operator's finalizer on its custom resources: added before anything is created
-outside Kubernetes (the TANGO DB entries), removed once that is cleaned up.
+"""The operator's finalizer on its custom resources.
+
+Added before anything is created outside Kubernetes (the TANGO DB entries), removed once that is
+cleaned up.
 
 Both writes carry the resourceVersion that was read, so a concurrent change makes them
 fail with a conflict (a temporary error: the key is retried) instead of losing an update.

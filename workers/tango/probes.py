@@ -1,5 +1,7 @@
-"""The readiness probes: is a TANGO DB answering, is a device exported and alive, is a
-TCP endpoint open. Uncached; :mod:`workers.tango.port` puts its TTL cache in front.
+"""The readiness probes.
+
+Is a TANGO DB answering, is a device exported and alive, is a TCP endpoint open. Uncached;
+:mod:`workers.tango.port` puts its TTL cache in front.
 
 Data in: ``host:port`` TANGO hosts (as reachable from the worker) and device names.
 Data out: :class:`~workers.reconcile.ports.Probe` answers with a human reason, or for the

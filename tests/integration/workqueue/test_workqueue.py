@@ -515,8 +515,11 @@ def test_a_redis_restarted_empty_is_survived() -> None:
 
 
 def test_no_second_lease_while_redis_forgets_a_running_one() -> None:
-    """The soak's find: Redis restarted empty while a worker reconciled a key, and another
-    worker was granted the key at once — two reconciles of one key at the same time."""
+    """The soak's find.
+
+    Redis restarted empty while a worker reconciled a key, and another worker was granted the key at
+    once — two reconciles of one key at the same time.
+    """
     with RedisServer() as server, server.client() as one, server.client() as two:
         holder = WorkQueue(one, lease_seconds=1)
         other = WorkQueue(two, lease_seconds=1)
@@ -586,10 +589,13 @@ def test_restart_without_flush_keeps_the_state() -> None:
 def test_simulation_never_two_runs_at_once_and_no_event_lost(
     redis_server: RedisServer, redis_client: redis.Redis, seed: int
 ) -> None:
-    """Producers change an object (a version number) and enqueue its key, "sending" a
-    message on SEND; workers take messages, begin, read the object, finish and send the
-    follow-ups they are told to. Invariants: a key never has two runs at once, and the
-    last version of every object was read by some run (no event lost)."""
+    """Simulate producers and workers; a key never runs twice at once and no event is lost.
+
+    Producers change an object (a version number) and enqueue its key, "sending" a message on SEND;
+    workers take messages, begin, read the object, finish and send the follow-ups they are told to.
+    Invariants: a key never has two runs at once, and the last version of every object was read by
+    some run (no event lost).
+    """
     names = keys(4, prefix=f"sim{seed}")
     broker: queue.Queue[Key] = queue.Queue()
     guard = threading.Lock()
