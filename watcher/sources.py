@@ -2,7 +2,7 @@
 
 Runs in its own thread, started by ``watcher.main`` while this replica leads; every object
 it lists or sees in a watch event goes to the ``emit(kind, event_type, object)`` callback
-(``watcher.main`` maps it to keys). The rules (controller-anchors §1-2):
+(``watcher.main`` maps it to keys). The rules, client-go's reflector's:
 
 * LIST, remember the *list's* resourceVersion, emit every item; WATCH from it with
   bookmarks, tracking the last resourceVersion of every event (bookmarks included);

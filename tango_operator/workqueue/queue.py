@@ -1,4 +1,8 @@
-"""client-go's workqueue guarantees (DESIGN §5) rebuilt on one Redis, for the operator.
+"""client-go's workqueue guarantees rebuilt on one Redis, for the operator.
+
+The guarantees: a key is deduplicated while queued, never processed by two workers at once,
+processed again if it changed while processing, and retried with backoff after a failure
+(the queue contract, docs/architecture.md).
 
 The watcher calls ``enqueue`` for every event and sends a Celery message only when told
 to (SEND), and pumps ``due`` keys back into ``enqueue``. A worker task brackets each
@@ -23,7 +27,7 @@ after a look at the epoch (enqueue, begin, renew, due). Times come from the inje
 (seconds); the lease TTL is Redis's own. If Redis restarts empty every operation keeps working:
 the state is gone, no lease is granted until the leases of before may have ended (the grace
 period, ``tango_operator.workqueue.epoch``), and the watcher's resync re-enqueues everything
-(DESIGN §5.7). Needs Redis ≥ 6.2 (``ZADD LT``/``GT``).
+(a lost key is recovered by the next event or resync). Needs Redis ≥ 6.2 (``ZADD LT``/``GT``).
 """
 
 from __future__ import annotations

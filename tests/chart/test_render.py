@@ -365,7 +365,7 @@ def test_dashboard_draws_only_series_the_operator_exports() -> None:
     ] + [dashboard["templating"]["list"][1]["definition"]]
     referenced = {name for e in expressions for name in re.findall(r"tango_operator_\w+", e)}
     assert referenced <= exported, sorted(referenced - exported)
-    # what DESIGN §6 asks the dashboard to show
+    # what the dashboard must show: reconciles, the queue, CR states, time to Running, waits
     for wanted in (
         "tango_operator_reconcile_total",
         "tango_operator_queue_keys",

@@ -7,7 +7,7 @@ and one dependency cycle. ``tests.soak.soak`` creates the manifests, ``tests.soa
 reads which devices each server exports, and ``tests.soak.checks`` compares the cluster
 with the expectations: state, the Ready condition's reason, the message, the children by
 controller ownerReference and the StatefulSet's replicas. The expected messages are written
-here from the operator's documented behaviour (DESIGN §2), not read back from the operator.
+here from the operator's documented behaviour (docs/api.md), not read back from the operator.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ TANGOTEST_CONFIG = '{"servers": {"TangoTest": {"test": {"TangoTest": {"sys/tg_te
 
 
 def tangotest() -> JsonDict:
-    """The DeviceServer ska-tango-util renders for the default TangoTest (reference §7.1)."""
+    """The DeviceServer ska-tango-util renders for the default TangoTest (its ``helm template``)."""
     return {
         "apiVersion": "tango.tango-controls.org/v1",
         "kind": "DeviceServer",
@@ -207,7 +207,7 @@ def python_server() -> JsonDict:
 
 
 def database_ds(**spec: Any) -> JsonDict:
-    """The DatabaseDS ska-tango-base renders (reference §7.2)."""
+    """The DatabaseDS ska-tango-base renders (its ``helm template`` output)."""
     return {
         "apiVersion": "tango.tango-controls.org/v1",
         "kind": "DatabaseDS",
