@@ -189,8 +189,8 @@ def _instances_of(servers: JsonDict) -> dict[tuple[str, str], Any]:
     return found
 
 
-def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
-    """Parse the ``config`` string; keep only ``dsname/instance`` and the class properties."""
+def _load_document(text: str) -> JsonDict:
+    """Decode the ``config`` string into a dsconfig document with only the keys it may have."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -204,9 +204,15 @@ def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
         raise SpecError(
             "spec.config", f"unknown top-level keys {sorted(unknown)} (dsconfig format)"
         )
-    servers = document.get("servers", {})
-    if not isinstance(servers, dict):
-        raise SpecError("spec.config.servers", "must be an object")
+    return document
+
+
+def _select_instance(servers: JsonDict, dsname: str, instance: str) -> tuple[Any, list[str]]:
+    """Find the classes of ``dsname/instance`` (case-insensitively) among ``servers``.
+
+    Returns those classes (None when the instance is absent) and the other instances, as
+    ``Server/instance`` names in sorted order.
+    """
     wanted = (dsname.lower(), instance.lower())
     mine: Any = None
     ignored: list[str] = []
@@ -215,24 +221,26 @@ def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
             mine = classes
         else:
             ignored.append(f"{server}/{inst}")
+    return mine, ignored
+
+
+def _instance_devices(mine: Any, dsname: str, instance: str) -> list[str]:
+    """Check the classes of this server instance; return its device names, lower-cased."""
+    if not isinstance(mine, dict):
+        raise SpecError(f"spec.config.servers.{dsname}.{instance}", "must be an object")
     devices: list[str] = []
-    if mine is not None:
-        if not isinstance(mine, dict):
-            raise SpecError(f"spec.config.servers.{dsname}.{instance}", "must be an object")
-        for class_name, class_devices in mine.items():
-            path = f"spec.config.servers.{dsname}.{instance}.{class_name}"
-            if not isinstance(class_devices, dict):
-                raise SpecError(path, "must be an object of device name → device")
-            for device, body in class_devices.items():
-                _check_device(device, body, f"{path}.{device}")
-                devices.append(device.lower())
-    elif servers:
-        raise SpecError(
-            "spec.config.servers",
-            f"has no entry for this server instance {dsname}/{instance} "
-            f"(found: {', '.join(ignored)})",
-        )
-    classes = document.get("classes", {})
+    for class_name, class_devices in mine.items():
+        path = f"spec.config.servers.{dsname}.{instance}.{class_name}"
+        if not isinstance(class_devices, dict):
+            raise SpecError(path, "must be an object of device name → device")
+        for device, body in class_devices.items():
+            _check_device(device, body, f"{path}.{device}")
+            devices.append(device.lower())
+    return devices
+
+
+def _check_classes(classes: Any) -> None:
+    """Check the ``classes`` section: class → properties and attribute properties."""
     if not isinstance(classes, dict):
         raise SpecError("spec.config.classes", "must be an object")
     for class_name, body in classes.items():
@@ -245,6 +253,26 @@ def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
             _check_attribute_properties(
                 body["attribute_properties"], f"{path}.attribute_properties"
             )
+
+
+def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
+    """Parse the ``config`` string; keep only ``dsname/instance`` and the class properties."""
+    document = _load_document(text)
+    servers = document.get("servers", {})
+    if not isinstance(servers, dict):
+        raise SpecError("spec.config.servers", "must be an object")
+    mine, ignored = _select_instance(servers, dsname, instance)
+    devices: list[str] = []
+    if mine is not None:
+        devices = _instance_devices(mine, dsname, instance)
+    elif servers:
+        raise SpecError(
+            "spec.config.servers",
+            f"has no entry for this server instance {dsname}/{instance} "
+            f"(found: {', '.join(ignored)})",
+        )
+    classes = document.get("classes", {})
+    _check_classes(classes)
     duplicates = sorted({d for d in devices if devices.count(d) > 1})
     if duplicates:
         raise SpecError("spec.config", f"devices listed twice: {', '.join(duplicates)}")

@@ -222,7 +222,12 @@ class Source:
             self._emit("DELETED", obj)
 
     # --- watch -----------------------------------------------------------------------------
-    def _watch(self, resource_version: str) -> str:
+    def _open_watch(self, resource_version: str) -> WatchStream:
+        """Open a WATCH from ``resource_version`` with bookmarks; a 410 raises ``Gone``.
+
+        The server ends the stream after ``watch_timeout_seconds`` (or a random 5-10 minutes);
+        a read waits at most the inactivity timeout.
+        """
         timeout = round(self.watch_timeout_seconds or self.rng.randint(300, 600))
         query = [
             ("watch", "true"),
@@ -231,7 +236,7 @@ class Source:
             ("timeoutSeconds", str(timeout)),
         ]
         try:
-            stream = self.kube.watch(
+            return self.kube.watch(
                 self.resource.type.path(self.namespace),
                 query=self._query(query),
                 timeout=(5.0, self.inactivity_seconds),
@@ -240,6 +245,34 @@ class Source:
             if exc.status == 410:
                 raise Gone() from None
             raise
+
+    def _on_event(self, event: JsonDict, resource_version: str) -> str:
+        """Track and emit one watch event; return the resourceVersion to resume from.
+
+        An ERROR event raises: ``Gone`` for a 410, else ``ApiError``. A BOOKMARK only moves
+        the resourceVersion on.
+        """
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise Gone()
+            raise ApiError(int(obj.get("code") or 0), str(obj.get("message") or ""))
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv:
+            resource_version = str(rv)
+        metrics.EVENTS.labels(self.resource.plural, str(kind)).inc()
+        if kind in ("ADDED", "MODIFIED"):
+            self.known[_key(obj)] = _last_known(obj)
+        elif kind == "DELETED":
+            self.known.pop(_key(obj), None)
+        if kind in ("ADDED", "MODIFIED", "DELETED"):
+            self._emit(str(kind), obj)
+        return resource_version
+
+    def _watch(self, resource_version: str) -> str:
+        """Watch from ``resource_version`` until the stream ends; return where to resume."""
+        stream = self._open_watch(resource_version)
         self._stream = stream
         if self.stop.is_set():
             stream.close()
@@ -248,22 +281,7 @@ class Source:
             for event in stream.events():
                 if self.stop.is_set():
                     break
-                kind = event.get("type")
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        raise Gone()
-                    raise ApiError(int(obj.get("code") or 0), str(obj.get("message") or ""))
-                rv = (obj.get("metadata") or {}).get("resourceVersion")
-                if rv:
-                    resource_version = str(rv)
-                metrics.EVENTS.labels(self.resource.plural, str(kind)).inc()
-                if kind in ("ADDED", "MODIFIED"):
-                    self.known[_key(obj)] = _last_known(obj)
-                elif kind == "DELETED":
-                    self.known.pop(_key(obj), None)
-                if kind in ("ADDED", "MODIFIED", "DELETED"):
-                    self._emit(str(kind), obj)
+                resource_version = self._on_event(event, resource_version)
         except Interrupted:
             # silent longer than the inactivity timeout, or the server dropped us: resume
             self.restarts += 1
