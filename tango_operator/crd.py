@@ -36,11 +36,14 @@ JsonDict = dict[str, Any]
 
 
 class Kind(StrEnum):
+    """The kinds of custom resource the operator reconciles."""
+
     DEVICE_SERVER = "DeviceServer"
     DATABASE_DS = "DatabaseDS"
 
     @property
     def plural(self) -> str:
+        """The resource name of this kind in API paths (``deviceservers``, ``databaseds``)."""
         return _PLURALS[self]
 
 
@@ -91,6 +94,7 @@ class Dependency:
 
     @property
     def is_device(self) -> bool:
+        """Whether this entry names a TANGO device (else it is a TCP endpoint)."""
         return self.device is not None
 
 
@@ -316,6 +320,7 @@ class DeviceServerSpec:
 
     @property
     def devices(self) -> tuple[str, ...]:
+        """The lower-cased names of the devices the config gives this server instance."""
         return self.config.devices if self.config else ()
 
 

@@ -56,7 +56,8 @@ class Waker(Protocol):
     not already queued.
     """
 
-    def __call__(self, key: Key, *, urgent: bool = False) -> object: ...
+    def __call__(self, key: Key, *, urgent: bool = False) -> object:
+        """Wake ``key``; ``urgent`` when it is one of a few woken at once."""
 
 
 # KEYS: pending, lane, ring, ring_members, signal, queued, lock, dirty, urgent.
@@ -174,6 +175,8 @@ return out
 
 
 class AddResult(enum.Enum):
+    """What ``FairQueue.add`` did with a key."""
+
     PENDING = "pending"
     """Waiting for its turn; the dispatcher sends it."""
     DUPLICATE = "duplicate"
@@ -276,9 +279,11 @@ class FairQueue:
         )
 
     def pending(self) -> int:
+        """Count the keys waiting for dispatch, over all namespaces."""
         return cast(int, self.queue.redis.hlen(self._pending))
 
     def pending_by_namespace(self) -> dict[str, int]:
+        """Count the keys waiting for dispatch per namespace; namespaces with none are left out."""
         members = cast(set[Any], self.queue.redis.smembers(self._ring_members))
         namespaces = [_text(n) for n in members]
         with self.queue.redis.pipeline(transaction=False) as pipe:

@@ -54,6 +54,8 @@ without a ``forget`` do not accumulate. Far longer than any reconcile may take."
 
 
 class EnqueueResult(enum.Enum):
+    """What ``WorkQueue.enqueue`` did with a key, and so whether the caller sends a message."""
+
     SEND = "send"
     """Newly marked queued: the caller must send exactly one message for the key."""
     DUPLICATE = "duplicate"
@@ -94,6 +96,8 @@ class Busy:
 
 @dataclass(frozen=True)
 class FinishResult:
+    """What ``WorkQueue.finish`` did: the lease, the follow-up run and the failure count."""
+
     released: bool
     """The lease was still ours and has been released (False: it had lapsed)."""
     follow_up: bool
@@ -177,6 +181,10 @@ class WorkQueue:
         return self.epoch.check(self.lease_seconds if self._granted else 0.0)
 
     def enqueue(self, key: Key) -> EnqueueResult:
+        """Mark ``key`` queued unless it already is; the result says whether to send a message.
+
+        A key being processed is marked dirty instead, for one follow-up run.
+        """
         self.check_epoch()
         member = key.encode()
         reply = self._enqueue(
@@ -186,6 +194,11 @@ class WorkQueue:
         return EnqueueResult[_text(reply)]
 
     def begin(self, key: Key) -> Lease | Busy:
+        """Take the lease of ``key`` for a reconcile, or learn that another holder has it.
+
+        Returns a ``Lease`` (the key is no longer queued; renew it while working, ``finish`` it
+        at the end) or ``Busy``.
+        """
         self.check_epoch()
         member = key.encode()
         token = uuid.uuid4().hex
