@@ -33,6 +33,13 @@ MAX_AUTO_WINDOW = 2000
 
 
 class Dispatcher:
+    """Sends the fair queue's pending keys to Celery, a window at a time.
+
+    ``send`` publishes a key's message; ``send_urgent``, when given, publishes it at the urgent
+    priority. ``window`` fixes the number of keys in flight (None: automatic); ``weights`` are
+    the keys per turn of each namespace.
+    """
+
     def __init__(
         self,
         fair: FairQueue,
@@ -52,6 +59,11 @@ class Dispatcher:
         self._busy: deque[tuple[float, int]] = deque()
 
     def window(self) -> int:
+        """The keys in flight at most now.
+
+        The fixed window, or twice the peak of the last minute plus the floor (capped at
+        ``MAX_AUTO_WINDOW``).
+        """
         if self.fixed_window is not None:
             return self.fixed_window
         peak = max((count for _, count in self._busy), default=0)

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class Enqueuer:
+    """Puts keys into the work queue (or the fair queue) and sends what the queue says to send."""
+
     def __init__(
         self, queue: WorkQueue, send: Callable[[Key], None], fair: FairQueue | None = None
     ) -> None:

@@ -41,6 +41,11 @@ class Mapper:
         self._seen: dict[Key, str] = {}
 
     def keys_for(self, kind: str, event_type: str, obj: JsonDict) -> list[Key]:
+        """Return the keys to reconcile for one event on ``obj`` of ``kind``.
+
+        A custom resource's own key, unless the change touched only its status; a child's owner
+        key; nothing for anything else.
+        """
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace"), meta.get("name")
         if not namespace or not name:
@@ -74,6 +79,7 @@ class Mapper:
 
 
 def owner_keys(obj: JsonDict) -> list[Key]:
+    """The key of the custom resource in ``obj``'s controller ownerReference, if one is ours."""
     meta = obj.get("metadata") or {}
     for owner in meta.get("ownerReferences") or []:
         if (

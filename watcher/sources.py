@@ -91,6 +91,12 @@ class Gone(Exception):  # noqa: N818 - named after the HTTP status
 
 @dataclass
 class Source:
+    """The list and watch of one resource type in one namespace (or all), run in its own thread.
+
+    Every object is passed to ``emit``; ``on_relist`` is called after each relist but the
+    first.
+    """
+
     kube: Kube
     resource: Resource
     namespace: str | None
@@ -113,6 +119,7 @@ class Source:
 
     @property
     def name(self) -> str:
+        """The source's name in logs: ``<plural>@<namespace>``, ``*`` for all namespaces."""
         return f"{self.resource.plural}@{self.namespace or '*'}"
 
     def run(self) -> None:
