@@ -31,6 +31,12 @@ MAX_AGE = 900.0
 
 
 class ExportWatcher:
+    """Looks for the exports of the starting servers in TANGO and wakes them and their waiters.
+
+    ``wake`` enqueues and sends a key; a server not exported after ``max_age`` seconds is
+    forgotten here and left to its reconciles. ``holder`` names this process's turn.
+    """
+
     def __init__(
         self,
         starting: StartingServers,

@@ -44,6 +44,7 @@ class Settings:
     waiting_max_seconds: float = 60.0
 
     def reachable(self, address: str) -> str:
+        """The address to use for ``address`` from here (``host_map``, else unchanged)."""
         return self.host_map.get(address, address)
 
 

@@ -34,6 +34,10 @@ send = Publisher(app)
 
 @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
 def reconcile(member: str) -> dict[str, Any]:
+    """Reconcile the key encoded in ``member``: the Celery task every message runs.
+
+    Returns the run's report (kept out of the result backend: ``ignore_result``).
+    """
     key = Key.decode(member)
     wiring = current()
     with metrics.ACTIVE.labels(key.kind).track_inprogress():

@@ -86,4 +86,5 @@ def _shortest_cycle(start: str, graph: Mapping[str, set[str]]) -> list[str] | No
 
 
 def describe(cycle: list[str]) -> str:
+    """Write ``cycle`` (its first member repeated at the end) as ``a → b → a``."""
     return " → ".join(cycle)

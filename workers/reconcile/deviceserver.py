@@ -29,6 +29,7 @@ KIND = crd.Kind.DEVICE_SERVER
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
+    """Reconcile one DeviceServer (the steps are listed above); what the queue does next."""
     resource = ports.kube.get_custom(KIND, key.namespace, key.name)
     if resource is None:
         ports.index.forget(key)

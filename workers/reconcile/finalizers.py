@@ -26,6 +26,7 @@ def ensure(kube: KubePort, resource: JsonDict) -> JsonDict:
 
 
 def remove(kube: KubePort, resource: JsonDict) -> None:
+    """Take the operator's finalizer off ``resource``, if it is there."""
     present = list(resource["metadata"].get("finalizers") or [])
     if crd.FINALIZER in present:
         kube.set_finalizers(resource, [f for f in present if f != crd.FINALIZER])

@@ -40,6 +40,8 @@ class Exported:
 
 @dataclass
 class Probes:
+    """The uncached probes, each call bounded by ``timeout`` through ``caller``."""
+
     connections: Connections
     caller: BoundedCaller
     timeout: float
@@ -47,6 +49,7 @@ class Probes:
 
     @property
     def deadline(self) -> float:
+        """Seconds a probe call may take in all: the PyTango timeout plus half a second."""
         return self.timeout + 0.5
 
     def _import(self, tango_host: str, device: str) -> Any:
@@ -57,6 +60,10 @@ class Probes:
         return self.caller.call(tango_host, call, self.deadline)
 
     def exported(self, tango_host: str, device: str) -> Exported:
+        """Ask the DB whether ``device`` is defined and exported, and by which server.
+
+        A DB that does not answer gives ``error``; a refusal of the device gives ``refused``.
+        """
         try:
             flags, strings = self._import(tango_host, device)
         except Exception as exc:
@@ -72,6 +79,7 @@ class Probes:
         return Exported(defined=True, exported=bool(flags[0]), server=server)
 
     def database_alive(self, tango_host: str) -> Probe:
+        """Whether the DB at ``tango_host`` accepts TCP and its DB device is exported."""
         try:
             host, port = split_host(tango_host)
         except ValueError as exc:
@@ -88,6 +96,7 @@ class Probes:
         return Probe(True)
 
     def device_ready(self, tango_host: str, device: str) -> Probe:
+        """Whether ``device`` is exported in its DB and answers a ping."""
         tango_host, device = _split_url(tango_host, device)
         record = self.exported(tango_host, device)
         if record.error:
@@ -111,6 +120,7 @@ class Probes:
         return Probe(True)
 
     def endpoint_reachable(self, host: str, port: int) -> Probe:
+        """Whether a TCP connection to ``host:port`` opens within the timeout."""
         refused = tcp_connect(host, port, self.timeout)
         return Probe(False, refused) if refused else Probe(True)
 
