@@ -38,6 +38,7 @@ class RedisServerError(RuntimeError):
 
 
 def find_binary() -> str:
+    """Return the path of the redis-server binary; ``RedisServerError`` with a hint if absent."""
     for candidate in (
         shutil.which("redis-server"),
         "/usr/bin/redis-server",
@@ -124,6 +125,7 @@ class RedisServer:
         raise RedisServerError(f"redis-server did not start; see {self.workdir / 'redis.log'}")
 
     def stop(self) -> None:
+        """Terminate the server (killed after 5 s) if it runs."""
         process, self.process = self.process, None
         if process is None:
             return
