@@ -273,17 +273,7 @@ class Run:
         ]
         for helper in helpers:
             helper.start()
-        kills = [
-            length * (0.05 + 0.85 * (i + rng.random()) / config.kills) for i in range(config.kills)
-        ]
-        timeline: list[tuple[float, str]] = [(at, "kill") for at in kills]
-        timeline += [
-            (0.35 * length, "redis"),
-            (0.55 * length, "leader"),
-            (0.7 * length, "outage"),
-            (0.7 * length + config.outage_seconds, "outage-end"),
-        ]
-        timeline.sort()
+        timeline = self._timeline(rng)
         started = time.monotonic()
         takeover: threading.Thread | None = None
         done_kills = 0
@@ -295,16 +285,7 @@ class Run:
                     continue
                 timeline.pop(0)
                 if what == "kill":
-                    done_kills += 1
-                    if done_kills % config.pod_kill_every == 0:
-                        self.note(f"kill {done_kills}: worker pod {self.fleet.kill_pod()}")
-                    else:
-                        pid = self.fleet.kill_child()
-                        if pid is None:  # every pod restarting: try again shortly
-                            done_kills -= 1
-                            timeline.insert(0, (at + 1.0, "kill"))
-                        else:
-                            self.note(f"kill {done_kills}: pool child {pid}")
+                    done_kills = self._kill(done_kills, at, timeline)
                 elif what == "redis":
                     self.redis.restart(flush=True)
                     self.note("Redis restarted empty")
@@ -329,6 +310,39 @@ class Run:
             self.emu.clear_faults()
             self.tango.outage(False)
         self.note("API faults off")
+
+    def _timeline(self, rng: random.Random) -> list[tuple[float, str]]:
+        """The faults in time order: (seconds after the start of the chaos, what)."""
+        config = self.config
+        length = config.chaos_seconds
+        kills = [
+            length * (0.05 + 0.85 * (i + rng.random()) / config.kills) for i in range(config.kills)
+        ]
+        timeline: list[tuple[float, str]] = [(at, "kill") for at in kills]
+        timeline += [
+            (0.35 * length, "redis"),
+            (0.55 * length, "leader"),
+            (0.7 * length, "outage"),
+            (0.7 * length + config.outage_seconds, "outage-end"),
+        ]
+        timeline.sort()
+        return timeline
+
+    def _kill(self, done_kills: int, at: float, timeline: list[tuple[float, str]]) -> int:
+        """Kill a worker pod (every ``pod_kill_every``-th kill) or a pool child; the kills done.
+
+        When every pod is restarting, the kill is put back into ``timeline`` a second later.
+        """
+        done_kills += 1
+        if done_kills % self.config.pod_kill_every == 0:
+            self.note(f"kill {done_kills}: worker pod {self.fleet.kill_pod()}")
+            return done_kills
+        pid = self.fleet.kill_child()
+        if pid is None:  # every pod restarting: try again shortly
+            timeline.insert(0, (at + 1.0, "kill"))
+            return done_kills - 1
+        self.note(f"kill {done_kills}: pool child {pid}")
+        return done_kills
 
     def _kill_leader(self) -> None:
         leader = self.watchers.kill_leader(timeout=self.config.watcher_lease[0] + 30)
