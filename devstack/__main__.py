@@ -43,6 +43,7 @@ def _kubelet(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m devstack demo`` or ``kubelet``; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m devstack")
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_arguments(commands.add_parser("demo", help="the operator on its embedded local stack"))

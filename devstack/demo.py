@@ -32,6 +32,7 @@ GROUP, VERSION = "tango.tango-controls.org", "v1"
 
 
 def load_samples(paths: Sequence[Path]) -> list[JsonDict]:
+    """Read every YAML document (objects only) from ``paths``: files, or directories' ``*.yaml``."""
     documents: list[JsonDict] = []
     for path in paths:
         files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
@@ -41,6 +42,7 @@ def load_samples(paths: Sequence[Path]) -> list[JsonDict]:
 
 
 def databaseds_of(documents: Sequence[JsonDict]) -> tuple[tuple[str, str], ...]:
+    """Return (namespace, name) of each DatabaseDS among ``documents``."""
     return tuple(
         ((d.get("metadata") or {}).get("namespace") or "default", d["metadata"]["name"])
         for d in documents
@@ -76,6 +78,7 @@ def read_states(
 
 
 def format_table(rows: Sequence[tuple[str, ...]], width: int) -> str:
+    """Lay out the state rows under a header; lines longer than ``width`` end in an ellipsis."""
     header = ("NAMESPACE", "RESOURCE", "STATE", "WAITING FOR", "MESSAGE")
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
@@ -97,6 +100,7 @@ class Display:
         self.drawn_lines = 0
 
     def show(self, text: str) -> None:
+        """Show ``text`` unless it is what is shown already."""
         if text == self.last:
             return
         if self.tty and self.drawn_lines:
@@ -108,6 +112,7 @@ class Display:
 
 
 def summary(stack: LocalStack) -> str:
+    """What the user is told once every sample runs: the endpoints and how to use them."""
     assert stack.kubeemu is not None
     kubectl = ROOT / ".tools" / "bin" / "kubectl"
     lines = ["", "The operator is running on this machine:"]
@@ -127,6 +132,11 @@ def summary(stack: LocalStack) -> str:
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Run the demo: start the stack, create the samples, show their states until stopped.
+
+    Returns 0 after Ctrl-C (or once all run, with ``--until-running``), 1 when a process of
+    the stack dies or the samples do not all run within ``--timeout``, 2 without samples.
+    """
     documents = load_samples([Path(p) for p in args.samples] or [SAMPLES])
     if not documents:
         print(f"no resources found in {args.samples or [SAMPLES]}", file=sys.stderr)
@@ -179,6 +189,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's command-line options to ``parser``."""
     parser.add_argument(
         "samples", nargs="*", help="YAML files or directories (default: helm/samples)"
     )

@@ -38,6 +38,7 @@ class RedisServerError(RuntimeError):
 
 
 def find_binary() -> str:
+    """Return the path of the redis-server binary; ``RedisServerError`` with a hint if absent."""
     for candidate in (
         shutil.which("redis-server"),
         "/usr/bin/redis-server",
@@ -50,8 +51,11 @@ def find_binary() -> str:
 
 @dataclass(frozen=True)
 class RedisTls:
-    """The PEM files of a TLS redis-server: its certificate and key, and the CA it trusts
-    for client certificates (which it asks for only with ``client_certificates``)."""
+    """The PEM files of a TLS redis-server.
+
+    Its certificate and key, and the CA it trusts for client certificates (which it asks for only
+    with ``client_certificates``).
+    """
 
     cert_file: Path
     key_file: Path
@@ -84,8 +88,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        """``redis://`` or, with TLS, ``rediss://`` (the CA file is the clients' business:
-        ``TANGO_OPERATOR_REDIS_CA_FILE``); without the password."""
+        """The URL of this server, without the password.
+
+        ``redis://``, or with TLS ``rediss://`` (the CA file is the clients' business:
+        ``TANGO_OPERATOR_REDIS_CA_FILE``).
+        """
         return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     @property
@@ -118,6 +125,7 @@ class RedisServer:
         raise RedisServerError(f"redis-server did not start; see {self.workdir / 'redis.log'}")
 
     def stop(self) -> None:
+        """Terminate the server (killed after 5 s) if it runs."""
         process, self.process = self.process, None
         if process is None:
             return
@@ -129,9 +137,11 @@ class RedisServer:
             process.wait(timeout=5)
 
     def restart(self, *, flush: bool = True) -> None:
-        """Stop and start again on the same port. ``flush=True``: the server comes back
-        empty (a restart without persistence); ``flush=False``: the data is saved to an
-        RDB file first and loaded again."""
+        """Stop and start again on the same port.
+
+        ``flush=True``: the server comes back empty (a restart without persistence);
+        ``flush=False``: the data is saved to an RDB file first and loaded again.
+        """
         dump = self.workdir / "dump.rdb"
         if not flush:
             with self.client() as conn:

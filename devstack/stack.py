@@ -50,11 +50,14 @@ TANGO_DB_PORT = 10000
 
 
 def cluster_tango_host(name: str, namespace: str, cluster_domain: str = "cluster.local") -> str:
+    """The in-cluster TANGO host (``host:port``) of the DatabaseDS ``namespace/name``."""
     return f"{name}.{namespace}.svc.{cluster_domain}:{TANGO_DB_PORT}"
 
 
 @dataclass
 class StackOptions:
+    """What the local stack runs: its directory, DatabaseDSs, workers, Flower, Redis security."""
+
     workdir: Path
     databaseds: tuple[tuple[str, str], ...] = ()
     """(namespace, name) of the DatabaseDS resources that will be created: each gets a
@@ -77,6 +80,8 @@ class StackOptions:
 
 @dataclass
 class Endpoint:
+    """A URL the stack serves, with the name it is listed under."""
+
     name: str
     url: str
 
@@ -106,6 +111,7 @@ class LocalStack:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start kubeemu, Redis, the kubelet and the operator; on failure stop what started."""
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
             self._start()
@@ -231,8 +237,10 @@ class LocalStack:
         return dead
 
     def stop(self) -> None:
-        """Stop every process this stack started: operator first, the kubelet's device
-        servers next, then Redis and the API."""
+        """Stop every process this stack started.
+
+        Operator first, the kubelet's device servers next, then Redis and the API.
+        """
         for process in self.processes.values():
             if process.poll() is None:
                 # the process itself, not its group: the worker's supervisor passes SIGTERM

@@ -36,11 +36,14 @@ JsonDict = dict[str, Any]
 
 
 class Kind(StrEnum):
+    """The kinds of custom resource the operator reconciles."""
+
     DEVICE_SERVER = "DeviceServer"
     DATABASE_DS = "DatabaseDS"
 
     @property
     def plural(self) -> str:
+        """The resource name of this kind in API paths (``deviceservers``, ``databaseds``)."""
         return _PLURALS[self]
 
 
@@ -91,6 +94,7 @@ class Dependency:
 
     @property
     def is_device(self) -> bool:
+        """Whether this entry names a TANGO device (else it is a TCP endpoint)."""
         return self.device is not None
 
 
@@ -135,8 +139,10 @@ class TangoConfig:
 
     @property
     def digest(self) -> str:
-        """A short hash of ``document`` (key order and spacing do not matter): recorded in
-        the status as ``configHash`` and on the pod template, so a change rolls the pod."""
+        """A short hash of ``document`` (key order and spacing do not matter).
+
+        Recorded in the status as ``configHash`` and on the pod template, so a change rolls the pod.
+        """
         canonical = json.dumps(self.document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
@@ -187,8 +193,8 @@ def _instances_of(servers: JsonDict) -> dict[tuple[str, str], Any]:
     return found
 
 
-def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
-    """Parse the ``config`` string; keep only ``dsname/instance`` and the class properties."""
+def _load_document(text: str) -> JsonDict:
+    """Decode the ``config`` string into a dsconfig document with only the keys it may have."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -202,9 +208,15 @@ def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
         raise SpecError(
             "spec.config", f"unknown top-level keys {sorted(unknown)} (dsconfig format)"
         )
-    servers = document.get("servers", {})
-    if not isinstance(servers, dict):
-        raise SpecError("spec.config.servers", "must be an object")
+    return document
+
+
+def _select_instance(servers: JsonDict, dsname: str, instance: str) -> tuple[Any, list[str]]:
+    """Find the classes of ``dsname/instance`` (case-insensitively) among ``servers``.
+
+    Returns those classes (None when the instance is absent) and the other instances, as
+    ``Server/instance`` names in sorted order.
+    """
     wanted = (dsname.lower(), instance.lower())
     mine: Any = None
     ignored: list[str] = []
@@ -213,24 +225,26 @@ def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
             mine = classes
         else:
             ignored.append(f"{server}/{inst}")
+    return mine, ignored
+
+
+def _instance_devices(mine: Any, dsname: str, instance: str) -> list[str]:
+    """Check the classes of this server instance; return its device names, lower-cased."""
+    if not isinstance(mine, dict):
+        raise SpecError(f"spec.config.servers.{dsname}.{instance}", "must be an object")
     devices: list[str] = []
-    if mine is not None:
-        if not isinstance(mine, dict):
-            raise SpecError(f"spec.config.servers.{dsname}.{instance}", "must be an object")
-        for class_name, class_devices in mine.items():
-            path = f"spec.config.servers.{dsname}.{instance}.{class_name}"
-            if not isinstance(class_devices, dict):
-                raise SpecError(path, "must be an object of device name → device")
-            for device, body in class_devices.items():
-                _check_device(device, body, f"{path}.{device}")
-                devices.append(device.lower())
-    elif servers:
-        raise SpecError(
-            "spec.config.servers",
-            f"has no entry for this server instance {dsname}/{instance} "
-            f"(found: {', '.join(ignored)})",
-        )
-    classes = document.get("classes", {})
+    for class_name, class_devices in mine.items():
+        path = f"spec.config.servers.{dsname}.{instance}.{class_name}"
+        if not isinstance(class_devices, dict):
+            raise SpecError(path, "must be an object of device name → device")
+        for device, body in class_devices.items():
+            _check_device(device, body, f"{path}.{device}")
+            devices.append(device.lower())
+    return devices
+
+
+def _check_classes(classes: Any) -> None:
+    """Check the ``classes`` section: class → properties and attribute properties."""
     if not isinstance(classes, dict):
         raise SpecError("spec.config.classes", "must be an object")
     for class_name, body in classes.items():
@@ -243,6 +257,26 @@ def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
             _check_attribute_properties(
                 body["attribute_properties"], f"{path}.attribute_properties"
             )
+
+
+def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
+    """Parse the ``config`` string; keep only ``dsname/instance`` and the class properties."""
+    document = _load_document(text)
+    servers = document.get("servers", {})
+    if not isinstance(servers, dict):
+        raise SpecError("spec.config.servers", "must be an object")
+    mine, ignored = _select_instance(servers, dsname, instance)
+    devices: list[str] = []
+    if mine is not None:
+        devices = _instance_devices(mine, dsname, instance)
+    elif servers:
+        raise SpecError(
+            "spec.config.servers",
+            f"has no entry for this server instance {dsname}/{instance} "
+            f"(found: {', '.join(ignored)})",
+        )
+    classes = document.get("classes", {})
+    _check_classes(classes)
     duplicates = sorted({d for d in devices if devices.count(d) > 1})
     if duplicates:
         raise SpecError("spec.config", f"devices listed twice: {', '.join(duplicates)}")
@@ -286,6 +320,7 @@ class DeviceServerSpec:
 
     @property
     def devices(self) -> tuple[str, ...]:
+        """The lower-cased names of the devices the config gives this server instance."""
         return self.config.devices if self.config else ()
 
 

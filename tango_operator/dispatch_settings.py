@@ -37,6 +37,7 @@ class DispatchSettings:
 
     @property
     def fair(self) -> bool:
+        """Whether keys wait in the fair queue (else each is sent at once, FIFO)."""
         return self.mode == "fair"
 
     @classmethod

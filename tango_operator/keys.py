@@ -35,6 +35,7 @@ class Key:
 
     @classmethod
     def decode(cls, text: str) -> Key:
+        """Parse the form ``encode`` made; ``ValueError`` if ``text`` is not a key."""
         try:
             kind, namespace, name = json.loads(text)
         except (ValueError, TypeError) as exc:

@@ -64,14 +64,17 @@ def statefulset(owner: str, suffix: str = "") -> str:
 
 
 def config_map(owner: str, suffix: str) -> str:
+    """A ConfigMap name: ``owner`` + ``suffix``, shortened to a DNS subdomain."""
     return shorten(f"{owner}{suffix}", DNS_SUBDOMAIN_MAX)
 
 
 def secret(owner: str, suffix: str) -> str:
+    """A Secret name: ``owner`` + ``suffix``, shortened to a DNS subdomain."""
     return shorten(f"{owner}{suffix}", DNS_SUBDOMAIN_MAX)
 
 
 def persistent_volume_claim(owner: str, suffix: str) -> str:
+    """A PersistentVolumeClaim name: ``owner`` + ``suffix``, shortened to a DNS subdomain."""
     return shorten(f"{owner}{suffix}", DNS_SUBDOMAIN_MAX)
 
 

@@ -31,14 +31,18 @@ names redis-py's ``from_url`` and kombu's URL parser both read)."""
 
 
 class RedisSettingsError(SettingsError):
-    """The Redis settings contradict each other; the message names the variables (never a
-    password or a URL that could hold one)."""
+    """The Redis settings contradict each other.
+
+    The message names the variables (never a password or a URL that could hold one).
+    """
 
 
 def _tls_query(query: str, environ: Mapping[str, str]) -> str:
-    """The query of a ``rediss://`` URL with the TLS settings merged in: the server is always
-    verified (``ssl_cert_reqs=required`` unless the URL itself says otherwise), and the CA,
-    certificate and key files of the environment replace any the URL names."""
+    """The query of a ``rediss://`` URL with the TLS settings merged in.
+
+    The server is always verified (``ssl_cert_reqs=required`` unless the URL itself says otherwise),
+    and the CA, certificate and key files of the environment replace any the URL names.
+    """
     pairs = dict(parse_qsl(query, keep_blank_values=True))
     wanted = {param: environ[name] for name, param in TLS_FILES.items() if environ.get(name)}
     if "ssl_cert_reqs" in pairs and not wanted:
@@ -89,9 +93,11 @@ def redis_url(environ: Mapping[str, str] | None = None) -> str:
 
 
 def celery_url(url: str) -> str:
-    """The Celery (kombu) form of a Redis URL from ``redis_url``: the same URL, except that
-    redis-py's ``unix:///path?db=N&password=P`` becomes kombu's
-    ``redis+socket://:P@/path?virtual_host=N`` (kombu has no ``unix`` transport)."""
+    """The Celery (kombu) form of a Redis URL from ``redis_url``.
+
+    The same URL, except that redis-py's ``unix:///path?db=N&password=P`` becomes kombu's
+    ``redis+socket://:P@/path?virtual_host=N`` (kombu has no ``unix`` transport).
+    """
     parts = urlsplit(url)
     if parts.scheme != "unix":
         return url
@@ -110,7 +116,8 @@ def redis_tls(environ: Mapping[str, str] | None = None) -> dict[str, str | bool]
 
     For Celery's ``broker_use_ssl`` (``tango_operator.celeryconfig``): kombu reads the URL's
     parameters itself, but Flower's broker page reads only this setting. The same
-    ``ssl_*`` names redis-py's connections take."""
+    ``ssl_*`` names redis-py's connections take.
+    """
     parts = urlsplit(redis_url(environ))
     if parts.scheme != "rediss":
         return None

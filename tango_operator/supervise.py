@@ -39,6 +39,11 @@ USAGE_ERRORS = frozenset({2, 64})
 
 @dataclass(frozen=True)
 class RestartPolicy:
+    """When the supervisor restarts a crashed worker, and when it gives up.
+
+    The delay before a restart doubles from ``base_delay`` with each crash up to ``max_delay``.
+    """
+
     max_restarts: int = 10
     """Crashes tolerated within ``window`` seconds; one more and the supervisor exits."""
     window: float = 300.0
@@ -77,10 +82,20 @@ class Supervisor:
             child.send_signal(signum)
 
     def install_signal_handlers(self) -> None:
+        """Handle SIGINT and the forwarded signals in this process.
+
+        The forwarded ones are passed on to the worker; SIGTERM, SIGQUIT and SIGINT also stop
+        the supervisor (no restart after the worker exits).
+        """
         for signum in (*FORWARDED, signal.SIGINT):
             signal.signal(signum, self._on_signal)
 
     def run(self) -> int:
+        """Start the worker and restart it after each crash; return the exit status to exit with.
+
+        Returns at once after a requested stop, a clean exit or a usage error; after too many
+        crashes within the policy's window, with the last crash's status.
+        """
         crashes: deque[float] = deque()
         while True:
             self.starts += 1

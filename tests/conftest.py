@@ -1,5 +1,8 @@
-"""Shared fixtures: kubeemu (fresh or shared), real-client factories, the pinned CLI tools,
-a redis-server per test and an official client on the test's kubeemu with the CRDs."""
+"""Shared fixtures.
+
+Kubeemu (fresh or shared), real-client factories, the pinned CLI tools, a redis-server per test and
+an official client on the test's kubeemu with the CRDs.
+"""
 
 from __future__ import annotations
 

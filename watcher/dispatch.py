@@ -33,6 +33,13 @@ MAX_AUTO_WINDOW = 2000
 
 
 class Dispatcher:
+    """Sends the fair queue's pending keys to Celery, a window at a time.
+
+    ``send`` publishes a key's message; ``send_urgent``, when given, publishes it at the urgent
+    priority. ``window`` fixes the number of keys in flight (None: automatic); ``weights`` are
+    the keys per turn of each namespace.
+    """
+
     def __init__(
         self,
         fair: FairQueue,
@@ -52,6 +59,11 @@ class Dispatcher:
         self._busy: deque[tuple[float, int]] = deque()
 
     def window(self) -> int:
+        """The keys in flight at most now.
+
+        The fixed window, or twice the peak of the last minute plus the floor (capped at
+        ``MAX_AUTO_WINDOW``).
+        """
         if self.fixed_window is not None:
             return self.fixed_window
         peak = max((count for _, count in self._busy), default=0)
@@ -80,8 +92,11 @@ class Dispatcher:
         return len(result.keys), result.in_flight + len(result.keys) >= window
 
     def run(self, stop: threading.Event) -> None:
-        """Until ``stop``: dispatch, then wait for a new key (or a tick, when the window is
-        full and only workers taking messages can make room). Redis trouble is retried."""
+        """Dispatch, then wait for a new key, until ``stop`` is set.
+
+        The wait ends at a new key, or at a tick when the window is full and only workers taking
+        messages can make room. Redis trouble is retried.
+        """
         redis = self.fair.queue.redis
         while not stop.is_set():
             try:

@@ -5,7 +5,7 @@ With fair dispatch (the default) the key is added to ``FairQueue``, where it wai
 dispatcher (``watcher.dispatch``); with FIFO dispatch ``WorkQueue.enqueue`` (Redis)
 decides: SEND → ``send(key)`` publishes the message (``watcher.send``); DUPLICATE and
 DIRTY send nothing. Failures are logged and counted, never raised: a key lost here comes
-back with the next event or resync (DESIGN §5.7).
+back with the next event or resync (docs/architecture.md, the queue contract).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class Enqueuer:
+    """Puts keys into the work queue (or the fair queue) and sends what the queue says to send."""
+
     def __init__(
         self, queue: WorkQueue, send: Callable[[Key], None], fair: FairQueue | None = None
     ) -> None:

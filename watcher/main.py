@@ -48,9 +48,9 @@ RESOURCES = (
     *(Resource(child, CHILD_SELECTOR) for child in resources.CHILDREN),
 )
 SHUTDOWN_JOIN_SECONDS = 5.0
+"""How long producers get to finish; a source blocked on a quiet stream is a daemon."""
 RESYNC_RETRY_CAP = 30.0
 """A failed resync is tried again after 1 s, doubling to this, until one succeeds."""
-"""How long producers get to finish; a source blocked on a quiet stream is a daemon."""
 
 
 class Watcher:
@@ -84,14 +84,21 @@ class Watcher:
 
     # --- keys ------------------------------------------------------------------------------
     def producing(self) -> bool:
+        """Whether this replica leads now, so that its producers may offer keys."""
         return self._stop is not None and not self._stop.is_set()
 
     def enqueue(self, key: Key) -> EnqueueResult | AddResult | None:
+        """Offer ``key`` to the queue while leading; None once leadership is lost."""
         if not self.producing():  # leadership lost: not one more key
             return None
         return self.enqueuer.enqueue(key)
 
     def on_event(self, kind: str, event_type: str, obj: JsonDict) -> None:
+        """Map one listed or watched object to keys and enqueue those of selected namespaces.
+
+        Namespace events update the selection instead; custom resources are also counted in
+        the metrics.
+        """
         if kind == "Namespace":
             self._namespace_event(event_type, obj)
             return
@@ -104,6 +111,7 @@ class Watcher:
 
     # --- namespace label selector ----------------------------------------------------------
     def selected(self, namespace: str) -> bool:
+        """Whether the CRs of ``namespace`` are reconciled (all are, without a selector)."""
         return self.settings.namespace_selector is None or namespace in self._selected
 
     def _namespace_event(self, event_type: str, obj: JsonDict) -> None:
@@ -121,9 +129,11 @@ class Watcher:
             self.resync()  # CRs of a namespace that starts matching
 
     def resync(self) -> None:
-        """Enqueue every custom resource (periodically, and after any relist). Calls that
-        arrive while one runs (every source relists after a compaction) coalesce into one
-        more run."""
+        """Enqueue every custom resource (periodically, and after any relist).
+
+        Calls that arrive while one runs (every source relists after a compaction) coalesce into one
+        more run.
+        """
         self._resync_wanted.set()
         while self._resync_wanted.is_set():
             if not self._resync_running.acquire(blocking=False):
@@ -289,6 +299,10 @@ def run(settings: Settings, shutdown: threading.Event) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tango-operator watcher`` until SIGINT or SIGTERM; return the exit status.
+
+    2 when the settings are unusable (the message goes to stderr).
+    """
     parser = argparse.ArgumentParser(
         prog="tango-operator watcher", description="Watch the cluster and enqueue reconcile keys."
     )

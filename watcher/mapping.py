@@ -41,6 +41,11 @@ class Mapper:
         self._seen: dict[Key, str] = {}
 
     def keys_for(self, kind: str, event_type: str, obj: JsonDict) -> list[Key]:
+        """Return the keys to reconcile for one event on ``obj`` of ``kind``.
+
+        A custom resource's own key, unless the change touched only its status; a child's owner
+        key; nothing for anything else.
+        """
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace"), meta.get("name")
         if not namespace or not name:
@@ -62,8 +67,11 @@ class Mapper:
         return key in self._seen
 
     def forget_all(self) -> None:
-        """Leadership lost: the next leadership lists afresh and every object is new again.
-        (A relist forgets only what is gone: its source emits a DELETED for each.)"""
+        """Leadership lost.
+
+        The next leadership lists afresh and every object is new again. (A relist forgets only what
+        is gone: its source emits a DELETED for each.)
+        """
         self._seen.clear()
 
     def __len__(self) -> int:
@@ -71,6 +79,7 @@ class Mapper:
 
 
 def owner_keys(obj: JsonDict) -> list[Key]:
+    """The key of the custom resource in ``obj``'s controller ownerReference, if one is ours."""
     meta = obj.get("metadata") or {}
     for owner in meta.get("ownerReferences") or []:
         if (

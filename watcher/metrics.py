@@ -109,9 +109,12 @@ class _Seen:
 
 
 class CustomResources:
-    """The last state seen of every custom resource, exported as
-    ``tango_operator_custom_resources{kind, namespace, state}`` (a count) at scrape time, and
-    the transitions it sees observed into TIME_TO_RUNNING and DEPENDENCY_WAIT."""
+    """The last state seen of every custom resource, and the transitions between states.
+
+    The states are exported as ``tango_operator_custom_resources{kind, namespace, state}`` (a
+    count) at scrape time; the transitions it sees are observed into TIME_TO_RUNNING and
+    DEPENDENCY_WAIT.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -123,6 +126,10 @@ class CustomResources:
         only those of selected namespaces are exported and timed."""
 
     def observe(self, kind: str, event_type: str, obj: JsonDict) -> None:
+        """Take in one event on a custom resource.
+
+        Records its state, and observes the time to Running or the dependency wait it ends.
+        """
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace"), meta.get("name")
         if kind not in _CUSTOM_KINDS or not namespace or not name:
@@ -168,6 +175,7 @@ class CustomResources:
             self._seen.clear()
 
     def collect(self) -> Iterator[Metric]:
+        """Yield the custom-resource counts by kind, namespace and state (the scrape)."""
         family = GaugeMetricFamily(
             "tango_operator_custom_resources",
             "DeviceServers and DatabaseDSs by namespace and status.state (Unknown: no status "
@@ -183,6 +191,7 @@ class CustomResources:
         yield family
 
     def describe(self) -> Iterator[Metric]:
+        """Yield the family without samples: the registry learns its name at registration."""
         yield GaugeMetricFamily("tango_operator_custom_resources", "", labels=[])
 
 

@@ -43,6 +43,8 @@ def _lease_namespace(environ: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Settings:
+    """What the watcher is configured with, read from the environment (``from_environment``)."""
+
     redis_url: str = field(repr=False)
     """With the password in it: kept out of the dataclass's repr (logs, tracebacks)."""
     kubeconfig: str | None

@@ -2,7 +2,7 @@
 
 Runs in its own thread, started by ``watcher.main`` while this replica leads; every object
 it lists or sees in a watch event goes to the ``emit(kind, event_type, object)`` callback
-(``watcher.main`` maps it to keys). The rules (controller-anchors §1-2):
+(``watcher.main`` maps it to keys). The rules, client-go's reflector's:
 
 * LIST, remember the *list's* resourceVersion, emit every item; WATCH from it with
   bookmarks, tracking the last resourceVersion of every event (bookmarks included);
@@ -91,6 +91,12 @@ class Gone(Exception):  # noqa: N818 - named after the HTTP status
 
 @dataclass
 class Source:
+    """The list and watch of one resource type in one namespace (or all), run in its own thread.
+
+    Every object is passed to ``emit``; ``on_relist`` is called after each relist but the
+    first.
+    """
+
     kube: Kube
     resource: Resource
     namespace: str | None
@@ -113,6 +119,7 @@ class Source:
 
     @property
     def name(self) -> str:
+        """The source's name in logs: ``<plural>@<namespace>``, ``*`` for all namespaces."""
         return f"{self.resource.plural}@{self.namespace or '*'}"
 
     def run(self) -> None:
@@ -167,8 +174,10 @@ class Source:
             )
 
     def abort(self) -> None:
-        """Interrupt a read blocked on a quiet stream (after ``stop`` is set): the thread
-        ends now rather than at the inactivity timeout."""
+        """Interrupt a read blocked on a quiet stream (after ``stop`` is set).
+
+        The thread ends now rather than at the inactivity timeout.
+        """
         stream = self._stream
         if stream is not None:
             stream.abort()
@@ -206,8 +215,10 @@ class Source:
         return str(listed["metadata"]["resourceVersion"])
 
     def _replace(self, present: dict[ObjectKey, JsonDict]) -> None:
-        """Make ``present`` (a full list) what this source knows; emit DELETED for each
-        object known before and absent from it."""
+        """Make ``present`` (a full list) what this source knows.
+
+        Emit DELETED for each object known before and absent from it.
+        """
         gone = [obj for key, obj in self.known.items() if key not in present]
         self.known = present
         if gone:
@@ -218,7 +229,12 @@ class Source:
             self._emit("DELETED", obj)
 
     # --- watch -----------------------------------------------------------------------------
-    def _watch(self, resource_version: str) -> str:
+    def _open_watch(self, resource_version: str) -> WatchStream:
+        """Open a WATCH from ``resource_version`` with bookmarks; a 410 raises ``Gone``.
+
+        The server ends the stream after ``watch_timeout_seconds`` (or a random 5-10 minutes);
+        a read waits at most the inactivity timeout.
+        """
         timeout = round(self.watch_timeout_seconds or self.rng.randint(300, 600))
         query = [
             ("watch", "true"),
@@ -227,7 +243,7 @@ class Source:
             ("timeoutSeconds", str(timeout)),
         ]
         try:
-            stream = self.kube.watch(
+            return self.kube.watch(
                 self.resource.type.path(self.namespace),
                 query=self._query(query),
                 timeout=(5.0, self.inactivity_seconds),
@@ -236,6 +252,34 @@ class Source:
             if exc.status == 410:
                 raise Gone() from None
             raise
+
+    def _on_event(self, event: JsonDict, resource_version: str) -> str:
+        """Track and emit one watch event; return the resourceVersion to resume from.
+
+        An ERROR event raises: ``Gone`` for a 410, else ``ApiError``. A BOOKMARK only moves
+        the resourceVersion on.
+        """
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                raise Gone()
+            raise ApiError(int(obj.get("code") or 0), str(obj.get("message") or ""))
+        rv = (obj.get("metadata") or {}).get("resourceVersion")
+        if rv:
+            resource_version = str(rv)
+        metrics.EVENTS.labels(self.resource.plural, str(kind)).inc()
+        if kind in ("ADDED", "MODIFIED"):
+            self.known[_key(obj)] = _last_known(obj)
+        elif kind == "DELETED":
+            self.known.pop(_key(obj), None)
+        if kind in ("ADDED", "MODIFIED", "DELETED"):
+            self._emit(str(kind), obj)
+        return resource_version
+
+    def _watch(self, resource_version: str) -> str:
+        """Watch from ``resource_version`` until the stream ends; return where to resume."""
+        stream = self._open_watch(resource_version)
         self._stream = stream
         if self.stop.is_set():
             stream.close()
@@ -244,22 +288,7 @@ class Source:
             for event in stream.events():
                 if self.stop.is_set():
                     break
-                kind = event.get("type")
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        raise Gone()
-                    raise ApiError(int(obj.get("code") or 0), str(obj.get("message") or ""))
-                rv = (obj.get("metadata") or {}).get("resourceVersion")
-                if rv:
-                    resource_version = str(rv)
-                metrics.EVENTS.labels(self.resource.plural, str(kind)).inc()
-                if kind in ("ADDED", "MODIFIED"):
-                    self.known[_key(obj)] = _last_known(obj)
-                elif kind == "DELETED":
-                    self.known.pop(_key(obj), None)
-                if kind in ("ADDED", "MODIFIED", "DELETED"):
-                    self._emit(str(kind), obj)
+                resource_version = self._on_event(event, resource_version)
         except Interrupted:
             # silent longer than the inactivity timeout, or the server dropped us: resume
             self.restarts += 1

@@ -74,8 +74,11 @@ def _renewed(queue: WorkQueue, lease: Lease) -> Iterator[threading.Event]:
 
 
 def wake(queue: WorkQueue, send: Send, key: Key, *, urgent: bool = False) -> bool:  # noqa: ARG001
-    """Enqueue ``key`` and send its message unless one is in flight; True when sent. The
-    FIFO dispatch this serves keeps arrival order, so ``urgent`` changes nothing here."""
+    """Enqueue ``key`` and send its message unless one is in flight.
+
+    Returns True when sent. The FIFO dispatch this serves keeps arrival order, so ``urgent`` changes
+    nothing here.
+    """
     if queue.enqueue(key) is EnqueueResult.SEND:
         send(key)
         return True
@@ -91,9 +94,11 @@ def run(
     starting: StartingServers | None = None,
     wake_other: Waker | None = None,
 ) -> RunReport:
-    """Process one message for ``key``; ``starting`` records servers whose pods start;
-    ``wake_other`` enqueues the keys a reconcile wakes (default: ``wake``, at once), urgently
-    when they are few (``URGENT_WAKE_LIMIT``)."""
+    """Process one message for ``key``.
+
+    ``starting`` records servers whose pods start; ``wake_other`` enqueues the keys a reconcile
+    wakes (default: ``wake``, at once), urgently when they are few (``URGENT_WAKE_LIMIT``).
+    """
     claim = queue.begin(key)
     if isinstance(claim, Busy):
         log.debug("key busy elsewhere key=%s expires_in=%.1f", key, claim.holder_expires_in)

@@ -7,7 +7,7 @@ reconcile ends in Pending), asks TANGO which of their devices are exported, and 
 a server's are, forgets it and wakes the server and every DeviceServer waiting for those
 devices (``wake``: enqueue and send; the waiters urgently when they are few,
 ``URGENT_WAKE_LIMIT``). A dependent thus starts within a fraction of a second
-of its dependency's export — the goal of DESIGN §4 — without polling by full reconciles and
+of its dependency's export, without polling by full reconciles and
 without waiting for the kubelet's next readiness probe of the provider's pod.
 """
 
@@ -31,6 +31,12 @@ MAX_AGE = 900.0
 
 
 class ExportWatcher:
+    """Looks for the exports of the starting servers in TANGO and wakes them and their waiters.
+
+    ``wake`` enqueues and sends a key; a server not exported after ``max_age`` seconds is
+    forgotten here and left to its reconciles. ``holder`` names this process's turn.
+    """
+
     def __init__(
         self,
         starting: StartingServers,

@@ -30,6 +30,7 @@ class AuthenticatedMetrics(monitor.Metrics):  # type: ignore[misc]  # flower is 
 
     @web.authenticated
     async def get(self) -> None:
+        """Serve Flower's metrics to an authenticated client (else 401)."""
         await super().get()
 
 
@@ -41,6 +42,7 @@ def protect_metrics() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run Flower with ``argv`` (Flower's own options) on the operator's broker; the exit status."""
     protect_metrics()
     arguments = list(sys.argv[1:] if argv is None else argv)
     status = app.start(["flower", *arguments])

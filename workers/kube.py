@@ -130,9 +130,11 @@ class Kube:
                 raise
 
     def get_custom(self, kind: crd.Kind, namespace: str, name: str) -> JsonDict | None:
+        """Read one of the operator's custom resources; None when it does not exist."""
         return self.get(crd.API_VERSION, kind.value, namespace, name)
 
     def list_custom(self, kind: crd.Kind, namespace: str) -> list[JsonDict]:
+        """List the custom resources of ``kind`` in ``namespace``."""
         with _translated(f"listing {kind.plural} in {namespace}"):
             listed = self._call("GET", _path(crd.API_VERSION, kind.value, namespace))
         items = listed.get("items") or []

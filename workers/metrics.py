@@ -53,8 +53,10 @@ STATE_TRANSITIONS = Counter(
 
 
 def serve(port: int, *, aggregate: bool, address: str = "0.0.0.0") -> None:
-    """Serve /metrics, aggregated over all pool processes with ``aggregate``
-    (``PROMETHEUS_MULTIPROC_DIR`` set, see ``workers.settings``)."""
+    """Serve /metrics, aggregated over all pool processes with ``aggregate``.
+
+    Aggregation needs ``PROMETHEUS_MULTIPROC_DIR`` set (see ``workers.settings``).
+    """
     if aggregate:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -108,6 +108,11 @@ def _prepared(document: JsonDict, namespace: str | None) -> JsonDict:
 
 
 def render(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: TextIO) -> int:
+    """Write the children of every CR in ``args.files`` to ``stdout`` as one YAML stream.
+
+    Documents of other kinds are skipped; unreadable files and bad specs are reported on
+    ``stderr``. Returns 1 if anything was reported as wrong, else 0.
+    """
     status = 0
     documents: list[tuple[str, JsonDict]] = []
     for path in args.files:

@@ -149,6 +149,7 @@ def selector_labels(cr_name: str, app: str, component: str) -> dict[str, str]:
 
 
 def child_labels(cr_name: str, app: str, component: str) -> dict[str, str]:
+    """The labels of a child: its selector labels plus part-of and managed-by."""
     return {
         **selector_labels(cr_name, app, component),
         "app.kubernetes.io/part-of": PART_OF,

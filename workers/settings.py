@@ -31,6 +31,7 @@ EXPORT_POLL = "TANGO_OPERATOR_EXPORT_POLL_SECONDS"
 METRICS_PORT = "TANGO_OPERATOR_METRICS_PORT"
 TEMPLATES = "TANGO_OPERATOR_TEMPLATES"
 
+
 @dataclass(frozen=True)
 class Settings:
     """What the reconcilers are configured with (``from_environment``; ``Ports.settings``)."""
@@ -43,8 +44,8 @@ class Settings:
     waiting_max_seconds: float = 60.0
 
     def reachable(self, address: str) -> str:
+        """The address to use for ``address`` from here (``host_map``, else unchanged)."""
         return self.host_map.get(address, address)
-
 
 
 DEFAULT_TANGO_PORT = "workers.tango:PyTangoPort"

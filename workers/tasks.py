@@ -34,6 +34,10 @@ send = Publisher(app)
 
 @app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
 def reconcile(member: str) -> dict[str, Any]:
+    """Reconcile the key encoded in ``member``: the Celery task every message runs.
+
+    Returns the run's report (kept out of the result backend: ``ignore_result``).
+    """
     key = Key.decode(member)
     wiring = current()
     with metrics.ACTIVE.labels(key.kind).track_inprogress():
@@ -73,8 +77,10 @@ class ReconcileFailedError(Exception):
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _start_export_watcher(**_: Any) -> None:
-    """In every pool process (after the fork, so PyTango is never shared across one); the
-    processes take turns, so one looks at a time."""
+    """In every pool process (after the fork, so PyTango is never shared across one).
+
+    The processes take turns, so one looks at a time.
+    """
     try:
         wiring = current()
     except Exception:  # the first task reports the same problem, with its key

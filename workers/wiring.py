@@ -39,10 +39,12 @@ class Wiring:
     """The fair dispatcher's queue (None with FIFO dispatch, TANGO_OPERATOR_DISPATCH)."""
 
     def waker(self, send: Callable[[Key], None]) -> Waker:
-        """How this worker wakes another key (a dependent; a starting server): to the
-        front of its namespace's lane with fair dispatch, and sent at the urgent priority
-        when it is one of a few woken at once; else sent at once. True when it was not
-        already queued."""
+        """How this worker wakes another key (a dependent; a starting server).
+
+        To the front of its namespace's lane with fair dispatch, and sent at the urgent priority
+        when it is one of a few woken at once; else sent at once. True when it was not already
+        queued.
+        """
         fair = self.fair
         if fair is None:
             return functools.partial(execution_wake, self.queue, send)

@@ -1,2 +1,5 @@
-"""The local kubelet of the embedded stack: ``plan`` (pod → command line), ``process`` (one
-container's process), ``kubelet`` (the watch loop and pod status)."""
+"""The local kubelet of the embedded stack.
+
+``plan`` (pod → command line), ``process`` (one container's process), ``kubelet`` (the watch loop
+and pod status).
+"""

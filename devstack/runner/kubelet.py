@@ -48,6 +48,7 @@ class ApiReader:
         self.core = core
 
     def config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """Read the data of ConfigMap ``namespace/name``; None when it does not exist."""
         try:
             found = self.core.read_namespaced_config_map(name, namespace)
         except client.ApiException as exc:
@@ -57,6 +58,7 @@ class ApiReader:
         return dict(found.data or {})
 
     def secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """Read the decoded data of Secret ``namespace/name``; None when it does not exist."""
         try:
             found = self.core.read_namespaced_secret(name, namespace)
         except client.ApiException as exc:
@@ -161,12 +163,15 @@ class LocalKubelet:
     # -- test controls ------------------------------------------------------------------
 
     def suspend(self, namespace: str, name: str) -> None:
-        """Stop the process of pod ``namespace/name`` and keep it stopped until ``resume``
-        (a node that loses a process and cannot start it: the pod reports not ready)."""
+        """Stop the process of pod ``namespace/name`` and keep it stopped until ``resume``.
+
+        This is a node that loses a process and cannot start it: the pod reports not ready.
+        """
         with self._lock:
             self._suspended.add((namespace, name))
 
     def resume(self, namespace: str, name: str) -> None:
+        """Let the pod ``namespace/name`` that ``suspend`` stopped run again."""
         with self._lock:
             self._suspended.discard((namespace, name))
 
@@ -216,6 +221,7 @@ class LocalKubelet:
     # -- the loop ----------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Watch the pods and ``step`` every tick until ``stop`` is set; then stop every process."""
         source = threading.Thread(target=self._watch, args=(stop,), name="pod-watch", daemon=True)
         source.start()
         try:
@@ -226,6 +232,7 @@ class LocalKubelet:
             self.shutdown()
 
     def step(self) -> None:
+        """Take in the pod events, start and stop processes to match, and report pod statuses."""
         while True:
             try:
                 self._absorb(*self.events.get_nowait())
@@ -314,5 +321,6 @@ class LocalKubelet:
             local.stop()
 
     def shutdown(self) -> None:
+        """Stop every process this kubelet started."""
         for uid in list(self.running):
             self._forget(uid)

@@ -62,13 +62,17 @@ class PlanError(Exception):
 class ObjectReader(Protocol):
     """Reads the ConfigMaps and Secrets a pod refers to (None: it does not exist)."""
 
-    def config_map(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
+    def config_map(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The data of ConfigMap ``namespace/name``; None when it does not exist."""
 
-    def secret(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
+    def secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The decoded data of Secret ``namespace/name``; None when it does not exist."""
 
 
 @dataclass(frozen=True)
 class Settings:
+    """How pods are translated to local processes: where, with which programs and variables."""
+
     workdir: Path
     host_map: Mapping[str, str] = field(default_factory=dict)
     """Cluster ``host:port`` → local ``host:port`` (the workers' TANGO_OPERATOR_HOST_MAP)."""
@@ -81,6 +85,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class Launch:
+    """One container as a local process: its command line, environment, ports and hooks."""
+
     argv: list[str]
     env: dict[str, str]
     cwd: Path
@@ -95,6 +101,7 @@ class Launch:
 
 
 def free_port() -> int:
+    """Return a TCP port on the loopback address that is free now."""
     with socket.socket() as probe:
         probe.bind((LOCAL_ADDRESS, 0))
         port: int = probe.getsockname()[1]

@@ -37,6 +37,8 @@ often 30 s; waiting that long here only slows a demo down)."""
 
 @dataclass(frozen=True)
 class Observation:
+    """What the kubelet last saw of one local process, for the pod status."""
+
     state: str
     """``pending`` | ``running`` (started, not ready) | ``ready`` | ``backoff``"""
     restarts: int = 0
@@ -48,11 +50,14 @@ class Observation:
 
 @dataclass(frozen=True)
 class RestartPolicy:
+    """When a local process that exited is started again: exponential backoff, like a kubelet."""
+
     base: float = 1.0
     cap: float = 30.0
     reset_after: float = 60.0
 
     def delay(self, crashes: int) -> float:
+        """Seconds to wait before the next start after ``crashes`` crashes."""
         return float(min(self.cap, self.base * 2 ** max(0, crashes - 1)))
 
 

@@ -36,6 +36,8 @@ __all__ = [
 
 
 def connect(url: str) -> Redis:
-    """A Redis client for ``url`` (from ``tango_operator.redis_url``) with short timeouts:
-    an operation never hangs a watcher thread or a worker for long."""
+    """A Redis client for ``url`` (from ``tango_operator.redis_url``) with short timeouts.
+
+    An operation never hangs a watcher thread or a worker for long.
+    """
     return Redis.from_url(url, socket_timeout=10, health_check_interval=30)

@@ -22,6 +22,8 @@ def _text(value: bytes | str) -> str:
 
 
 class RedisDependencyIndex:
+    """The dependency index on one Redis, under ``prefix``."""
+
     def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.prefix = prefix
@@ -37,6 +39,7 @@ class RedisDependencyIndex:
         return cast(set[Any], self.redis.smembers(name))
 
     def register(self, waiter: Key, devices: tuple[str, ...]) -> None:
+        """Record that ``waiter`` waits for ``devices``, replacing what it waited for before."""
         member = waiter.encode()
         previous = {_text(d) for d in self._members(self._waiter(waiter))}
         with self.redis.pipeline() as pipe:
@@ -49,12 +52,14 @@ class RedisDependencyIndex:
             pipe.execute()
 
     def waiters_of(self, devices: tuple[str, ...]) -> list[Key]:
+        """Return the keys waiting for any of ``devices``, sorted."""
         if not devices:
             return []
         members = cast(set[Any], self.redis.sunion([self._device(d) for d in devices]))
         return sorted(Key.decode(_text(m)) for m in members)
 
     def forget(self, waiter: Key) -> None:
+        """Drop every wait of ``waiter`` (it no longer waits for anything)."""
         member = waiter.encode()
         devices = [_text(d) for d in self._members(self._waiter(waiter))]
         if not devices:

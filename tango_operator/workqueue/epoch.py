@@ -75,8 +75,11 @@ class Epoch:
         self._script = redis.register_script(EPOCH)
 
     def check(self, own_lease: float = 0.0) -> float:
-        """Look at the epoch (starting it, and the grace if it was lost); the seconds of
-        grace left. ``own_lease``: the lease this process grants itself, once it has."""
+        """Look at the epoch (starting it, and the grace if it was lost).
+
+        ``own_lease``: the lease this process grants itself, once it has. Returns the seconds of
+        grace left.
+        """
         remembered = max(self.longest_lease, own_lease)
         found, lease, grace_ms = self._script(
             keys=[self.key, self.grace_key],

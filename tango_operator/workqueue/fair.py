@@ -50,10 +50,14 @@ URGENT_WAKE_LIMIT = 4
 
 
 class Waker(Protocol):
-    """Wakes one key; ``urgent``: it is one of at most ``URGENT_WAKE_LIMIT`` woken at once.
-    A true result: the key was not already queued."""
+    """A callable that wakes one key.
 
-    def __call__(self, key: Key, *, urgent: bool = False) -> object: ...
+    ``urgent``: it is one of at most ``URGENT_WAKE_LIMIT`` woken at once. A true result: the key was
+    not already queued.
+    """
+
+    def __call__(self, key: Key, *, urgent: bool = False) -> object:
+        """Wake ``key``; ``urgent`` when it is one of a few woken at once."""
 
 
 # KEYS: pending, lane, ring, ring_members, signal, queued, lock, dirty, urgent.
@@ -171,6 +175,8 @@ return out
 
 
 class AddResult(enum.Enum):
+    """What ``FairQueue.add`` did with a key."""
+
     PENDING = "pending"
     """Waiting for its turn; the dispatcher sends it."""
     DUPLICATE = "duplicate"
@@ -199,10 +205,13 @@ class FairQueue:
         self._dispatch = queue.redis.register_script(DISPATCH)
 
     def add(self, key: Key, *, front: bool = False, urgent: bool = False) -> AddResult:
-        """Make ``key`` wait for dispatch; ``front``: ahead of its namespace's other keys
-        (a dependency wake-up, which should not wait behind a flood of its own namespace);
-        ``urgent``: also sent at the urgent priority (a wake-up of a few keys). Urgency is
-        kept until the key is dispatched; a key already in flight keeps its message."""
+        """Make ``key`` wait for dispatch.
+
+        ``front``: ahead of its namespace's other keys (a dependency wake-up, which should not wait
+        behind a flood of its own namespace); ``urgent``: also sent at the urgent priority (a
+        wake-up of a few keys). Urgency is kept until the key is dispatched; a key already in flight
+        keeps its message.
+        """
         self.queue.check_epoch()
         member = key.encode()
         reply = self._add(
@@ -230,9 +239,11 @@ class FairQueue:
         return AddResult[_text(reply)]
 
     def dispatch(self, window: int, weights: Mapping[str, int] | None = None) -> Dispatched:
-        """Mark up to ``window`` minus the keys in flight as in flight, fairly; the caller
-        sends one message for each key returned. A look at the epoch first: a Redis that lost
-        its data is noticed before any message is sent (``tango_operator.workqueue.epoch``)."""
+        """Mark up to ``window`` minus the keys in flight as in flight, fairly.
+
+        The caller sends one message for each key returned. A look at the epoch first: a Redis that
+        lost its data is noticed before any message is sent (``tango_operator.workqueue.epoch``).
+        """
         self.queue.check_epoch()
         reply = self._dispatch(
             keys=[
@@ -268,9 +279,11 @@ class FairQueue:
         )
 
     def pending(self) -> int:
+        """Count the keys waiting for dispatch, over all namespaces."""
         return cast(int, self.queue.redis.hlen(self._pending))
 
     def pending_by_namespace(self) -> dict[str, int]:
+        """Count the keys waiting for dispatch per namespace; namespaces with none are left out."""
         members = cast(set[Any], self.queue.redis.smembers(self._ring_members))
         namespaces = [_text(n) for n in members]
         with self.queue.redis.pipeline(transaction=False) as pipe:

@@ -1,4 +1,8 @@
-"""client-go's workqueue guarantees (DESIGN §5) rebuilt on one Redis, for the operator.
+"""client-go's workqueue guarantees rebuilt on one Redis, for the operator.
+
+The guarantees: a key is deduplicated while queued, never processed by two workers at once,
+processed again if it changed while processing, and retried with backoff after a failure
+(the queue contract, docs/architecture.md).
 
 The watcher calls ``enqueue`` for every event and sends a Celery message only when told
 to (SEND), and pumps ``due`` keys back into ``enqueue``. A worker task brackets each
@@ -23,7 +27,7 @@ after a look at the epoch (enqueue, begin, renew, due). Times come from the inje
 (seconds); the lease TTL is Redis's own. If Redis restarts empty every operation keeps working:
 the state is gone, no lease is granted until the leases of before may have ended (the grace
 period, ``tango_operator.workqueue.epoch``), and the watcher's resync re-enqueues everything
-(DESIGN §5.7). Needs Redis ≥ 6.2 (``ZADD LT``/``GT``).
+(a lost key is recovered by the next event or resync). Needs Redis ≥ 6.2 (``ZADD LT``/``GT``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ without a ``forget`` do not accumulate. Far longer than any reconcile may take."
 
 
 class EnqueueResult(enum.Enum):
+    """What ``WorkQueue.enqueue`` did with a key, and so whether the caller sends a message."""
+
     SEND = "send"
     """Newly marked queued: the caller must send exactly one message for the key."""
     DUPLICATE = "duplicate"
@@ -75,11 +81,13 @@ class Lease:
 
 @dataclass(frozen=True)
 class Busy:
-    """Another live lease holds the key. It is marked dirty, so it runs once more after
-    the holder finishes; if the holder dies instead, ``due`` returns it once the holder's
-    lease has lapsed. The caller drops its message. Also the answer while the grace period
-    after a loss of Redis's data lasts (``tango_operator.workqueue.epoch``); ``due`` returns the key
-    when it ends."""
+    """Another live lease holds the key.
+
+    It is marked dirty, so it runs once more after the holder finishes; if the holder dies instead,
+    ``due`` returns it once the holder's lease has lapsed. The caller drops its message. Also the
+    answer while the grace period after a loss of Redis's data lasts
+    (``tango_operator.workqueue.epoch``); ``due`` returns the key when it ends.
+    """
 
     key: Key
     holder_expires_in: float
@@ -88,6 +96,8 @@ class Busy:
 
 @dataclass(frozen=True)
 class FinishResult:
+    """What ``WorkQueue.finish`` did: the lease, the follow-up run and the failure count."""
+
     released: bool
     """The lease was still ours and has been released (False: it had lapsed)."""
     follow_up: bool
@@ -163,11 +173,18 @@ class WorkQueue:
     # -- the API ------------------------------------------------------------------------
 
     def check_epoch(self) -> float:
-        """Notice a Redis that lost its data (and start the grace period); the seconds of
-        grace left. Called before every enqueue, begin, renew and due, and by FairQueue."""
+        """Notice a Redis that lost its data (and start the grace period).
+
+        Returns the seconds of grace left. Called before every enqueue, begin, renew and due, and
+        by FairQueue.
+        """
         return self.epoch.check(self.lease_seconds if self._granted else 0.0)
 
     def enqueue(self, key: Key) -> EnqueueResult:
+        """Mark ``key`` queued unless it already is; the result says whether to send a message.
+
+        A key being processed is marked dirty instead, for one follow-up run.
+        """
         self.check_epoch()
         member = key.encode()
         reply = self._enqueue(
@@ -177,6 +194,11 @@ class WorkQueue:
         return EnqueueResult[_text(reply)]
 
     def begin(self, key: Key) -> Lease | Busy:
+        """Take the lease of ``key`` for a reconcile, or learn that another holder has it.
+
+        Returns a ``Lease`` (the key is no longer queued; renew it while working, ``finish`` it
+        at the end) or ``Busy``.
+        """
         self.check_epoch()
         member = key.encode()
         token = uuid.uuid4().hex
@@ -212,9 +234,11 @@ class WorkQueue:
         )
 
     def renew(self, lease: Lease) -> bool:
-        """Extend the lease by ``lease_seconds`` if it is still ours — or take it back if
-        its lock is gone and nobody else holds the key (Redis lost it, or it lapsed);
-        False when another holder has the key."""
+        """Extend the lease by ``lease_seconds`` if it is still ours, or take it back.
+
+        It is taken back if its lock is gone and nobody else holds the key (Redis lost it, or it
+        lapsed). Returns False when another holder has the key.
+        """
         self.check_epoch()
         member = lease.key.encode()
         reply = self._renew(
@@ -267,17 +291,22 @@ class WorkQueue:
         )
 
     def backoff(self, failures: int) -> float:
-        """``min(cap, base·2^(failures-1))`` times a jitter factor drawn from ``rng`` in
-        [0.5, 1.0]; 0 for no failures (see ``tango_operator.workqueue.backoff``)."""
+        """Return the delay before retrying a key after ``failures`` consecutive failures.
+
+        ``min(cap, base·2^(failures-1))`` times a jitter factor drawn from ``rng`` in [0.5, 1.0];
+        0 for no failures (see ``tango_operator.workqueue.backoff``).
+        """
         return backoff_delay(
             failures, base=self.backoff_base, cap=self.backoff_cap, jitter=draw_jitter(self.rng)
         )
 
     def due(self, limit: int = 500) -> list[Key]:
-        """Atomically pop the keys whose due time has passed, earliest first (each is
-        returned once, even to concurrent pumps), then sweep lapsed leases and add the
-        dirty keys whose holder died. At most ``limit`` of each; the caller enqueues them
-        and calls again while the result is full."""
+        """Pop the due keys, then sweep lapsed leases and add the dirty keys whose holder died.
+
+        The pop is atomic and takes the keys whose due time has passed, earliest first (each is
+        returned once, even to concurrent pumps). At most ``limit`` of each; the caller enqueues
+        them and calls again while the result is full.
+        """
         self.check_epoch()
         reply = self._due(
             keys=[self._delayed, self._processing],
@@ -297,9 +326,12 @@ class WorkQueue:
         return float(earliest[0][1]) if earliest else None  # type: ignore[index]
 
     def stats(self) -> dict[str, int]:
-        """Counts for metrics: ``queued`` (messages in flight), ``delayed`` (scheduled),
-        ``due`` (scheduled and already due: pump lag), ``processing`` (leases not yet
-        released or swept) and ``failing`` (keys with consecutive failures)."""
+        """Counts for metrics.
+
+        ``queued`` (messages in flight), ``delayed`` (scheduled), ``due`` (scheduled and already
+        due: pump lag), ``processing`` (leases not yet released or swept) and ``failing`` (keys with
+        consecutive failures).
+        """
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.zcard(self._queued)
             pipe.zcard(self._delayed)
@@ -316,8 +348,10 @@ class WorkQueue:
         }
 
     def forget(self, key: Key) -> None:
-        """Drop the failures, scheduled requeue and attempt count of a deleted object. An
-        in-flight message, a held lease and a pending follow-up are left alone."""
+        """Drop the failures, scheduled requeue and attempt count of a deleted object.
+
+        An in-flight message, a held lease and a pending follow-up are left alone.
+        """
         member = key.encode()
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self._failures, member)

@@ -33,6 +33,8 @@ return 0
 
 @dataclass(frozen=True)
 class Starting:
+    """One starting server: its key, TANGO host and the devices its pod will export."""
+
     key: Key
     tango_host: str
     devices: tuple[str, ...]
@@ -45,6 +47,8 @@ def _text(value: Any) -> str:
 
 
 class StartingServers:
+    """The starting servers on one Redis, under ``prefix``, and the export watcher's turn."""
+
     def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self._hash = prefix + "starting"
@@ -52,6 +56,10 @@ class StartingServers:
         self._take_turn = redis.register_script(_TAKE_TURN)
 
     def register(self, key: Key, tango_host: str, devices: tuple[str, ...]) -> None:
+        """Register ``key`` as starting, with the devices to look for on ``tango_host``.
+
+        A server registered again keeps its first ``since``; an unchanged entry is not rewritten.
+        """
         member = key.encode()
         raw = cast(bytes | str | None, self.redis.hget(self._hash, member))
         since = time.time()
@@ -64,9 +72,11 @@ class StartingServers:
         self.redis.hset(self._hash, member, json.dumps(entry, separators=(",", ":")))
 
     def forget(self, key: Key) -> None:
+        """Stop looking for the devices of ``key``."""
         self.redis.hdel(self._hash, key.encode())
 
     def entries(self) -> list[Starting]:
+        """Return the starting servers, by key; entries that do not parse are deleted."""
         found: list[Starting] = []
         raw = cast(dict[Any, Any], self.redis.hgetall(self._hash))
         for member, value in raw.items():

@@ -26,8 +26,10 @@ class LegacyFlow:
     backoff_cap: float = 300.0
 
     def init_done(self, created: float, provider_up: float) -> float:
-        """When a dependent's init container created at ``created`` succeeds, if its
-        provider's device answers from ``provider_up`` on."""
+        """Return when a dependent's init container created at ``created`` succeeds.
+
+        Its provider's device answers from ``provider_up`` on.
+        """
         round_start, restarts = created, 0
         while True:
             for attempt in range(self.tries):
@@ -39,9 +41,11 @@ class LegacyFlow:
             restarts += 1
 
     def chain(self, startup: Sequence[float], start: float = 0.0) -> list[tuple[float, float]]:
-        """(init done, device up) of each server of a chain whose pods all start at
-        ``start``; ``startup[i]`` is server i's time from start to its device answering;
-        server 0 has no dependency."""
+        """(init done, device up) of each server of a chain whose pods all start at ``start``.
+
+        ``startup[i]`` is server i's time from start to its device answering; server 0 has no
+        dependency.
+        """
         timeline: list[tuple[float, float]] = []
         provider_up = start
         for index, duration in enumerate(startup):

@@ -1,6 +1,8 @@
-"""The chart as the tests see it: ``helm template`` output (the pinned helm binary) for the
-value sets in ``tests/data``, and the pieces of it the tests read (pods, containers, env,
-RBAC rules)."""
+"""The chart as the tests see it.
+
+``helm template`` output (the pinned helm binary) for the value sets in ``tests/data``, and the
+pieces of it the tests read (pods, containers, env, RBAC rules).
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""A reverse proxy in front of kubeemu that stamps every request with a User-Agent, so the
-audit log tells the workers' requests from the watcher's (the Python client sends the same
-User-Agent from both). Used by the RBAC test: the workers get a kubeconfig pointing at it.
-Streamed answers are passed through chunk by chunk."""
+"""A reverse proxy in front of kubeemu that stamps every request with a User-Agent.
+
+With it the audit log tells the workers' requests from the watcher's (the Python client sends the
+same User-Agent from both). Used by the RBAC test: the workers get a kubeconfig pointing at it.
+Streamed answers are passed through chunk by chunk.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""docker-compose.yml and the Dockerfile, checked without a container engine: the compose
-file parses, every service of ours runs a real entry point of the project (a console script
-and sub-command, or a module that exists) from a Dockerfile target that exists, every
-environment variable it sets is read by the code that runs, and the images keep to the
-chart's security settings (UID, no baked-in secrets, the watcher without PyTango)."""
+"""docker-compose.yml and the Dockerfile, checked without a container engine.
+
+The compose file parses, every service of ours runs a real entry point of the project (a console
+script and sub-command, or a module that exists) from a Dockerfile target that exists, every
+environment variable it sets is read by the code that runs, and the images keep to the chart's
+security settings (UID, no baked-in secrets, the watcher without PyTango).
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""watcher.metrics.CustomResources: CRs by namespace and state, time to Running and
-dependency waits, from the objects the watcher lists and watches (the series the chart's
-Grafana dashboard draws)."""
+"""The custom-resource series of watcher.metrics.CustomResources.
+
+CRs by namespace and state, time to Running and dependency waits, from the objects the watcher lists
+and watches (the series the chart's Grafana dashboard draws).
+"""
 
 from __future__ import annotations
 

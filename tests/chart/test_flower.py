@@ -1,8 +1,10 @@
-"""Flower as the chart runs it: the rendered container's command and environment (basic-auth
-credentials from the rendered Secret, the Redis password from the Redis Secret) start the
-real ``celery flower`` against a redis-server that requires that password. Pages, API and
-/metrics answer 401 without the credentials and 200 with them; /healthcheck (the probes)
-stays open."""
+"""Flower as the chart runs it.
+
+The rendered container's command and environment (basic-auth credentials from the rendered Secret,
+the Redis password from the Redis Secret) start the real ``celery flower`` against a redis-server
+that requires that password. Pages, API and /metrics answer 401 without the credentials and 200 with
+them; /healthcheck (the probes) stays open.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""``helm install`` of the chart into kubeemu (helm 3.17, OpenAPI validation on), upgrade
-(generated passwords survive it) and uninstall, with default and all-on values; the
-ServiceMonitor appears exactly when the cluster serves its API."""
+"""``helm install``, upgrade and uninstall of the chart in kubeemu.
+
+Helm 3.17 with OpenAPI validation on; generated passwords survive the upgrade; default and all-on
+values; the ServiceMonitor appears exactly when the cluster serves its API.
+"""
 
 from __future__ import annotations
 

@@ -67,8 +67,10 @@ def _component(user_agent: str) -> str | None:
 
 
 def _resolved_env(container_spec: JsonDict, pod_name: str) -> dict[str, str]:
-    """The container's environment as the kubelet would set it, minus Secrets and Redis
-    (the test's own redis-server stands in for the chart's)."""
+    """The container's environment as the kubelet would set it, minus Secrets and Redis.
+
+    The test's own redis-server stands in for the chart's.
+    """
     env: dict[str, str] = {}
     for entry in container_spec.get("env") or []:
         name = entry["name"]
@@ -86,8 +88,10 @@ def _resolved_env(container_spec: JsonDict, pod_name: str) -> dict[str, str]:
 
 
 class Life:
-    """The custom resources' lives, driven through the official client (not audited as a
-    component: its User-Agent is the client's own)."""
+    """Drive the custom resources' lives through the official client.
+
+    The client is not audited as a component: its User-Agent is the client's own.
+    """
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api_client)

@@ -1,7 +1,9 @@
-"""TANGO_OPERATOR_REDIS_PASSWORD, the setting the chart passes from a Secret: it becomes the
-password of TANGO_OPERATOR_REDIS_URL (percent-encoded), and every Redis client of the
-operator — the watcher's settings, the workers' Celery config and runtime — authenticates
-with it against a real redis-server that requires a password."""
+"""TANGO_OPERATOR_REDIS_PASSWORD, the setting the chart passes from a Secret.
+
+It becomes the password of TANGO_OPERATOR_REDIS_URL (percent-encoded), and every Redis client of the
+operator — the watcher's settings, the workers' Celery config and runtime — authenticates with it
+against a real redis-server that requires a password.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""The chart offline: ``helm lint --strict``, Kubernetes 1.31 schemas for every rendered
-object, the values schema's rejections, the security of every pod, environment variables the
-code really reads, the Redis URL and the capability-gated ServiceMonitor."""
+"""The chart offline.
+
+``helm lint --strict``, Kubernetes 1.31 schemas for every rendered object, the values schema's
+rejections, the security of every pod, environment variables the code really reads, the Redis URL
+and the capability-gated ServiceMonitor.
+"""
 
 from __future__ import annotations
 
@@ -363,7 +366,7 @@ def test_dashboard_draws_only_series_the_operator_exports() -> None:
     ] + [dashboard["templating"]["list"][1]["definition"]]
     referenced = {name for e in expressions for name in re.findall(r"tango_operator_\w+", e)}
     assert referenced <= exported, sorted(referenced - exported)
-    # what docs/deploy.md says the dashboard shows
+    # what the dashboard must show: reconciles, the queue, CR states, time to Running, waits
     for wanted in (
         "tango_operator_reconcile_total",
         "tango_operator_queue_keys",

@@ -1,7 +1,10 @@
-"""helm/samples: a DatabaseDS and a DeviceServer chain (C → B → A) that the CRDs accept
-(kubectl apply into kubeemu), that render without an Error, written with the keys of
-``tests/data/crs``, whose ``dependsOn`` entries are devices of the other samples, and whose
-scripts are small PyTango servers importing only ``tango``."""
+"""The samples in helm/samples: a DatabaseDS and a DeviceServer chain (C → B → A).
+
+They are samples that the CRDs accept (kubectl apply into kubeemu),
+that render without an Error, written with the keys of ``tests/data/crs``, whose ``dependsOn``
+entries are devices of the other samples, and whose scripts are small PyTango servers importing only
+``tango``.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""`make demo`'s program from start to finish, as a user runs it: every sample Running, the
-endpoints printed, and nothing left running afterwards."""
+"""`make demo`'s program from start to finish, as a user runs it.
+
+Every sample Running, the endpoints printed, and nothing left running afterwards.
+"""
 
 from __future__ import annotations
 

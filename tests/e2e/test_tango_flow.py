@@ -1,5 +1,8 @@
-"""The operator and TANGO together, end to end: real DataBaseds, real device servers started
-by the local kubelet, real watcher and workers, the PyTango side of the operator."""
+"""The operator and TANGO together, end to end.
+
+Real DataBaseds, real device servers started by the local kubelet, real watcher and workers, the
+PyTango side of the operator.
+"""
 
 from __future__ import annotations
 
@@ -216,8 +219,10 @@ def test_deleting_a_device_server_removes_it_from_the_tango_db(e2e: E2E) -> None
     reason="Debian's TangoTest is not installed: apt-get install tango-test",
 )
 def test_the_ska_tangotest_example_runs_unchanged_with_the_cpp_tangotest(e2e: E2E) -> None:
-    """The DatabaseDS and the TangoTest DeviceServer exactly as the SKA charts render them
-    (`command: /usr/local/bin/TangoTest`), run by Debian's C++ TangoTest."""
+    """The DatabaseDS and the TangoTest DeviceServer exactly as the SKA charts render them.
+
+    The TangoTest (`command: /usr/local/bin/TangoTest`) is run by Debian's C++ TangoTest.
+    """
     for sample in ("ska-databaseds.yaml", "ska-tangotest.yaml"):
         e2e.create(SKA_NAMESPACE, yaml.safe_load((CRS / sample).read_text()))
     e2e.wait_states(SKA_NAMESPACE, {"tangotest-test": "Running"}, timeout=120)

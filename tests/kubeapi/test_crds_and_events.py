@@ -1,4 +1,4 @@
-"""CustomResourceDefinitions (checklist R1, R2, R5, multi-version) and Events in both APIs."""
+"""CustomResourceDefinitions (several versions included) and Events in both APIs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ JsonDict = dict[str, Any]
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 
 
-def test_crd_needs_exactly_one_storage_version(kubeemu: KubeEmu) -> None:  # R1
+def test_crd_needs_exactly_one_storage_version(kubeemu: KubeEmu) -> None:
     crd = copy.deepcopy(WIDGET_CRD)
     second = copy.deepcopy(crd["spec"]["versions"][0])
     second["name"] = "v2"
@@ -30,7 +30,7 @@ def test_crd_needs_exactly_one_storage_version(kubeemu: KubeEmu) -> None:  # R1
     assert cause["message"].endswith("must have exactly one version marked as storage version")
 
 
-def test_crd_status_after_create(kubeemu: KubeEmu) -> None:  # R2
+def test_crd_status_after_create(kubeemu: KubeEmu) -> None:
     status = call(kubeemu, "POST", CRDS, WIDGET_CRD).body["status"]
     assert status["acceptedNames"] == {
         "plural": "widgets",
@@ -49,7 +49,7 @@ def test_crd_status_after_create(kubeemu: KubeEmu) -> None:  # R2
 
 def test_defaults_apply_on_read_after_a_schema_change(
     kubeemu: KubeEmu, api_client: client.ApiClient, widget_crd: JsonDict
-) -> None:  # R5
+) -> None:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}/old"
     created = call(kubeemu, "POST", path.rsplit("/", 1)[0], widget("old")).body
     crd = call(kubeemu, "GET", f"{CRDS}/{PLURAL}.{GROUP}").body
@@ -155,7 +155,7 @@ def test_events_written_through_one_api_are_read_through_the_other(
     )
 
 
-def test_custom_resource_scale_subresource(kubeemu: KubeEmu) -> None:  # C4, R7
+def test_custom_resource_scale_subresource(kubeemu: KubeEmu) -> None:
     crd = copy.deepcopy(WIDGET_CRD)
     version = crd["spec"]["versions"][0]
     version["subresources"]["scale"] = {

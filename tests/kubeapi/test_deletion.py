@@ -1,5 +1,8 @@
-"""Deletion (checklist X2, X3, X5, X6, D8): finalizers, DeleteOptions from the body or the query,
-boot namespaces, pod termination with and without a kubelet stand-in, and CRD deletion."""
+"""Deletion.
+
+Finalizers, DeleteOptions from the body or the query, boot namespaces, pod termination with and
+without a kubelet stand-in, and CRD deletion.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = 10.0) -> N
         time.sleep(0.05)
 
 
-def test_finalizer_flow_details(kubeemu: KubeEmu) -> None:  # X2
+def test_finalizer_flow_details(kubeemu: KubeEmu) -> None:
     call(kubeemu, "POST", CM, {"metadata": {"name": "fin", "finalizers": ["example.com/a"]}})
     first = call(kubeemu, "DELETE", CM + "/fin")
     assert first.status == 200
@@ -67,7 +70,7 @@ def test_finalizer_flow_details(kubeemu: KubeEmu) -> None:  # X2
     )
 
 
-def test_delete_options_from_the_query_and_preconditions(kubeemu: KubeEmu) -> None:  # X3
+def test_delete_options_from_the_query_and_preconditions(kubeemu: KubeEmu) -> None:
     created = call(kubeemu, "POST", CM, {"metadata": {"name": "opts"}}).body
     uid, rv = created["metadata"]["uid"], created["metadata"]["resourceVersion"]
     dry = call(kubeemu, "DELETE", CM + "/opts?dryRun=All&propagationPolicy=Orphan")
@@ -91,7 +94,7 @@ def test_delete_options_from_the_query_and_preconditions(kubeemu: KubeEmu) -> No
     eventually(lambda: call(kubeemu, "GET", CM + "/opts").status == 404, "owner without dependents")
 
 
-def test_boot_namespaces(api_client: client.ApiClient) -> None:  # X5
+def test_boot_namespaces(api_client: client.ApiClient) -> None:
     names = [ns.metadata.name for ns in client.CoreV1Api(api_client).list_namespace().items]
     assert names == ["default", "kube-node-lease", "kube-public", "kube-system"]
 
@@ -103,14 +106,14 @@ def _pod(name: str, grace: int | None = None) -> JsonDict:
     return {"metadata": {"name": name}, "spec": spec}
 
 
-def test_pods_are_deleted_at_once_without_a_kubelet(kubeemu: KubeEmu) -> None:  # X6
+def test_pods_are_deleted_at_once_without_a_kubelet(kubeemu: KubeEmu) -> None:
     call(kubeemu, "POST", PODS, _pod("quick"))
     deleted = call(kubeemu, "DELETE", PODS + "/quick")
     assert deleted.body["kind"] == "Pod", "pods answer a DELETE with the object"
     assert call(kubeemu, "GET", PODS + "/quick").status == 404
 
 
-def test_held_pods_stay_terminating_for_their_grace_period(kubeemu: KubeEmu) -> None:  # X6
+def test_held_pods_stay_terminating_for_their_grace_period(kubeemu: KubeEmu) -> None:
     kubeemu.controllers(pod_deletion="hold")
     call(kubeemu, "POST", PODS, _pod("slow", grace=45))
     call(kubeemu, "POST", PODS, _pod("stuck"))
@@ -134,7 +137,7 @@ def test_held_pods_stay_terminating_for_their_grace_period(kubeemu: KubeEmu) -> 
     eventually(lambda: call(kubeemu, "GET", PODS + "/stuck").status == 404, "held pod released")
 
 
-def test_crd_deletion_removes_instances_first(kubeemu: KubeEmu, kubectl: Cli) -> None:  # D8
+def test_crd_deletion_removes_instances_first(kubeemu: KubeEmu, kubectl: Cli) -> None:
     assert (
         call(
             kubeemu, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", WIDGET_CRD
@@ -179,7 +182,7 @@ def test_crd_deletion_removes_instances_first(kubeemu: KubeEmu, kubectl: Cli) ->
     assert call(kubeemu, "GET", CRD_PATH).status == 404
 
 
-def test_delete_answers_per_kind(kubeemu: KubeEmu, widget_crd: JsonDict) -> None:  # X1
+def test_delete_answers_per_kind(kubeemu: KubeEmu, widget_crd: JsonDict) -> None:
     call(kubeemu, "POST", WIDGETS, widget("gone"))
     uid = call(kubeemu, "GET", WIDGETS + "/gone").body["metadata"]["uid"]
     # custom resources answer a Status (their storage does not return the deleted object)
@@ -196,7 +199,7 @@ def test_delete_answers_per_kind(kubeemu: KubeEmu, widget_crd: JsonDict) -> None
     assert (returned["kind"], returned["metadata"]["name"]) == ("Service", "svc")
 
 
-def test_delete_collection_by_label_selector(api_client: client.ApiClient) -> None:  # P2, L2
+def test_delete_collection_by_label_selector(api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     for name, labels in (("a", {"tier": "web"}), ("b", {"tier": "db"}), ("c", {})):
         core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": labels}})
@@ -206,7 +209,7 @@ def test_delete_collection_by_label_selector(api_client: client.ApiClient) -> No
     assert [c.metadata.name for c in core.list_namespaced_config_map("default").items] == ["b", "c"]
 
 
-def test_dependents_of_a_missing_owner_are_collected(kubeemu: KubeEmu) -> None:  # X4
+def test_dependents_of_a_missing_owner_are_collected(kubeemu: KubeEmu) -> None:
     orphan = {
         "metadata": {
             "name": "dangling",
@@ -219,7 +222,7 @@ def test_dependents_of_a_missing_owner_are_collected(kubeemu: KubeEmu) -> None: 
     eventually(lambda: call(kubeemu, "GET", CM + "/dangling").status == 404, "collected")
 
 
-def test_create_in_a_terminating_namespace_is_forbidden(kubeemu: KubeEmu) -> None:  # C1, X5
+def test_create_in_a_terminating_namespace_is_forbidden(kubeemu: KubeEmu) -> None:
     call(kubeemu, "POST", "/api/v1/namespaces", {"metadata": {"name": "ending"}})
     held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
     call(kubeemu, "POST", "/api/v1/namespaces/ending/configmaps", held)

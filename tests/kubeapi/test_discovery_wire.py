@@ -28,7 +28,7 @@ def test_version_and_health_endpoints(kubeemu: KubeEmu) -> None:
             assert response.read() == b"ok"
 
 
-def test_aggregated_discovery_is_not_offered(kubeemu: KubeEmu) -> None:  # D1, D2
+def test_aggregated_discovery_is_not_offered(kubeemu: KubeEmu) -> None:
     # kubectl asks for APIGroupDiscoveryList first; a plain JSON answer sends it down the legacy
     # path (GET /api/v1 and every /apis/<g>/<v>), which is what kubeemu serves
     for path, kind in (("/api", "APIVersions"), ("/apis", "APIGroupList")):
@@ -47,7 +47,7 @@ def test_aggregated_discovery_is_not_offered(kubeemu: KubeEmu) -> None:  # D1, D
     }
 
 
-def test_resource_lists_describe_subresources(kubeemu: KubeEmu) -> None:  # D3
+def test_resource_lists_describe_subresources(kubeemu: KubeEmu) -> None:
     resources = {r["name"]: r for r in call(kubeemu, "GET", "/apis/apps/v1").body["resources"]}
     statefulsets = resources["statefulsets"]
     assert statefulsets["kind"] == "StatefulSet"
@@ -71,7 +71,7 @@ def test_resource_lists_describe_subresources(kubeemu: KubeEmu) -> None:  # D3
     assert "configmaps/status" not in core, "no status subresource where the kind has none"
 
 
-def test_openapi_v3_describes_namespaces_for_kubectl_validation(kubeemu: KubeEmu) -> None:  # D6
+def test_openapi_v3_describes_namespaces_for_kubectl_validation(kubeemu: KubeEmu) -> None:
     root = call(kubeemu, "GET", "/openapi/v3").body
     url = root["paths"]["api/v1"]["serverRelativeURL"]
     assert url.startswith("/openapi/v3/api/v1?hash=")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kubernetes import client, watch
+from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 from kubeemu.testing import EmulatorError, KubeEmu
@@ -87,8 +87,6 @@ def test_audit_log_counts_calls_and_mutations(
 def test_command_line_faults(tmp_path: Path) -> None:
     emulator = KubeEmu.start(tmp_path, ["--fault", "code=500,verbs=list,resources=configmaps"])
     try:
-        from kubernetes import config
-
         api = config.new_client_from_config(config_file=str(emulator.kubeconfig))
         with pytest.raises(ApiException) as caught:
             client.CoreV1Api(api).list_namespaced_config_map("default")

@@ -1,5 +1,7 @@
-"""helm 3.17 (the real binary) installs, upgrades and uninstalls a chart in kubeemu, with OpenAPI
-validation on (no ``--disable-openapi-validation``)."""
+"""Helm 3.17 (the real binary) installs, upgrades and uninstalls a chart in kubeemu.
+
+OpenAPI validation is on (no ``--disable-openapi-validation``).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Cluster behaviour kubeemu fakes: garbage collection, namespaces, StatefulSet pods, leases,
-events, immutability and defaulting — driven through the official Python client."""
+"""Cluster behaviour kubeemu fakes.
+
+Garbage collection, namespaces, StatefulSet pods, leases, events, immutability and defaulting —
+driven through the official Python client.
+"""
 
 from __future__ import annotations
 

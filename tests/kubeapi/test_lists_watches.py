@@ -1,5 +1,8 @@
-"""Lists, Tables and watches on the wire (checklist L1, L3, L4, L6, W1-W4, W10): list bodies,
-paging and its 410, server-side Tables, the watch stream format, bookmarks and many watchers."""
+"""Lists, Tables and watches on the wire.
+
+List bodies, paging and its 410, server-side Tables, the watch stream format, bookmarks and many
+watchers.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def _events(kubeemu: KubeEmu, path: str) -> tuple[str, list[JsonDict]]:
 
 
 # --- lists ---------------------------------------------------------------------------------------
-def test_list_body_kind_order_and_all_namespaces(kubeemu: KubeEmu) -> None:  # L1
+def test_list_body_kind_order_and_all_namespaces(kubeemu: KubeEmu) -> None:
     call(kubeemu, "POST", "/api/v1/namespaces", {"metadata": {"name": "aaa"}})
     for namespace, name in (("default", "b"), ("aaa", "z"), ("default", "a")):
         _create(kubeemu, name, namespace)
@@ -69,7 +72,7 @@ def test_custom_resource_list_items_keep_their_type(kubeemu: KubeEmu, widget_crd
     )
 
 
-def test_unsupported_field_selector_is_400(kubeemu: KubeEmu) -> None:  # L3
+def test_unsupported_field_selector_is_400(kubeemu: KubeEmu) -> None:
     reply = call(kubeemu, "GET", f"{CM}?fieldSelector=data.a%3D1")
     assert reply.body == status_body(
         400,
@@ -83,7 +86,7 @@ def test_unsupported_field_selector_is_400(kubeemu: KubeEmu) -> None:  # L3
     assert bad_label.status == 400
 
 
-def test_per_kind_field_selectors(api_client: client.ApiClient) -> None:  # L3
+def test_per_kind_field_selectors(api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     for name, kind in (("opaque", "Opaque"), ("tls", "kubernetes.io/tls")):
         data = {"tls.crt": "", "tls.key": ""} if kind == "kubernetes.io/tls" else {}
@@ -101,7 +104,7 @@ def test_per_kind_field_selectors(api_client: client.ApiClient) -> None:  # L3
     assert [s.metadata.name for s in not_named.items] == ["opaque"]
 
 
-def test_paging_counts_remaining_items_and_expires_after_compaction(kubeemu: KubeEmu) -> None:  # L4
+def test_paging_counts_remaining_items_and_expires_after_compaction(kubeemu: KubeEmu) -> None:
     for index in range(5):
         _create(kubeemu, f"page-{index}")
     first = call(kubeemu, "GET", f"{CM}?limit=2").body
@@ -135,7 +138,7 @@ def test_paging_counts_remaining_items_and_expires_after_compaction(kubeemu: Kub
 
 
 # --- tables --------------------------------------------------------------------------------------
-def test_server_side_tables(kubeemu: KubeEmu, widget_crd: JsonDict) -> None:  # L6
+def test_server_side_tables(kubeemu: KubeEmu, widget_crd: JsonDict) -> None:
     _create(kubeemu, "tab")
     table = call(kubeemu, "GET", CM, accept=TABLE).body
     assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
@@ -172,7 +175,7 @@ def test_kubectl_get_all_namespaces_uses_the_row_objects(kubectl: Cli, kubeemu: 
 # --- watches -------------------------------------------------------------------------------------
 def test_watch_without_version_starts_with_synthetic_added_events(
     kubeemu: KubeEmu,
-) -> None:  # W1, W2
+) -> None:
     _create(kubeemu, "old-1")
     _create(kubeemu, "old-2")
     content_type, events = _events(kubeemu, f"{CM}?watch=true&timeoutSeconds=1")
@@ -188,7 +191,7 @@ def test_watch_without_version_starts_with_synthetic_added_events(
     assert len(from_zero) == 2
 
 
-def test_watch_of_a_named_path_sees_only_that_object(kubeemu: KubeEmu) -> None:  # W1
+def test_watch_of_a_named_path_sees_only_that_object(kubeemu: KubeEmu) -> None:
     rv = _create(kubeemu, "other")["metadata"]["resourceVersion"]
     _create(kubeemu, "mine")
     _create(kubeemu, "other-2")
@@ -196,7 +199,7 @@ def test_watch_of_a_named_path_sees_only_that_object(kubeemu: KubeEmu) -> None: 
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "mine")]
 
 
-def test_too_old_resource_version_is_an_error_event(kubeemu: KubeEmu) -> None:  # W3
+def test_too_old_resource_version_is_an_error_event(kubeemu: KubeEmu) -> None:
     rv = _create(kubeemu, "a")["metadata"]["resourceVersion"]
     _create(kubeemu, "b")
     current = kubeemu.compact()
@@ -221,7 +224,9 @@ def test_too_old_resource_version_is_an_error_event(kubeemu: KubeEmu) -> None:  
     ]
 
 
-def test_bookmarks_only_when_asked(kubeemu: KubeEmu) -> None:  # W4 (fixture: 1 s interval)
+def test_bookmarks_only_when_asked(
+    kubeemu: KubeEmu,
+) -> None:  # the fixture's bookmark interval is 1 s
     rv = _create(kubeemu, "bm")["metadata"]["resourceVersion"]
     _, plain = _events(kubeemu, f"{CM}?watch=1&resourceVersion={rv}&timeoutSeconds=2.5")
     assert plain == []
@@ -239,7 +244,7 @@ def test_bookmarks_only_when_asked(kubeemu: KubeEmu) -> None:  # W4 (fixture: 1 
     }
 
 
-def test_many_concurrent_watches_and_clean_disconnects(kubeemu: KubeEmu) -> None:  # W10
+def test_many_concurrent_watches_and_clean_disconnects(kubeemu: KubeEmu) -> None:
     rv = _create(kubeemu, "start")["metadata"]["resourceVersion"]
     watchers = 40
     seen: list[list[str]] = [[] for _ in range(watchers)]

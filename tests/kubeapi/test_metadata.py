@@ -1,5 +1,8 @@
-"""Object metadata and admission (checklist M1-M8): resourceVersions, names, generation, no-op
-writes, managedFields, validation, built-in defaulting and immutable fields."""
+"""Object metadata and admission.
+
+resourceVersions, names, generation, no-op writes, managedFields, validation, built-in defaulting
+and immutable fields.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ def _config_map(name: str, **fields: Any) -> JsonDict:
     return {"metadata": {"name": name}, **fields}
 
 
-def test_one_global_resource_version_across_kinds(api_client: client.ApiClient) -> None:  # M1
+def test_one_global_resource_version_across_kinds(api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     leases = client.CoordinationV1Api(api_client)
     written = [
@@ -38,7 +41,7 @@ def test_one_global_resource_version_across_kinds(api_client: client.ApiClient) 
     assert int(listed) == versions[-1]
 
 
-def test_create_sets_server_fields_and_generates_names(kubeemu: KubeEmu) -> None:  # M2
+def test_create_sets_server_fields_and_generates_names(kubeemu: KubeEmu) -> None:
     reply = call(
         kubeemu,
         "POST",
@@ -86,7 +89,7 @@ def test_create_sets_server_fields_and_generates_names(kubeemu: KubeEmu) -> None
     )
 
 
-def test_generation_only_for_kinds_that_have_it(api_client: client.ApiClient) -> None:  # M3
+def test_generation_only_for_kinds_that_have_it(api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     apps = client.AppsV1Api(api_client)
     config = core.create_namespaced_config_map("default", _config_map("gen", data={"a": "1"}))
@@ -109,7 +112,7 @@ def test_generation_only_for_kinds_that_have_it(api_client: client.ApiClient) ->
 
 def test_no_op_writes_keep_the_version_and_emit_no_event(
     kubeemu: KubeEmu, api_client: client.ApiClient
-) -> None:  # M4
+) -> None:
     core = client.CoreV1Api(api_client)
     created = core.create_namespaced_config_map(
         "default",
@@ -156,9 +159,7 @@ def test_no_op_writes_keep_the_version_and_emit_no_event(
     assert events == [("MODIFIED", {"a": "2"})], "the no-op writes produced no watch event"
 
 
-def test_update_records_managed_fields(
-    kubeemu: KubeEmu, api_client: client.ApiClient
-) -> None:  # M5
+def test_update_records_managed_fields(kubeemu: KubeEmu, api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     core.create_namespaced_config_map(
         "default", {"metadata": {"name": "mf", "labels": {"team": "a"}}, "data": {"a": "1"}}
@@ -225,7 +226,7 @@ def test_update_records_managed_fields(
 )
 def test_names_labels_and_annotations_are_validated(
     kubeemu: KubeEmu, path: str, body: JsonDict, field: str, message_part: str
-) -> None:  # M6
+) -> None:
     reply = call(kubeemu, "POST", path, body)
     assert reply.status == 422
     assert reply.body["reason"] == "Invalid"
@@ -252,7 +253,7 @@ def _statefulset(name: str, image: str = "registry/app:1.0") -> JsonDict:
     }
 
 
-def test_statefulset_and_pod_template_defaults(kubeemu: KubeEmu) -> None:  # M7
+def test_statefulset_and_pod_template_defaults(kubeemu: KubeEmu) -> None:
     reply = call(
         kubeemu, "POST", "/apis/apps/v1/namespaces/default/statefulsets", _statefulset("dflt")
     )
@@ -300,7 +301,7 @@ def test_statefulset_and_pod_template_defaults(kubeemu: KubeEmu) -> None:  # M7
 
 def test_service_defaults_and_node_port_allocation(
     api_client: client.ApiClient,
-) -> None:  # M7, Ctrl
+) -> None:
     core = client.CoreV1Api(api_client)
     first = core.create_namespaced_service(
         "default",
@@ -330,7 +331,7 @@ def test_service_defaults_and_node_port_allocation(
 
 
 @pytest.mark.parametrize("kind", ["configmaps", "secrets"])
-def test_immutable_config_maps_and_secrets(kubeemu: KubeEmu, kind: str) -> None:  # M8
+def test_immutable_config_maps_and_secrets(kubeemu: KubeEmu, kind: str) -> None:
     base = f"/api/v1/namespaces/default/{kind}"
     created = call(
         kubeemu,
@@ -384,7 +385,7 @@ def test_immutable_config_maps_and_secrets(kubeemu: KubeEmu, kind: str) -> None:
 
 def test_statefulset_spec_is_immutable_except_the_allowed_fields(
     api_client: client.ApiClient,
-) -> None:  # M8
+) -> None:
     apps = client.AppsV1Api(api_client)
     apps.create_namespaced_stateful_set("default", _statefulset("imm"))
     allowed = apps.patch_namespaced_stateful_set(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -130,8 +131,6 @@ def test_dropped_watch_ends_stream_and_resume_sees_later_changes(
     thread = threading.Thread(target=consume)
     thread.start()
     _create(core, "one")
-    import time
-
     deadline = time.monotonic() + 5
     while "one" not in received and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -1,6 +1,8 @@
-"""Wire-level items of the checklist that the client libraries hide: discovery and OpenAPI
-documents, watch timeouts and selector transitions, list resourceVersion=0, delete bodies,
-name validation and CRD naming rules (raw HTTP with urllib, and the Python client)."""
+"""Wire-level behaviour that the client libraries hide.
+
+Discovery and OpenAPI documents, watch timeouts and selector transitions, list resourceVersion=0,
+delete bodies, name validation and CRD naming rules (raw HTTP with urllib, and the Python client).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def _get(kubeemu: KubeEmu, path: str) -> tuple[int, dict[str, str], Any]:
         return error.code, dict(error.headers), json.loads(error.read())
 
 
-def test_core_discovery_is_legacy_json(kubeemu: KubeEmu) -> None:  # D1, D2, D3
+def test_core_discovery_is_legacy_json(kubeemu: KubeEmu) -> None:
     status, headers, body = _get(kubeemu, "/api")
     assert status == 200
     assert headers["Content-Type"].startswith("application/json")
@@ -46,7 +48,7 @@ def test_core_discovery_is_legacy_json(kubeemu: KubeEmu) -> None:  # D1, D2, D3
     assert missing["reason"] == "NotFound"
 
 
-def test_openapi_v3_has_patch_with_field_validation(kubeemu: KubeEmu) -> None:  # D6
+def test_openapi_v3_has_patch_with_field_validation(kubeemu: KubeEmu) -> None:
     _, _, root = _get(kubeemu, "/openapi/v3")
     url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
     _, _, document = _get(kubeemu, url)
@@ -68,7 +70,7 @@ def test_openapi_v3_has_patch_with_field_validation(kubeemu: KubeEmu) -> None:  
 
 def test_list_with_resource_version_zero_is_current(
     kubeemu: KubeEmu, api_client: client.ApiClient
-) -> None:  # L5
+) -> None:
     core = client.CoreV1Api(api_client)
     core.create_namespaced_config_map("default", {"metadata": {"name": "rv0"}})
     listed = core.list_namespaced_config_map("default", resource_version="0")
@@ -76,7 +78,7 @@ def test_list_with_resource_version_zero_is_current(
     assert int(listed.metadata.resource_version) >= int(listed.items[0].metadata.resource_version)
 
 
-def test_watch_timeout_ends_the_stream(kubeemu: KubeEmu) -> None:  # W5
+def test_watch_timeout_ends_the_stream(kubeemu: KubeEmu) -> None:
     started = time.monotonic()
     request = urllib.request.Request(
         kubeemu.url + "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1"
@@ -88,7 +90,7 @@ def test_watch_timeout_ends_the_stream(kubeemu: KubeEmu) -> None:  # W5
 
 def test_selector_watch_sees_objects_enter_and_leave(
     kubeemu: KubeEmu, api_client: client.ApiClient
-) -> None:  # W6
+) -> None:
     core = client.CoreV1Api(api_client)
     seen: list[tuple[str, str]] = []
     url = (
@@ -114,7 +116,7 @@ def test_selector_watch_sees_objects_enter_and_leave(
     assert seen == [("ADDED", "w"), ("DELETED", "w")]
 
 
-def test_delete_answers_a_status_or_the_object(api_client: client.ApiClient) -> None:  # X1
+def test_delete_answers_a_status_or_the_object(api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     core.create_namespaced_config_map("default", {"metadata": {"name": "gone"}})
     deleted = api_client.sanitize_for_serialization(
@@ -133,7 +135,7 @@ def test_delete_answers_a_status_or_the_object(api_client: client.ApiClient) -> 
 )
 def test_names_and_labels_are_validated(
     api_client: client.ApiClient, name: str, labels: dict[str, str]
-) -> None:  # M6
+) -> None:
     core = client.CoreV1Api(api_client)
     with pytest.raises(client.ApiException) as caught:
         core.create_namespaced_config_map("default", {"metadata": {"name": name, "labels": labels}})
@@ -141,7 +143,7 @@ def test_names_and_labels_are_validated(
     assert json.loads(caught.value.body)["reason"] == "Invalid"
 
 
-def test_crd_name_must_be_plural_dot_group(api_client: client.ApiClient) -> None:  # R1
+def test_crd_name_must_be_plural_dot_group(api_client: client.ApiClient) -> None:
     extensions = client.ApiextensionsV1Api(api_client)
     crd: JsonDict = {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -1,5 +1,8 @@
-"""Write semantics (checklist C2-C6, PATCH, SSA): replace preconditions, the status and scale
-subresources, dry runs, fieldValidation, the four patch types and server-side apply errors."""
+"""Write semantics, PATCH and server-side apply.
+
+Replace preconditions, the status and scale subresources, dry runs, fieldValidation, the four patch
+types and server-side apply errors.
+"""
 
 from __future__ import annotations
 
@@ -176,7 +179,7 @@ def test_field_validation_warn_ignore_and_strict(kubeemu: KubeEmu) -> None:
 
 def test_unknown_custom_resource_fields_are_pruned_with_a_warning(
     kubeemu: KubeEmu, widget_crd: JsonDict
-) -> None:  # R4 with C6
+) -> None:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}"
     reply = call(kubeemu, "POST", path, widget("pruned", size=1, extra="x"))
     assert reply.status == 201

@@ -1,8 +1,10 @@
-"""Fixtures of the security tests (docs/security.md): kubeemu with the operator's CRDs, real
-redis-servers, a throw-away PKI made with openssl (the CA the servers' certificates come from
-and a second CA nobody trusts), and the operator's own processes — ``python -m watcher`` and
-``python -m workers.flower`` started as the chart starts them, logging to a file of the test
-(the workers come from ``tests.support.workers.WorkerPool``)."""
+"""Fixtures of the security tests (docs/security.md).
+
+Kubeemu with the operator's CRDs, real redis-servers, a throw-away PKI made with openssl (the CA the
+servers' certificates come from and a second CA nobody trusts), and the operator's own processes —
+``python -m watcher`` and ``python -m workers.flower`` started as the chart starts them, logging to
+a file of the test (the workers come from ``tests.support.workers.WorkerPool``).
+"""
 
 from __future__ import annotations
 
@@ -120,8 +122,10 @@ class Flower:
 
 
 def start_flower(env: dict[str, str], log: Path, credentials: str) -> Flower:
-    """``python -m workers.flower`` as the chart's container runs it, on a free loopback
-    port, once it answers /healthcheck."""
+    """``python -m workers.flower`` as the chart's container runs it.
+
+    On a free loopback port; returned once it answers /healthcheck.
+    """
     port = free_port()
     process = spawn(
         [

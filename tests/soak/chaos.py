@@ -41,8 +41,11 @@ LEASE_NAME = "tango-operator-watcher"
 
 
 def api_faults() -> list[JsonDict]:
-    """The soak's fault rules (kubeemu checks them in order; each fires with its own rate,
-    the first firing error ends the check): P(500) = P(503) = 5 %, P(429) = 5 %."""
+    """The soak's fault rules: P(500) = P(503) = 5 %, P(429) = 5 %.
+
+    Kubeemu checks them in order; each fires with its own rate, the first firing error ends the
+    check.
+    """
     return [
         {"rate": 1.0, "latency_ms": 0, "latency_jitter_ms": 200},
         {"rate": 0.05, "code": 500, "message": "soak: injected 500"},
@@ -152,7 +155,8 @@ class WatcherPair:
     """Two ``python -m watcher`` replicas sharing the Lease, as the chart deploys them.
 
     Each start is a new pod, with a new identity (``watcher-a-1``, ``watcher-a-2``, …):
-    a restarted replica must not inherit its predecessor's Lease by name."""
+    a restarted replica must not inherit its predecessor's Lease by name.
+    """
 
     environment: dict[str, str]
     workdir: Path

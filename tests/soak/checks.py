@@ -63,8 +63,10 @@ def converged(plan: Plan, observed: dict[ObjectId, JsonDict]) -> int:
 def children_problems(
     plan: Plan, observed: dict[ObjectId, JsonDict], children: list[JsonDict]
 ) -> list[str]:
-    """Exactly the expected children per CR, by controller ownerReference; nothing
-    unowned or owned by something that is not one of the CRs; the StatefulSet replicas."""
+    """Exactly the expected children per CR, by controller ownerReference.
+
+    Nothing unowned or owned by something that is not one of the CRs; the StatefulSet replicas.
+    """
     uids = {
         str((observed.get((e.kind, e.namespace, e.name)) or {}).get("metadata", {}).get("uid")): e
         for e in plan.resources
@@ -150,10 +152,13 @@ def quiet_problems(
     seconds: float,
     periods: Periods,
 ) -> list[str]:
-    """After convergence, with no fault: no write at all but the leader's Lease renewals;
-    no CR reconciled more often than its resync (or, for the cycle's members, their slow
-    re-check) allows; the watcher's lists, watches and Lease calls within their periods.
-    ``entries`` counts reconciles per key that started in the window."""
+    """After convergence, with no fault.
+
+    No write at all but the leader's Lease renewals; no CR reconciled more often than its resync
+    (or, for the cycle's members, their slow re-check) allows; the watcher's lists, watches and
+    Lease calls within their periods. ``entries`` counts reconciles per key that started in the
+    window.
+    """
     problems: list[str] = []
     writes = quiet.writes()
     problems.extend(

@@ -175,8 +175,11 @@ def _bad_specs(namespace: str) -> list[Expected]:
 
 
 def _cycle(namespace: str) -> list[Expected]:
-    """Three servers, each waiting for the next one's device: every member is in Error,
-    naming the cycle from itself; their children exist with the StatefulSet at 0."""
+    """Three servers, each waiting for the next one's device.
+
+    Every member is in Error, naming the cycle from itself; their children exist with the
+    StatefulSet at 0.
+    """
     names = ["cycle-a", "cycle-b", "cycle-c"]
     members = []
     for index, name in enumerate(names):
@@ -221,8 +224,11 @@ def _database_ds(namespace: str) -> Expected:
 
 
 def build(size: Size) -> Plan:
-    """The whole scenario: ``size.device_servers`` DeviceServers spread evenly over
-    ``size.namespaces`` namespaces, chains drawn with ``size.seed``."""
+    """The whole scenario.
+
+    ``size.device_servers`` DeviceServers spread evenly over ``size.namespaces`` namespaces, chains
+    drawn with ``size.seed``.
+    """
     rng = random.Random(size.seed)
     namespaces = [namespace_name(i) for i in range(size.namespaces)]
     plan = Plan(size, namespaces)

@@ -1,5 +1,7 @@
-"""The fault soak: the whole operator under API faults, kills, a Redis flush, a leader kill
-and a TANGO DB outage — then every CR must be in its right state, and the operator quiet.
+"""The fault soak.
+
+The whole operator under API faults, kills, a Redis flush, a leader kill and a TANGO DB outage —
+then every CR must be in its right state, and the operator quiet.
 
 ``python -m tests.soak.soak`` (``make soak``) runs ``FULL`` — 500 DeviceServers and 20
 DatabaseDS in 20 namespaces, minutes — and writes its figures into ``docs/benchmarks.md``
@@ -115,8 +117,10 @@ SHORT = Config(
 
 
 def retried(call: Callable[[], T], what: str, *, attempts: int = 100) -> T:
-    """The soak's own API calls go through the same faults: retry 429/5xx and dropped
-    connections (a 409 is the caller's business)."""
+    """The soak's own API calls go through the same faults.
+
+    Retry 429/5xx and dropped connections (a 409 is the caller's business).
+    """
     for _ in range(attempts - 1):
         try:
             return call()
@@ -193,8 +197,10 @@ class Run:
 
     # --- the scenario ----------------------------------------------------------------------
     def create_all(self, seconds: float, stop: threading.Event) -> None:
-        """Create every CR, DatabaseDSs first, the DeviceServers in a random order (a
-        dependent often exists before its provider), spread over ``seconds``."""
+        """Create every CR, DatabaseDSs first, spread over ``seconds``.
+
+        The DeviceServers come in a random order (a dependent often exists before its provider).
+        """
         custom = client.CustomObjectsApi(self.api_client)
         rng = random.Random(self.config.seed)
         databases = self.plan.of_kind("DatabaseDS")
@@ -267,17 +273,7 @@ class Run:
         ]
         for helper in helpers:
             helper.start()
-        kills = [
-            length * (0.05 + 0.85 * (i + rng.random()) / config.kills) for i in range(config.kills)
-        ]
-        timeline: list[tuple[float, str]] = [(at, "kill") for at in kills]
-        timeline += [
-            (0.35 * length, "redis"),
-            (0.55 * length, "leader"),
-            (0.7 * length, "outage"),
-            (0.7 * length + config.outage_seconds, "outage-end"),
-        ]
-        timeline.sort()
+        timeline = self._timeline(rng)
         started = time.monotonic()
         takeover: threading.Thread | None = None
         done_kills = 0
@@ -289,16 +285,7 @@ class Run:
                     continue
                 timeline.pop(0)
                 if what == "kill":
-                    done_kills += 1
-                    if done_kills % config.pod_kill_every == 0:
-                        self.note(f"kill {done_kills}: worker pod {self.fleet.kill_pod()}")
-                    else:
-                        pid = self.fleet.kill_child()
-                        if pid is None:  # every pod restarting: try again shortly
-                            done_kills -= 1
-                            timeline.insert(0, (at + 1.0, "kill"))
-                        else:
-                            self.note(f"kill {done_kills}: pool child {pid}")
+                    done_kills = self._kill(done_kills, at, timeline)
                 elif what == "redis":
                     self.redis.restart(flush=True)
                     self.note("Redis restarted empty")
@@ -323,6 +310,39 @@ class Run:
             self.emu.clear_faults()
             self.tango.outage(False)
         self.note("API faults off")
+
+    def _timeline(self, rng: random.Random) -> list[tuple[float, str]]:
+        """The faults in time order: (seconds after the start of the chaos, what)."""
+        config = self.config
+        length = config.chaos_seconds
+        kills = [
+            length * (0.05 + 0.85 * (i + rng.random()) / config.kills) for i in range(config.kills)
+        ]
+        timeline: list[tuple[float, str]] = [(at, "kill") for at in kills]
+        timeline += [
+            (0.35 * length, "redis"),
+            (0.55 * length, "leader"),
+            (0.7 * length, "outage"),
+            (0.7 * length + config.outage_seconds, "outage-end"),
+        ]
+        timeline.sort()
+        return timeline
+
+    def _kill(self, done_kills: int, at: float, timeline: list[tuple[float, str]]) -> int:
+        """Kill a worker pod (every ``pod_kill_every``-th kill) or a pool child; the kills done.
+
+        When every pod is restarting, the kill is put back into ``timeline`` a second later.
+        """
+        done_kills += 1
+        if done_kills % self.config.pod_kill_every == 0:
+            self.note(f"kill {done_kills}: worker pod {self.fleet.kill_pod()}")
+            return done_kills
+        pid = self.fleet.kill_child()
+        if pid is None:  # every pod restarting: try again shortly
+            timeline.insert(0, (at + 1.0, "kill"))
+            return done_kills - 1
+        self.note(f"kill {done_kills}: pool child {pid}")
+        return done_kills
 
     def _kill_leader(self) -> None:
         leader = self.watchers.kill_leader(timeout=self.config.watcher_lease[0] + 30)
@@ -350,8 +370,10 @@ def _environment(config: Config, pool: WorkerPool, tango: TangoSide) -> dict[str
 
 
 def run(config: Config, workdir: Path) -> Figures:
-    """One soak in ``workdir`` (logs and the trace stay there); the figures, with every
-    problem the checks found in ``Figures.problems``."""
+    """One soak in ``workdir`` (logs and the trace stay there).
+
+    The figures, with every problem the checks found in ``Figures.problems``.
+    """
     began = time.time()
     scenario = plan.build(config.size)
     (workdir / "redis").mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
-"""The soak's checks and its TANGO stand-in, on made-up inputs: each check passes on what
-a healthy run produces and fails on the defect it is there to catch."""
+"""The soak's checks and its TANGO stand-in, on made-up inputs.
+
+Each check passes on what a healthy run produces and fails on the defect it is there to catch.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
-"""The fault soak at ``make test`` size (``tests.soak.soak.SHORT``): 40 DeviceServers and 4
-DatabaseDS in 4 namespaces under a minute of API faults, worker kills, a Redis flush, a
-leader kill and a TANGO DB outage — the same scenario and checks as ``make soak``.
+"""The fault soak at ``make test`` size (``tests.soak.soak.SHORT``).
+
+40 DeviceServers and 4 DatabaseDS in 4 namespaces under a minute of API faults, worker kills, a
+Redis flush, a leader kill and a TANGO DB outage — the same scenario and checks as ``make soak``.
 
 Convergence has generous deadlines (a loaded CI machine is slow, not wrong); the checks
-of the outcome are the full run's, unchanged."""
+of the outcome are the full run's, unchanged.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""Small custom resources for the tests and benchmarks that are about the queue, the
-watcher or the API rather than about TANGO: a valid DeviceServer with nothing to wait for
-(against the stand-in TANGO side it goes straight to Running), and state counts."""
+"""Small custom resources for the tests and benchmarks that are not about TANGO.
+
+Those tests are about the queue, the watcher or the API: a valid DeviceServer with nothing to wait
+for (against the stand-in TANGO side it goes straight to Running), and state counts.
+"""
 
 from __future__ import annotations
 
@@ -31,9 +33,11 @@ def device_server(name: str, **spec: Any) -> JsonDict:
 
 
 def traced_device_server(name: str, **spec: Any) -> JsonDict:
-    """``device_server`` with a TANGO host of its own, ``db-<name>.example``: the tracing
-    stand-in (``tests.support.standin_tango.TracingStandIn``) records each reconcile under
-    its host, so a test tells the reconciles of its CRs apart."""
+    """``device_server`` with a TANGO host of its own, ``db-<name>.example``.
+
+    The tracing stand-in (``tests.support.standin_tango.TracingStandIn``) records each reconcile
+    under its host, so a test tells the reconciles of its CRs apart.
+    """
     return device_server(name, **{"databaseds": f"db-{name}.example", **spec})
 
 

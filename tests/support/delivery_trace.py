@@ -1,5 +1,7 @@
-"""A recorder of message deliveries, loaded into the tests' worker processes with
-``celery worker --include tests.support.delivery_trace`` (``tests.support.workers.WorkerPool``).
+"""A recorder of message deliveries, loaded into the tests' worker processes.
+
+It is loaded with ``celery worker --include tests.support.delivery_trace``
+(``tests.support.workers.WorkerPool``).
 
 Celery's ``task_prerun`` fires in the pool process that is about to run a task, before the
 task body — so before the work queue's ``begin`` looks at the key. For every reconcile
@@ -31,8 +33,10 @@ def _record_delivery(task: Any = None, args: Any = None, **_: Any) -> None:
 
 
 def deliveries(trace: Path, member: str) -> list[tuple[int, float]]:
-    """(pid, time.monotonic) of every delivery of ``member``'s messages, in the order
-    written; empty before the first."""
+    """(pid, time.monotonic) of every delivery of ``member``'s messages, in the order written.
+
+    Empty before the first.
+    """
     if not trace.exists():
         return []
     found = []

@@ -8,12 +8,16 @@ that claims of one device by two servers and idempotent applies behave as in TAN
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tango_operator.keys import Key
+from workers.reconcile import by_kind
 from workers.reconcile.ports import (
     ConfigConflictError,
     ConfigResult,
@@ -124,15 +128,10 @@ class TracingStandIn(StandInTango):
     """
 
     def __post_init__(self) -> None:
-        import os
-
         unreachable = os.environ.get("TANGO_STANDIN_UNREACHABLE", "")
         self.unreachable_endpoints.update(e for e in unreachable.split(",") if e)
 
     def database_alive(self, tango_host: str) -> Probe:
-        import os
-        import time
-
         if tango_host.startswith("poison"):
             raise RuntimeError(f"poisoned key for {tango_host}")
         trace = os.environ.get("TANGO_STANDIN_TRACE")
@@ -171,8 +170,6 @@ class SoakStandIn(StandInTango):
     """
 
     def __post_init__(self) -> None:
-        import os
-
         self._registry_path = os.environ.get("TANGO_STANDIN_REGISTRY", "")
         self._outage_path = os.environ.get("TANGO_STANDIN_OUTAGE", "")
         self._seen: tuple[int, int, int] | None = None
@@ -183,15 +180,10 @@ class SoakStandIn(StandInTango):
             trace_reconciles(trace)
 
     def _down(self) -> bool:
-        import os
-
         return bool(self._outage_path) and os.path.exists(self._outage_path)
 
     def _refresh(self) -> None:
         """Read the registry again if the driver replaced it (a new inode each time)."""
-        import json
-        import os
-
         if not self._registry_path:
             return
         try:
@@ -251,17 +243,13 @@ _TRACERS: list[object] = []
 
 
 def trace_reconciles(trace: str) -> None:
-    """Wrap ``workers.reconcile.by_kind.reconcile`` in this process so that each call
-    appends ``enter``/``exit`` lines (pid, key, monotonic clock) to ``trace``.
+    """Wrap ``workers.reconcile.by_kind.reconcile`` in this process to trace each call.
+
+    Each call appends ``enter``/``exit`` lines (pid, key, monotonic clock) to ``trace``.
 
     The task looks the function up at every call, so every reconcile from now on is
     traced; a process killed inside one leaves an ``enter`` without its ``exit``.
     """
-    import os
-    import time
-
-    from workers.reconcile import by_kind
-
     if any(tracer is by_kind.reconcile for tracer in _TRACERS):
         return
     original = by_kind.reconcile
@@ -280,8 +268,6 @@ def trace_reconciles(trace: str) -> None:
 
 def append_line(path: str, line: str) -> None:
     """One write of one line with O_APPEND: lines from many processes never interleave."""
-    import os
-
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(descriptor, line.encode())
@@ -290,8 +276,11 @@ def append_line(path: str, line: str) -> None:
 
 
 def reconcile_starts(trace: Path) -> list[tuple[int, str, float]]:
-    """(pid, TANGO host, time.monotonic) of every ``enter`` line of the ``TracingStandIn``
-    trace, in the order written; empty before the first reconcile wrote one."""
+    """Read the reconcile starts of the ``TracingStandIn`` trace, in the order written.
+
+    Returns (pid, TANGO host, time.monotonic) of every ``enter`` line; empty before the first
+    reconcile wrote one.
+    """
     if not trace.exists():
         return []
     starts = []
@@ -310,8 +299,6 @@ def overlapping_windows(
     ``deaths`` maps the pids a test killed to when (time.monotonic) it killed them: a
     killed process never writes its ``exit`` line, and is not inside after its death.
     """
-    from pathlib import Path
-
     inside: dict[str, dict[str, float]] = {}
     overlaps: list[tuple[str, str]] = []
     for line in Path(trace).read_text().splitlines():

@@ -206,8 +206,10 @@ class TangoDatabase:
 
     # --- talking to it ------------------------------------------------------------------------
     def database(self) -> Any:
-        """A ``tango.Database`` client of this DB (a new one: no state shared with the code
-        under test)."""
+        """A new ``tango.Database`` client of this DB.
+
+        It is new: no state is shared with the code under test.
+        """
         database = tango.Database("127.0.0.1", self.port)
         database.set_timeout_millis(5000)
         return database
@@ -221,7 +223,8 @@ class TangoDatabase:
         """Calls per DB command since the DataBaseds started (its own counters).
 
         Reads attributes through one proxy kept for the purpose: making a proxy costs a
-        ``DbImportDevice`` of its own, which would be counted."""
+        ``DbImportDevice`` of its own, which would be counted.
+        """
         for attempt in range(2):
             if self._counter_proxy is None or attempt:
                 self._counter_proxy = self.proxy()

@@ -69,9 +69,11 @@ class RunningServer:
             self.process.wait(timeout=10)
 
     def freeze(self, timeout: float = 10.0) -> None:
-        """SIGSTOP, and wait until every thread is stopped: the signal is only queued when
-        ``kill`` returns, and on a busy machine a server thread may still answer a request
-        before the kernel stops it."""
+        """SIGSTOP, and wait until every thread is stopped.
+
+        The signal is only queued when ``kill`` returns, and on a busy machine a server thread may
+        still answer a request before the kernel stops it.
+        """
         os.kill(self.process.pid, signal.SIGSTOP)
         deadline = time.monotonic() + timeout
         while not _all_threads_stopped(self.process.pid):
@@ -167,8 +169,10 @@ class TangoServers:
         return running
 
     def start_echo(self, instance: str, *, wait: bool = True) -> RunningServer:
-        """Start ``EchoServer/<instance>`` (the PyTango test server) for its registered
-        devices."""
+        """Start ``EchoServer/<instance>`` for its registered devices.
+
+        ``EchoServer`` is the PyTango test server.
+        """
         server_instance = f"EchoServer/{instance}"
         listing = list(self.db.database().get_device_class_list(server_instance))
         devices = [d for d, c in zip(listing[0::2], listing[1::2], strict=True) if c == "Echo"]

@@ -61,8 +61,10 @@ def make_ca(directory: Path, name: str) -> CertificateAuthority:
 def issue(
     ca: CertificateAuthority, directory: Path, name: str, hosts: tuple[str, ...] = ("127.0.0.1",)
 ) -> Certificate:
-    """A certificate for ``hosts`` (IP addresses or DNS names) signed by ``ca``, usable by a
-    server and by a client."""
+    """A certificate for ``hosts`` (IP addresses or DNS names) signed by ``ca``.
+
+    It is usable by a server and by a client.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     certificate = Certificate(directory / f"{name}.crt", directory / f"{name}.key", ca)
     request = directory / f"{name}.csr"

@@ -1,6 +1,8 @@
-"""Real Celery worker processes for integration tests: ``tango-operator worker`` in a
-subprocess, wired to a test's kubeemu and redis-server, with the tracing TANGO stand-in and
-the delivery recorder (``tests.support.delivery_trace``)."""
+"""Real Celery worker processes for integration tests.
+
+``tango-operator worker`` in a subprocess, wired to a test's kubeemu and redis-server, with the
+tracing TANGO stand-in and the delivery recorder (``tests.support.delivery_trace``).
+"""
 
 from __future__ import annotations
 
@@ -146,8 +148,10 @@ def celery_queue_length(connection: Redis) -> int:
 
 
 def celery_messages(connection: Redis) -> list[bytes]:
-    """The raw messages waiting in the workers' Celery queue, in the order a worker takes
-    them: urgent before normal, oldest first in each (kombu LPUSHes and BRPOPs)."""
+    """The raw messages waiting in the workers' Celery queue, in the order a worker takes them.
+
+    Urgent before normal, oldest first in each (kombu LPUSHes and BRPOPs).
+    """
     messages: list[bytes] = []
     for name in queue_lists():
         messages += reversed(cast(list[bytes], connection.lrange(name, 0, -1)))

@@ -1,5 +1,8 @@
-"""tango-operator render (``workers.render``): CRs in, child manifests out as a YAML stream;
-bad specs on stderr. And the ``tango-operator`` command (``tango_operator.cli``) around it."""
+"""tango-operator render (``workers.render``).
+
+CRs in, child manifests out as a YAML stream; bad specs on stderr. And the ``tango-operator``
+command (``tango_operator.cli``) around it.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The legacy start-up model of the wake-up benchmark (init-container polling, then
-CrashLoopBackOff)."""
+"""The legacy start-up model of the wake-up benchmark.
+
+That model is init-container polling, then CrashLoopBackOff.
+"""
 
 from __future__ import annotations
 

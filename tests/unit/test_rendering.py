@@ -1049,9 +1049,11 @@ SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})
 
 
 def _device_server_with(hostile: str, *, use_script: bool) -> tuple[JsonDict, dict[str, str]]:
-    """A DeviceServer with ``hostile`` (and a marker naming the field) in every field a user
-    may fill with free text; the fields the API validates (names, DNS names) get what they
-    allow of it. Returns the resource and marker → the value given."""
+    """A DeviceServer with ``hostile`` in every field a user may fill with free text.
+
+    Each such field also gets a marker naming it; the fields the API validates (names, DNS names)
+    get what they allow of it. Returns the resource and marker → the value given.
+    """
     values: dict[str, str] = {}
 
     def field(marker: str) -> str:

@@ -1,5 +1,7 @@
-"""The local kubelet's translation of the operator's pods into local command lines, on pods
-built from the manifests the operator really renders."""
+"""The local kubelet's translation of the operator's pods into local command lines.
+
+The pods are built from the manifests the operator really renders.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""The worker supervisor with real child processes: restarts after crashes, backoff, giving
-up, usage errors, clean exits and signal forwarding."""
+"""The worker supervisor with real child processes.
+
+Restarts after crashes, backoff, giving up, usage errors, clean exits and signal forwarding.
+"""
 
 from __future__ import annotations
 
@@ -95,8 +97,10 @@ def test_backoff_doubles_to_its_cap() -> None:
 def test_a_stop_signal_is_forwarded_and_the_worker_is_not_restarted(
     tmp_path: Path, signum: int
 ) -> None:
-    """The supervisor runs as its own process (it installs signal handlers); the child
-    writes which signal it got, then exits 1 — which must not cause a restart."""
+    """The supervisor runs as its own process (it installs signal handlers).
+
+    The child writes which signal it got, then exits 1 — which must not cause a restart.
+    """
     received = tmp_path / "received"
     ready = tmp_path / "ready"
     child = _script(

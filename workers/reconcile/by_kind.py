@@ -12,6 +12,7 @@ from workers.reconcile.ports import Outcome, Ports
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
+    """Reconcile ``key`` with the reconciler of its kind (DeviceServer or DatabaseDS)."""
     if key.kind == crd.Kind.DEVICE_SERVER.value:
         return deviceserver.reconcile(key, ports)
     return databaseds.reconcile(key, ports)

@@ -61,8 +61,10 @@ def find_cycle(
 
 
 def _shortest_cycle(start: str, graph: Mapping[str, set[str]]) -> list[str] | None:
-    """Breadth-first from ``start`` until an edge leads back to it; neighbours in name
-    order, so every member of a cycle names it the same way round."""
+    """Breadth-first from ``start`` until an edge leads back to it.
+
+    Neighbours in name order, so every member of a cycle names it the same way round.
+    """
     parents: dict[str, str] = {}
     frontier = [start]
     seen = {start}
@@ -84,4 +86,5 @@ def _shortest_cycle(start: str, graph: Mapping[str, set[str]]) -> list[str] | No
 
 
 def describe(cycle: list[str]) -> str:
+    """Write ``cycle`` (its first member repeated at the end) as ``a → b → a``."""
     return " → ".join(cycle)

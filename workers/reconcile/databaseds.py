@@ -27,6 +27,7 @@ PASSWORD_KEYS = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
+    """Reconcile one DatabaseDS (the steps are listed above); what the queue does next."""
     resource = ports.kube.get_custom(KIND, key.namespace, key.name)
     if resource is None:
         return Outcome()

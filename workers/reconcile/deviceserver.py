@@ -1,7 +1,7 @@
 """Reconcile one DeviceServer: from its key to its children, its TANGO config and its status.
 
 Called by the task layer with a Key and the ports; reads the CR and its world through
-them and returns an Outcome (DESIGN §4). In order: read → deletion (finalizer: the server
+them and returns an Outcome (when to look again). In order: read → deletion (finalizer: the server
 instance leaves the TANGO DB) → ensure the finalizer → validate (Error) → resolve the
 TANGO host (Waiting) → apply the device configuration (recorded by hash) → check the
 dependencies (Waiting, requeue-after, dependency index) → apply the children with the
@@ -29,6 +29,7 @@ KIND = crd.Kind.DEVICE_SERVER
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
+    """Reconcile one DeviceServer (the steps are listed above); what the queue does next."""
     resource = ports.kube.get_custom(KIND, key.namespace, key.name)
     if resource is None:
         ports.index.forget(key)

@@ -1,5 +1,7 @@
-"""The operator's finalizer on its custom resources: added before anything is created
-outside Kubernetes (the TANGO DB entries), removed once that is cleaned up.
+"""The operator's finalizer on its custom resources.
+
+Added before anything is created outside Kubernetes (the TANGO DB entries), removed once that is
+cleaned up.
 
 Both writes carry the resourceVersion that was read, so a concurrent change makes them
 fail with a conflict (a temporary error: the key is retried) instead of losing an update.
@@ -24,6 +26,7 @@ def ensure(kube: KubePort, resource: JsonDict) -> JsonDict:
 
 
 def remove(kube: KubePort, resource: JsonDict) -> None:
+    """Take the operator's finalizer off ``resource``, if it is there."""
     present = list(resource["metadata"].get("finalizers") or [])
     if crd.FINALIZER in present:
         kube.set_finalizers(resource, [f for f in present if f != crd.FINALIZER])

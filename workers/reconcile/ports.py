@@ -19,25 +19,33 @@ JsonDict = dict[str, Any]
 
 
 class KubePort(Protocol):
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> JsonDict | None: ...
+    """What the reconcilers ask of the Kubernetes API (``workers.kube`` in production)."""
 
-    def get_custom(self, kind: crd.Kind, namespace: str, name: str) -> JsonDict | None: ...
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> JsonDict | None:
+        """Read one object; None when it does not exist."""
 
-    def list_custom(self, kind: crd.Kind, namespace: str) -> list[JsonDict]: ...
+    def get_custom(self, kind: crd.Kind, namespace: str, name: str) -> JsonDict | None:
+        """Read one of the operator's custom resources; None when it does not exist."""
 
-    def apply(self, manifest: JsonDict) -> JsonDict: ...
+    def list_custom(self, kind: crd.Kind, namespace: str) -> list[JsonDict]:
+        """List the custom resources of ``kind`` in ``namespace``."""
 
-    def create_if_absent(self, manifest: JsonDict) -> bool: ...
+    def apply(self, manifest: JsonDict) -> JsonDict:
+        """Server-side apply ``manifest`` (forced) as the operator's field manager; the result."""
+
+    def create_if_absent(self, manifest: JsonDict) -> bool:
+        """Create ``manifest`` unless an object of that name exists; True when created."""
 
     def merge_patch(
         self, resource: JsonDict, patch: JsonDict, *, subresource: str | None = None
-    ) -> JsonDict: ...
+    ) -> JsonDict:
+        """JSON-merge-patch ``resource`` (or its ``subresource``, e.g. ``status``); the result."""
 
-    def set_finalizers(self, resource: JsonDict, finalizers: list[str]) -> JsonDict: ...
+    def set_finalizers(self, resource: JsonDict, finalizers: list[str]) -> JsonDict:
+        """Replace the finalizers of ``resource``, guarded by its resourceVersion; the result."""
 
-    def emit_event(
-        self, resource: JsonDict, *, event_type: str, reason: str, message: str
-    ) -> None: ...
+    def emit_event(self, resource: JsonDict, *, event_type: str, reason: str, message: str) -> None:
+        """Record a Kubernetes Event on ``resource``."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class ConfigResult:
+    """The answer of ``TangoPort.apply_config``."""
+
     changed: bool
     """Whether the TANGO DB was written (False: it already matched)."""
 
@@ -68,13 +78,15 @@ class TangoPort(Protocol):
     ``tango_host`` arguments are ``host:port`` addresses reachable from the worker.
     """
 
-    def database_alive(self, tango_host: str) -> Probe: ...
+    def database_alive(self, tango_host: str) -> Probe:
+        """Whether the TANGO DB at ``tango_host`` answers."""
 
     def device_ready(self, tango_host: str, device: str) -> Probe:
         """Exported in the TANGO DB and answering a ping."""
         ...
 
-    def endpoint_reachable(self, host: str, port: int) -> Probe: ...
+    def endpoint_reachable(self, host: str, port: int) -> Probe:
+        """Whether a TCP connection to ``host:port`` opens."""
 
     def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
         """The subset of ``devices`` not exported in the DB (raises TangoUnavailableError)."""
@@ -90,17 +102,21 @@ class TangoPort(Protocol):
         """
         ...
 
-    def remove_server(self, tango_host: str, server_instance: str) -> None: ...
+    def remove_server(self, tango_host: str, server_instance: str) -> None:
+        """Delete the server instance and its devices from the TANGO DB."""
 
 
 class DependencyIndexPort(Protocol):
     """Which keys wait for which devices, so a provider reaching Running wakes them."""
 
-    def register(self, waiter: Key, devices: tuple[str, ...]) -> None: ...
+    def register(self, waiter: Key, devices: tuple[str, ...]) -> None:
+        """Record that ``waiter`` waits for ``devices``, replacing what it waited for before."""
 
-    def waiters_of(self, devices: tuple[str, ...]) -> list[Key]: ...
+    def waiters_of(self, devices: tuple[str, ...]) -> list[Key]:
+        """Return the keys waiting for any of ``devices``, sorted."""
 
-    def forget(self, waiter: Key) -> None: ...
+    def forget(self, waiter: Key) -> None:
+        """Drop every wait of ``waiter``."""
 
 
 @dataclass
@@ -110,13 +126,16 @@ class InMemoryDependencyIndex:
     _waiting: dict[Key, tuple[str, ...]] = field(default_factory=dict)
 
     def register(self, waiter: Key, devices: tuple[str, ...]) -> None:
+        """Record that ``waiter`` waits for ``devices``, replacing what it waited for before."""
         self._waiting[waiter] = devices
 
     def waiters_of(self, devices: tuple[str, ...]) -> list[Key]:
+        """Return the keys waiting for any of ``devices``, sorted."""
         wanted = set(devices)
         return sorted(key for key, waits in self._waiting.items() if wanted & set(waits))
 
     def forget(self, waiter: Key) -> None:
+        """Drop every wait of ``waiter``."""
         self._waiting.pop(waiter, None)
 
 

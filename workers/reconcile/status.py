@@ -23,12 +23,15 @@ WARNING_STATES = frozenset({"Error"})
 
 @dataclass(frozen=True)
 class Condition:
+    """One status condition as a reconciler observed it, without timestamps."""
+
     type: str
     status: bool
     reason: str
     message: str = ""
 
     def as_dict(self, generation: int, now: str) -> JsonDict:
+        """The condition as stored in the status, stamped with ``generation`` and ``now``."""
         return {
             "type": self.type,
             "status": "True" if self.status else "False",
@@ -40,6 +43,7 @@ class Condition:
 
 
 def now_rfc3339() -> str:
+    """The current UTC time in the RFC 3339 form Kubernetes writes (whole seconds)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

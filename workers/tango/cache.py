@@ -47,6 +47,7 @@ class TTLCache(Generic[V]):
         self.misses = 0
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], V]) -> V:
+        """Return the fresh cached value of ``key``, else compute, store and return it."""
         if self.ttl <= 0:
             self.misses += 1
             return compute()
@@ -62,6 +63,7 @@ class TTLCache(Generic[V]):
         return value
 
     def put(self, key: Hashable, value: V) -> None:
+        """Store ``value`` under ``key`` for its lifetime (not at all when that is 0 or less)."""
         ttl = self.ttl if self._ttl_of is None else min(self.ttl, self._ttl_of(value))
         if ttl <= 0:
             return
@@ -79,6 +81,7 @@ class TTLCache(Generic[V]):
                 del self._entries[key]
 
     def clear(self) -> None:
+        """Drop every entry."""
         with self._lock:
             self._entries.clear()
 

@@ -98,6 +98,11 @@ class BoundedCaller:
             return self._pool
 
     def call(self, host: str, function: Callable[[], T], timeout: float) -> T:
+        """Call ``function`` in the pool; its result, or ``CallTimeoutError`` after ``timeout``.
+
+        While an earlier call to ``host`` still hangs, a new one fails at once instead of taking
+        another thread.
+        """
         pool = self._executor()
         with self._lock:
             pending = self._hung.get(host)

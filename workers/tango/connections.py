@@ -88,6 +88,8 @@ class Connections:
         return self._get(("dbproxy", tango_host, self.database_device), create)
 
     def device_proxy(self, tango_host: str, device: str) -> Any:
+        """A DeviceProxy to ``device`` through the DB at ``tango_host`` (made once, then reused)."""
+
         def create() -> Any:
             host, port = split_host(tango_host)
             proxy = tango.DeviceProxy(f"tango://{host}:{port}/{device}")

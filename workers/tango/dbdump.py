@@ -84,8 +84,10 @@ def dump_instance(
 
 
 def dump_classes(database: Any, classes: list[str]) -> dict[str, JsonDict]:
-    """``{class: {properties, attribute_properties}}`` as the DB holds them (all of them,
-    so that properties dropped from the document are seen and removed)."""
+    """Read ``{class: {properties, attribute_properties}}`` as the DB holds them.
+
+    All of them, so that properties dropped from the document are seen and removed.
+    """
     found: dict[str, JsonDict] = {}
     for name in classes:
         entry: JsonDict = {}

@@ -90,20 +90,27 @@ class PyTangoPort:
         return answer
 
     def database_alive(self, tango_host: str) -> Probe:
+        """Whether the TANGO DB at ``tango_host`` answers (cached for the probe TTL)."""
         return self._cached_probe(
             ("alive", tango_host), lambda: self.probes.database_alive(tango_host)
         )
 
     def device_ready(self, tango_host: str, device: str) -> Probe:
+        """Whether ``device`` is exported and answers a ping (cached for the probe TTL)."""
         return self._cached_probe(
             ("ready", tango_host, device.lower()),
             lambda: self.probes.device_ready(tango_host, device),
         )
 
     def endpoint_reachable(self, host: str, port: int) -> Probe:
+        """Whether a TCP connection to ``host:port`` opens (not cached)."""
         return self.probes.endpoint_reachable(host, port)
 
     def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
+        """Return the subset of ``devices`` not exported in the DB at ``tango_host``.
+
+        Raises TangoUnavailableError when the DB does not answer.
+        """
         missing: list[str] = []
         for device in devices:
             record = self._exported(tango_host, device)
@@ -140,6 +147,10 @@ class PyTangoPort:
     def apply_config(
         self, tango_host: str, server_instance: str, document: JsonDict
     ) -> ConfigResult:
+        """Make the DB at ``tango_host`` match ``document`` for ``server_instance`` (dsconfig).
+
+        The cached answers for that TANGO host are dropped afterwards.
+        """
         database = self._database(tango_host)
         try:
             changed = config.apply(database, server_instance, document, timeout=self.config_timeout)
@@ -150,6 +161,7 @@ class PyTangoPort:
         return ConfigResult(changed=changed)
 
     def remove_server(self, tango_host: str, server_instance: str) -> None:
+        """Delete ``server_instance`` from the DB at ``tango_host``; drop its cached answers."""
         database = self._database(tango_host)
         try:
             config.remove(database, server_instance)

@@ -1,5 +1,7 @@
-"""The readiness probes: is a TANGO DB answering, is a device exported and alive, is a
-TCP endpoint open. Uncached; :mod:`workers.tango.port` puts its TTL cache in front.
+"""The readiness probes.
+
+Is a TANGO DB answering, is a device exported and alive, is a TCP endpoint open. Uncached;
+:mod:`workers.tango.port` puts its TTL cache in front.
 
 Data in: ``host:port`` TANGO hosts (as reachable from the worker) and device names.
 Data out: :class:`~workers.reconcile.ports.Probe` answers with a human reason, or for the
@@ -38,6 +40,8 @@ class Exported:
 
 @dataclass
 class Probes:
+    """The uncached probes, each call bounded by ``timeout`` through ``caller``."""
+
     connections: Connections
     caller: BoundedCaller
     timeout: float
@@ -45,6 +49,7 @@ class Probes:
 
     @property
     def deadline(self) -> float:
+        """Seconds a probe call may take in all: the PyTango timeout plus half a second."""
         return self.timeout + 0.5
 
     def _import(self, tango_host: str, device: str) -> Any:
@@ -55,6 +60,10 @@ class Probes:
         return self.caller.call(tango_host, call, self.deadline)
 
     def exported(self, tango_host: str, device: str) -> Exported:
+        """Ask the DB whether ``device`` is defined and exported, and by which server.
+
+        A DB that does not answer gives ``error``; a refusal of the device gives ``refused``.
+        """
         try:
             flags, strings = self._import(tango_host, device)
         except Exception as exc:
@@ -70,6 +79,7 @@ class Probes:
         return Exported(defined=True, exported=bool(flags[0]), server=server)
 
     def database_alive(self, tango_host: str) -> Probe:
+        """Whether the DB at ``tango_host`` accepts TCP and its DB device is exported."""
         try:
             host, port = split_host(tango_host)
         except ValueError as exc:
@@ -86,6 +96,7 @@ class Probes:
         return Probe(True)
 
     def device_ready(self, tango_host: str, device: str) -> Probe:
+        """Whether ``device`` is exported in its DB and answers a ping."""
         tango_host, device = _split_url(tango_host, device)
         record = self.exported(tango_host, device)
         if record.error:
@@ -109,6 +120,7 @@ class Probes:
         return Probe(True)
 
     def endpoint_reachable(self, host: str, port: int) -> Probe:
+        """Whether a TCP connection to ``host:port`` opens within the timeout."""
         refused = tcp_connect(host, port, self.timeout)
         return Probe(False, refused) if refused else Probe(True)
 

@@ -1,6 +1,9 @@
-"""The local kubelet with real processes: kubeemu (StatefulSets in manual mode, so pods
-wait for a kubelet), the manifests the operator renders, PyTango's DataBaseds and a real
-PyTango device server started from a DeviceServer's ``script``."""
+"""The local kubelet with real processes.
+
+Kubeemu (StatefulSets in manual mode, so pods wait for a kubelet), the manifests the operator
+renders, PyTango's DataBaseds and a real PyTango device server started from a DeviceServer's
+``script``.
+"""
 
 from __future__ import annotations
 

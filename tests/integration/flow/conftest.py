@@ -1,5 +1,8 @@
-"""Fixtures of the end-to-end queue tests: kubeemu with the CRDs, a real redis-server,
-real Celery worker processes, and a producer standing in for the watcher where needed."""
+"""Fixtures of the end-to-end queue tests.
+
+Kubeemu with the CRDs, a real redis-server, real Celery worker processes, and a producer standing in
+for the watcher where needed.
+"""
 
 from __future__ import annotations
 

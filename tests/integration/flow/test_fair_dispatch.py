@@ -1,8 +1,10 @@
-"""Fair dispatch end to end: the real watcher (its dispatcher) and real worker processes on
-kubeemu and redis-server. A flood of DeviceServers in one namespace does not hold up a
-late DeviceServer in another, and the Celery queue stays short while the flood drains; an
-urgent message overtakes the queue. (The timing comparison with FIFO dispatch is the
-fairness benchmark, not a test.)"""
+"""Fair dispatch end to end.
+
+The real watcher (its dispatcher) and real worker processes on kubeemu and redis-server. A flood of
+DeviceServers in one namespace does not hold up a late DeviceServer in another, and the Celery queue
+stays short while the flood drains; an urgent message overtakes the queue. (The timing comparison
+with FIFO dispatch is the fairness benchmark, not a test.)
+"""
 
 from __future__ import annotations
 
@@ -69,9 +71,11 @@ def test_a_late_namespace_overtakes_a_flood(
 def test_an_urgent_message_is_taken_before_those_queued_ahead_of_it(
     pool: WorkerPool, redis: RedisServer, kube_client: client.ApiClient
 ) -> None:
-    """The watcher's sender and a real worker through kombu's priority lists: a woken
-    dependent sent at the urgent priority runs before the messages that were already
-    waiting (``tango_operator.messages``), instead of after a window of them."""
+    """The watcher's sender and a real worker through kombu's priority lists.
+
+    A woken dependent sent at the urgent priority runs before the messages that were already
+    waiting (``tango_operator.messages``), instead of after a window of them.
+    """
     names = [f"n{number}" for number in range(6)]
     for name in [*names, "woken"]:
         create_device_server(kube_client, name, databaseds=f"db-{name}.example")

@@ -1,5 +1,7 @@
-"""The /metrics endpoints of a worker and of the watcher scrape, parse with
-prometheus_client's parser, and carry the queue's series after a reconcile."""
+"""The /metrics endpoints of a worker and of the watcher.
+
+They scrape, parse with prometheus_client's parser, and carry the queue's series after a reconcile.
+"""
 
 from __future__ import annotations
 

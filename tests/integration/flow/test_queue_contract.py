@@ -1,5 +1,7 @@
-"""The queue contract with real parts: redis-server, `tango-operator worker` processes
-(Celery, prefork), kubeemu; the watcher's part is played by ``Producer``.
+"""The queue contract with real parts.
+
+redis-server, `tango-operator worker` processes (Celery, prefork), kubeemu; the watcher's part is
+played by ``Producer``.
 
 Concurrency is checked by an independent recorder: the TANGO stand-in in each worker
 process appends enter/exit lines around a call made in every reconcile (see
@@ -247,8 +249,10 @@ def _children(pid: int) -> list[int]:
 def test_a_dead_celery_main_process_is_restarted_by_the_supervisor(
     pool: WorkerPool, producer: Producer, kube_client: client.ApiClient
 ) -> None:
-    """``tango-operator worker`` restarts Celery when its main process dies (as it does on
-    kombu's "Unrecoverable error" when Redis vanishes mid-delivery), so the work goes on."""
+    """``tango-operator worker`` restarts Celery when its main process dies.
+
+    It dies on kombu's "Unrecoverable error" when Redis vanishes mid-delivery; the work goes on.
+    """
     pool.processes, pool.concurrency = 1, 1
     supervisor = pool.start_one("worker0")
     _custom(kube_client).create_namespaced_custom_object(

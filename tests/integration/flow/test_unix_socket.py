@@ -1,5 +1,8 @@
-"""A Redis reached over a unix socket, with a password: the real watcher (redis-py and its
-Celery sender) and a real worker (kombu and redis-py) take a DeviceServer to Running."""
+"""A Redis reached over a unix socket, with a password.
+
+The real watcher (redis-py and its Celery sender) and a real worker (kombu and redis-py) take a
+DeviceServer to Running.
+"""
 
 from __future__ import annotations
 

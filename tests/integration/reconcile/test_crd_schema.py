@@ -1,5 +1,8 @@
-"""The CRDs in helm/tango-operator/crds: what the API itself rejects, and no drift from
-tango_operator/crd.py (every key the parser reads is in the schema, every spec key is read)."""
+"""The CRDs in helm/tango-operator/crds.
+
+What the API itself rejects, and no drift from tango_operator/crd.py (every key the parser reads is
+in the schema, every spec key is read).
+"""
 
 from __future__ import annotations
 

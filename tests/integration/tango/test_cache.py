@@ -1,5 +1,8 @@
-"""The probe cache, counted on the DB itself: the DataBaseds' own per-command call counters
-(``Timing_calls``) say how many ``DbImportDevice`` round trips a burst of probes cost."""
+"""The probe cache, counted on the DB itself.
+
+The DataBaseds' own per-command call counters (``Timing_calls``) say how many ``DbImportDevice``
+round trips a burst of probes cost.
+"""
 
 from __future__ import annotations
 
@@ -75,8 +78,11 @@ def test_database_alive_and_unexported_devices_are_cached_per_host_and_device(
 def test_a_no_is_short_lived_so_a_dependency_that_starts_is_seen_at_once(
     tango_db: PyTangoDatabase, servers: TangoServers, unique: str
 ) -> None:
-    """A dependent woken because its dependency just reached Running must not be told
-    "not ready" from the cache: negative answers live ``negative_ttl``, not ``ttl``."""
+    """A woken dependent is not told "not ready" from the cache.
+
+    It was woken because its dependency just reached Running: negative answers live
+    ``negative_ttl``, not ``ttl``.
+    """
     device = f"cache/{unique}/later"
     servers.register(f"EchoServer/{unique}", "Echo", [device])
     port = PyTangoPort(cache_ttl=30, negative_ttl=0.2)
@@ -152,8 +158,11 @@ def test_the_cache_is_bounded() -> None:
 def test_a_port_made_before_fork_makes_no_connection_and_works_in_the_child(
     tango_db: PyTangoDatabase,
 ) -> None:
-    """Celery's prefork pool: the port may be built in the parent; PyTango objects must
-    appear only in the child that uses them."""
+    """Celery's prefork pool.
+
+    The port may be built in the parent; PyTango objects must appear only in the child that uses
+    them.
+    """
     script = textwrap.dedent(
         f"""
         import os, sys

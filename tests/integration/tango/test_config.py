@@ -277,7 +277,7 @@ def test_alias_of_another_servers_device_is_a_conflict(
 def test_like_wildcards_in_the_server_name_do_not_touch_other_servers(
     tango_db: PyTangoDatabase, port: PyTangoPort, unique: str
 ) -> None:
-    """dsconfig's dump selects with SQL LIKE, where ``_`` matches any character."""
+    """The dump of dsconfig selects with SQL LIKE, where ``_`` matches any character."""
     prefix = f"like/{unique}"
     lookalike: JsonDict = {"servers": {"EchoXServer": {unique: {"Echo": {f"{prefix}/x": {}}}}}}
     port.apply_config(tango_db.tango_host, f"EchoXServer/{unique}", lookalike)
@@ -368,10 +368,12 @@ def test_documents_the_db_refuses_are_value_errors(
 def test_dsconfig_json2tango_itself_rewrites_an_unchanged_document_on_this_db(
     own_tango_db: PyTangoDatabase, names: tuple[str, str, str]
 ) -> None:
-    """The quirk PyTangoPort works around, pinned: if dsconfig fixes it, this test says the
-    alias workaround in workers.tango.config can go (docs/tango.md). It shows when the
-    device that the DB returns last (in name order) is one of the document's: a fresh DB
-    and a name that sorts after ``sys/tg_test/1`` (as ``test/...`` names do)."""
+    """The quirk PyTangoPort works around, pinned.
+
+    If dsconfig fixes it, this test says the alias workaround in workers.tango.config can go
+    (docs/tango.md). It shows when the device that the DB returns last (in name order) is one of the
+    document's: a fresh DB and a name that sorts after ``sys/tg_test/1`` (as ``test/...`` names do).
+    """
     server, instance, _ = names
     device = f"zz/{instance}/1"
     doc = document(server, instance, {device: {}})

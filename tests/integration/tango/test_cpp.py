@@ -106,10 +106,13 @@ def test_claims_are_checked_on_the_cpp_db_too(
 def test_device_added_to_a_running_config_is_idempotent_here_where_json2tango_is_not(
     cpp_db: CppDatabase, port: PyTangoPort, unique: str
 ) -> None:
-    """The alias quirk is not sqlite's. The C++ DB returns device rows in insertion order
-    and adds a server's dserver row after its first device, so json2tango is idempotent
-    at first (docs/tango.md) -- until a device is added to an existing server instance: that
-    device is then the last row, and json2tango rewrites the DB on every apply."""
+    """The alias quirk is not sqlite's.
+
+    The C++ DB returns device rows in insertion order and adds a server's dserver row after its
+    first device, so json2tango is idempotent at first -- until a device is added to an
+    existing server instance: that device is then the last row, and json2tango rewrites the DB on
+    every apply.
+    """
     target = f"TangoTest/{unique}"
     one = tangotest_document(unique, f"test/grow/{unique}-1")
     two = copy.deepcopy(one)

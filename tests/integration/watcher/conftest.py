@@ -1,7 +1,10 @@
-"""Fixtures of the watcher tests: kubeemu with the CRDs, a real redis-server per test, and
-the watcher either in-process (``start_watcher``: its producer threads, keys recorded) or
-as ``python -m watcher`` subprocesses (``watcher_process``), whose Celery messages are read
-back from the Redis list the workers consume (``sent_keys``)."""
+"""Fixtures of the watcher tests.
+
+Kubeemu with the CRDs, a real redis-server per test, and the watcher either in-process
+(``start_watcher``: its producer threads, keys recorded) or as ``python -m watcher`` subprocesses
+(``watcher_process``), whose Celery messages are read back from the Redis list the workers consume
+(``sent_keys``).
+"""
 
 from __future__ import annotations
 
@@ -35,8 +38,10 @@ JsonDict = dict[str, Any]
 
 
 class Recording(Watcher):
-    """A Watcher that records every key it offers to the queue and every key it sends
-    (``send`` records too unless a real sender is given)."""
+    """A Watcher that records every key it offers to the queue and every key it sends.
+
+    ``send`` records too unless a real sender is given.
+    """
 
     def __init__(
         self,
@@ -72,8 +77,11 @@ StartWatcher = Callable[..., Recording]
 
 @pytest.fixture
 def start_watcher(kubeemu: KubeEmu, redis: RedisServer) -> Iterator[StartWatcher]:
-    """``start_watcher(env=…, send=…, kubeconfig=…)``: a leading in-process watcher with
-    its own API client (made as ``python -m watcher`` makes it), stopped afterwards."""
+    """``start_watcher(env=…, send=…, kubeconfig=…)``.
+
+    A leading in-process watcher with its own API client (made as ``python -m watcher`` makes it),
+    stopped afterwards.
+    """
     running: list[tuple[Recording, list[threading.Thread]]] = []
 
     def start(
@@ -154,7 +162,8 @@ def sent_keys(server: RedisServer) -> list[Key]:
 
     kombu's Redis transport LPUSHes each message (JSON with a base64 body holding
     ``[args, kwargs, embed]``) onto a list per priority named after the queue; urgent
-    messages come first, as a worker would take them."""
+    messages come first, as a worker would take them.
+    """
     connection = server.client()
     try:
         raw = celery_messages(connection)

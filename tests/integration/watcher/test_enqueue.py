@@ -1,5 +1,7 @@
-"""watcher.enqueue against a real redis-server: one message per key in flight, and a
-failed send (or an unreachable Redis) is counted, never raised."""
+"""watcher.enqueue against a real redis-server.
+
+One message per key in flight, and a failed send (or an unreachable Redis) is counted, never raised.
+"""
 
 from __future__ import annotations
 

@@ -1,6 +1,9 @@
-"""Leader election on the Lease, with ``python -m watcher`` processes and in-process
-electors against kubeemu: one leader at a time, a released Lease is taken at once, a killed
-leader's within the lease duration, and a leader whose Lease is taken steps down at once."""
+"""Leader election on the Lease.
+
+With ``python -m watcher`` processes and in-process electors against kubeemu: one leader at a time,
+a released Lease is taken at once, a killed leader's within the lease duration, and a leader whose
+Lease is taken steps down at once.
+"""
 
 from __future__ import annotations
 

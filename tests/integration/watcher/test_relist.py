@@ -1,7 +1,8 @@
-"""A relist after 410 Gone replaces what the watcher knew, as client-go's reflector does
-(``Replace``): an object deleted while no watch was open — absent from the new list — is
-handed on as a DELETED once, so its fingerprint is forgotten, its custom-resource count
-dropped and its key enqueued; what the list still has is not deleted.
+"""A relist after 410 Gone replaces what the watcher knew.
+
+As client-go's reflector does (``Replace``): an object deleted while no watch was open — absent from
+the new list — is handed on as a DELETED once, so its fingerprint is forgotten, its custom-resource
+count dropped and its key enqueued; what the list still has is not deleted.
 
 The gap: watches of custom resources are throttled (429) while the emulator drops every
 open watch, an object is deleted and the history compacted, so the resume gets 410 and the
@@ -59,8 +60,11 @@ def _relist_deletions() -> float:
 
 
 def _gap(emulator: KubeEmu, during: Any, relisted: Any) -> None:
-    """Run ``during()`` while no DeviceServer watch is open, then compact the history and
-    wait until ``relisted()`` (the resume got 410 and the source listed again)."""
+    """Run ``during()`` while no DeviceServer watch is open, then compact and await a relist.
+
+    After compacting the history, wait until ``relisted()`` (the resume got 410 and the source
+    listed again).
+    """
     injected = emulator.stats()["faultsInjected"]
     emulator.set_faults([{"code": 429, "verbs": ["watch"], "resources": ["deviceservers"]}])
     assert emulator.drop_watches() >= 1

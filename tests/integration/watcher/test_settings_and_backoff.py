@@ -1,5 +1,8 @@
-"""watcher.settings (environment → Settings, errors naming the variable) and the sources'
-reconnect backoff. Pure: no server needed (they live with the watcher's tests)."""
+"""watcher.settings and the sources' reconnect backoff.
+
+Settings: environment → Settings, errors naming the variable. Pure: no server needed (they live
+with the watcher's tests).
+"""
 
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
-"""The watcher's watches under write load need no inactivity timeout: every custom resource
-created by several writers at once reaches the watcher through its open watch, and no
-stream goes quiet (no ``inactive_or_dropped`` restart) although the inactivity timeout is
-the production 70 s — a stalled stream would show as keys missing for that long.
+"""The watcher's watches under write load need no inactivity timeout.
+
+Every custom resource created by several writers at once reaches the watcher through its open watch,
+and no stream goes quiet (no ``inactive_or_dropped`` restart) although the inactivity timeout is the
+production 70 s — a stalled stream would show as keys missing for that long.
 
 The emulator sends a bookmark every second (the ``kubeemu`` fixture), so the writes span
 several bookmark intervals; ConfigMaps labelled as the operator's children add the traffic
-of the other sources."""
+of the other sources.
+"""
 
 from __future__ import annotations
 

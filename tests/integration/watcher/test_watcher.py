@@ -1,10 +1,12 @@
-"""The watcher against kubeemu and a real redis-server: events to keys and dedupe, dropped
-and compacted watches, throttling, the requeue-after pump, resync after Redis lost
-everything, and the namespace label selector.
+"""The watcher against kubeemu and a real redis-server.
+
+Events to keys and dedupe, dropped and compacted watches, throttling, the requeue-after pump, resync
+after Redis lost everything, and the namespace label selector.
 
 The watcher runs in-process (its producer threads, as the leader runs them); the keys it
 offers are recorded, and what it sends is either recorded or read back from Redis as real
-Celery messages. Leader election is in ``test_leader.py``."""
+Celery messages. Leader election is in ``test_leader.py``.
+"""
 
 from __future__ import annotations
 
@@ -136,8 +138,11 @@ def test_dropped_watch_resumes_and_misses_nothing(
 
 @pytest.fixture
 def quiet_kube_client(tmp_path: Path) -> Iterator[tuple[KubeEmu, client.ApiClient]]:
-    """An emulator without bookmarks: a watch's resourceVersion stays where its last event
-    left it, so compaction makes its resume 410 (stopped after the watcher: set up first)."""
+    """An emulator without bookmarks.
+
+    A watch's resourceVersion stays where its last event left it, so compaction makes its resume 410
+    (stopped after the watcher: set up first).
+    """
     with KubeEmu.start(tmp_path / "quiet", ["--bookmark-interval", "3600"]) as emulator:
         api_client = config.new_client_from_config(config_file=str(emulator.kubeconfig))
         install_crds(api_client)

@@ -1,5 +1,7 @@
-"""The starting-servers registry and the export watcher against a real redis-server (the
-TANGO side is the stand-in: what is under test is who gets woken, and when)."""
+"""The starting-servers registry and the export watcher against a real redis-server.
+
+The TANGO side is the stand-in: what is under test is who gets woken, and when.
+"""
 
 from __future__ import annotations
 

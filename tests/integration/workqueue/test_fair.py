@@ -1,6 +1,8 @@
-"""Fair dispatch against a real redis-server: dedupe by the work queue's rules, round-robin
-and weights across namespaces, the in-flight window, wake-ups to the front, urgency, and the
-dispatcher's automatic window."""
+"""Fair dispatch against a real redis-server.
+
+Dedupe by the work queue's rules, round-robin and weights across namespaces, the in-flight window,
+wake-ups to the front, urgency, and the dispatcher's automatic window.
+"""
 
 from __future__ import annotations
 

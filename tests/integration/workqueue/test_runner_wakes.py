@@ -1,5 +1,8 @@
-"""``workers.execution.run`` against a real redis-server: the keys a reconcile wakes are sent
-urgently when they are few, and only put in front when they are many."""
+"""``workers.execution.run`` against a real redis-server.
+
+The keys a reconcile wakes are sent urgently when they are few, and only put in front when they are
+many.
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import redis
@@ -515,8 +517,11 @@ def test_a_redis_restarted_empty_is_survived() -> None:
 
 
 def test_no_second_lease_while_redis_forgets_a_running_one() -> None:
-    """The soak's find: Redis restarted empty while a worker reconciled a key, and another
-    worker was granted the key at once — two reconciles of one key at the same time."""
+    """The soak's find.
+
+    Redis restarted empty while a worker reconciled a key, and another worker was granted the key at
+    once — two reconciles of one key at the same time.
+    """
     with RedisServer() as server, server.client() as one, server.client() as two:
         holder = WorkQueue(one, lease_seconds=1)
         other = WorkQueue(two, lease_seconds=1)
@@ -582,78 +587,96 @@ def test_restart_without_flush_keeps_the_state() -> None:
 # -- many threads: a simulated broker ---------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_simulation_never_two_runs_at_once_and_no_event_lost(
-    redis_server: RedisServer, redis_client: redis.Redis, seed: int
-) -> None:
-    """Producers change an object (a version number) and enqueue its key, "sending" a
-    message on SEND; workers take messages, begin, read the object, finish and send the
-    follow-ups they are told to. Invariants: a key never has two runs at once, and the
-    last version of every object was read by some run (no event lost)."""
-    names = keys(4, prefix=f"sim{seed}")
-    broker: queue.Queue[Key] = queue.Queue()
-    guard = threading.Lock()
-    world: Counter[Key] = Counter()
-    seen: Counter[Key] = Counter()
-    runs: Counter[Key] = Counter()
-    running: Counter[Key] = Counter()
-    overlaps: list[Key] = []
-    done = threading.Event()
+@dataclass
+class _Simulation:
+    """Producers and workers of the simulated broker, and what they saw (under ``guard``)."""
 
-    def producer(rng: random.Random) -> None:
-        with redis_server.client() as client:
+    redis_server: RedisServer
+    names: list[Key]
+    broker: queue.Queue[Key] = field(default_factory=queue.Queue)
+    guard: threading.Lock = field(default_factory=threading.Lock)
+    world: Counter[Key] = field(default_factory=Counter)
+    """Versions of each object: bumped by a producer before it enqueues the key."""
+    seen: Counter[Key] = field(default_factory=Counter)
+    """The latest version of each object that a run read."""
+    runs: Counter[Key] = field(default_factory=Counter)
+    running: Counter[Key] = field(default_factory=Counter)
+    overlaps: list[Key] = field(default_factory=list)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def producer(self, rng: random.Random) -> None:
+        """Change 120 random objects, enqueueing each and "sending" a message on SEND."""
+        with self.redis_server.client() as client:
             wq = WorkQueue(client)
             for _ in range(120):
-                key = rng.choice(names)
-                with guard:
-                    world[key] += 1  # the object changes, then its event is enqueued
+                key = rng.choice(self.names)
+                with self.guard:
+                    self.world[key] += 1  # the object changes, then its event is enqueued
                 if wq.enqueue(key) is SEND:
-                    broker.put(key)
+                    self.broker.put(key)
                 time.sleep(rng.random() * 0.002)
 
-    def worker(rng: random.Random) -> None:
-        with redis_server.client() as client:
+    def worker(self, rng: random.Random) -> None:
+        """Take messages until ``done``: begin, read the object, finish, send the follow-up."""
+        with self.redis_server.client() as client:
             wq = WorkQueue(client)
-            while not done.is_set():
+            while not self.done.is_set():
                 try:
-                    key = broker.get(timeout=0.02)
+                    key = self.broker.get(timeout=0.02)
                 except queue.Empty:
                     continue
                 got = wq.begin(key)
                 if isinstance(got, Lease):
-                    with guard:
-                        running[key] += 1
-                        if running[key] > 1:
-                            overlaps.append(key)
-                        runs[key] += 1
-                        seen[key] = max(seen[key], world[key])  # the run reads the object
-                    time.sleep(rng.random() * 0.003)
-                    with guard:
-                        running[key] -= 1
+                    self._run(key, rng)
                     if wq.finish(got, success=True).follow_up:
-                        broker.put(key)
-                broker.task_done()
+                        self.broker.put(key)
+                self.broker.task_done()
 
+    def _run(self, key: Key, rng: random.Random) -> None:
+        """One run of ``key``: count it, note an overlap, read the object."""
+        with self.guard:
+            self.running[key] += 1
+            if self.running[key] > 1:
+                self.overlaps.append(key)
+            self.runs[key] += 1
+            self.seen[key] = max(self.seen[key], self.world[key])  # the run reads the object
+        time.sleep(rng.random() * 0.003)
+        with self.guard:
+            self.running[key] -= 1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_simulation_never_two_runs_at_once_and_no_event_lost(
+    redis_server: RedisServer, redis_client: redis.Redis, seed: int
+) -> None:
+    """Simulate producers and workers; a key never runs twice at once and no event is lost.
+
+    Producers change an object (a version number) and enqueue its key, "sending" a message on SEND;
+    workers take messages, begin, read the object, finish and send the follow-ups they are told to.
+    Invariants: a key never has two runs at once, and the last version of every object was read by
+    some run (no event lost).
+    """
+    sim = _Simulation(redis_server, keys(4, prefix=f"sim{seed}"))
     rng = random.Random(seed)
     producers = [
-        threading.Thread(target=producer, args=(random.Random(rng.random()),)) for _ in range(4)
+        threading.Thread(target=sim.producer, args=(random.Random(rng.random()),)) for _ in range(4)
     ]
     workers = [
-        threading.Thread(target=worker, args=(random.Random(rng.random()),)) for _ in range(6)
+        threading.Thread(target=sim.worker, args=(random.Random(rng.random()),)) for _ in range(6)
     ]
     for thread in producers + workers:
         thread.start()
     for thread in producers:
         thread.join()
-    broker.join()  # every message handled, follow-ups included
-    done.set()
+    sim.broker.join()  # every message handled, follow-ups included
+    sim.done.set()
     for thread in workers:
         thread.join()
 
-    assert overlaps == []
-    assert seen == world, "a change was never read by a run"
-    assert sum(world.values()) == 480
-    assert sum(runs.values()) < 480  # events were coalesced
+    assert sim.overlaps == []
+    assert sim.seen == sim.world, "a change was never read by a run"
+    assert sum(sim.world.values()) == 480
+    assert sum(sim.runs.values()) < 480  # events were coalesced
     assert WorkQueue(redis_client).stats()["processing"] == 0
     assert redis_client.keys("tango-operator:dirty:*") == []
     assert redis_client.keys("tango-operator:lock:*") == []
@@ -662,111 +685,124 @@ def test_simulation_never_two_runs_at_once_and_no_event_lost(
 # -- model-based: the semantics, step by step -------------------------------------------
 
 
+MODEL_KEYS = keys(3, prefix="model")
+
+
+class _WorkQueueModel(RuleBasedStateMachine):
+    """The work queue's semantics as plain sets and counters, checked against a real one.
+
+    ``redis_client`` is set by the test in a subclass: the machine flushes it for each example.
+    """
+
+    redis_client: ClassVar[redis.Redis]
+    leases = Bundle("leases")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.redis_client.flushall()
+        self.clock = FakeClock()
+        self.wq = WorkQueue(
+            self.redis_client,
+            clock=self.clock,
+            rng=random.Random(3),
+            max_attempts=3,
+            stale_after=1e9,
+            backoff_cap=20,
+        )
+        self.jitter = random.Random(3)
+        self.queued: set[Key] = set()
+        self.dirty: set[Key] = set()
+        self.holders: dict[Key, str] = {}
+        self.attempts: Counter[Key] = Counter()
+        self.failures: Counter[Key] = Counter()
+        self.delayed: dict[Key, float] = {}
+
+    @rule(key=st.sampled_from(MODEL_KEYS))
+    def enqueue(self, key: Key) -> None:
+        if key in self.holders:
+            expected = DIRTY
+            self.dirty.add(key)
+        elif key in self.queued:
+            expected = DUPLICATE
+        else:
+            expected = SEND
+            self.queued.add(key)
+        assert self.wq.enqueue(key) is expected
+
+    @rule(target=leases, key=st.sampled_from(MODEL_KEYS))
+    def begin(self, key: Key) -> object:
+        got = self.wq.begin(key)
+        self.queued.discard(key)
+        if key in self.holders:
+            assert isinstance(got, Busy)
+            self.dirty.add(key)
+            return multiple()
+        lease = lease_of(got)
+        self.dirty.discard(key)
+        self.holders[key] = lease.token
+        self.attempts[key] += 1
+        assert lease.attempt == self.attempts[key]
+        assert lease.poisoned == (self.attempts[key] > 3)
+        return lease
+
+    @rule(
+        lease=consumes(leases),
+        success=st.booleans(),
+        requeue_after=st.none() | st.floats(0, 30),
+    )
+    def finish(self, lease: Lease, success: bool, requeue_after: float | None) -> None:
+        key = lease.key
+        assert self.holders.pop(key) == lease.token
+        self.attempts[key] = 0
+        follow_up = key in self.dirty and key not in self.queued
+        self.dirty.discard(key)
+        if follow_up:
+            self.queued.add(key)
+        delay: float | None
+        if success:
+            self.failures[key] = 0
+            delay = requeue_after
+        else:
+            self.failures[key] += 1
+            nominal = min(20, 0.5 * 2 ** (self.failures[key] - 1))
+            delay = nominal * self.jitter.uniform(0.5, 1.0)
+            if requeue_after is not None:
+                delay = max(delay, requeue_after)
+        if delay is not None:
+            due = self.clock.now + delay
+            self.delayed[key] = min(self.delayed.get(key, due), due)
+        result = self.wq.finish(lease, success=success, requeue_after=requeue_after)
+        assert result.released
+        assert result.follow_up == follow_up
+        assert result.failures == self.failures[key]
+        assert result.next_due == pytest.approx(self.delayed.get(key), abs=1e-6)
+
+    @rule(seconds=st.floats(0, 10))
+    def pump(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        got = self.wq.due()
+        expected = {k for k, due in self.delayed.items() if due <= self.clock.now}
+        assert sorted(got) == sorted(expected)
+        assert [self.delayed[k] for k in got] == sorted(self.delayed[k] for k in got)
+        for key in got:
+            del self.delayed[key]
+
+    @invariant()
+    def counts_agree(self) -> None:
+        stats = self.wq.stats()
+        assert stats["queued"] == len(self.queued)
+        assert stats["processing"] == len(self.holders)
+        assert stats["delayed"] == len(self.delayed)
+        assert stats["failing"] == sum(1 for n in self.failures.values() if n)
+
+
 def test_matches_a_model_of_the_workqueue_semantics(
     redis_server: RedisServer, redis_client: redis.Redis
 ) -> None:
-    names = keys(3, prefix="model")
+    connection = redis_client  # a class body does not see the function's names it assigns
 
-    class Model(RuleBasedStateMachine):
-        leases = Bundle("leases")
-
-        def __init__(self) -> None:
-            super().__init__()
-            redis_client.flushall()
-            self.clock = FakeClock()
-            self.wq = WorkQueue(
-                redis_client,
-                clock=self.clock,
-                rng=random.Random(3),
-                max_attempts=3,
-                stale_after=1e9,
-                backoff_cap=20,
-            )
-            self.jitter = random.Random(3)
-            self.queued: set[Key] = set()
-            self.dirty: set[Key] = set()
-            self.holders: dict[Key, str] = {}
-            self.attempts: Counter[Key] = Counter()
-            self.failures: Counter[Key] = Counter()
-            self.delayed: dict[Key, float] = {}
-
-        @rule(key=st.sampled_from(names))
-        def enqueue(self, key: Key) -> None:
-            if key in self.holders:
-                expected = DIRTY
-                self.dirty.add(key)
-            elif key in self.queued:
-                expected = DUPLICATE
-            else:
-                expected = SEND
-                self.queued.add(key)
-            assert self.wq.enqueue(key) is expected
-
-        @rule(target=leases, key=st.sampled_from(names))
-        def begin(self, key: Key) -> object:
-            got = self.wq.begin(key)
-            self.queued.discard(key)
-            if key in self.holders:
-                assert isinstance(got, Busy)
-                self.dirty.add(key)
-                return multiple()
-            lease = lease_of(got)
-            self.dirty.discard(key)
-            self.holders[key] = lease.token
-            self.attempts[key] += 1
-            assert lease.attempt == self.attempts[key]
-            assert lease.poisoned == (self.attempts[key] > 3)
-            return lease
-
-        @rule(
-            lease=consumes(leases),
-            success=st.booleans(),
-            requeue_after=st.none() | st.floats(0, 30),
-        )
-        def finish(self, lease: Lease, success: bool, requeue_after: float | None) -> None:
-            key = lease.key
-            assert self.holders.pop(key) == lease.token
-            self.attempts[key] = 0
-            follow_up = key in self.dirty and key not in self.queued
-            self.dirty.discard(key)
-            if follow_up:
-                self.queued.add(key)
-            delay: float | None
-            if success:
-                self.failures[key] = 0
-                delay = requeue_after
-            else:
-                self.failures[key] += 1
-                nominal = min(20, 0.5 * 2 ** (self.failures[key] - 1))
-                delay = nominal * self.jitter.uniform(0.5, 1.0)
-                if requeue_after is not None:
-                    delay = max(delay, requeue_after)
-            if delay is not None:
-                due = self.clock.now + delay
-                self.delayed[key] = min(self.delayed.get(key, due), due)
-            result = self.wq.finish(lease, success=success, requeue_after=requeue_after)
-            assert result.released
-            assert result.follow_up == follow_up
-            assert result.failures == self.failures[key]
-            assert result.next_due == pytest.approx(self.delayed.get(key), abs=1e-6)
-
-        @rule(seconds=st.floats(0, 10))
-        def pump(self, seconds: float) -> None:
-            self.clock.advance(seconds)
-            got = self.wq.due()
-            expected = {k for k, due in self.delayed.items() if due <= self.clock.now}
-            assert sorted(got) == sorted(expected)
-            assert [self.delayed[k] for k in got] == sorted(self.delayed[k] for k in got)
-            for key in got:
-                del self.delayed[key]
-
-        @invariant()
-        def counts_agree(self) -> None:
-            stats = self.wq.stats()
-            assert stats["queued"] == len(self.queued)
-            assert stats["processing"] == len(self.holders)
-            assert stats["delayed"] == len(self.delayed)
-            assert stats["failing"] == sum(1 for n in self.failures.values() if n)
+    class Model(_WorkQueueModel):
+        redis_client = connection
 
     run_state_machine_as_test(
         Model,
