@@ -12,8 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _build_wheel(directory: Path) -> Path:
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
-        + ["--wheel-dir", str(directory), str(ROOT)],
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
+            *("--wheel-dir", str(directory), str(ROOT)),
+        ],
         capture_output=True,
         text=True,
         check=False,
