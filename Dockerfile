@@ -63,7 +63,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 USER 10001:10001
 EXPOSE 8080
 ENTRYPOINT ["tango-operator"]
-CMD ["worker", "--concurrency", "2", "--without-gossip", "--without-mingle"]
+CMD ["worker", "--concurrency", "8", "--without-gossip", "--without-mingle"]
 
 FROM base AS flower
 COPY --from=venv-flower /opt/venv /opt/venv

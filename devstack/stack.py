@@ -65,7 +65,7 @@ class StackOptions:
     host_map: Mapping[str, str] = field(default_factory=dict)
     """More cluster ``host:port`` → local ``host:port`` entries."""
     workers: int = 2
-    concurrency: int = 1
+    concurrency: int = 4
     flower: bool = True
     metrics: bool = True
     environment: Mapping[str, str] = field(default_factory=dict)

@@ -27,6 +27,10 @@ COMMANDS = {
     "worker": "run Celery workers: every `celery worker` option is accepted",
 }
 MODULES = {"render": "workers.render", "watcher": "watcher"}
+DEFAULT_POOL = "threads"
+"""Reconciles wait on the network (API server, Redis, TANGO), not on the CPU: threads give
+many in flight per process for a few MiB each, where a prefork child costs a process."""
+DEFAULT_CONCURRENCY = 8
 """The module each process-running command executes (``python -m MODULE``)."""
 
 
@@ -69,6 +73,7 @@ def _exec_worker(rest: Sequence[str]) -> int:
     if not variables.get("PROMETHEUS_MULTIPROC_DIR"):
         variables["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tango-operator-metrics-")
     command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", QUEUE_NAME]
+    command += _defaults(rest, variables)
     command += rest
     try:
         max_restarts = environment.whole_number(variables, "TANGO_OPERATOR_WORKER_MAX_RESTARTS", 10)
@@ -84,6 +89,35 @@ def _exec_worker(rest: Sequence[str]) -> int:
     )
     supervisor.install_signal_handlers()
     return supervisor.run()
+
+
+def _given(rest: Sequence[str], short: str, long: str) -> bool:
+    return any(
+        argument in (short, long) or argument.startswith((f"{long}=", short)) for argument in rest
+    )
+
+
+def _defaults(rest: Sequence[str], variables: dict[str, str]) -> list[str]:
+    """The pool and in-flight count, unless the user's Celery options set them.
+
+    ``TANGO_OPERATOR_WORKER_POOL`` (default ``threads``) and
+    ``TANGO_OPERATOR_WORKER_CONCURRENCY`` (default 8: reconciles in flight per process).
+    """
+    options: list[str] = []
+    if not _given(rest, "-P", "--pool"):
+        options += [
+            "--pool",
+            environment.text(variables, "TANGO_OPERATOR_WORKER_POOL", DEFAULT_POOL),
+        ]
+    if not _given(rest, "-c", "--concurrency"):
+        try:
+            concurrency = environment.whole_number(
+                variables, "TANGO_OPERATOR_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1
+            )
+        except environment.SettingsError as exc:
+            raise SystemExit(str(exc)) from None
+        options += ["--concurrency", str(concurrency)]
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,11 +31,14 @@ class Enqueuer:
         self.send = send
         self.fair = fair
 
-    def enqueue(self, key: Key) -> EnqueueResult | AddResult | None:
-        """The queue's answer for ``key``, or None when Redis could not be reached."""
+    def enqueue(self, key: Key, *, weak: bool = False) -> EnqueueResult | AddResult | None:
+        """The queue's answer for ``key``, or None when Redis could not be reached.
+
+        ``weak`` (the resync): a key being reconciled right now is left alone.
+        """
         if self.fair is not None:
             try:
-                added = self.fair.add(key)
+                added = self.fair.add(key, weak=weak)
             except Exception as exc:
                 log.warning("enqueue failed key=%s error=%r", key.encode(), exc)
                 metrics.ENQUEUE_ERRORS.labels(key.kind, "queue").inc()
@@ -43,7 +46,7 @@ class Enqueuer:
             metrics.ENQUEUED.labels(key.kind, added.value).inc()
             return added
         try:
-            result = self.queue.enqueue(key)
+            result = self.queue.enqueue(key, weak=weak)
         except Exception as exc:  # Redis down: the resync after it returns recovers the key
             log.warning("enqueue failed key=%s error=%r", key.encode(), exc)
             metrics.ENQUEUE_ERRORS.labels(key.kind, "queue").inc()

@@ -13,6 +13,7 @@ all of them at once; SIGTERM/SIGINT stop them and release the Lease.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -23,17 +24,19 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
-from tango_operator import crd, resources
+from tango_operator import crd, observed, resources
 from tango_operator.celery_app import make_publisher
 from tango_operator.keys import Key
 from tango_operator.workqueue import EnqueueResult, WorkQueue, connect
 from tango_operator.workqueue.fair import AddResult, FairQueue
+from tango_operator.workqueue.hosts import RedisDatabaseStates
+from tango_operator.workqueue.ledger import RedisChildLedger
 from watcher import metrics
 from watcher.dispatch import Dispatcher
 from watcher.enqueue import Enqueuer
 from watcher.kube import ConfigurationError, Kube
 from watcher.leader import LeaderElector
-from watcher.mapping import Mapper
+from watcher.mapping import CUSTOM_KINDS, Mapper, owner_key
 from watcher.pump import run_pump
 from watcher.resync import resync, run_resync
 from watcher.settings import Settings, SettingsError
@@ -72,7 +75,13 @@ class Watcher:
         self.fair = FairQueue(queue) if settings.dispatch.fair else None
         self.enqueuer = Enqueuer(queue, send, self.fair)
         self.mapper = Mapper()
+        self.ledger = RedisChildLedger(queue.redis, prefix=queue.prefix)
+        self.databases = RedisDatabaseStates(queue.redis, prefix=queue.prefix)
         self._lock = threading.Lock()
+        self._synced = threading.Event()
+        self._unlisted = 0
+        self._held: set[Key] = set()
+        """Owners whose children changed while the sources were still listing."""
         self.sources: list[Source] = []
         self._namespace_sources: list[Source] = []
         self._selected: set[str] = set()
@@ -87,27 +96,81 @@ class Watcher:
         """Whether this replica leads now, so that its producers may offer keys."""
         return self._stop is not None and not self._stop.is_set()
 
-    def enqueue(self, key: Key) -> EnqueueResult | AddResult | None:
-        """Offer ``key`` to the queue while leading; None once leadership is lost."""
+    def enqueue(self, key: Key, *, weak: bool = False) -> EnqueueResult | AddResult | None:
+        """Offer ``key`` to the queue while leading; None once leadership is lost.
+
+        ``weak`` (the resync): a key being reconciled right now is left alone.
+        """
         if not self.producing():  # leadership lost: not one more key
             return None
-        return self.enqueuer.enqueue(key)
+        return self.enqueuer.enqueue(key, weak=weak)
 
     def on_event(self, kind: str, event_type: str, obj: JsonDict) -> None:
         """Map one listed or watched object to keys and enqueue those of selected namespaces.
 
         Namespace events update the selection instead; custom resources are also counted in
-        the metrics.
+        the metrics; children go through the child ledger. Until every source has listed
+        once, nothing is enqueued: the resync that follows the first lists offers every key
+        once (``_listed``).
         """
         if kind == "Namespace":
             self._namespace_event(event_type, obj)
             return
-        metrics.CUSTOM_RESOURCES.observe(kind, event_type, obj)  # CR kinds only
-        with self._lock:
-            keys = self.mapper.keys_for(kind, event_type, obj)
+        if kind in CUSTOM_KINDS:
+            metrics.CUSTOM_RESOURCES.observe(kind, event_type, obj)
+            if kind == crd.Kind.DATABASE_DS:
+                self._record_database(event_type, obj)
+            with self._lock:
+                keys = self.mapper.keys_for(kind, event_type, obj)
+        else:
+            keys = self._child_event(event_type, obj)
         for key in keys:
-            if self.selected(key.namespace):
+            if not self.selected(key.namespace):
+                continue
+            if self._synced.is_set():
                 self.enqueue(key)
+            elif kind not in CUSTOM_KINDS:
+                with self._lock:
+                    self._held.add(key)
+
+    def _child_event(self, event_type: str, obj: JsonDict) -> list[Key]:
+        """The owner's key if the ledger says this event of a child concerns it."""
+        owner = owner_key(obj)
+        if owner is None:
+            return []
+        state = None if event_type == "DELETED" else observed.state_of(obj)
+        try:
+            wanted = self.ledger.observe(owner, observed.child_id(obj), state)
+        except Exception as exc:  # Redis unreachable: let the owner look, to be safe
+            log.warning("child ledger unavailable owner=%s error=%r", owner, exc)
+            wanted = True
+        return [owner] if wanted else []
+
+    def _record_database(self, event_type: str, obj: JsonDict) -> None:
+        """Keep the DatabaseDS states the workers read instead of the API."""
+        meta = obj.get("metadata") or {}
+        state: str | None = str((obj.get("status") or {}).get("state") or "")
+        if event_type == "DELETED":
+            state = None
+        elif meta.get("deletionTimestamp"):
+            state = observed.DATABASEDS_DELETING
+        try:
+            self.databases.record(meta["namespace"], meta["name"], state)
+        except Exception as exc:  # workers read the API while the record may be stale
+            log.warning("DatabaseDS state not recorded error=%r", exc)
+
+    def _listed(self) -> None:
+        """One more source has listed once; after the last, offer every key once."""
+        with self._lock:
+            self._unlisted -= 1
+            if self._unlisted > 0 or self._synced.is_set():
+                return
+            held, self._held = self._held, set()
+            self._synced.set()
+        log.info("every source listed held=%d", len(held))
+        for key in sorted(held):
+            self.enqueue(key)
+        self.resync()
 
     # --- namespace label selector ----------------------------------------------------------
     def selected(self, namespace: str) -> bool:
@@ -149,7 +212,12 @@ class Watcher:
         if not self.producing():
             return
         try:
-            count = resync(self.kube, self.settings.namespaces, self.enqueue, self.selected)
+            count = resync(
+                self.kube,
+                self.settings.namespaces,
+                functools.partial(self.enqueue, weak=True),
+                self.selected,
+            )
         except Exception as exc:
             # the list failed (an API error, a timeout): try again soon, not a period later
             self._resync_failures += 1
@@ -178,8 +246,28 @@ class Watcher:
             stop,
             inactivity_seconds=self.settings.inactivity_seconds,
             watch_timeout_seconds=self.settings.watch_timeout_seconds,
-            on_relist=self.resync,
+            on_relist=functools.partial(self._relisted, resource, namespace),
+            on_listed=functools.partial(self._first_listed, resource, namespace),
         )
+
+    def _first_listed(self, resource: Resource, namespace: str | None) -> None:
+        if resource.type == resources.NAMESPACE:
+            return  # primed before the sources start: not one of the sources waited for
+        self._mark_listed(resource, namespace)
+        self._listed()
+
+    def _relisted(self, resource: Resource, namespace: str | None) -> None:
+        self._mark_listed(resource, namespace)
+        self.resync()
+
+    def _mark_listed(self, resource: Resource, namespace: str | None) -> None:
+        """After a list of the DatabaseDSs, their recorded states are complete for its scope."""
+        if resource.type != resources.DATABASE_DS:
+            return
+        try:
+            self.databases.mark_listed(namespace)
+        except Exception as exc:
+            log.warning("DatabaseDS list not recorded error=%r", exc)
 
     def lead(self, stop: threading.Event) -> list[threading.Thread]:
         """Start every producer thread; they stop producing when ``stop`` is set."""
@@ -195,6 +283,8 @@ class Watcher:
             self._namespace_sources.append(namespaces)
             threads.append(threading.Thread(target=namespaces.run, name="namespaces", daemon=True))
         metrics.CUSTOM_RESOURCES.selected = self.selected
+        self._synced.clear()
+        self._unlisted = len(RESOURCES) * len(self.settings.namespaces or (None,))
         self._stop = stop  # producing from here on (priming resyncs nothing)
         for resource in RESOURCES:
             for namespace in self.settings.namespaces or (None,):
@@ -247,6 +337,8 @@ class Watcher:
         with self._lock:
             self.mapper.forget_all()
             self._selected.clear()
+            self._held.clear()
+        self._synced.clear()
         metrics.CUSTOM_RESOURCES.forget_all()
         self.sources, self._namespace_sources = [], []
 

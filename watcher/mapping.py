@@ -2,10 +2,12 @@
 
 Called by ``watcher.main`` for every object a source (``watcher.sources``) lists or
 watches; the keys go on to ``watcher.enqueue``. A custom resource maps to its own key; a
-child maps to the custom resource in its controller ownerReference; anything else maps to
-nothing. Changes of a custom resource that only touch its status (the operator's own
-writes) are dropped, by remembering a fingerprint of what a reconcile depends on:
-generation, labels, annotations, finalizers, deletionTimestamp.
+child maps to the custom resource in its controller ownerReference (``owner_key``; whether
+the event concerns the owner is the child ledger's call, ``tango_operator.observed``);
+anything else maps to nothing. Changes of a custom resource that only touch its status, or
+add the operator's own finalizer (the operator's own writes), are dropped, and so is a
+relist's ADDED of an unchanged one, by remembering a fingerprint of what a reconcile depends
+on: generation, labels, annotations, the other finalizers, deletionTimestamp.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def _fingerprint(obj: JsonDict) -> str:
             meta.get("generation"),
             meta.get("labels"),
             meta.get("annotations"),
-            meta.get("finalizers"),
+            [f for f in meta.get("finalizers") or [] if f != crd.FINALIZER],
             meta.get("deletionTimestamp"),
         ],
         sort_keys=True,
@@ -43,7 +45,7 @@ class Mapper:
     def keys_for(self, kind: str, event_type: str, obj: JsonDict) -> list[Key]:
         """Return the keys to reconcile for one event on ``obj`` of ``kind``.
 
-        A custom resource's own key, unless the change touched only its status; a child's owner
+        A custom resource's own key, unless nothing it depends on changed; a child's owner
         key; nothing for anything else.
         """
         meta = obj.get("metadata") or {}
@@ -56,8 +58,8 @@ class Mapper:
                 self._seen.pop(key, None)
                 return [key]
             fingerprint = _fingerprint(obj)
-            if event_type == "MODIFIED" and self._seen.get(key) == fingerprint:
-                return []  # a status-only change
+            if self._seen.get(key) == fingerprint:
+                return []  # a status-only change, the operator's finalizer, or a relist
             self._seen[key] = fingerprint
             return [key]
         return owner_keys(obj)
@@ -76,6 +78,12 @@ class Mapper:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+def owner_key(obj: JsonDict) -> Key | None:
+    """The key of the custom resource that controls ``obj``, if one does."""
+    owners = owner_keys(obj)
+    return owners[0] if owners else None
 
 
 def owner_keys(obj: JsonDict) -> list[Key]:

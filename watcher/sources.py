@@ -93,8 +93,8 @@ class Gone(Exception):  # noqa: N818 - named after the HTTP status
 class Source:
     """The list and watch of one resource type in one namespace (or all), run in its own thread.
 
-    Every object is passed to ``emit``; ``on_relist`` is called after each relist but the
-    first.
+    Every object is passed to ``emit``; ``on_listed`` is called after the first list and
+    ``on_relist`` after each one that follows.
     """
 
     kube: Kube
@@ -106,6 +106,7 @@ class Source:
     watch_timeout_seconds: float | None = None
     """Server-side ``timeoutSeconds``; None: random in [300, 600] per watch (the reflector's)."""
     on_relist: Callable[[], None] = lambda: None
+    on_listed: Callable[[], None] = lambda: None
     rng: random.Random = field(default_factory=random.Random)
     backoff: Backoff = field(default_factory=Backoff)
     relists: int = 0
@@ -212,6 +213,8 @@ class Source:
         metrics.RELISTS.labels(self.resource.plural).inc()
         if self.relists > 1:
             self.on_relist()
+        else:
+            self.on_listed()
         return str(listed["metadata"]["resourceVersion"])
 
     def _replace(self, present: dict[ObjectKey, JsonDict]) -> None:

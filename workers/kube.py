@@ -87,12 +87,19 @@ class Kube:
         self.reporting_instance = socket.gethostname()
 
     @classmethod
-    def connect(cls, kubeconfig: str | None) -> Kube:
-        """From ``kubeconfig``, or the pod's service account when None."""
+    def connect(cls, kubeconfig: str | None, *, connections: int = 32) -> Kube:
+        """From ``kubeconfig``, or the pod's service account when None.
+
+        ``connections``: the connection pool's size, at least the reconciles in flight in
+        this process (the thread pool's size), so that none waits for a connection.
+        """
+        configuration = client.Configuration()
         if kubeconfig:
-            return cls(config.new_client_from_config(config_file=kubeconfig))
-        config.load_incluster_config()
-        return cls(client.ApiClient())
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
+        configuration.connection_pool_maxsize = connections
+        return cls(client.ApiClient(configuration))
 
     # --- raw calls ------------------------------------------------------------------------------
     def _call(
@@ -154,18 +161,23 @@ class Kube:
                 content_type=_APPLY_PATCH,
             )
 
-    def create_if_absent(self, manifest: JsonDict) -> bool:
-        """Create ``manifest`` unless an object of that name exists; True when created."""
+    def create_if_absent(self, manifest: JsonDict) -> JsonDict | None:
+        """Create ``manifest`` unless an object of that name exists; the created object or None.
+
+        Callers read first (a create that cannot succeed is a wasted write); the 409 is for
+        the race with another creator.
+        """
         meta = manifest["metadata"]
         path = _path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
         try:
-            self._call("POST", path, body=manifest, query=[("fieldManager", self.field_manager)])
+            return self._call(
+                "POST", path, body=manifest, query=[("fieldManager", self.field_manager)]
+            )
         except ApiException as exc:
             if exc.status == 409:
-                return False
+                return None
             with _translated(f"creating {manifest['kind']} {meta['namespace']}/{meta['name']}"):
                 raise
-        return True
 
     def merge_patch(
         self, resource: JsonDict, patch: JsonDict, *, subresource: str | None = None

@@ -23,6 +23,7 @@ __all__ = ["Settings", "SettingsError", "WorkerSettings", "for_process", "from_e
 HOST_MAP = "TANGO_OPERATOR_HOST_MAP"
 TANGO_DB_CLEANUP = "TANGO_OPERATOR_TANGO_DB_CLEANUP"
 PENDING_POLL = "TANGO_OPERATOR_PENDING_POLL_SECONDS"
+SETTLING = "TANGO_OPERATOR_SETTLING_SECONDS"
 WAITING_MIN = "TANGO_OPERATOR_WAITING_MIN_SECONDS"
 WAITING_MAX = "TANGO_OPERATOR_WAITING_MAX_SECONDS"
 TANGO_PORT = "TANGO_OPERATOR_TANGO_PORT"
@@ -40,6 +41,8 @@ class Settings:
     """In-cluster ``host:port`` → address reachable from the worker (running outside a cluster)."""
     remove_from_tango_db_on_delete: bool = True
     pending_poll_seconds: float = 2.0
+    settling_seconds: float = 2.0
+    """After writing children, how long a not-ready state must last before it is published."""
     waiting_min_seconds: float = 1.0
     waiting_max_seconds: float = 60.0
 
@@ -70,6 +73,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         host_map=_host_map(environ),
         remove_from_tango_db_on_delete=cleanup == "Delete",
         pending_poll_seconds=environment.seconds(environ, PENDING_POLL, 2.0),
+        settling_seconds=environment.seconds(environ, SETTLING, 2.0),
         waiting_min_seconds=environment.seconds(environ, WAITING_MIN, 1.0),
         waiting_max_seconds=environment.seconds(environ, WAITING_MAX, 60.0),
     )

@@ -12,6 +12,7 @@ sits in a worker's memory.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -40,6 +41,7 @@ def reconcile(member: str) -> dict[str, Any]:
     """
     key = Key.decode(member)
     wiring = current()
+    _ensure_export_watcher()
     with metrics.ACTIVE.labels(key.kind).track_inprogress():
         report = execution.run(
             key,
@@ -75,12 +77,26 @@ class ReconcileFailedError(Exception):
     """A reconcile that failed; its retry is already scheduled in the work queue."""
 
 
+_export_watcher_lock = threading.Lock()
+_export_watcher_pid: int | None = None
+
+
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _start_export_watcher(**_: Any) -> None:
-    """In every pool process (after the fork, so PyTango is never shared across one).
+    """In every prefork pool process, after the fork, so PyTango is never shared across one."""
+    _ensure_export_watcher()
 
-    The processes take turns, so one looks at a time.
+
+def _ensure_export_watcher() -> None:
+    """Run one export watcher in this process (the thread pool's first task starts it).
+
+    With several processes, they take turns, so one looks at a time.
     """
+    global _export_watcher_pid  # noqa: PLW0603 - one watcher per process, started once
+    with _export_watcher_lock:
+        if _export_watcher_pid == os.getpid():
+            return
+        _export_watcher_pid = os.getpid()
     try:
         wiring = current()
     except Exception:  # the first task reports the same problem, with its key

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -20,6 +22,8 @@ from tango_operator.keys import Key
 from tango_operator.workqueue import WorkQueue, connect
 from tango_operator.workqueue.dependencies import RedisDependencyIndex
 from tango_operator.workqueue.fair import AddResult, FairQueue, Waker
+from tango_operator.workqueue.hosts import RedisDatabaseStates
+from tango_operator.workqueue.ledger import RedisChildLedger
 from tango_operator.workqueue.starting import StartingServers
 from workers import settings
 from workers.execution import wake as execution_wake
@@ -64,9 +68,20 @@ def load_tango_port(spec: str) -> TangoPort:
     return cast(TangoPort, getattr(module, class_name)())
 
 
-@functools.cache
+_lock = threading.Lock()
+_built: dict[int, Wiring] = {}
+
+
 def current() -> Wiring:
-    """This process's wiring, built on first use."""
+    """This process's wiring, built on first use (once, whatever the number of threads)."""
+    with _lock:
+        wiring = _built.get(os.getpid())
+        if wiring is None:
+            wiring = _built[os.getpid()] = _build()
+        return wiring
+
+
+def _build() -> Wiring:
     loaded = settings.for_process()
     redis = connect(loaded.redis_url)
     queue = WorkQueue(redis, lease_seconds=loaded.lease_seconds)
@@ -75,6 +90,8 @@ def current() -> Wiring:
         tango=load_tango_port(loaded.tango_port),
         index=RedisDependencyIndex(redis),
         settings=loaded.reconcile,
+        ledger=RedisChildLedger(redis),
+        databases=RedisDatabaseStates(redis),
     )
     return Wiring(
         settings=loaded,

@@ -61,11 +61,15 @@ class Waker(Protocol):
 
 
 # KEYS: pending, lane, ring, ring_members, signal, queued, lock, dirty, urgent.
-# ARGV: member, namespace, now, stale_after, dirty_ttl_ms, front ('1'/'0'), urgent ('1'/'0').
+# ARGV: member, namespace, now, stale_after, dirty_ttl_ms, front ('1'/'0'), urgent ('1'/'0'),
+# weak ('1'/'0': a key being processed is left alone instead of marked dirty).
 # Invariant kept by both scripts: a namespace is in the ring iff its lane is not empty,
 # and a member is in its lane iff it is in `pending`.
 ADD = """
 if redis.call('EXISTS', KEYS[7]) == 1 then
+  if ARGV[8] == '1' then
+    return 'DUPLICATE'
+  end
   redis.call('SET', KEYS[8], '1', 'PX', ARGV[5])
   return 'DIRTY'
 end
@@ -204,13 +208,15 @@ class FairQueue:
         self._add = queue.redis.register_script(ADD)
         self._dispatch = queue.redis.register_script(DISPATCH)
 
-    def add(self, key: Key, *, front: bool = False, urgent: bool = False) -> AddResult:
+    def add(
+        self, key: Key, *, front: bool = False, urgent: bool = False, weak: bool = False
+    ) -> AddResult:
         """Make ``key`` wait for dispatch.
 
         ``front``: ahead of its namespace's other keys (a dependency wake-up, which should not wait
         behind a flood of its own namespace); ``urgent``: also sent at the urgent priority (a
-        wake-up of a few keys). Urgency is kept until the key is dispatched; a key already in flight
-        keeps its message.
+        wake-up of a few keys); ``weak``: a key being processed is left alone (a resync). Urgency is
+        kept until the key is dispatched; a key already in flight keeps its message.
         """
         self.queue.check_epoch()
         member = key.encode()
@@ -234,6 +240,7 @@ class FairQueue:
                 round(HOUSEKEEPING_SECONDS * 1000),
                 "1" if front else "0",
                 "1" if urgent else "0",
+                "1" if weak else "0",
             ],
         )
         return AddResult[_text(reply)]

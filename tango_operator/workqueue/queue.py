@@ -180,16 +180,23 @@ class WorkQueue:
         """
         return self.epoch.check(self.lease_seconds if self._granted else 0.0)
 
-    def enqueue(self, key: Key) -> EnqueueResult:
+    def enqueue(self, key: Key, *, weak: bool = False) -> EnqueueResult:
         """Mark ``key`` queued unless it already is; the result says whether to send a message.
 
-        A key being processed is marked dirty instead, for one follow-up run.
+        A key being processed is marked dirty instead, for one follow-up run — unless ``weak``
+        (a resync: the run in progress proves the key is not lost, so it is DUPLICATE).
         """
         self.check_epoch()
         member = key.encode()
         reply = self._enqueue(
             keys=[self._queued, self._lock(member), self._dirty(member)],
-            args=[member, self.clock(), self.stale_after, round(HOUSEKEEPING_SECONDS * 1000)],
+            args=[
+                member,
+                self.clock(),
+                self.stale_after,
+                round(HOUSEKEEPING_SECONDS * 1000),
+                "1" if weak else "0",
+            ],
         )
         return EnqueueResult[_text(reply)]
 

@@ -12,10 +12,14 @@ transport does not support either.
 
 from __future__ import annotations
 
-# KEYS: queued, lock, dirty.  ARGV: member, now, stale_after, dirty_ttl_ms.
-# Being processed -> mark dirty; queued recently -> duplicate; else mark queued -> send.
+# KEYS: queued, lock, dirty.  ARGV: member, now, stale_after, dirty_ttl_ms, weak ('1'/'0').
+# Being processed -> mark dirty (weak: duplicate, the run in progress is enough); queued
+# recently -> duplicate; else mark queued -> send.
 ENQUEUE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
+  if ARGV[5] == '1' then
+    return 'DUPLICATE'
+  end
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
   return 'DIRTY'
 end

@@ -3,25 +3,40 @@
 ``Operator.settle`` plays the role of the watcher and the workers for a handful of keys:
 it reconciles each until its state stops changing or reaches the wanted one, honouring
 the ``wake`` keys of each Outcome, so a test reads like "apply these CRs, then expect".
+Before every reconcile it shows the child ledger the children as they are, as the watcher's
+watch would (``observe``), so drift is seen; the DatabaseDS states are read from the API.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
 
-from tango_operator import crd
+from tango_operator import crd, observed, resources
 from tango_operator.keys import Key
 from tests.support.standin_tango import StandInTango
+from watcher.mapping import owner_key
 from workers.kube import Kube
 from workers.reconcile import by_kind
-from workers.reconcile.ports import InMemoryDependencyIndex, Outcome, Ports
+from workers.reconcile.ports import (
+    InMemoryChildLedger,
+    InMemoryDependencyIndex,
+    Outcome,
+    Ports,
+    UnknownDatabaseStates,
+)
 from workers.settings import Settings
 
 JsonDict = dict[str, Any]
+
+
+CHILD_KINDS = {child.path("{namespace}"): child.kind for child in resources.CHILDREN}
+"""The children the watcher watches (not the Secret: the ledger keeps it by itself)."""
+CHILD_PATHS = tuple(CHILD_KINDS)
 
 
 def ds_key(name: str, namespace: str = "default") -> Key:
@@ -38,14 +53,45 @@ class Operator:
     tango: StandInTango = field(default_factory=StandInTango)
     settings: Settings = field(default_factory=Settings)
     index: InMemoryDependencyIndex = field(default_factory=InMemoryDependencyIndex)
+    ledger: InMemoryChildLedger = field(default_factory=InMemoryChildLedger)
 
     @property
     def ports(self) -> Ports:
         return Ports(
-            kube=Kube(self.api_client), tango=self.tango, index=self.index, settings=self.settings
+            kube=Kube(self.api_client),
+            tango=self.tango,
+            index=self.index,
+            settings=self.settings,
+            ledger=self.ledger,
+            databases=UnknownDatabaseStates(),
         )
 
+    def observe(self, key: Key) -> None:
+        """Show the ledger ``key``'s children as they are now (what the watch would show)."""
+        present: dict[str, JsonDict] = {}
+        for path in CHILD_PATHS:
+            response = self.api_client.call_api(
+                path.format(namespace=key.namespace),
+                "GET",
+                query_params=[("labelSelector", f"app.kubernetes.io/managed-by={crd.MANAGED_BY}")],
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+            )
+            listed = json.loads(response.data)
+            for item in listed.get("items") or []:
+                item.setdefault("kind", CHILD_KINDS[path])
+                if owner_key(item) == key:
+                    present[observed.child_id(item)] = item
+        for child in set(self.ledger.records(key)) - set(present):
+            if not child.startswith("Secret/"):
+                self.ledger.observe(key, child, None)
+        for child, item in present.items():
+            self.ledger.observe(key, child, observed.state_of(item))
+
     def reconcile(self, key: Key) -> Outcome:
+        self.observe(key)
         return by_kind.reconcile(key, self.ports)
 
     def settle(

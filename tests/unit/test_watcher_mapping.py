@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tango_operator import crd
 from tango_operator.keys import Key
 from watcher.mapping import Mapper, owner_keys
 
@@ -96,12 +97,27 @@ def test_deleted_maps_to_the_key_and_forgets_it() -> None:
     assert mapper.keys_for("DeviceServer", "MODIFIED", _cr()) == [KEY], "new again"
 
 
-def test_readded_after_a_relist_maps_to_the_key() -> None:
+def test_a_relist_maps_only_what_changed_since() -> None:
+    """A relist re-adds everything; the resync after it offers every key once anyway."""
     mapper = Mapper()
     mapper.keys_for("DeviceServer", "ADDED", _cr())
-    assert mapper.keys_for("DeviceServer", "ADDED", _cr()) == [KEY]
+    assert mapper.keys_for("DeviceServer", "ADDED", _cr()) == []
+    changed = _cr()
+    changed["metadata"]["generation"] = 2
+    assert mapper.keys_for("DeviceServer", "ADDED", changed) == [KEY]
     mapper.forget_all()
     assert len(mapper) == 0
+    assert mapper.keys_for("DeviceServer", "ADDED", _cr()) == [KEY], "new again"
+
+
+def test_the_operators_own_finalizer_maps_to_nothing_but_others_do() -> None:
+    mapper = Mapper()
+    mapper.keys_for("DeviceServer", "ADDED", _cr())
+    finalized = _cr()
+    finalized["metadata"]["finalizers"] = [crd.FINALIZER]
+    assert mapper.keys_for("DeviceServer", "MODIFIED", finalized) == []
+    finalized["metadata"]["finalizers"] = [crd.FINALIZER, "example.org/keep"]
+    assert mapper.keys_for("DeviceServer", "MODIFIED", finalized) == [KEY]
 
 
 def test_child_maps_to_its_controller_owner() -> None:

@@ -16,8 +16,9 @@ from typing import Any
 
 from tango_operator import crd, names
 from tango_operator.keys import Key
+from tango_operator.observed import ChildRecord, ChildState, state_of
 from workers import rendering
-from workers.reconcile import finalizers
+from workers.reconcile import children, finalizers
 from workers.reconcile.ports import Outcome, Ports
 from workers.reconcile.status import Condition, publish
 
@@ -30,6 +31,7 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
     """Reconcile one DatabaseDS (the steps are listed above); what the queue does next."""
     resource = ports.kube.get_custom(KIND, key.namespace, key.name)
     if resource is None:
+        ports.ledger.forget(key)
         return Outcome()
     if resource["metadata"].get("deletionTimestamp"):
         # nothing outside Kubernetes to clean up: garbage collection removes the children
@@ -59,23 +61,22 @@ def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
         )
         return Outcome(state="Error")
 
-    secret_name = _credentials(resource, spec, ports)
+    records = ports.ledger.records(key)
+    secret_name = _credentials(key, resource, spec, ports, records)
     if secret_name is None:
         message = f"waiting for Secret {spec.credentials_secret} (spec.credentialsSecret)"
         return _building(resource, ports, message, requeue=True)
 
-    tangodb = kube.get(
-        "apps/v1", "StatefulSet", key.namespace, names.statefulset(key.name, "-tangodb")
-    )
-    current = kube.get("apps/v1", "StatefulSet", key.namespace, names.statefulset(key.name))
-    started = bool(current and int((current.get("spec") or {}).get("replicas") or 0) > 0)
+    tangodb_name = names.statefulset(key.name, "-tangodb")
+    tangodb = children.known_state(records, "StatefulSet", tangodb_name)
+    current = children.known_state(records, "StatefulSet", names.statefulset(key.name))
+    started = bool(current and int(current.detail.get("replicas") or 0) > 0)
     replicas = 1 if started or _ready(tangodb) else 0
-    applied: dict[str, JsonDict] = {}
-    for manifest in rendering.render_database_ds(
+    manifests = rendering.render_database_ds(
         resource, spec, credentials_secret=secret_name, databaseds_replicas=replicas
-    ):
-        applied[f"{manifest['kind']}/{manifest['metadata']['name']}"] = kube.apply(manifest)
-    databaseds = applied.get(f"StatefulSet/{names.statefulset(key.name)}")
+    )
+    applied = children.apply(key, manifests, ports, records)
+    databaseds = applied.state("StatefulSet", names.statefulset(key.name))
     tango_host = f"{key.name}.{key.namespace}.svc.{spec.cluster_domain}:{crd.DATABASEDS_PORT}"
     if replicas == 0:
         return _building(
@@ -108,20 +109,35 @@ def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
     return Outcome(state="Running")
 
 
-def _ready(statefulset: JsonDict | None) -> bool:
-    return bool(
-        statefulset and int((statefulset.get("status") or {}).get("readyReplicas") or 0) > 0
-    )
+def _ready(statefulset: ChildState | None) -> bool:
+    return bool(statefulset and int(statefulset.detail.get("readyReplicas") or 0) > 0)
 
 
-def _credentials(resource: JsonDict, spec: crd.DatabaseDSSpec, ports: Ports) -> str | None:
-    """The name of the Secret holding the MariaDB passwords, or None while it is missing."""
+def _credentials(
+    key: Key,
+    resource: JsonDict,
+    spec: crd.DatabaseDSSpec,
+    ports: Ports,
+    records: dict[str, ChildRecord],
+) -> str | None:
+    """The name of the Secret holding the MariaDB passwords, or None while it is missing.
+
+    The operator's own Secret is created once: read first, and created only when absent
+    (the ledger remembers that it exists, so later passes neither read nor write it).
+    """
     namespace = resource["metadata"]["namespace"]
     if spec.credentials_secret:
         found = ports.kube.get("v1", "Secret", namespace, spec.credentials_secret)
         return spec.credentials_secret if found is not None else None
     name = names.secret(resource["metadata"]["name"], "-tangodb-credentials")
-    ports.kube.create_if_absent(
+    child = f"Secret/{name}"
+    if child in records and records[child].applied_version is not None:
+        return name
+    existing = ports.kube.get("v1", "Secret", namespace, name)
+    if existing is not None:
+        ports.ledger.applied(key, child, state_of(existing))
+        return name
+    created = ports.kube.create_if_absent(
         {
             "apiVersion": "v1",
             "kind": "Secret",
@@ -133,9 +149,11 @@ def _credentials(resource: JsonDict, spec: crd.DatabaseDSSpec, ports: Ports) -> 
             },
             "type": "Opaque",
             # generated once: create_if_absent never overwrites an existing Secret
-            "stringData": {key: secrets.token_urlsafe(24) for key in PASSWORD_KEYS},
+            "stringData": {entry: secrets.token_urlsafe(24) for entry in PASSWORD_KEYS},
         }
     )
+    if created is not None:
+        ports.ledger.applied(key, child, state_of(created))
     return name
 
 

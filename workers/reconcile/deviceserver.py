@@ -18,8 +18,9 @@ from typing import Any
 from tango_operator import crd, names
 from tango_operator.errors import TemporaryError
 from tango_operator.keys import Key
+from tango_operator.observed import ChildRecord
 from workers import rendering
-from workers.reconcile import cycles, databaseds_lookup, finalizers
+from workers.reconcile import children, cycles, databaseds_lookup, finalizers
 from workers.reconcile.ports import ConfigConflictError, Outcome, Ports, TangoUnavailableError
 from workers.reconcile.status import Condition, publish, waiting_delay
 
@@ -33,6 +34,7 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
     resource = ports.kube.get_custom(KIND, key.namespace, key.name)
     if resource is None:
         ports.index.forget(key)
+        ports.ledger.forget(key)
         return Outcome()
     if resource["metadata"].get("deletionTimestamp"):
         _finalize(key, resource, ports)
@@ -57,13 +59,13 @@ def _reconcile_valid(
     extra: JsonDict = {"tangoHost": tango_host, "devices": list(spec.devices) or None}
 
     host_wait = databaseds_lookup.wait_reason(
-        kube=kube, namespace=namespace, databaseds=spec.databaseds
+        ports, namespace=namespace, databaseds=spec.databaseds
     )
     if host_wait is None:
         probe = tango.database_alive(address)
         host_wait = None if probe.ok else f"TANGO host {tango_host} not answering: {probe.reason}"
     if host_wait is not None:
-        return _waiting(key, resource, spec, ports, [tango_host], host_wait, extra, host=True)
+        return _waiting(resource, spec, ports, [tango_host], host_wait, extra, host=True)
 
     digest = spec.config.digest if spec.config is not None else None
     status = resource.get("status") or {}
@@ -76,21 +78,22 @@ def _reconcile_valid(
             return _error(resource, ports, "DeviceClaimed", f"spec.config: {exc}", extra)
         except TangoUnavailableError as exc:
             message = f"TANGO host {tango_host} unavailable while configuring: {exc}"
-            return _waiting(key, resource, spec, ports, [tango_host], message, extra, host=True)
+            return _waiting(resource, spec, ports, [tango_host], message, extra, host=True)
         except ValueError as exc:
             return _error(resource, ports, "ConfigRejected", f"spec.config: {exc}", extra)
         if result.changed:
             log.info("configuration applied key=%s server=%s", key, spec.server_instance)
     extra["configHash"] = digest
 
-    current = kube.get("apps/v1", "StatefulSet", namespace, names.statefulset(key.name))
-    started = bool(current and int((current.get("spec") or {}).get("replicas") or 0) > 0)
+    records = ports.ledger.records(key)
+    current = children.known_state(records, "StatefulSet", names.statefulset(key.name))
+    started = bool(current and int(current.detail.get("replicas") or 0) > 0)
     # dependencies gate the start only: a started server is not checked again
     missing = [] if started else _unmet_dependencies(spec, address, ports)
     if missing:
         waited_devices = tuple(d for d in missing if "/" in d)
         ports.index.register(key, waited_devices)
-        _apply_children(resource, spec, tango_host, replicas=0, ports=ports)
+        _apply_children(key, resource, spec, tango_host, replicas=0, ports=ports, records=records)
         cycle = (
             cycles.find_cycle(
                 key.name,
@@ -108,9 +111,11 @@ def _reconcile_valid(
             outcome = _error(resource, ports, "DependencyCycle", message, extra)
             return Outcome(state=outcome.state, requeue_after=ports.settings.waiting_max_seconds)
         message = f"waiting for {', '.join(missing)}"
-        return _waiting(key, resource, spec, ports, missing, message, extra, host=False)
+        return _waiting(resource, spec, ports, missing, message, extra, host=False)
     ports.index.forget(key)
-    applied = _apply_children(resource, spec, tango_host, replicas=1, ports=ports)
+    applied = _apply_children(
+        key, resource, spec, tango_host, replicas=1, ports=ports, records=records
+    )
     return _observe_pod(key, resource, spec, applied, ports, extra, address)
 
 
@@ -134,34 +139,46 @@ def _unmet_dependencies(spec: crd.DeviceServerSpec, address: str, ports: Ports) 
 
 
 def _apply_children(
-    resource: JsonDict, spec: crd.DeviceServerSpec, tango_host: str, *, replicas: int, ports: Ports
-) -> dict[str, JsonDict]:
-    applied: dict[str, JsonDict] = {}
-    for manifest in rendering.render_device_server(
+    key: Key,
+    resource: JsonDict,
+    spec: crd.DeviceServerSpec,
+    tango_host: str,
+    *,
+    replicas: int,
+    ports: Ports,
+    records: dict[str, ChildRecord],
+) -> children.Children:
+    manifests = rendering.render_device_server(
         resource, spec, tango_host=tango_host, replicas=replicas
-    ):
-        applied[manifest["kind"]] = ports.kube.apply(manifest)
-    return applied
+    )
+    return children.apply(key, manifests, ports, records)
 
 
 def _observe_pod(
     key: Key,
     resource: JsonDict,
     spec: crd.DeviceServerSpec,
-    applied: dict[str, JsonDict],
+    applied: children.Children,
     ports: Ports,
     extra: JsonDict,
     address: str,
 ) -> Outcome:
-    statefulset = applied.get("StatefulSet") or {}
-    sts_status = statefulset.get("status") or {}
-    generation = int(statefulset.get("metadata", {}).get("generation", 0))
-    ready = int(sts_status.get("readyReplicas") or 0)
+    statefulset = applied.state("StatefulSet", names.statefulset(key.name))
+    detail = statefulset.detail if statefulset is not None else {}
+    generation = int(detail.get("generation") or 0)
+    observed_generation = int(detail.get("observedGeneration") or 0)
+    ready = int(detail.get("readyReplicas") or 0)
     extra.update(replicas=1, readyReplicas=ready, waitingFor=None)
     deps_ok = Condition("DependenciesReady", True, "DependenciesReady", "all dependencies ready")
     config_ok = _config_condition(spec)
 
     def not_ready(state: str, reason: str, message: str, requeue: float | None) -> Outcome:
+        stored = (resource.get("status") or {}).get("state")
+        if applied.changed and stored != state:
+            # the children were just written: a pod that starts at once makes this state
+            # last milliseconds, so it is published only if it is still so a moment later
+            grace = ports.settings.settling_seconds
+            return Outcome(state=state, requeue_after=min(grace, requeue or grace))
         conditions = [Condition("Ready", False, reason, message), deps_ok, config_ok]
         publish(
             ports.kube, resource, state=state, message=message, conditions=conditions, extra=extra
@@ -169,7 +186,7 @@ def _observe_pod(
         return Outcome(state=state, requeue_after=requeue)
 
     poll = ports.settings.pending_poll_seconds
-    if int(sts_status.get("observedGeneration") or 0) < generation:
+    if observed_generation < generation:
         return not_ready("Building", "Building", "StatefulSet rollout in progress", poll)
     starting = (address, spec.devices) if spec.devices else None
     if ready < 1:
@@ -222,7 +239,6 @@ def _config_condition(spec: crd.DeviceServerSpec) -> Condition:
 
 
 def _waiting(
-    key: Key,
     resource: JsonDict,
     spec: crd.DeviceServerSpec,
     ports: Ports,
@@ -240,11 +256,11 @@ def _waiting(
     ]
     if not host:
         conditions.append(_config_condition(spec))
-    publish(
+    status = publish(
         ports.kube, resource, state="Waiting", message=message, conditions=conditions, extra=extra
     )
-    refreshed = ports.kube.get_custom(KIND, key.namespace, key.name) or resource
-    return Outcome(state="Waiting", requeue_after=waiting_delay(refreshed, ports.settings))
+    delay = waiting_delay({**resource, "status": status}, ports.settings)
+    return Outcome(state="Waiting", requeue_after=delay)
 
 
 def _error(
@@ -288,7 +304,7 @@ def _finalize(key: Key, resource: JsonDict, ports: Ports) -> None:
             except TangoUnavailableError as exc:
                 if (
                     databaseds_lookup.wait_reason(
-                        kube=ports.kube, namespace=key.namespace, databaseds=spec.databaseds
+                        ports, namespace=key.namespace, databaseds=spec.databaseds
                     )
                     == databaseds_lookup.GONE
                 ):

@@ -13,6 +13,12 @@ from typing import Any, Protocol
 
 from tango_operator import crd
 from tango_operator.keys import Key
+from tango_operator.observed import (
+    DATABASEDS_UNKNOWN,
+    ChildRecord,
+    ChildState,
+    needs_reconcile,
+)
 from workers.settings import Settings
 
 JsonDict = dict[str, Any]
@@ -33,8 +39,8 @@ class KubePort(Protocol):
     def apply(self, manifest: JsonDict) -> JsonDict:
         """Server-side apply ``manifest`` (forced) as the operator's field manager; the result."""
 
-    def create_if_absent(self, manifest: JsonDict) -> bool:
-        """Create ``manifest`` unless an object of that name exists; True when created."""
+    def create_if_absent(self, manifest: JsonDict) -> JsonDict | None:
+        """Create ``manifest`` unless an object of that name exists; the created object or None."""
 
     def merge_patch(
         self, resource: JsonDict, patch: JsonDict, *, subresource: str | None = None
@@ -139,6 +145,82 @@ class InMemoryDependencyIndex:
         self._waiting.pop(waiter, None)
 
 
+class ChildLedgerPort(Protocol):
+    """What the operator knows of each child without reading it (``tango_operator.observed``).
+
+    ``tango_operator.workqueue.ledger`` in production; ``InMemoryChildLedger`` in tests.
+    """
+
+    def observe(self, owner: Key, child: str, state: ChildState | None) -> bool:
+        """Record a watch event of ``child`` (None: deleted); True if the owner must look."""
+
+    def records(self, owner: Key) -> dict[str, ChildRecord]:
+        """Every child's record, by ``Kind/name``."""
+
+    def intend(self, owner: Key, digests: dict[str, str]) -> None:
+        """Record the digests about to be applied (before the requests)."""
+
+    def applied(self, owner: Key, child: str, state: ChildState) -> None:
+        """Record the answer to an apply."""
+
+    def forget(self, owner: Key) -> None:
+        """Drop everything about ``owner``'s children."""
+
+
+class DatabaseStatesPort(Protocol):
+    """The DatabaseDS states the watcher saw (``tango_operator.workqueue.hosts``)."""
+
+    def state(self, namespace: str, name: str) -> str | None:
+        """The state, None if there is no such DatabaseDS, or ``DATABASEDS_UNKNOWN``."""
+
+
+class UnknownDatabaseStates:
+    """A DatabaseStatesPort that knows nothing: every lookup reads the API."""
+
+    def state(self, namespace: str, name: str) -> str | None:  # noqa: ARG002
+        """Always ``DATABASEDS_UNKNOWN``."""
+        return DATABASEDS_UNKNOWN
+
+
+@dataclass
+class InMemoryChildLedger:
+    """A ChildLedgerPort in a dict, with the rules of ``tango_operator.observed``."""
+
+    _records: dict[Key, dict[str, ChildRecord]] = field(default_factory=dict)
+
+    def observe(self, owner: Key, child: str, state: ChildState | None) -> bool:
+        """Record a watch event of ``child`` (None: deleted); True if the owner must look."""
+        children = self._records.setdefault(owner, {})
+        record = children.get(child, ChildRecord())
+        wanted = needs_reconcile(record.seen, state, record.intended)
+        if state is None:
+            children.pop(child, None)
+        else:
+            children[child] = ChildRecord(state, record.intended, record.applied_version)
+        return wanted
+
+    def records(self, owner: Key) -> dict[str, ChildRecord]:
+        """Every child's record, by ``Kind/name``."""
+        return dict(self._records.get(owner, {}))
+
+    def intend(self, owner: Key, digests: dict[str, str]) -> None:
+        """Record the digests about to be applied."""
+        children = self._records.setdefault(owner, {})
+        for child, digest in digests.items():
+            record = children.get(child, ChildRecord())
+            children[child] = ChildRecord(record.seen, digest, record.applied_version)
+
+    def applied(self, owner: Key, child: str, state: ChildState) -> None:
+        """Record the answer to an apply."""
+        children = self._records.setdefault(owner, {})
+        record = children.get(child, ChildRecord())
+        children[child] = ChildRecord(record.seen or state, record.intended, state.version)
+
+    def forget(self, owner: Key) -> None:
+        """Drop everything about ``owner``'s children."""
+        self._records.pop(owner, None)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the queue should do after a reconcile."""
@@ -161,3 +243,5 @@ class Ports:
     tango: TangoPort
     index: DependencyIndexPort
     settings: Settings
+    ledger: ChildLedgerPort
+    databases: DatabaseStatesPort

@@ -23,6 +23,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar, cast
 
 import tango
+from tango.utils import PyTangoThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -73,6 +74,33 @@ def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class OmniRunner:
+    """Runs calls to completion on omniORB-registered threads (``PyTangoThreadPoolExecutor``).
+
+    For work without a wall-clock bound of its own (dsconfig's DB writes, each call of which
+    has its PyTango timeout) started from threads PyTango does not know, such as Celery's
+    thread pool: cppTango requires a thread to hold ``EnsureOmniThread`` for its whole life,
+    which a pool thread serving many tasks cannot. Fork-safe like ``BoundedCaller``.
+    """
+
+    def __init__(self, max_workers: int = 4) -> None:
+        self.max_workers = max_workers
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._pool: ThreadPoolExecutor | None = None
+
+    def run(self, function: Callable[[], T]) -> T:
+        """Call ``function`` on an omniORB thread and return its result (or raise its error)."""
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                self._pool = PyTangoThreadPoolExecutor(
+                    self.max_workers, thread_name_prefix="tango-config"
+                )
+                self._pid = os.getpid()
+            pool = self._pool
+        return pool.submit(function).result()
+
+
 class BoundedCaller:
     """Runs calls on a lazily created thread pool, waiting at most ``timeout`` seconds.
 
@@ -91,8 +119,12 @@ class BoundedCaller:
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
-                # a pool inherited through fork has no threads: start over in this process
-                self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="tango")
+                # a pool inherited through fork has no threads: start over in this process.
+                # PyTango's pool runs each thread inside EnsureOmniThread, which cppTango needs
+                # of every thread that is not omniORB's own.
+                self._pool = PyTangoThreadPoolExecutor(
+                    self.max_workers, thread_name_prefix="tango"
+                )
                 self._pid = os.getpid()
                 self._hung = {}
             return self._pool

@@ -28,7 +28,7 @@ from workers.reconcile.ports import (
 )
 from workers.tango import config
 from workers.tango.cache import TTLCache
-from workers.tango.calls import BoundedCaller
+from workers.tango.calls import BoundedCaller, OmniRunner
 from workers.tango.connections import DATABASE_DEVICE, Connections, split_host, tcp_connect
 from workers.tango.probes import Exported, Probes
 
@@ -77,6 +77,7 @@ class PyTangoPort:
             database_device=database_device,
         )
         self.probes = Probes(self.connections, BoundedCaller(), self.timeout)
+        self.omni = OmniRunner()
         self.cache: TTLCache[Probe | Exported] = TTLCache(
             ttl,
             max_entries=cache_size,
@@ -151,9 +152,15 @@ class PyTangoPort:
 
         The cached answers for that TANGO host are dropped afterwards.
         """
-        database = self._database(tango_host)
         try:
-            changed = config.apply(database, server_instance, document, timeout=self.config_timeout)
+            changed = self.omni.run(
+                lambda: config.apply(
+                    self._database(tango_host),
+                    server_instance,
+                    document,
+                    timeout=self.config_timeout,
+                )
+            )
         except config.DatabaseUnreachableError as exc:
             raise TangoUnavailableError(f"TANGO DB {tango_host}: {exc}") from exc
         finally:
@@ -162,9 +169,8 @@ class PyTangoPort:
 
     def remove_server(self, tango_host: str, server_instance: str) -> None:
         """Delete ``server_instance`` from the DB at ``tango_host``; drop its cached answers."""
-        database = self._database(tango_host)
         try:
-            config.remove(database, server_instance)
+            self.omni.run(lambda: config.remove(self._database(tango_host), server_instance))
         except config.DatabaseUnreachableError as exc:
             raise TangoUnavailableError(f"TANGO DB {tango_host}: {exc}") from exc
         finally:

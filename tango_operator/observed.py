@@ -1,0 +1,174 @@
+"""What the operator knows from the watch, so that workers need not read it from the API.
+
+Two kinds of fact: the children of each custom resource (below), and the state of every
+DatabaseDS (``DATABASEDS_UNKNOWN``, ``DATABASEDS_DELETING``; kept by
+``tango_operator.workqueue.hosts``).
+
+Every child the workers apply carries the digest of its rendered manifest in the annotation
+``DIGEST_ANNOTATION`` (``stamp``). The watcher reduces every watch event of a child to a
+:class:`ChildState` (``state_of``): that digest, the object's version (``metadata.generation``
+where the API keeps one, the resourceVersion otherwise) and, for a StatefulSet, its rollout
+and readiness. Both sides keep these facts per owner in the child ledger
+(``tango_operator.workqueue.ledger``):
+
+- the watcher records what it **sees** and enqueues the owner only for a change the
+  operator did not cause itself (``needs_reconcile``): a child deleted, edited by someone
+  else, or a StatefulSet whose readiness flipped;
+- a worker records what it **intends** (the digest, before applying) and what it
+  **applied** (the version the API server answered), and skips the apply of a child that
+  is already as rendered and untouched since (``is_current``).
+
+So a resync, a relist or a failover writes nothing, and a worker learns a StatefulSet's
+readiness from the ledger instead of a GET. Pure functions: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from tango_operator import crd
+
+JsonDict = dict[str, Any]
+
+DIGEST_ANNOTATION = f"{crd.GROUP}/applied-digest"
+"""The digest of the rendered manifest a child was last applied from."""
+
+DATABASEDS_UNKNOWN: Final = "?"
+"""A DatabaseDS state the watcher cannot vouch for (it has not listed that namespace yet)."""
+DATABASEDS_DELETING: Final = "Deleting"
+"""The recorded state of a DatabaseDS with a deletionTimestamp."""
+
+
+@dataclass(frozen=True)
+class ChildState:
+    """One child as the API last showed it; ``detail`` holds a StatefulSet's status."""
+
+    digest: str | None
+    version: str
+    ready: bool | None = None
+    """StatefulSets only: rolled out (observedGeneration caught up) and every replica ready."""
+    detail: JsonDict = field(default_factory=dict, compare=False)
+
+    def significant(self) -> tuple[str | None, str, bool | None]:
+        """What a change must touch to concern the owner (status churn does not)."""
+        return (self.digest, self.version, self.ready)
+
+    def encode(self) -> str:
+        """The JSON text stored in the ledger."""
+        return json.dumps(
+            {"digest": self.digest, "version": self.version, "ready": self.ready, **self.detail},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, text: str | bytes) -> ChildState:
+        """The inverse of ``encode``."""
+        data = json.loads(text)
+        digest, version, ready = data.pop("digest"), data.pop("version"), data.pop("ready")
+        return cls(digest=digest, version=str(version), ready=ready, detail=data)
+
+
+@dataclass(frozen=True)
+class ChildRecord:
+    """The ledger's three facts about one child (each may be unknown)."""
+
+    seen: ChildState | None = None
+    intended: str | None = None
+    """The digest a worker is about to apply or last applied."""
+    applied_version: str | None = None
+    """The version the API server answered to the worker's last apply."""
+
+
+def child_id(obj: JsonDict) -> str:
+    """``Kind/name``: a child's field in its owner's ledger."""
+    return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+
+
+def digest_of(manifest: JsonDict) -> str:
+    """A stable digest of a rendered manifest (without the digest annotation itself)."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def stamp(manifest: JsonDict) -> tuple[str, JsonDict]:
+    """The manifest's digest, and a copy of it annotated with that digest."""
+    digest = digest_of(manifest)
+    metadata = dict(manifest.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), DIGEST_ANNOTATION: digest}
+    return digest, {**manifest, "metadata": metadata}
+
+
+def _version(obj: JsonDict) -> str:
+    meta = obj.get("metadata") or {}
+    if meta.get("generation") is not None:
+        return f"g{meta['generation']}"
+    return f"r{meta.get('resourceVersion', '')}"
+
+
+def state_of(obj: JsonDict) -> ChildState:
+    """Reduce a child as the API returns it (watch event or apply answer) to its state."""
+    meta = obj.get("metadata") or {}
+    digest = (meta.get("annotations") or {}).get(DIGEST_ANNOTATION)
+    if obj.get("kind") != "StatefulSet":
+        return ChildState(digest=digest, version=_version(obj))
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    generation = int(meta.get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    wanted = spec.get("replicas")
+    replicas = 1 if wanted is None else int(wanted)
+    ready_replicas = int(status.get("readyReplicas") or 0)
+    rolled_out = observed >= generation
+    detail = {
+        "replicas": replicas,
+        "readyReplicas": ready_replicas,
+        "generation": generation,
+        "observedGeneration": observed,
+    }
+    return ChildState(
+        digest=digest,
+        version=_version(obj),
+        ready=rolled_out and ready_replicas >= replicas,
+        detail=detail,
+    )
+
+
+def needs_reconcile(
+    previous: ChildState | None, new: ChildState | None, intended: str | None
+) -> bool:
+    """Whether a watch event of a child concerns its owner (the watcher's rule).
+
+    ``new`` None is a deletion: always. A state equal to the one seen before: never. A new
+    object or a new digest that is the one a worker intended, with readiness unchanged, is
+    the operator's own apply: no. Anything else — an edit by someone else (the version
+    moved, the digest did not), readiness flipping, an unknown digest — yes.
+    """
+    if new is None:
+        return True
+    if previous is not None and previous.significant() == new.significant():
+        return False
+    own_apply = (
+        new.digest is not None
+        and new.digest == intended
+        and (previous is None or previous.digest != new.digest)
+        and (previous is None or previous.ready == new.ready)
+    )
+    return not own_apply
+
+
+def is_current(record: ChildRecord | None, desired: str) -> bool:
+    """Whether a child is already as rendered (``desired`` digest) and untouched since.
+
+    True only when the watcher saw it with that digest at the version the worker's own
+    apply produced; anything unknown (a flushed Redis, a child never seen) means apply.
+    """
+    if record is None or record.seen is None:
+        return False
+    return (
+        record.seen.digest == desired
+        and record.intended == desired
+        and record.applied_version == record.seen.version
+    )

@@ -1,0 +1,101 @@
+"""The child ledger and the DatabaseDS states against a real redis-server.
+
+The same scenario runs against the in-memory ledger the reconcile tests use, so the two
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from redis import Redis
+
+from tango_operator.keys import Key
+from tango_operator.observed import DATABASEDS_DELETING, DATABASEDS_UNKNOWN, ChildState
+from tango_operator.workqueue.hosts import RedisDatabaseStates
+from tango_operator.workqueue.ledger import RedisChildLedger
+from workers.reconcile.children import known_state
+from workers.reconcile.ports import ChildLedgerPort, InMemoryChildLedger
+
+OWNER = Key("DeviceServer", "lab", "motor")
+STS = "StatefulSet/motor"
+
+
+def _state(version: str, *, ready: bool = False, digest: str = "d1") -> ChildState:
+    return ChildState(digest=digest, version=version, ready=ready, detail={"replicas": 1})
+
+
+@pytest.fixture(params=["redis", "memory"])
+def ledger(request: pytest.FixtureRequest, redis_client: Redis) -> ChildLedgerPort:
+    if request.param == "redis":
+        return RedisChildLedger(redis_client)
+    return InMemoryChildLedger()
+
+
+def test_the_create_path_calls_the_owner_back_once_when_ready(ledger: ChildLedgerPort) -> None:
+    ledger.intend(OWNER, {STS: "d1"})
+    ledger.applied(OWNER, STS, _state("g1"))
+    assert ledger.observe(OWNER, STS, _state("g1")) is False, "its own apply"
+    assert ledger.observe(OWNER, STS, _state("g1")) is False, "nothing new"
+    assert ledger.observe(OWNER, STS, _state("g1", ready=True)) is True, "the pod is ready"
+    record = ledger.records(OWNER)[STS]
+    assert (record.intended, record.applied_version) == ("d1", "g1")
+    assert known_state(ledger.records(OWNER), "StatefulSet", "motor") == _state("g1", ready=True)
+
+
+def test_an_edit_by_someone_else_and_a_deletion_call_the_owner_back(
+    ledger: ChildLedgerPort,
+) -> None:
+    ledger.intend(OWNER, {STS: "d1"})
+    ledger.applied(OWNER, STS, _state("g1"))
+    ledger.observe(OWNER, STS, _state("g1", ready=True))
+    assert ledger.observe(OWNER, STS, _state("g2", ready=True)) is True
+    assert ledger.observe(OWNER, STS, None) is True
+    assert STS not in ledger.records(OWNER), "a deleted child is unknown: applied again"
+
+
+def test_an_apply_records_what_was_seen_only_if_nothing_was(ledger: ChildLedgerPort) -> None:
+    ledger.observe(OWNER, STS, _state("g1", ready=True))
+    ledger.applied(OWNER, STS, _state("g1"))
+    assert ledger.records(OWNER)[STS].seen == _state("g1", ready=True)
+    ledger.forget(OWNER)
+    assert ledger.records(OWNER) == {}
+
+
+def test_observe_and_intend_from_two_threads_lose_nothing(redis_client: Redis) -> None:
+    """The watcher's read-modify-write never loses a worker's concurrent intend."""
+    ledger = RedisChildLedger(redis_client)
+    children = [f"ConfigMap/c{number}" for number in range(40)]
+
+    def watch() -> None:
+        for number, child in enumerate(children):
+            ledger.observe(OWNER, child, _state(f"r{number}"))
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    for child in children:
+        ledger.intend(OWNER, {child: "d1"})
+    thread.join()
+    records = ledger.records(OWNER)
+    assert all(records[child].intended == "d1" for child in children)
+    assert all(records[child].seen is not None for child in children)
+
+
+def test_database_states_are_unknown_until_the_watcher_listed(redis_client: Redis) -> None:
+    states = RedisDatabaseStates(redis_client)
+    assert states.state("lab", "db") == DATABASEDS_UNKNOWN
+    states.record("lab", "db", "Building")
+    assert states.state("lab", "db") == "Building", "a recorded state is known"
+    assert states.state("lab", "other") == DATABASEDS_UNKNOWN
+    states.mark_listed("lab")
+    assert states.state("lab", "other") is None, "listed: absent means there is none"
+    assert states.state("elsewhere", "db") == DATABASEDS_UNKNOWN
+    states.record("lab", "db", DATABASEDS_DELETING)
+    assert states.state("lab", "db") == DATABASEDS_DELETING
+    states.record("lab", "db", None)
+    assert states.state("lab", "db") is None
+    states.mark_listed(None)
+    assert states.state("elsewhere", "db") is None, "a watcher of every namespace"
+    redis_client.flushall()
+    assert states.state("lab", "db") == DATABASEDS_UNKNOWN, "a flushed Redis knows nothing"

@@ -1,0 +1,90 @@
+"""tango_operator.observed: what the watch tells about children, and when an owner must look."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tango_operator.observed import (
+    DIGEST_ANNOTATION,
+    ChildRecord,
+    ChildState,
+    child_id,
+    digest_of,
+    is_current,
+    needs_reconcile,
+    stamp,
+    state_of,
+)
+
+JsonDict = dict[str, Any]
+
+
+def _statefulset(*, generation: int = 1, observed: int = 0, ready: int = 0) -> JsonDict:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {
+            "name": "motor",
+            "generation": generation,
+            "resourceVersion": "7",
+            "annotations": {DIGEST_ANNOTATION: "d1"},
+        },
+        "spec": {"replicas": 1},
+        "status": {"observedGeneration": observed, "readyReplicas": ready},
+    }
+
+
+def test_stamp_annotates_a_copy_with_the_digest_of_the_unstamped_manifest() -> None:
+    manifest: JsonDict = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
+    original = copy.deepcopy(manifest)
+    digest, stamped = stamp(manifest)
+    assert manifest == original
+    assert stamped["metadata"]["annotations"] == {DIGEST_ANNOTATION: digest}
+    assert digest == digest_of(manifest)
+    assert digest != digest_of({**manifest, "data": {"a": "2"}})
+    assert child_id(stamped) == "ConfigMap/c"
+
+
+def test_a_statefulset_is_ready_once_rolled_out_and_every_replica_is_ready() -> None:
+    assert state_of(_statefulset()).ready is False
+    assert state_of(_statefulset(observed=1)).ready is False
+    assert state_of(_statefulset(observed=1, ready=1)).ready is True
+    assert state_of(_statefulset(generation=2, observed=1, ready=1)).ready is False
+    state = state_of(_statefulset(observed=1, ready=1))
+    assert (state.digest, state.version) == ("d1", "g1")
+    assert ChildState.decode(state.encode()) == state
+    assert ChildState.decode(state.encode()).detail == state.detail
+
+
+def test_objects_without_a_generation_are_versioned_by_resource_version() -> None:
+    config = {"kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "42"}}
+    assert state_of(config) == ChildState(digest=None, version="r42")
+
+
+def test_the_operators_own_apply_does_not_call_the_owner_back() -> None:
+    created = state_of(_statefulset())
+    assert not needs_reconcile(None, created, intended="d1")
+    status_churn = state_of(_statefulset(observed=1))
+    assert not needs_reconcile(created, status_churn, intended="d1"), "readiness unchanged"
+    ready = state_of(_statefulset(observed=1, ready=1))
+    assert needs_reconcile(status_churn, ready, intended="d1"), "readiness flipped"
+
+
+def test_deletion_and_foreign_edits_call_the_owner_back() -> None:
+    seen = state_of(_statefulset(observed=1, ready=1))
+    assert needs_reconcile(seen, None, intended="d1")
+    edited = state_of(_statefulset(generation=2, observed=1, ready=1))
+    assert needs_reconcile(seen, edited, intended="d1"), "the version moved, the digest did not"
+    assert needs_reconcile(None, state_of(_statefulset()), intended=None), "nobody intended it"
+    assert needs_reconcile(None, state_of(_statefulset()), intended="other")
+
+
+def test_a_child_is_current_only_when_seen_at_the_version_of_the_own_apply() -> None:
+    seen = state_of(_statefulset(observed=1, ready=1))
+    assert is_current(ChildRecord(seen, "d1", "g1"), "d1")
+    assert not is_current(ChildRecord(seen, "d1", "g1"), "d2"), "the rendering changed"
+    assert not is_current(ChildRecord(seen, "d1", "g0"), "d1"), "edited since the apply"
+    assert not is_current(ChildRecord(seen, "d1", None), "d1"), "no apply recorded"
+    assert not is_current(ChildRecord(None, "d1", "g1"), "d1"), "never seen"
+    assert not is_current(None, "d1")

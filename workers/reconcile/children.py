@@ -1,0 +1,69 @@
+"""Apply a custom resource's rendered children, writing only what is not already so.
+
+Called by both reconcilers with the manifests of ``workers.rendering``. Each manifest is
+stamped with its digest (``tango_operator.observed.stamp``); a child the child ledger shows
+as current (seen by the watcher with that digest at the version of the operator's own last
+apply) is not written again; the others are announced to the ledger (``intend``) and then
+applied with server-side apply, and the answer recorded (``applied``). The result tells the
+reconciler the state of every child after this pass — from the apply's answer, or from the
+ledger — so it never has to read a child back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tango_operator.keys import Key
+from tango_operator.observed import ChildRecord, ChildState, child_id, is_current, stamp, state_of
+from workers.reconcile.ports import Ports
+
+JsonDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Children:
+    """Every child's state after a pass, and whether the pass wrote any."""
+
+    states: dict[str, ChildState]
+    """By ``Kind/name``."""
+    written: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """Whether this pass applied anything (the children are settling)."""
+        return bool(self.written)
+
+    def state(self, kind: str, name: str) -> ChildState | None:
+        """The state of one child, if known."""
+        return self.states.get(f"{kind}/{name}")
+
+
+def known_state(records: dict[str, ChildRecord], kind: str, name: str) -> ChildState | None:
+    """What the ledger last saw of one child (before anything is applied)."""
+    record = records.get(f"{kind}/{name}")
+    return record.seen if record is not None else None
+
+
+def apply(
+    owner: Key, manifests: list[JsonDict], ports: Ports, records: dict[str, ChildRecord]
+) -> Children:
+    """Apply the manifests that differ from what the ledger shows (``records``)."""
+    todo: list[tuple[str, JsonDict]] = []
+    states: dict[str, ChildState] = {}
+    intended: dict[str, str] = {}
+    for manifest in manifests:
+        name = child_id(manifest)
+        digest, stamped = stamp(manifest)
+        record = records.get(name)
+        if record is not None and record.seen is not None and is_current(record, digest):
+            states[name] = record.seen
+        else:
+            todo.append((name, stamped))
+            intended[name] = digest
+    ports.ledger.intend(owner, intended)
+    for name, stamped in todo:
+        state = state_of(ports.kube.apply(stamped))
+        ports.ledger.applied(owner, name, state)
+        states[name] = state
+    return Children(states=states, written=tuple(name for name, _ in todo))
