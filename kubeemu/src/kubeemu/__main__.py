@@ -18,9 +18,10 @@ from pathlib import Path
 from aiohttp import web
 
 from kubeemu.controllers import ControllerSettings
+from kubeemu.emulator import Emulator, EmulatorSettings
 from kubeemu.faults import parse_cli_fault
 from kubeemu.kubeconfig import write_kubeconfig
-from kubeemu.server import Emulator, EmulatorSettings
+from kubeemu.server import app
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,7 +62,7 @@ async def _serve(args: argparse.Namespace) -> None:
     )
     emulator = Emulator(settings, seed=args.seed, controller_settings=controllers)
     emulator.faults.set_rules([parse_cli_fault(rule) for rule in args.fault])
-    runner = web.AppRunner(emulator.app(), access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(app(emulator), access_log=None, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, shutdown_timeout=1.0)
     await site.start()

@@ -8,15 +8,13 @@ Nothing here is part of the Kubernetes API; real clients never call it.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from kubeemu import errors
+from kubeemu.emulator import Emulator
 from kubeemu.faults import FaultRule
-
-if TYPE_CHECKING:
-    from kubeemu.server import Emulator
 
 JsonDict = dict[str, Any]
 

@@ -9,6 +9,7 @@ Discovery, OpenAPI, the CRUD handlers and the fake controllers all read from her
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -378,11 +379,12 @@ class Registry:
         return groups
 
 
+_VERSION = re.compile(r"v(\d+)(?:(alpha|beta)(\d+))?")
+
+
 def _version_priority(version: str) -> tuple[int, int, int]:
     """Kubernetes version ordering: GA before beta before alpha, higher numbers first."""
-    import re
-
-    match = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", version)
+    match = _VERSION.fullmatch(version)
     if not match:
         return (3, 0, 0)
     major, stage, minor = match.groups()

@@ -7,17 +7,15 @@ CRD declares in ``subresources.scale``; an HPA or ``kubectl scale`` uses it (che
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from kubeemu import errors, patch
 from kubeemu.api import WriteOptions
 from kubeemu.clone import clone
+from kubeemu.emulator import Emulator, Target
 from kubeemu.schema import builtin_schema
-
-if TYPE_CHECKING:
-    from kubeemu.server import Emulator, Target
 
 JsonDict = dict[str, Any]
 

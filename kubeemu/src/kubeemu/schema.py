@@ -10,6 +10,7 @@ modules use to answer "what is this field, and how do its lists merge?".
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import json
 from collections.abc import Mapping
 from functools import cache
@@ -201,12 +202,20 @@ def _resolve(raw: Mapping[str, Any], defs: Mapping[str, JsonDict]) -> JsonDict:
     return result
 
 
+def _kubernetes_validate_dir() -> Path:
+    """Where the ``kubernetes-validate`` package's data is, without importing it (and jsonschema)."""
+    spec = importlib.util.find_spec("kubernetes_validate")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "kubernetes-validate is not installed", name="kubernetes_validate"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 @cache
 def _builtin_definitions() -> tuple[dict[str, JsonDict], dict[tuple[str, str, str], str]]:
     """Load ``_definitions.json`` once and index the top-level kinds by (group, version, kind)."""
-    import kubernetes_validate
-
-    root = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    root = _kubernetes_validate_dir() / "kubernetes-json-schema"
     path = root / f"{KUBERNETES_SCHEMA_VERSION}-local" / "_definitions.json"
     defs: dict[str, JsonDict] = json.loads(path.read_text())["$defs"]
     by_gvk: dict[tuple[str, str, str], str] = {}

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 JsonDict = dict[str, Any]
 MUTATING_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 
@@ -73,8 +75,6 @@ class KubeEmu:
                 process.kill()
                 raise EmulatorError(f"kubeemu did not start in {timeout}s:\n{log_path.read_text()}")
             time.sleep(0.05)
-        import yaml
-
         config = yaml.safe_load(kubeconfig.read_text())
         url = config["clusters"][0]["cluster"]["server"]
         return cls(url=url, kubeconfig=kubeconfig, process=process, log_path=log_path)

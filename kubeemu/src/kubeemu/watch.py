@@ -14,77 +14,45 @@ import contextlib
 import enum
 import json
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from aiohttp import web
 
-from kubeemu import errors, selectors, table
+from kubeemu import errors
+from kubeemu.emulator import Emulator, Target
+from kubeemu.listing import Selection, table_of
 from kubeemu.store import Change, Subscription
-
-if TYPE_CHECKING:
-    from kubeemu.server import Emulator, Target
+from kubeemu.wire import GO_TRUE, wants_table
 
 JsonDict = dict[str, Any]
 
 
-class _Filter:
-    """Namespace, label and field selection of one watch, with enter/leave semantics (W6)."""
-
-    def __init__(self, request: web.Request, target: Target):
-        rtype = target.rtype
-        self.namespace = target.namespace if rtype.namespaced and target.namespace else None
-        label_text = request.query.get("labelSelector", "")
-        field_text = request.query.get("fieldSelector", "")
-        if target.name:
-            name_clause = f"metadata.name={target.name}"
-            field_text = f"{field_text},{name_clause}" if field_text else name_clause
-        self.labels = selectors.parse_label_selector(label_text) if label_text else None
-        self.fields = (
-            selectors.parse_field_selector(
-                field_text,
-                allowed=selectors.supported_field_labels(rtype.group, rtype.resource),
-                group=None if rtype.is_custom else rtype.group,
-                resource=None if rtype.is_custom else rtype.resource,
-            )
-            if field_text
-            else None
-        )
-
-    def matches(self, obj: JsonDict | None) -> bool:
-        if obj is None:
-            return False
-        meta = obj.get("metadata", {})
-        if self.namespace is not None and meta.get("namespace") != self.namespace:
-            return False
-        if self.labels is not None and not self.labels.matches(meta.get("labels") or {}):
-            return False
-        return self.fields is None or self.fields.matches(obj)
-
-    def translate(self, change: Change) -> str | None:
-        """The event type this watch sees for a change, or None when it sees nothing."""
-        now_in = self.matches(change.obj) if change.event_type != "DELETED" else False
-        was_in = self.matches(change.old)
-        if change.event_type == "ADDED":
-            return "ADDED" if now_in else None
-        if change.event_type == "DELETED":
-            return "DELETED" if self.matches(change.obj) else None
-        if now_in and was_in:
-            return "MODIFIED"
-        if now_in:
-            return "ADDED"
-        if was_in:
-            return "DELETED"
-        return None
+def _event_type(selection: Selection, change: Change) -> str | None:
+    """The event type a watch with ``selection`` sees for a change (entering: ADDED, leaving:
+    DELETED), or None when it sees nothing."""
+    now_in = selection.matches(change.obj) if change.event_type != "DELETED" else False
+    was_in = selection.matches(change.old)
+    if change.event_type == "ADDED":
+        return "ADDED" if now_in else None
+    if change.event_type == "DELETED":
+        return "DELETED" if selection.matches(change.obj) else None
+    if now_in and was_in:
+        return "MODIFIED"
+    if now_in:
+        return "ADDED"
+    if was_in:
+        return "DELETED"
+    return None
 
 
 async def serve(emulator: Emulator, request: web.Request, target: Target) -> web.StreamResponse:
     rtype = target.rtype
     store = emulator.store
-    selection = _Filter(request, target)
+    selection = Selection(request, target)
     requested = request.query.get("resourceVersion", "")
     timeout = _timeout(request, emulator.settings.default_watch_timeout)
-    bookmarks = request.query.get("allowWatchBookmarks") in ("1", "t", "T", "true", "True", "TRUE")
-    as_table = any("as=Table" in part for part in request.headers.get("Accept", "").split(","))
+    bookmarks = request.query.get("allowWatchBookmarks") in GO_TRUE
+    as_table = wants_table(request)
 
     # Subscribe and take the backlog in one synchronous step: nothing can commit in between.
     subscription = store.subscribe(rtype.group_resource)
@@ -105,7 +73,7 @@ async def serve(emulator: Emulator, request: web.Request, target: Target) -> web
             expired = errors.gone_too_old(since, store.revision)
         else:
             for change in store.history_since(rtype.group_resource, since):
-                event_type = selection.translate(change)
+                event_type = _event_type(selection, change)
                 if event_type:
                     backlog.append((event_type, change.obj))
 
@@ -142,7 +110,7 @@ async def _stream_live(
     emulator: Emulator,
     response: web.StreamResponse,
     subscription: Subscription,
-    selection: _Filter,
+    selection: Selection,
     target: Target,
     timeout: float,
     bookmarks: bool,
@@ -175,7 +143,7 @@ async def _stream_live(
         if change is None:  # dropped by fault injection
             return
         progress = change.resource_version
-        event_type = selection.translate(change)
+        event_type = _event_type(selection, change)
         if event_type:
             await _send(response, event_type, _render(emulator, target, change.obj, as_table))
 
@@ -232,17 +200,8 @@ def _render(emulator: Emulator, target: Target, obj: JsonDict, as_table: bool) -
     presented = emulator.api.present(target.rtype, obj)
     if not as_table:
         return presented
-    rtype = target.rtype
-    columns: list[Any] | None
-    if rtype.is_custom:
-        columns = list(rtype.printer_columns) or None
-    else:
-        columns = table.builtin_columns(rtype.group, rtype.resource)
-    return table.to_table(
-        [presented],
-        columns=columns,
-        list_metadata={"resourceVersion": presented["metadata"].get("resourceVersion", "")},
-    )
+    metadata = {"resourceVersion": presented["metadata"].get("resourceVersion", "")}
+    return table_of(target.rtype, [presented], metadata, "Metadata")
 
 
 async def _send(response: web.StreamResponse, event_type: str, obj: JsonDict) -> None:
