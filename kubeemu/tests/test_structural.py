@@ -406,13 +406,20 @@ def test_several_causes_are_all_reported(schema: Any) -> None:
     assert fields == {"spec.size", "spec.mode"}
 
 
-def test_go_formatting_helpers() -> None:
-    assert structural.go_float(1e6) == "1e+06"
-    assert structural.go_float(123456.0) == "123456"
-    assert structural.go_float(0.0001) == "0.0001"
-    assert structural.go_float(0.00001) == "1e-05"
-    assert structural.go_value(None) == '"null"'
-    assert structural.go_json({"b": 1.0, "a": "<"}) == '{"a":"\\u003c","b":1}'
+def test_a_null_bad_value_prints_as_the_quoted_string_null() -> None:
+    """Go's field.Error (1.31) replaces a nil bad value with the string "null" before %q."""
+    enum_schema = crd_schema(
+        {
+            "type": "object",
+            "properties": {"mode": {"type": "string", "nullable": True, "enum": ["a", "b"]}},
+        }
+    )
+
+    causes = structural.validate({"mode": None}, enum_schema)
+
+    assert causes == [
+        ("mode", "FieldValueNotSupported", 'Unsupported value: "null": supported values: "a", "b"')
+    ]
 
 
 # --- CRDs ----------------------------------------------------------------------------------------

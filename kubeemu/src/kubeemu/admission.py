@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeemu import defaults, errors, structural, validation
+from kubeemu.goformat import go_quote, string_slice
 from kubeemu.registry import ResourceType
 
 JsonDict = dict[str, Any]
@@ -118,7 +119,7 @@ def _strict_decoding_error(
             (
                 "patch",
                 "FieldValueInvalid",
-                f"Invalid value: {structural.go_quote(patched_json)}: {detail}",
+                f"Invalid value: {go_quote(patched_json)}: {detail}",
             )
         ],
     )
@@ -165,14 +166,9 @@ def _validate_new_finalizers_while_deleting(
             "metadata.finalizers",
             "FieldValueForbidden",
             "Forbidden: no new finalizers can be added if the object is being deleted, "
-            f"found new finalizers {_go_string_slice(sorted(added))}",
+            f"found new finalizers {string_slice(sorted(added)).text}",
         )
     ]
-
-
-def _go_string_slice(values: list[str]) -> str:
-    """Go's ``%#v`` of a ``[]string``: ``[]string{"a", "b"}``."""
-    return "[]string{" + ", ".join(structural.go_quote(v) for v in values) + "}"
 
 
 def allocate_service_addresses(obj: JsonDict, old: JsonDict | None, allocator: Allocator) -> None:

@@ -55,6 +55,7 @@ from typing import Any, Final, NamedTuple
 
 from kubeemu.clone import clone
 from kubeemu.errors import ApiError, bad_request
+from kubeemu.goformat import go_float, go_json, go_quote, json_equal
 from kubeemu.schema import SchemaNode
 
 JsonDict = dict[str, Any]
@@ -122,35 +123,6 @@ class _TypedError(Exception):
 # --- JSON helpers ---------------------------------------------------------------------------------
 
 
-def _go_json(value: Any) -> str:
-    """Compact JSON as Go's encoder writes it (sorted map keys, HTML-safe escapes, UTF-8)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    for raw, escaped in (
-        ("<", "\\u003c"),
-        (">", "\\u003e"),
-        ("&", "\\u0026"),
-        ("\u2028", "\\u2028"),
-        ("\u2029", "\\u2029"),
-    ):
-        text = text.replace(raw, escaped)
-    return text
-
-
-def _json_equal(left: Any, right: Any) -> bool:
-    """JSON equality that keeps ``true`` apart from ``1``."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(_json_equal(left[k], right[k]) for k in left)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(
-            _json_equal(a, b) for a, b in zip(left, right, strict=True)
-        )
-    if isinstance(left, dict | list) or isinstance(right, dict | list):
-        return False
-    return bool(left == right)
-
-
 def _without_managed_fields(obj: Mapping[str, Any]) -> JsonDict:
     result = clone(dict(obj))
     metadata = result.get("metadata")
@@ -176,7 +148,7 @@ def _item_element(item: Any, list_schema: SchemaNode) -> PathElement:
     """The path element naming ``item`` inside a set or map list (SMD ``listItemToPathElement``)."""
     keys = list_schema.list_map_keys if list_schema.list_type == "map" else ()
     if not keys:
-        return ("v", _go_json(item))
+        return ("v", go_json(item))
     if item is None:
         raise _TypedError("associative list with keys may not have a null element")
     if not isinstance(item, dict):
@@ -193,7 +165,7 @@ def _item_element(item: Any, list_schema: SchemaNode) -> PathElement:
                 "(and doesn't have default value)"
             )
         key_fields[key] = default
-    return ("k", _go_json(key_fields))
+    return ("k", go_json(key_fields))
 
 
 def _item_elements(items: list[Any], list_schema: SchemaNode, path: Path) -> list[PathElement]:
@@ -221,9 +193,9 @@ def _decode_element(text: str) -> PathElement:
         key_fields = json.loads(rest)
         if not isinstance(key_fields, dict):
             raise ValueError(f"invalid key in path element {text!r}")
-        return ("k", _go_json(key_fields))
+        return ("k", go_json(key_fields))
     if kind == "v":
-        return ("v", _go_json(json.loads(rest)))
+        return ("v", go_json(json.loads(rest)))
     if kind == "i":
         return ("i", int(rest))
     raise ValueError(f"invalid path element {text!r}")
@@ -270,11 +242,11 @@ def _value_string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else repr(value)
+        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else go_float(value)
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return go_quote(value)
     if isinstance(value, list):
         return "[" + ",".join(_value_string(item) for item in value) + "]"
     if isinstance(value, dict):
@@ -495,7 +467,7 @@ def _compare(old: Any, new: Any, node: SchemaNode, path: Path, out: _Comparison)
             out.added.add(path)
         elif new is ABSENT:
             out.removed.add(path)
-        elif not _json_equal(old, new):
+        elif not json_equal(old, new):
             out.modified.add(path)
         return
     if shape == "map":
@@ -753,18 +725,18 @@ class ManagerKey(NamedTuple):
 
     def identifier(self) -> str:
         """The JSON identifier upstream sorts conflicting managers by."""
-        parts = [f'"manager":{_go_json(self.manager)}', f'"operation":{_go_json(self.operation)}']
+        parts = [f'"manager":{go_json(self.manager)}', f'"operation":{go_json(self.operation)}']
         if self.api_version:
-            parts.append(f'"apiVersion":{_go_json(self.api_version)}')
+            parts.append(f'"apiVersion":{go_json(self.api_version)}')
         if self.subresource:
-            parts.append(f'"subresource":{_go_json(self.subresource)}')
+            parts.append(f'"subresource":{go_json(self.subresource)}')
         return "{" + ",".join(parts) + "}"
 
     def describe(self) -> str:
         """Upstream ``printManager``: ``"kubectl"`` or ``"x" using apps/v1``."""
-        text = json.dumps(self.manager, ensure_ascii=False)
+        text = go_quote(self.manager)
         if self.subresource:
-            text += f" with subresource {json.dumps(self.subresource, ensure_ascii=False)}"
+            text += f" with subresource {go_quote(self.subresource)}"
         if self.operation == UPDATE:
             text += f" using {self.api_version}"
         return text
@@ -1008,7 +980,7 @@ def server_side_apply(
     updated: Managed = {
         k: e.with_fields(e.fields - changed - comparison.removed) for k, e in others.items()
     }
-    object_changed = live is None or not _json_equal(base, result)
+    object_changed = live is None or not json_equal(base, result)
     time = now if object_changed else (previous.time if previous else None)
     if previous is not None and previous.fields == applied_fields:
         updated[key] = replace(previous, api_version=api_version, time=time)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeemu import errors
+from kubeemu.goformat import go_quote, string_slice
 
 JsonDict = dict[str, Any]
 
@@ -99,26 +100,6 @@ def label_value_errors(value: str) -> list[str]:
     if not _LABEL_VALUE_RE.match(value):
         errs.append(regex_error(LABEL_VALUE_ERR, LABEL_VALUE_FMT, "MyValue", "my_value", "12345"))
     return errs
-
-
-def go_quote(value: str) -> str:
-    """Go's ``%q`` for the strings that appear in error messages."""
-    out = ['"']
-    for char in value:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif char == "\r":
-            out.append("\\r")
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
 
 
 # --- label selectors ----------------------------------------------------------------------------
@@ -343,10 +324,6 @@ def _label_key_error(key: str, field: str) -> str:
     return f"{field}: Invalid value: {go_quote(key)}: {'; '.join(problems)}"
 
 
-def _go_string_slice(values: list[str]) -> str:
-    return "[]string{" + ", ".join(go_quote(value) for value in values) + "}"
-
-
 def _new_requirement(key: str, operator: str, values: list[str]) -> Requirement:
     """Upstream ``NewRequirement``: arity and value checks, errors aggregated like Go's."""
     problems: list[str] = []
@@ -355,12 +332,12 @@ def _new_requirement(key: str, operator: str, values: list[str]) -> Requirement:
         problems.append(key_error)
     if operator in ("in", "notin") and not values:
         problems.append(
-            f"values: Invalid value: {_go_string_slice(values)}: "
+            f"values: Invalid value: {string_slice(values)}: "
             "for 'in', 'notin' operators, values set can't be empty"
         )
     if operator in ("=", "==", "!=") and len(values) != 1:
         problems.append(
-            f"values: Invalid value: {_go_string_slice(values)}: "
+            f"values: Invalid value: {string_slice(values)}: "
             "exact-match compatibility requires one single value"
         )
     if operator in ("gt", "lt"):

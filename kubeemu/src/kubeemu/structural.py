@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
-import math
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import Any
 
 from kubeemu.clone import clone
+from kubeemu.goformat import bad_value, go_float, go_json, go_quote, is_number, json_equal
 from kubeemu.schema import SchemaNode, builtin_definition, crd_schema
 
 JsonDict = dict[str, Any]
@@ -42,7 +40,7 @@ _TOO_MANY = ("FieldValueTooMany", "Too many")
 
 
 # ================================================================================================
-# Field paths and Go-style value formatting
+# Field paths and causes
 # ================================================================================================
 def _child(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
@@ -56,82 +54,9 @@ def _key(path: str, key: str) -> str:
     return f"{path}[{key}]"
 
 
-def go_float(value: float) -> str:
-    """Go's ``%v`` of a float64: shortest digits, exponent form below 1e-4 or from 1e+06."""
-    if math.isnan(value):
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if str(value).startswith("-") else "0"
-    sign, digit_tuple, exponent = Decimal(repr(value)).normalize().as_tuple()
-    digits = "".join(str(d) for d in digit_tuple)
-    decimal_point = len(digits) + int(exponent)
-    exp10 = decimal_point - 1
-    prefix = "-" if sign else ""
-    if exp10 < -4 or exp10 >= 6:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{prefix}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
-    if decimal_point <= 0:
-        return f"{prefix}0.{'0' * -decimal_point}{digits}"
-    if decimal_point >= len(digits):
-        return f"{prefix}{digits}{'0' * (decimal_point - len(digits))}"
-    return f"{prefix}{digits[:decimal_point]}.{digits[decimal_point:]}"
-
-
-def go_quote(text: str) -> str:
-    """Go's ``%q`` / ``strconv.Quote`` for ordinary text."""
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _go_sharp_v(value: Any) -> str:
-    """Go's ``%#v`` of a decoded JSON value (maps print with sorted keys)."""
-    if value is None:
-        return "interface {}(nil)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return go_float(value)
-    if isinstance(value, str):
-        return go_quote(value)
-    if isinstance(value, list):
-        return "[]interface {}{" + ", ".join(_go_sharp_v(v) for v in value) + "}"
-    if isinstance(value, dict):
-        entries = ", ".join(f"{go_quote(k)}:{_go_sharp_v(value[k])}" for k in sorted(value))
-        return "map[string]interface {}{" + entries + "}"
-    return repr(value)
-
-
-def go_value(value: Any) -> str:
-    """How ``field.Error`` prints a bad value: ``"text"``, ``5``, ``true``, ``"null"``..."""
-    if value is None:
-        return '"null"'
-    if isinstance(value, str):
-        return go_quote(value)
-    return _go_sharp_v(value)
-
-
-def go_json(value: Any) -> str:
-    """Go's ``json.Marshal`` of a decoded JSON value: sorted keys, no spaces, HTML escaped."""
-    text = json.dumps(_integral_floats_as_ints(value), sort_keys=True, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _integral_floats_as_ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return int(value)
-    if isinstance(value, list):
-        return [_integral_floats_as_ints(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _integral_floats_as_ints(v) for k, v in value.items()}
-    return value
-
-
 def _cause(path: str, kind: tuple[str, str], detail: str = "", *, value: Any = None) -> Cause:
     reason, prefix = kind
-    body = prefix if kind in (_REQUIRED, _TOO_LONG) else f"{prefix}: {go_value(value)}"
+    body = prefix if kind in (_REQUIRED, _TOO_LONG) else f"{prefix}: {bad_value(value)}"
     if detail:
         body += f": {detail}"
     return (path, reason, body)
@@ -363,7 +288,7 @@ def _validate_value(
         _check_string(value, node.raw, path, causes)
         if value_format:
             _check_format(value, value_format, path, causes)
-    elif _is_number(value):
+    elif is_number(value):
         _check_number(value, node.raw, path, causes)
     elif isinstance(value, list):
         _check_array(value, node, path, causes)
@@ -382,10 +307,6 @@ def _declared_types(node: SchemaNode) -> list[str]:
     if isinstance(declared, list):
         return [t for t in declared if isinstance(t, str) and t != "null"]
     return []
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _json_type(value: Any) -> tuple[str, str]:
@@ -466,13 +387,13 @@ def _is_multiple(value: float, factor: float) -> bool:
 def _check_number(value: float, raw: JsonDict, path: str, causes: list[Cause]) -> None:
     """multipleOf, then minimum, then maximum (the order kube-openapi merges them in)."""
     factor = raw.get("multipleOf")
-    if factor is not None and _is_number(factor) and factor:
+    if factor is not None and is_number(factor) and factor:
         bound = _native_bound(factor, value)
         if bound and not _is_multiple(value, bound):
             detail = f"{path} in body should be a multiple of {_format_bound(bound)}"
             causes.append(_cause(path, _INVALID, detail, value=value))
     minimum = raw.get("minimum")
-    if minimum is not None and _is_number(minimum):
+    if minimum is not None and is_number(minimum):
         bound = _native_bound(minimum, value)
         exclusive = bool(raw.get("exclusiveMinimum"))
         if value < bound or (exclusive and value == bound):
@@ -480,7 +401,7 @@ def _check_number(value: float, raw: JsonDict, path: str, causes: list[Cause]) -
             detail = f"{path} in body should be {relation} {_format_bound(bound)}"
             causes.append(_cause(path, _INVALID, detail, value=value))
     maximum = raw.get("maximum")
-    if maximum is not None and _is_number(maximum):
+    if maximum is not None and is_number(maximum):
         bound = _native_bound(maximum, value)
         exclusive = bool(raw.get("exclusiveMaximum"))
         if value > bound or (exclusive and value == bound):
@@ -511,23 +432,11 @@ def _check_enum(value: Any, node: SchemaNode, path: str, causes: list[Cause]) ->
     allowed = node.raw.get("enum")
     if not isinstance(allowed, list) or not allowed:
         return
-    if any(_json_equal(value, candidate) for candidate in allowed):
+    if any(json_equal(value, candidate) for candidate in allowed):
         return
     listed = [c if isinstance(c, str) else go_json(c) for c in allowed]
     detail = "supported values: " + ", ".join(go_quote(v) for v in listed)
     causes.append(_cause(path, _NOT_SUPPORTED, detail, value=value))
-
-
-def _json_equal(left: Any, right: Any) -> bool:
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    if _is_number(left) and _is_number(right):
-        return bool(left == right)
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(_json_equal, left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(_json_equal(left[k], right[k]) for k in left)
-    return type(left) is type(right) and bool(left == right)
 
 
 def _check_object(

@@ -21,8 +21,8 @@ from typing import Any
 
 from kubeemu import errors
 from kubeemu.clone import clone
+from kubeemu.goformat import go_float, go_json
 from kubeemu.schema import builtin_definition
-from kubeemu.structural import go_float, go_json
 
 JsonDict = dict[str, Any]
 CellFunction = Callable[[JsonDict, datetime], Any]

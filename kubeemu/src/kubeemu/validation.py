@@ -15,10 +15,10 @@ import base64
 import re
 from typing import Any
 
+from kubeemu.goformat import bad_value, go_quote, string_map, string_slice
 from kubeemu.selectors import (
     DNS1123_LABEL_FMT,
     dns1123_subdomain_errors,
-    go_quote,
     label_value_errors,
     max_len_error,
     qualified_name_errors,
@@ -64,26 +64,9 @@ _RBAC_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBindi
 
 
 # --- field.Error constructors (ErrorBody texts) -------------------------------------------------
-def go_value(value: Any) -> str:
-    """How ``field.Error`` prints a bad value: ``%q`` strings, plain numbers, Go literals."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return go_quote(value)
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return "[]string{" + ", ".join(go_quote(item) for item in value) + "}"
-    if isinstance(value, dict) and all(isinstance(item, str) for item in value.values()):
-        pairs = ", ".join(f"{go_quote(key)}:{go_quote(value[key])}" for key in sorted(value))
-        return "map[string]string{" + pairs + "}"
-    return str(value)
-
-
 def invalid(field: str, value: Any, detail: str) -> Cause:
-    return (field, "FieldValueInvalid", f"Invalid value: {go_value(value)}: {detail}")
+    """``field.Invalid``; a typed Go value (``[]string``...) comes as a ``goformat.GoSyntax``."""
+    return (field, "FieldValueInvalid", f"Invalid value: {bad_value(value)}: {detail}")
 
 
 def required(field: str, detail: str = "") -> Cause:
@@ -202,7 +185,7 @@ def _finalizer_causes(finalizers: Any, field: str) -> list[Cause]:
         causes.append(
             invalid(
                 field,
-                [str(f) for f in finalizers],
+                string_slice([str(f) for f in finalizers]),
                 "finalizer orphan and foregroundDeletion cannot be both set",
             )
         )
@@ -278,10 +261,7 @@ def go_label_selector(selector: Any) -> str:
         return "null"
     match_labels = selector.get("matchLabels")
     if match_labels:
-        pairs = ", ".join(
-            f"{go_quote(k)}:{go_quote(str(match_labels[k]))}" for k in sorted(match_labels)
-        )
-        labels_text = "map[string]string{" + pairs + "}"
+        labels_text = string_map({str(k): str(v) for k, v in match_labels.items()}).text
     else:
         labels_text = "map[string]string(nil)"
     expressions = selector.get("matchExpressions")
@@ -289,11 +269,7 @@ def go_label_selector(selector: Any) -> str:
         rendered = []
         for expression in expressions:
             values = expression.get("values")
-            values_text = (
-                "[]string{" + ", ".join(go_quote(str(v)) for v in values) + "}"
-                if values
-                else "[]string(nil)"
-            )
+            values_text = string_slice([str(v) for v in values]).text if values else "[]string(nil)"
             rendered.append(
                 "v1.LabelSelectorRequirement{"
                 f"Key:{go_quote(str(expression.get('key', '')))}, "
@@ -348,7 +324,11 @@ def _service_immutable(old: JsonDict, new: JsonDict) -> list[Cause]:
     causes = []
     for index, ip in enumerate(old_ips[: len(new_ips)]):
         if new_ips[index] != ip:
-            causes.append(invalid(f"spec.clusterIPs[{index}]", new_ips, "may not change once set"))
+            causes.append(
+                invalid(
+                    f"spec.clusterIPs[{index}]", string_slice(new_ips), "may not change once set"
+                )
+            )
     return causes
 
 
