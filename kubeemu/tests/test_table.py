@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kubeemu import errors, table
+from kubeemu import errors, jsonpath, printers, table, timefmt
 
 JsonDict = dict[str, Any]
 
@@ -194,25 +194,25 @@ def test_unknown_include_object_is_a_bad_request() -> None:
     ],
 )
 def test_human_duration(seconds: int, expected: str) -> None:
-    assert table.human_duration(seconds) == expected
+    assert timefmt.human_duration(seconds) == expected
 
 
 def test_json_path_subset() -> None:
     obj = {"a": {"b": [{"k": "x", "v": 1}, {"k": "y", "v": 2}], "dotted.key": "d"}}
 
-    assert table.evaluate_json_path(".a.b[1].v", obj) == [2]
-    assert table.evaluate_json_path(".a.b[-1].k", obj) == ["y"]
-    assert table.evaluate_json_path(".a.b[*].k", obj) == ["x", "y"]
-    assert table.evaluate_json_path('.a.b[?(@.k=="y")].v', obj) == [2]
-    assert table.evaluate_json_path(".a.b[?(@.v > 1)].k", obj) == ["y"]
-    assert table.evaluate_json_path(".a['dotted.key']", obj) == ["d"]
-    assert table.evaluate_json_path("{.a.missing}", obj) == []
-    assert table.evaluate_json_path(".a.b[5]", obj) == []
+    assert jsonpath.evaluate(".a.b[1].v", obj) == [2]
+    assert jsonpath.evaluate(".a.b[-1].k", obj) == ["y"]
+    assert jsonpath.evaluate(".a.b[*].k", obj) == ["x", "y"]
+    assert jsonpath.evaluate('.a.b[?(@.k=="y")].v', obj) == [2]
+    assert jsonpath.evaluate(".a.b[?(@.v > 1)].k", obj) == ["y"]
+    assert jsonpath.evaluate(".a['dotted.key']", obj) == ["d"]
+    assert jsonpath.evaluate("{.a.missing}", obj) == []
+    assert jsonpath.evaluate(".a.b[5]", obj) == []
 
 
 # --- built-in printers ----------------------------------------------------------------------------
 def cells_of(group: str, resource: str, obj: JsonDict) -> list[Any]:
-    columns = table.builtin_columns(group, resource)
+    columns = printers.builtin_columns(group, resource)
     assert columns is not None
     result = table.to_table([obj], columns=columns, list_metadata={}, now=NOW)
     cells: list[Any] = result["rows"][0]["cells"]
@@ -220,13 +220,13 @@ def cells_of(group: str, resource: str, obj: JsonDict) -> list[Any]:
 
 
 def names_of(group: str, resource: str) -> list[str]:
-    columns = table.builtin_columns(group, resource)
+    columns = printers.builtin_columns(group, resource)
     assert columns is not None
     return [column.name for column in columns if column.priority == 0]
 
 
 def test_unmodelled_builtin_has_no_columns() -> None:
-    assert table.builtin_columns("", "replicationcontrollers") is None
+    assert printers.builtin_columns("", "replicationcontrollers") is None
 
 
 def test_pod_columns_and_cells() -> None:
@@ -276,7 +276,7 @@ def test_terminating_and_completed_pods() -> None:
 
     done = {"kind": "Pod", "metadata": {"name": "d"}, "spec": {}, "status": {"phase": "Succeeded"}}
     row = table.to_table(
-        [done], columns=table.builtin_columns("", "pods"), list_metadata={}, now=NOW
+        [done], columns=printers.builtin_columns("", "pods"), list_metadata={}, now=NOW
     )["rows"][0]
     assert row["cells"][2] == "Succeeded"
     assert row["cells"][4] == "<unknown>"
@@ -393,7 +393,7 @@ def test_event_cells() -> None:
 
 def test_crds_use_the_default_convertor() -> None:
     crd = {"metadata": {"name": "widgets.example.com", "creationTimestamp": "2024-01-01T11:00:00Z"}}
-    columns = table.builtin_columns("apiextensions.k8s.io", "customresourcedefinitions")
+    columns = printers.builtin_columns("apiextensions.k8s.io", "customresourcedefinitions")
     assert columns is not None
 
     result = table.to_table([crd], columns=columns, list_metadata={}, now=NOW)

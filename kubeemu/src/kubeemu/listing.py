@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubeemu import errors, selectors, table
+from kubeemu import errors, printers, selectors, table
 from kubeemu.emulator import Emulator, Target
 from kubeemu.registry import ResourceType
 from kubeemu.wire import json_response, wants_table
@@ -133,7 +133,7 @@ def table_of(
     if rtype.is_custom:
         columns = list(rtype.printer_columns) or None
     else:
-        columns = table.builtin_columns(rtype.group, rtype.resource)
+        columns = printers.builtin_columns(rtype.group, rtype.resource)
     return table.to_table(
         objects, columns=columns, list_metadata=metadata, include_object=include_object
     )
