@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubeemu import goformat, validation
+from kubeemu import fielderrors, goformat
 
 
 def test_go_float_is_percent_v() -> None:
@@ -91,8 +91,9 @@ def test_bad_value_prints_nil_as_the_quoted_string_null() -> None:
     assert goformat.bad_value(goformat.string_slice(["a"])) == '[]string{"a"}'
 
 
-def test_validation_invalid_prints_nil_as_the_quoted_string_null() -> None:
-    assert validation.invalid("spec.x", None, "bad") == (
+def test_field_invalid_prints_nil_as_the_quoted_string_null() -> None:
+    """The constructor kubeemu.validation (built-ins) and kubeemu.crds report with."""
+    assert fielderrors.invalid("spec.x", None, "bad") == (
         "spec.x",
         "FieldValueInvalid",
         'Invalid value: "null": bad',

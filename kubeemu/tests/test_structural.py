@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kubeemu import structural
+from kubeemu import crds, schema_validation, structural
 from kubeemu.schema import builtin_schema, crd_schema
 
 JsonDict = dict[str, Any]
@@ -220,11 +220,11 @@ def test_prune_and_default_is_prune_then_default(schema: Any) -> None:
 # --- validation ----------------------------------------------------------------------------------
 def test_valid_object_has_no_causes(schema: Any) -> None:
     obj = widget(name="abc", port="http", startAt="2024-05-01T10:00:00Z", tags=["a", "b"])
-    assert structural.validate(obj, schema) == []
+    assert schema_validation.validate(obj, schema) == []
 
 
 def test_type_error(schema: Any) -> None:
-    causes = structural.validate(widget(size="big"), schema)
+    causes = schema_validation.validate(widget(size="big"), schema)
 
     assert causes == [
         (
@@ -236,20 +236,20 @@ def test_type_error(schema: Any) -> None:
 
 
 def test_integral_float_is_an_integer_and_int_is_a_number(schema: Any) -> None:
-    assert structural.validate(widget(size=3.0, ratio=2), schema) == []
+    assert schema_validation.validate(widget(size=3.0, ratio=2), schema) == []
 
 
 def test_required(schema: Any) -> None:
     obj = widget()
     del obj["spec"]["size"]
 
-    assert structural.validate(obj, schema) == [
+    assert schema_validation.validate(obj, schema) == [
         ("spec.size", "FieldValueRequired", "Required value")
     ]
 
 
 def test_enum(schema: Any) -> None:
-    assert structural.validate(widget(mode="turbo"), schema) == [
+    assert schema_validation.validate(widget(mode="turbo"), schema) == [
         (
             "spec.mode",
             "FieldValueNotSupported",
@@ -259,14 +259,14 @@ def test_enum(schema: Any) -> None:
 
 
 def test_minimum_and_maximum(schema: Any) -> None:
-    assert structural.validate(widget(size=0), schema) == [
+    assert schema_validation.validate(widget(size=0), schema) == [
         (
             "spec.size",
             "FieldValueInvalid",
             "Invalid value: 0: spec.size in body should be greater than or equal to 1",
         )
     ]
-    assert structural.validate(widget(size=11), schema) == [
+    assert schema_validation.validate(widget(size=11), schema) == [
         (
             "spec.size",
             "FieldValueInvalid",
@@ -276,7 +276,7 @@ def test_minimum_and_maximum(schema: Any) -> None:
 
 
 def test_float_values_print_like_go(schema: Any) -> None:
-    assert structural.validate(widget(ratio=2500000.5), schema) == [
+    assert schema_validation.validate(widget(ratio=2500000.5), schema) == [
         (
             "spec.ratio",
             "FieldValueInvalid",
@@ -287,17 +287,17 @@ def test_float_values_print_like_go(schema: Any) -> None:
 
 
 def test_string_length_and_pattern(schema: Any) -> None:
-    assert structural.validate(widget(name="abcdef"), schema) == [
+    assert schema_validation.validate(widget(name="abcdef"), schema) == [
         ("spec.name", "FieldValueTooLong", "Too long: may not be longer than 5")
     ]
-    assert structural.validate(widget(name="ab"), schema) == [
+    assert schema_validation.validate(widget(name="ab"), schema) == [
         (
             "spec.name",
             "FieldValueInvalid",
             'Invalid value: "ab": spec.name in body should be at least 3 chars long',
         )
     ]
-    assert structural.validate(widget(name="AbC"), schema) == [
+    assert schema_validation.validate(widget(name="AbC"), schema) == [
         (
             "spec.name",
             "FieldValueInvalid",
@@ -307,20 +307,20 @@ def test_string_length_and_pattern(schema: Any) -> None:
 
 
 def test_items_count(schema: Any) -> None:
-    assert structural.validate(widget(tags=[]), schema) == [
+    assert schema_validation.validate(widget(tags=[]), schema) == [
         (
             "spec.tags",
             "FieldValueInvalid",
             "Invalid value: 0: spec.tags in body should have at least 1 items",
         )
     ]
-    assert structural.validate(widget(tags=["a", "b", "c", "d"]), schema) == [
+    assert schema_validation.validate(widget(tags=["a", "b", "c", "d"]), schema) == [
         ("spec.tags", "FieldValueTooMany", "Too many: 4: must have at most 3 items")
     ]
 
 
 def test_item_errors_carry_the_index(schema: Any) -> None:
-    assert structural.validate(widget(tags=["a", 5]), schema) == [
+    assert schema_validation.validate(widget(tags=["a", 5]), schema) == [
         (
             "spec.tags[1]",
             "FieldValueTypeInvalid",
@@ -330,8 +330,8 @@ def test_item_errors_carry_the_index(schema: Any) -> None:
 
 
 def test_date_time_format(schema: Any) -> None:
-    assert structural.validate(widget(startAt="2024-05-01T10:00:00.123+02:00"), schema) == []
-    assert structural.validate(widget(startAt="yesterday"), schema) == [
+    assert schema_validation.validate(widget(startAt="2024-05-01T10:00:00.123+02:00"), schema) == []
+    assert schema_validation.validate(widget(startAt="yesterday"), schema) == [
         (
             "spec.startAt",
             "FieldValueTypeInvalid",
@@ -342,9 +342,9 @@ def test_date_time_format(schema: Any) -> None:
 
 
 def test_int_or_string(schema: Any) -> None:
-    assert structural.validate(widget(port=8080), schema) == []
-    assert structural.validate(widget(port="http"), schema) == []
-    assert structural.validate(widget(port=True), schema) == [
+    assert schema_validation.validate(widget(port=8080), schema) == []
+    assert schema_validation.validate(widget(port="http"), schema) == []
+    assert schema_validation.validate(widget(port=True), schema) == [
         (
             "spec.port",
             "FieldValueTypeInvalid",
@@ -354,8 +354,8 @@ def test_int_or_string(schema: Any) -> None:
 
 
 def test_null_where_not_nullable_is_a_type_error(schema: Any) -> None:
-    assert structural.validate(widget(note=None), schema) == []
-    assert structural.validate(widget(tags=[None]), schema) == [
+    assert schema_validation.validate(widget(note=None), schema) == []
+    assert schema_validation.validate(widget(tags=[None]), schema) == [
         (
             "spec.tags[0]",
             "FieldValueTypeInvalid",
@@ -365,7 +365,7 @@ def test_null_where_not_nullable_is_a_type_error(schema: Any) -> None:
 
 
 def test_additional_properties_values_are_validated(schema: Any) -> None:
-    assert structural.validate(widget(labels={"a": 1}), schema) == [
+    assert schema_validation.validate(widget(labels={"a": 1}), schema) == [
         (
             "spec.labels.a",
             "FieldValueTypeInvalid",
@@ -375,7 +375,7 @@ def test_additional_properties_values_are_validated(schema: Any) -> None:
 
 
 def test_set_duplicates(schema: Any) -> None:
-    assert structural.validate(widget(tags=["a", "b", "a"]), schema) == [
+    assert schema_validation.validate(widget(tags=["a", "b", "a"]), schema) == [
         ("spec.tags[2]", "FieldValueDuplicate", 'Duplicate value: "a"')
     ]
 
@@ -383,7 +383,7 @@ def test_set_duplicates(schema: Any) -> None:
 def test_map_key_duplicates(schema: Any) -> None:
     obj = widget(ports=[{"name": "http"}, {"name": "http", "protocol": "UDP"}])
 
-    assert structural.validate(obj, schema) == [
+    assert schema_validation.validate(obj, schema) == [
         (
             "spec.ports[1]",
             "FieldValueDuplicate",
@@ -393,7 +393,7 @@ def test_map_key_duplicates(schema: Any) -> None:
 
 
 def test_embedded_resource_needs_api_version_and_kind(schema: Any) -> None:
-    causes = structural.validate(widget(template={"metadata": {"name": "x"}}), schema)
+    causes = schema_validation.validate(widget(template={"metadata": {"name": "x"}}), schema)
 
     assert causes == [
         ("spec.template.apiVersion", "FieldValueRequired", "Required value: must not be empty"),
@@ -402,7 +402,7 @@ def test_embedded_resource_needs_api_version_and_kind(schema: Any) -> None:
 
 
 def test_several_causes_are_all_reported(schema: Any) -> None:
-    fields = {cause[0] for cause in structural.validate(widget(size=99, mode="x"), schema)}
+    fields = {cause[0] for cause in schema_validation.validate(widget(size=99, mode="x"), schema)}
     assert fields == {"spec.size", "spec.mode"}
 
 
@@ -415,7 +415,7 @@ def test_a_null_bad_value_prints_as_the_quoted_string_null() -> None:
         }
     )
 
-    causes = structural.validate({"mode": None}, enum_schema)
+    causes = schema_validation.validate({"mode": None}, enum_schema)
 
     assert causes == [
         ("mode", "FieldValueNotSupported", 'Unsupported value: "null": supported values: "a", "b"')
@@ -445,14 +445,14 @@ def widget_crd() -> JsonDict:
 
 
 def test_valid_crd() -> None:
-    assert structural.validate_crd(widget_crd()) == []
+    assert crds.validate_crd(widget_crd()) == []
 
 
 def test_crd_name_must_be_plural_dot_group() -> None:
     crd = widget_crd()
     crd["metadata"]["name"] = "widget.example.com"
 
-    assert structural.validate_crd(crd) == [
+    assert crds.validate_crd(crd) == [
         (
             "metadata.name",
             "FieldValueInvalid",
@@ -466,7 +466,7 @@ def test_crd_scope_and_names() -> None:
     crd["spec"]["scope"] = "Global"
     del crd["spec"]["names"]["kind"]
 
-    causes = structural.validate_crd(crd)
+    causes = crds.validate_crd(crd)
 
     assert (
         "spec.scope",
@@ -480,7 +480,7 @@ def test_crd_needs_exactly_one_storage_version() -> None:
     crd = widget_crd()
     crd["spec"]["versions"].append(copy.deepcopy(crd["spec"]["versions"][0]) | {"name": "v2"})
 
-    causes = structural.validate_crd(crd)
+    causes = crds.validate_crd(crd)
 
     assert [(field, reason) for field, reason, _ in causes] == [
         ("spec.versions", "FieldValueInvalid")
@@ -492,7 +492,7 @@ def test_crd_versions_need_a_schema() -> None:
     crd = widget_crd()
     del crd["spec"]["versions"][0]["schema"]
 
-    assert structural.validate_crd(crd) == [
+    assert crds.validate_crd(crd) == [
         (
             "spec.versions[0].schema.openAPIV3Schema",
             "FieldValueRequired",
@@ -509,11 +509,11 @@ def test_crd_without_versions() -> None:
         "spec.versions",
         "FieldValueRequired",
         "Required value: must have at least one version",
-    ) in (structural.validate_crd(crd))
+    ) in (crds.validate_crd(crd))
 
 
 def test_established_status() -> None:
-    status = structural.established_crd_status(widget_crd(), now="2024-01-01T00:00:00Z")
+    status = crds.established_crd_status(widget_crd(), now="2024-01-01T00:00:00Z")
 
     assert status == {
         "conditions": [
@@ -547,11 +547,11 @@ def test_stored_versions_accumulate() -> None:
     crd = widget_crd()
     crd["status"] = {"storedVersions": ["v1alpha1"]}
 
-    assert structural.established_crd_status(crd)["storedVersions"] == ["v1alpha1", "v1"]
+    assert crds.established_crd_status(crd)["storedVersions"] == ["v1alpha1", "v1"]
 
 
 def test_default_crd_fills_names_and_conversion() -> None:
-    spec = structural.default_crd(widget_crd())["spec"]
+    spec = crds.default_crd(widget_crd())["spec"]
 
     assert spec["names"]["singular"] == "widget"
     assert spec["names"]["listKind"] == "WidgetList"
@@ -559,7 +559,7 @@ def test_default_crd_fills_names_and_conversion() -> None:
 
 
 def test_version_schema_is_the_custom_resource_schema() -> None:
-    node = structural.version_schema(widget_crd(), "v1")
+    node = crds.version_schema(widget_crd(), "v1")
 
     assert node.has_property("spec")
     assert node.has_property("metadata")

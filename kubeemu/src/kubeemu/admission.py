@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeemu import defaults, errors, structural, validation
+from kubeemu import crds, defaults, errors, schema_validation, structural, validation
 from kubeemu.goformat import go_quote, string_slice
 from kubeemu.registry import ResourceType
 
@@ -137,11 +137,11 @@ def validate_object(rtype: ResourceType, obj: JsonDict, old: JsonDict | None) ->
         obj, kind=rtype.kind, group=rtype.group, namespaced=rtype.namespaced
     )
     if rtype.is_custom:
-        causes += structural.validate(obj, rtype.schema)
+        causes += schema_validation.validate(obj, rtype.schema)
     elif rtype.resource == "events":
         causes += validation.validate_event(obj, api_group=rtype.group)
     elif rtype.resource == "customresourcedefinitions":
-        causes += structural.validate_crd(obj)
+        causes += crds.validate_crd(obj)
     if old is not None:
         causes += validation.validate_update_immutable(rtype.kind, rtype.group, old, obj)
         causes += _validate_new_finalizers_while_deleting(old, obj)
@@ -206,7 +206,7 @@ def release_service_addresses(obj: JsonDict, allocator: Allocator) -> None:
 
 def crd_with_status(crd: JsonDict, now: str) -> JsonDict:
     """A CRD as stored: accepted names, stored versions, NamesAccepted and Established."""
-    status = structural.established_crd_status(crd)
+    status = crds.established_crd_status(crd)
     old_conditions = {c.get("type"): c for c in crd.get("status", {}).get("conditions", [])}
     for condition in status.get("conditions", []):
         previous = old_conditions.get(condition.get("type"))

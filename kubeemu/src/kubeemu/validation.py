@@ -12,17 +12,16 @@ The store calls these on create/update with the decoded (and defaulted) objects;
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
-from kubeemu.goformat import bad_value, go_quote, string_map, string_slice
-from kubeemu.selectors import (
-    DNS1123_LABEL_FMT,
+from kubeemu.fielderrors import forbidden, invalid, required, too_long
+from kubeemu.goformat import go_quote, string_map, string_slice
+from kubeemu.names import (
+    dns1035_label_errors,
+    dns1123_label_errors,
     dns1123_subdomain_errors,
     label_value_errors,
-    max_len_error,
     qualified_name_errors,
-    regex_error,
 )
 
 JsonDict = dict[str, Any]
@@ -48,58 +47,11 @@ _STATEFULSET_MUTABLE_SPEC = frozenset(
 _EVENT_FIELD_LIMIT = 128
 _EVENT_NOTE_LIMIT = 1024
 
-_DNS1123_LABEL_ERR = (
-    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
-    "and must start and end with an alphanumeric character"
-)
-_DNS1035_LABEL_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
-_DNS1035_LABEL_ERR = (
-    "a DNS-1035 label must consist of lower case alphanumeric characters or '-', "
-    "start with an alphabetic character, and end with an alphanumeric character"
-)
-_DNS1123_LABEL_RE = re.compile(f"^{DNS1123_LABEL_FMT}$")
-_DNS1035_LABEL_RE = re.compile(f"^{_DNS1035_LABEL_FMT}$")
 _RBAC_GROUP = "rbac.authorization.k8s.io"
 _RBAC_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
 
 
-# --- field.Error constructors (ErrorBody texts) -------------------------------------------------
-def invalid(field: str, value: Any, detail: str) -> Cause:
-    """``field.Invalid``; a typed Go value (``[]string``...) comes as a ``goformat.GoSyntax``."""
-    return (field, "FieldValueInvalid", f"Invalid value: {bad_value(value)}: {detail}")
-
-
-def required(field: str, detail: str = "") -> Cause:
-    return (field, "FieldValueRequired", "Required value" + (f": {detail}" if detail else ""))
-
-
-def forbidden(field: str, detail: str) -> Cause:
-    return (field, "FieldValueForbidden", f"Forbidden: {detail}")
-
-
-def too_long(field: str, max_bytes: int) -> Cause:
-    return (field, "FieldValueTooLong", f"Too long: must have at most {max_bytes} bytes")
-
-
-# --- name rules -----------------------------------------------------------------------------
-def dns1123_label_errors(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append(max_len_error(63))
-    if not _DNS1123_LABEL_RE.match(value):
-        errs.append(regex_error(_DNS1123_LABEL_ERR, DNS1123_LABEL_FMT, "my-name", "123-abc"))
-    return errs
-
-
-def dns1035_label_errors(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append(max_len_error(63))
-    if not _DNS1035_LABEL_RE.match(value):
-        errs.append(regex_error(_DNS1035_LABEL_ERR, _DNS1035_LABEL_FMT, "my-name", "abc-123"))
-    return errs
-
-
+# --- names ----------------------------------------------------------------------------------------
 def path_segment_errors(value: str, prefix: bool = False) -> list[str]:
     """Upstream ``IsValidPathSegmentName`` (RBAC names may hold ``:``)."""
     if not prefix and value in (".", ".."):
