@@ -102,6 +102,8 @@ class Result:
 
 @dataclass
 class DeleteOptions:
+    """DELETE options from the body or the query: propagation, grace period, preconditions."""
+
     propagation_policy: str | None = None
     grace_period_seconds: int | None = None
     precondition_uid: str | None = None
@@ -140,8 +142,11 @@ class Api:
     def require_namespace(
         self, rtype: ResourceType, namespace: str, *, creating: bool, name: str = ""
     ) -> None:
-        """404 when the namespace is missing; 403 (NamespaceLifecycle) on a create while it is
-        terminating, naming the object (or its generateName) as the admission plugin does."""
+        """404 when the namespace is missing; 403 on a create while it is terminating.
+
+        The 403 is NamespaceLifecycle's, naming the object (or its generateName) as the
+        admission plugin does.
+        """
         if not rtype.namespaced:
             return
         ns = self.store.get(("", "namespaces"), "", namespace)
@@ -427,34 +432,8 @@ class Api:
         """Turn a proposed object into the stored one: isolation, admission, bookkeeping."""
         old = self.present(rtype, live)
         warnings = admission.Warnings()
-        if subresource == "status":
-            if not rtype.has_status:
-                raise errors.unknown_path()
-            proposed = clone(old)
-            if "status" in new:
-                proposed["status"] = new["status"]
-            else:
-                proposed.pop("status", None)
-            if apply:
-                proposed["metadata"]["managedFields"] = new["metadata"].get("managedFields", [])
-        elif subresource:
-            raise errors.unknown_path()
-        else:
-            proposed = new
-            if rtype.has_status:
-                if "status" in old:
-                    proposed["status"] = clone(old["status"])
-                else:
-                    proposed.pop("status", None)
-        meta = proposed.setdefault("metadata", {})
-        for key in _SERVER_MANAGED_META:
-            if key in old["metadata"]:
-                meta[key] = old["metadata"][key]
-            else:
-                meta.pop(key, None)
-        meta["name"] = old["metadata"]["name"]
-        if rtype.namespaced:
-            meta["namespace"] = old["metadata"]["namespace"]
+        proposed = _isolate_subresource(rtype, old, new, subresource, apply=apply)
+        _keep_server_metadata(rtype, old, proposed)
         proposed = admission.prune_unknown_fields(
             rtype, proposed, options.field_validation, warnings, patched=patched
         )
@@ -503,43 +482,11 @@ class Api:
         if live is None:
             raise errors.not_found(rtype.resource, rtype.group, name)
         meta = live["metadata"]
-        if options.precondition_uid and options.precondition_uid != meta.get("uid"):
-            raise errors.conflict(
-                rtype.resource,
-                rtype.group,
-                name,
-                f"Precondition failed: UID in precondition: {options.precondition_uid}, "
-                f"UID in object meta: {meta.get('uid')}",
-            )
-        if (
-            options.precondition_resource_version
-            and options.precondition_resource_version != meta.get("resourceVersion")
-        ):
-            raise errors.conflict(
-                rtype.resource,
-                rtype.group,
-                name,
-                f"Precondition failed: ResourceVersion in precondition: "
-                f"{options.precondition_resource_version}, ResourceVersion in object meta: "
-                f"{meta.get('resourceVersion')}",
-            )
+        _check_delete_preconditions(rtype, name, meta, options)
         hold_seconds = self._pod_hold_seconds(rtype, live, options)
         if hold_seconds:
             return self._hold_pod(rtype, live, hold_seconds, options)
-        finalizers = list(meta.get("finalizers") or [])
-        if (
-            rtype.group_resource == CRDS
-            and not meta.get("deletionTimestamp")
-            and CRD_CLEANUP_FINALIZER not in finalizers
-        ):
-            finalizers.append(CRD_CLEANUP_FINALIZER)
-        policy = options.propagation_policy or "Background"
-        if rtype.resource == "namespaces":
-            finalizers = finalizers or []
-        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
-            finalizers.append("foregroundDeletion")
-        elif policy == "Orphan" and "orphan" not in finalizers:
-            finalizers.append("orphan")
+        finalizers = _deletion_finalizers(rtype, meta, options)
         graceful = rtype.resource == "namespaces" or bool(finalizers)
         if not graceful:
             if options.dry_run:
@@ -559,21 +506,7 @@ class Api:
                 umeta["generation"] = int(umeta.get("generation", 1)) + 1
         if finalizers:
             umeta["finalizers"] = finalizers
-        if rtype.resource == "namespaces":
-            updated.setdefault("status", {})["phase"] = "Terminating"
-        if rtype.group_resource == CRDS:
-            conditions = updated.setdefault("status", {}).setdefault("conditions", [])
-            if not any(c.get("type") == "Terminating" for c in conditions):
-                conditions.append(
-                    {
-                        "type": "Terminating",
-                        "status": "True",
-                        "lastTransitionTime": umeta["deletionTimestamp"],
-                        "reason": "InstanceDeletionPending",
-                        "message": "CustomResourceDefinition marked for deletion; "
-                        "CustomResource deletion will begin soon",
-                    }
-                )
+        _show_terminating(rtype, updated)
         if options.dry_run:
             return Result(200, self.present(rtype, updated))
         umeta["resourceVersion"] = str(self.store.next_revision())
@@ -695,6 +628,106 @@ class Api:
     def _after_remove(self, rtype: ResourceType, final: JsonDict) -> None:
         if rtype.group_resource == ("", "services"):
             admission.release_service_addresses(final, self.allocator)
+
+
+def _isolate_subresource(
+    rtype: ResourceType, old: JsonDict, new: JsonDict, subresource: str | None, *, apply: bool
+) -> JsonDict:
+    """The proposed object: ``/status`` changes only status, the main resource everything else."""
+    if subresource == "status":
+        if not rtype.has_status:
+            raise errors.unknown_path()
+        proposed = clone(old)
+        if "status" in new:
+            proposed["status"] = new["status"]
+        else:
+            proposed.pop("status", None)
+        if apply:
+            proposed["metadata"]["managedFields"] = new["metadata"].get("managedFields", [])
+        return proposed
+    if subresource:
+        raise errors.unknown_path()
+    proposed = new
+    if rtype.has_status:
+        if "status" in old:
+            proposed["status"] = clone(old["status"])
+        else:
+            proposed.pop("status", None)
+    return proposed
+
+
+def _keep_server_metadata(rtype: ResourceType, old: JsonDict, proposed: JsonDict) -> None:
+    """Server-managed metadata, the name and the namespace come from the stored object."""
+    meta = proposed.setdefault("metadata", {})
+    for key in _SERVER_MANAGED_META:
+        if key in old["metadata"]:
+            meta[key] = old["metadata"][key]
+        else:
+            meta.pop(key, None)
+    meta["name"] = old["metadata"]["name"]
+    if rtype.namespaced:
+        meta["namespace"] = old["metadata"]["namespace"]
+
+
+def _check_delete_preconditions(
+    rtype: ResourceType, name: str, meta: JsonDict, options: DeleteOptions
+) -> None:
+    """409 when DeleteOptions' uid or resourceVersion precondition does not hold."""
+    if options.precondition_uid and options.precondition_uid != meta.get("uid"):
+        raise errors.conflict(
+            rtype.resource,
+            rtype.group,
+            name,
+            f"Precondition failed: UID in precondition: {options.precondition_uid}, "
+            f"UID in object meta: {meta.get('uid')}",
+        )
+    if options.precondition_resource_version and options.precondition_resource_version != meta.get(
+        "resourceVersion"
+    ):
+        raise errors.conflict(
+            rtype.resource,
+            rtype.group,
+            name,
+            f"Precondition failed: ResourceVersion in precondition: "
+            f"{options.precondition_resource_version}, ResourceVersion in object meta: "
+            f"{meta.get('resourceVersion')}",
+        )
+
+
+def _deletion_finalizers(rtype: ResourceType, meta: JsonDict, options: DeleteOptions) -> list[str]:
+    """The finalizers a delete leaves: the object's, CRD cleanup, and the propagation policy's."""
+    finalizers = list(meta.get("finalizers") or [])
+    if (
+        rtype.group_resource == CRDS
+        and not meta.get("deletionTimestamp")
+        and CRD_CLEANUP_FINALIZER not in finalizers
+    ):
+        finalizers.append(CRD_CLEANUP_FINALIZER)
+    policy = options.propagation_policy or "Background"
+    if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+        finalizers.append("foregroundDeletion")
+    elif policy == "Orphan" and "orphan" not in finalizers:
+        finalizers.append("orphan")
+    return finalizers
+
+
+def _show_terminating(rtype: ResourceType, updated: JsonDict) -> None:
+    """A terminating namespace's phase, a terminating CRD's condition."""
+    if rtype.resource == "namespaces":
+        updated.setdefault("status", {})["phase"] = "Terminating"
+    if rtype.group_resource == CRDS:
+        conditions = updated.setdefault("status", {}).setdefault("conditions", [])
+        if not any(c.get("type") == "Terminating" for c in conditions):
+            conditions.append(
+                {
+                    "type": "Terminating",
+                    "status": "True",
+                    "lastTransitionTime": updated["metadata"]["deletionTimestamp"],
+                    "reason": "InstanceDeletionPending",
+                    "message": "CustomResourceDefinition marked for deletion; "
+                    "CustomResource deletion will begin soon",
+                }
+            )
 
 
 def _spec_changed(rtype: ResourceType, old: JsonDict, new: JsonDict) -> bool:

@@ -45,6 +45,8 @@ WorkItem = tuple[str, StoreKey, str]
 
 @dataclass
 class ControllerSettings:
+    """The fake controllers' modes, set from the command line or ``PUT /_emu/controllers``."""
+
     statefulset: str = "instant"  # instant | manual | off
     garbage_collector: bool = True
     namespaces: bool = True

@@ -476,9 +476,11 @@ def _default_persistent_volume(obj: JsonDict) -> None:
 
 
 def _default_secret(obj: JsonDict) -> None:
-    """``type`` defaulting, and ``stringData`` folded into ``data`` as upstream's conversion
-    to the internal type does (``Convert_v1_Secret_To_core_Secret``): stringData is
-    write-only, its keys win over ``data``'s, and it is never stored or served."""
+    """``type`` defaulting, and ``stringData`` folded into ``data``.
+
+    As upstream's conversion to the internal type does (``Convert_v1_Secret_To_core_Secret``):
+    stringData is write-only, its keys win over ``data``'s, and it is never stored or served.
+    """
     _default_string(obj, "type", "Opaque")
     string_data = obj.pop("stringData", None)
     if isinstance(string_data, dict) and string_data:

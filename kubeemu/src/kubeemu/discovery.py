@@ -3,7 +3,8 @@
 Data comes from :class:`~kubeemu.registry.Registry` (built-ins and established CRDs) and the
 Kubernetes 1.31 JSON schemas; it goes out as the ``/version``, ``/api``, ``/apis``,
 ``/api/v1``, ``/apis/<g>/<v>`` and ``/openapi/v3`` bodies that kubectl, helm and the Python
-clients read before anything else (checklist D1-D3, D6).
+clients read before anything else (rows D1-D3 and D6 of the fidelity table in
+kubeemu/README.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Handlers raise :class:`ApiError`; the HTTP layer turns it into the ``Status`` JSON body that real
 clients parse (``kind``, ``status: Failure``, ``reason``, ``code``, ``details``).  Message texts
-follow the real apiserver's (see ``shared/reference/kube-emulator.md`` §2).
+are the real apiserver's, reason for reason (the "Errors" row of the fidelity table in
+kubeemu/README.md names the tests that pin them).
 """
 
 from __future__ import annotations

@@ -53,6 +53,8 @@ class FaultRule:
 
 @dataclass(frozen=True)
 class FaultDecision:
+    """What the injector decided for one request: a delay, and an error code or none."""
+
     delay_seconds: float = 0.0
     code: int = 0
     retry_after_seconds: int = 0
@@ -60,6 +62,8 @@ class FaultDecision:
 
 
 class FaultInjector:
+    """Seeded random choice of the rules that fire for a request; counts injected faults."""
+
     def __init__(self, seed: int | None = None):
         self.rules: list[FaultRule] = []
         self._random = random.Random(seed)

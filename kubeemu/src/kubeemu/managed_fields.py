@@ -332,9 +332,11 @@ def _undeclared(node: SchemaNode, name: str) -> bool:
 def check_apply_configuration(
     applied: Mapping[str, Any], schema: SchemaNode, api_version: str
 ) -> None:
-    """Raise the apiserver's 500 when an apply configuration does not convert to the typed object:
-    an undeclared field (``.spec.foo: field not declared in schema``), a duplicate list-map key,
-    a list-map item without its key."""
+    """Raise the apiserver's 500 when an apply configuration does not convert to the typed object.
+
+    That is: an undeclared field (``.spec.foo: field not declared in schema``), a duplicate
+    list-map key, a list-map item without its key.
+    """
     try:
         _raw_fields(_without_managed_fields(applied), schema, strict=True)
     except _TypedError as error:

@@ -1,4 +1,4 @@
-"""Decode the Kubernetes protobuf request bodies that real clients send to kubeemu.
+r"""Decode the Kubernetes protobuf request bodies that real clients send to kubeemu.
 
 Where the data comes from: the raw body of a POST/PUT/DELETE whose Content-Type is
 ``application/vnd.kubernetes.protobuf`` — client-go's typed clientset uses it, and helm
@@ -11,7 +11,7 @@ Why hand-written: decoding needs the message layouts of ``k8s.io/api``'s
 typed are described here — Secret, ConfigMap, DeleteOptions and ObjectMeta with its
 parts; any other kind is answered with 415 so a test learns at once what is missing.
 
-The envelope (``k8s\\x00`` + ``runtime.Unknown``) is documented in the Kubernetes API
+The envelope (``k8s\x00`` + ``runtime.Unknown``) is documented in the Kubernetes API
 concepts page, "Protobuf encoding".
 """
 
@@ -124,6 +124,8 @@ def _time(value: int | bytes) -> str:
 
 @dataclass(frozen=True)
 class Field:
+    """One protobuf field of a hand-described message: its name and how to decode it."""
+
     name: str
     decode: Decoder
     repeated: bool = False

@@ -1,7 +1,8 @@
 """The ``/scale`` subresource: an ``autoscaling/v1`` Scale view of a workload's replica count.
 
 Reads and writes ``spec.replicas`` of StatefulSets, Deployments and ReplicaSets, or the paths a
-CRD declares in ``subresources.scale``; an HPA or ``kubectl scale`` uses it (checklist C4).
+CRD declares in ``subresources.scale``; an HPA or ``kubectl scale`` uses it (row C4 of the
+fidelity table in kubeemu/README.md).
 """
 
 from __future__ import annotations

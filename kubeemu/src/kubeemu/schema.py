@@ -203,7 +203,7 @@ def _resolve(raw: Mapping[str, Any], defs: Mapping[str, JsonDict]) -> JsonDict:
 
 
 def _kubernetes_validate_dir() -> Path:
-    """Where the ``kubernetes-validate`` package's data is, without importing it (and jsonschema)."""
+    """Where ``kubernetes-validate``'s data is, without importing it (and jsonschema)."""
     spec = importlib.util.find_spec("kubernetes_validate")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError(

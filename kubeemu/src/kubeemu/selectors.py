@@ -316,6 +316,8 @@ def label_selector_from_dict(selector: JsonDict | None) -> LabelSelector:
 # --- field selectors ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FieldTerm:
+    """One ``field=value`` / ``field!=value`` term of a field selector."""
+
     field: str
     value: str
     negated: bool = False

@@ -32,6 +32,8 @@ class EmulatorError(RuntimeError):
 
 @dataclass
 class KubeEmu:
+    """A running emulator: its URL, kubeconfig, process, and admin API helpers."""
+
     url: str
     kubeconfig: Path
     process: subprocess.Popen[bytes] | None = None

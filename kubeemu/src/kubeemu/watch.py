@@ -4,7 +4,8 @@ Reads the request's ``resourceVersion``, selectors, ``timeoutSeconds`` and
 ``allowWatchBookmarks``; replays the store history after that version (or synthetic ADDED events
 for a fresh watch), then forwards live changes until the timeout, a client disconnect, or a
 fault-injected drop.  A version older than the compaction floor gets the apiserver's 410 ERROR
-event on an HTTP 200 stream (checklist W1-W7, W10).
+event on an HTTP 200 stream (rows W1-W7 and W10 of the fidelity table in
+kubeemu/README.md).
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ JsonDict = dict[str, Any]
 
 
 def _event_type(selection: Selection, change: Change) -> str | None:
-    """The event type a watch with ``selection`` sees for a change (entering: ADDED, leaving:
-    DELETED), or None when it sees nothing."""
+    """The event type a watch with ``selection`` sees for a change, or None.
+
+    An object entering the selection is ADDED, one leaving it is DELETED.
+    """
     now_in = selection.matches(change.obj) if change.event_type != "DELETED" else False
     was_in = selection.matches(change.old)
     if change.event_type == "ADDED":
@@ -122,7 +125,8 @@ async def _stream_live(
     Every turn of the loop sends a due bookmark, forwards one change, or waits a positive
     time for one: a bookmark falling due while changes are queued (a burst of writes, a
     reader slower than the writers) never stops the stream.  ``progress`` is the
-    resourceVersion up to which this watch has passed every change on (matching or not)."""
+    resourceVersion up to which this watch has passed every change on (matching or not).
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     interval = emulator.settings.bookmark_interval
@@ -157,12 +161,14 @@ class _Quiet(enum.Enum):
 async def _next_change(
     subscription: Subscription, seconds: float
 ) -> Change | Literal[_Quiet.NOTHING] | None:
-    """The next queued change (``None``: the watch was dropped), or ``NOTHING`` after
-    ``seconds`` (> 0) without one.
+    """The next queued change, ``None`` when the watch was dropped, or ``NOTHING`` in time.
+
+    ``NOTHING`` comes after ``seconds`` (> 0) without a change.
 
     A queued change is taken without waiting: ``asyncio.wait_for(queue.get(), 0)`` would
     cancel the get before it ran and time out however full the queue is (Python 3.11/3.12).
-    A get cancelled by the timeout leaves its change in the queue, for the next call."""
+    A get cancelled by the timeout leaves its change in the queue, for the next call.
+    """
     queue = subscription.queue
     if not queue.empty():
         return queue.get_nowait()
@@ -180,9 +186,11 @@ async def _send_bookmark(
     subscription: Subscription,
     progress: int,
 ) -> None:
-    """A BOOKMARK at the newest resourceVersion this watch can vouch for: the store's when
-    every change has been passed on, else the last change passed on (a client resuming from
-    the bookmark must not skip the changes still queued)."""
+    """A BOOKMARK at the newest resourceVersion this watch can vouch for.
+
+    That is the store's when every change has been passed on, else the last change passed on
+    (a client resuming from the bookmark must not skip the changes still queued).
+    """
     rtype = target.rtype
     version = emulator.store.revision if subscription.queue.empty() else progress
     await _send(
