@@ -14,16 +14,13 @@ from typing import Any
 import pytest
 
 from kubeemu.errors import ApiError
+from kubeemu.fieldsets import fields_of, format_path, from_fields_v1, to_fields_v1
 from kubeemu.managed_fields import (
     ManagerKey,
     conflict_error,
-    fields_of,
-    format_path,
-    from_fields_v1,
     managers_of,
     record_update,
     server_side_apply,
-    to_fields_v1,
 )
 from kubeemu.schema import SchemaNode, builtin_schema, crd_schema
 
