@@ -154,7 +154,7 @@ KNOWN = {
     "devstack/redis_server.py": 1,  # redis-server, fixed options and paths of its own
     "devstack/runner/process.py": 2,  # a pod's argv and its hooks' argv, as the manifest says
     "devstack/stack.py": 1,  # python -m watcher / workers.cli / workers.flower
-    "kubeemu/testing.py": 1,  # python -m kubeemu
+    "kubeemu/src/kubeemu/testing.py": 1,  # python -m kubeemu
     "workers/cli.py": 2,  # exec of celery worker / python -m watcher, with the user's options
     "workers/supervise.py": 1,  # the same celery worker argv, restarted
 }
