@@ -15,14 +15,9 @@ from typing import Any
 import pytest
 
 from kubeemu.errors import ApiError
-from kubeemu.patch import (
-    apply_json_patch,
-    apply_merge_patch,
-    apply_patch,
-    apply_strategic_merge_patch,
-    media_type,
-)
+from kubeemu.patch import apply_json_patch, apply_merge_patch, apply_patch, media_type
 from kubeemu.schema import UNKNOWN, SchemaNode, builtin_schema
+from kubeemu.strategic import apply_strategic_merge_patch
 
 JsonDict = dict[str, Any]
 

@@ -184,3 +184,12 @@ def status_for_code(code: int, message: str) -> ApiError:
         504: "Timeout",
     }
     return ApiError(code, reasons.get(code, "InternalError"), message)
+
+
+# A JSON patch that fails to apply (or a strategic merge of lists of lists) gets this 422.
+GENERIC_UNPROCESSABLE = "the server rejected our request due to an error in our request"
+
+
+def generic_unprocessable(reason: str) -> ApiError:
+    """The generic 422 of ``NewGenericServerResponse`` (a JSON patch or a merge that fails)."""
+    return ApiError(422, "Invalid", GENERIC_UNPROCESSABLE, {"causes": [{"message": reason}]})

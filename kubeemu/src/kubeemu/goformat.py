@@ -225,3 +225,16 @@ def json_equal(left: Any, right: Any) -> bool:
     if isinstance(left, dict) and isinstance(right, dict):
         return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
     return type(left) is type(right) and bool(left == right)
+
+
+def json_type_name(value: Any) -> str:
+    """The JSON type names used in Go's ``cannot unmarshal X into ...`` messages."""
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "bool"
+    return "number"
