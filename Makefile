@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # the edit-test loop: unit tests, the Kubernetes API tier against kubeemu, and the fast
 # integration tests (everything not marked slow)
-FAST_TIERS := tests/unit tests/kubeapi tests/integration kubeemu/tests
+FAST_TIERS := tests/unit tests/kubeapi tests/integration
 
 export PATH := $(CURDIR)/$(TOOLS):$(PATH)
 
@@ -38,11 +38,13 @@ emulator: venv tools ## Run kubeemu on a free port and write .cache/kubeconfig (
 ##@ Test
 
 .PHONY: test
-test: venv tools system-deps ## The whole test suite (every tier); prints the 20 slowest tests
+test: venv tools system-deps ## The whole test suite (kubeemu's own, then every tier); prints the 20 slowest
+	cd kubeemu && ../$(BIN)/pytest -q
 	$(BIN)/pytest --durations=20 $(PYTEST_ARGS)
 
 .PHONY: test-fast
 test-fast: venv tools system-deps ## The edit-test loop: unit, Kubernetes API and fast integration tests
+	cd kubeemu && ../$(BIN)/pytest -q -x
 	$(BIN)/pytest -m "not slow" --durations=10 $(FAST_TIERS) $(PYTEST_ARGS)
 
 .PHONY: soak
@@ -78,7 +80,7 @@ lint: venv ## ruff (style, docstrings, complexity), mypy --strict and the import
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	cd kubeemu && ../$(BIN)/lint-imports
+	cd kubeemu && ../$(BIN)/mypy && ../$(BIN)/lint-imports
 
 .PHONY: format
 format: venv ## Apply ruff's formatter and safe fixes

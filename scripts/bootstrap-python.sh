@@ -20,6 +20,8 @@ if [ ! -x "$venv/bin/python" ]; then
     exit 1
   fi
 fi
-echo "bootstrap: installing tango-operator[dev] into $venv"
+echo "bootstrap: installing kubeemu[test] and tango-operator[dev] into $venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+# kubeemu (the Kubernetes API emulator of the tests and the demo) is its own distribution
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e './kubeemu[test]'
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'

@@ -156,7 +156,7 @@ KNOWN = {
     "devstack/redis_server.py": 1,  # redis-server, fixed options and paths of its own
     "devstack/runner/process.py": 2,  # a pod's argv and its hooks' argv, as the manifest says
     "devstack/stack.py": 1,  # python -m watcher / tango_operator.cli / workers.flower
-    "kubeemu/testing.py": 1,  # python -m kubeemu
+    "kubeemu/src/kubeemu/testing.py": 1,  # python -m kubeemu
     "tango_operator/cli.py": 2,  # exec of celery worker / python -m MODULE, the user's options
     "tango_operator/supervise.py": 1,  # the same celery worker argv, restarted
 }

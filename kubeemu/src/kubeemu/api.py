@@ -1,0 +1,770 @@
+"""The REST semantics of the emulated apiserver, independent of HTTP.
+
+The HTTP layer (``kubeemu.server``) decodes a request into a call here; this module reads and
+writes :class:`~kubeemu.store.Store` through the admission pipeline and returns the object (or
+Status) to send back.  It owns resourceVersion preconditions, generation, managedFields, status
+subresource isolation, the finalizer/deletionTimestamp flow, dry runs and no-op detection.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import yaml
+
+from kubeemu import admission, conversion, errors, managed_fields, patch
+from kubeemu.clone import clone
+from kubeemu.registry import Registry, ResourceType
+from kubeemu.store import Store
+
+JsonDict = dict[str, Any]
+
+APPLY_PATCH = "application/apply-patch+yaml"
+CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
+CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+PODS = ("", "pods")
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_SERVER_MANAGED_META = (
+    "uid",
+    "creationTimestamp",
+    "resourceVersion",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+)
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seconds_after(stamp: str, seconds: int) -> str:
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return (moment + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _normalize_managed_field_times(meta: JsonDict) -> None:
+    """Rewrite client-sent managedFields times in the server's form (``...Z``, seconds).
+
+    The apiserver decodes these into metav1.Time, so ``+00:00`` and ``Z`` spellings
+    of the same instant compare equal there; without this a client that echoes an
+    object back (the Python client writes ``+00:00``) would never be a no-op.
+    """
+    entries = meta.get("managedFields")
+    if not isinstance(entries, list):
+        return
+    for entry in entries:
+        stamp = entry.get("time") if isinstance(entry, dict) else None
+        if not isinstance(stamp, str):
+            continue
+        try:
+            parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        except ValueError:
+            raise errors.bad_request(f"metadata.managedFields: invalid time {stamp!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        entry["time"] = parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class WriteOptions:
+    """Query parameters shared by create, update and patch."""
+
+    field_manager: str | None = None
+    dry_run: bool = False
+    field_validation: str = "Warn"
+    force: bool | None = None
+    user_agent: str = ""
+
+    def manager(self) -> str:
+        """``fieldManager`` or, as the apiserver does, the User-Agent up to the first ``/``."""
+        if self.field_manager:
+            return self.field_manager
+        return self.user_agent.split("/", 1)[0] or "unknown"
+
+
+@dataclass
+class Result:
+    """What a write returns: HTTP code, body, warnings and whether the store changed."""
+
+    code: int
+    body: JsonDict
+    warnings: admission.Warnings = field(default_factory=admission.Warnings)
+    changed: bool = False
+
+
+@dataclass
+class DeleteOptions:
+    """DELETE options from the body or the query: propagation, grace period, preconditions."""
+
+    propagation_policy: str | None = None
+    grace_period_seconds: int | None = None
+    precondition_uid: str | None = None
+    precondition_resource_version: str | None = None
+    dry_run: bool = False
+
+
+class Api:
+    """CRUD over the store, with the apiserver's rules."""
+
+    def __init__(self, store: Store, registry: Registry):
+        self.store = store
+        self.registry = registry
+        self.allocator = admission.Allocator()
+        self.clock: Callable[[], str] = now_rfc3339
+        self._random = random.Random()
+        self.hold_pod_deletion: Callable[[], bool] = lambda: False
+        """Set by the fake controllers: keep deleted pods Terminating (a kubelet that waits)."""
+
+    # --- reads ----------------------------------------------------------------------------------
+    def get(self, rtype: ResourceType, namespace: str, name: str) -> JsonDict:
+        obj = self.store.get(rtype.group_resource, namespace, name)
+        if obj is None:
+            raise errors.not_found(rtype.resource, rtype.group, name)
+        return self.present(rtype, obj)
+
+    def present(self, rtype: ResourceType, obj: JsonDict) -> JsonDict:
+        """The stored object as served at ``rtype``'s version (apiVersion set, defaults read)."""
+        served = conversion.from_storage(rtype, clone(obj))
+        served["apiVersion"] = rtype.group_version
+        served["kind"] = rtype.kind
+        if rtype.is_custom:
+            served = admission.default_object(rtype, served)
+        return served
+
+    def require_namespace(
+        self, rtype: ResourceType, namespace: str, *, creating: bool, name: str = ""
+    ) -> None:
+        """404 when the namespace is missing; 403 on a create while it is terminating.
+
+        The 403 is NamespaceLifecycle's, naming the object (or its generateName) as the
+        admission plugin does.
+        """
+        if not rtype.namespaced:
+            return
+        ns = self.store.get(("", "namespaces"), "", namespace)
+        if ns is None:
+            raise errors.not_found("namespaces", "", namespace)
+        if creating and ns.get("metadata", {}).get("deletionTimestamp"):
+            raise errors.forbidden(
+                f'{errors.qualified_resource(rtype.resource, rtype.group)} "{name or "Unknown"}" '
+                f"is forbidden: unable to create new content in namespace {namespace} because it "
+                "is being terminated",
+                {
+                    "name": name or "Unknown",
+                    **({"group": rtype.group} if rtype.group else {}),
+                    "kind": rtype.resource,
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {namespace} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    # --- create ---------------------------------------------------------------------------------
+    def create(
+        self, rtype: ResourceType, namespace: str, body: JsonDict, options: WriteOptions
+    ) -> Result:
+        obj = self._check_type_meta(rtype, clone(body))
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise errors.bad_request("metadata must be an object")
+        self._check_namespace(rtype, namespace, meta)
+        if rtype.is_custom and self._crd_terminating(rtype):
+            raise errors.ApiError(
+                405,
+                "MethodNotAllowed",
+                "create not allowed while custom resource definition is terminating",
+                {"group": rtype.group, "kind": rtype.resource},
+            )
+        body_name = meta.get("name")
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = str(meta["generateName"]) + "".join(
+                self._random.choice(_GENERATE_ALPHABET) for _ in range(5)
+            )
+        if not meta.get("name"):
+            raise errors.invalid(
+                rtype.kind,
+                rtype.group,
+                "",
+                [
+                    (
+                        "metadata.name",
+                        "FieldValueRequired",
+                        "Required value: name or generateName is required",
+                    )
+                ],
+            )
+        self.require_namespace(
+            rtype, namespace, creating=True, name=str(body_name or meta.get("generateName") or "")
+        )
+        name = str(meta["name"])
+        if self.store.get(rtype.group_resource, namespace if rtype.namespaced else "", name):
+            raise errors.already_exists(rtype.resource, rtype.group, name)
+        for key in _SERVER_MANAGED_META:
+            meta.pop(key, None)
+        _normalize_managed_field_times(meta)
+        if rtype.has_status and rtype.resource not in ("namespaces",):
+            obj.pop("status", None)
+        warnings = admission.Warnings()
+        obj = admission.prune_unknown_fields(rtype, obj, options.field_validation, warnings)
+        obj = admission.default_object(rtype, obj)
+        admission.validate_object(rtype, obj, None)
+        now = self.clock()
+        obj = managed_fields.record_update(
+            None,
+            obj,
+            manager=options.manager(),
+            schema=rtype.schema,
+            api_version=rtype.group_version,
+            now=now,
+            status_subresource=rtype.has_status,
+        )
+        return self._insert(rtype, obj, options, warnings, now)
+
+    def _insert(
+        self,
+        rtype: ResourceType,
+        obj: JsonDict,
+        options: WriteOptions,
+        warnings: admission.Warnings,
+        now: str,
+        code: int = 201,
+    ) -> Result:
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now
+        if rtype.has_generation:
+            meta["generation"] = 1
+        obj = self._apply_kind_effects(rtype, obj, None, dry_run=options.dry_run, now=now)
+        if options.dry_run:
+            return Result(code, self.present(rtype, obj), warnings)
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(self.store.next_revision())
+        self.store.put(rtype.group_resource, self._storage_form(rtype, obj))
+        return Result(code, self.present(rtype, obj), warnings, changed=True)
+
+    # --- update / patch -------------------------------------------------------------------------
+    def update(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        body: JsonDict,
+        subresource: str | None,
+        options: WriteOptions,
+    ) -> Result:
+        new = self._check_type_meta(rtype, clone(body))
+        meta = new.setdefault("metadata", {})
+        if meta.get("name") and meta["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta['name']}) does not match "
+                f"the name on the URL ({name})"
+            )
+        self._check_namespace(rtype, namespace, meta)
+        live = self.store.get(rtype.group_resource, namespace, name)
+        if live is None:
+            raise errors.not_found(rtype.resource, rtype.group, name)
+        expected_rv = meta.get("resourceVersion")
+        if expected_rv and str(expected_rv) != live["metadata"]["resourceVersion"]:
+            raise errors.conflict(rtype.resource, rtype.group, name)
+        _normalize_managed_field_times(meta)
+        return self._update_from(rtype, live, new, subresource, options, apply=False)
+
+    def patch(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        content_type: str,
+        raw_body: bytes,
+        subresource: str | None,
+        options: WriteOptions,
+    ) -> Result:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type == APPLY_PATCH:
+            return self._server_side_apply(rtype, namespace, name, raw_body, subresource, options)
+        if options.force is not None:
+            raise errors.invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    (
+                        "force",
+                        "FieldValueForbidden",
+                        "Forbidden: may not be specified for non-apply patch",
+                    )
+                ],
+            )
+        live = self.store.get(rtype.group_resource, namespace, name)
+        if live is None:
+            raise errors.not_found(rtype.resource, rtype.group, name)
+        current = self.present(rtype, live)
+        patched = patch.apply_patch(
+            media_type, current, raw_body, rtype.schema, is_custom_resource=rtype.is_custom
+        )
+        patched_meta = patched.get("metadata") or {}
+        expected_rv = patched_meta.get("resourceVersion")
+        if expected_rv and str(expected_rv) != live["metadata"]["resourceVersion"]:
+            raise errors.conflict(rtype.resource, rtype.group, name)
+        if patched_meta.get("name", name) != name:
+            raise errors.bad_request("metadata.name cannot be changed by a patch")
+        _normalize_managed_field_times(patched_meta)
+        return self._update_from(
+            rtype, live, patched, subresource, options, apply=False, patched=True
+        )
+
+    def _server_side_apply(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        raw_body: bytes,
+        subresource: str | None,
+        options: WriteOptions,
+    ) -> Result:
+        if not options.field_manager:
+            raise errors.ApiError(
+                422,
+                "Invalid",
+                'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                "is required for apply patch",
+                {
+                    "group": "meta.k8s.io",
+                    "kind": "PatchOptions",
+                    "causes": [
+                        {
+                            "reason": "FieldValueRequired",
+                            "message": "Required value: is required for apply patch",
+                            "field": "fieldManager",
+                        }
+                    ],
+                },
+            )
+        applied = _decode_yaml_or_json(raw_body)
+        if applied.get("apiVersion") != rtype.group_version or applied.get("kind") != rtype.kind:
+            # the field manager's versionCheckManager, with Go's GroupVersionKind.String()
+            group, _, version = str(applied.get("apiVersion") or "").rpartition("/")
+            raise errors.bad_request(
+                f"invalid object type: {group}/{version}, Kind={applied.get('kind') or ''}"
+            )
+        meta = applied.setdefault("metadata", {})
+        if meta.get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match "
+                f"the name on the URL ({name})"
+            )
+        meta["name"] = name
+        self._check_namespace(rtype, namespace, meta)
+        live = self.store.get(rtype.group_resource, namespace, name)
+        if (
+            live is not None
+            and meta.get("resourceVersion")
+            and str(meta["resourceVersion"]) != live["metadata"]["resourceVersion"]
+        ):
+            raise errors.conflict(rtype.resource, rtype.group, name)
+        if rtype.schema.known:
+            # SSA converts the configuration to a typed object first: an undeclared field is the
+            # apiserver's 500 "failed to create typed patch object", whatever fieldValidation says
+            managed_fields.check_apply_configuration(applied, rtype.schema, rtype.group_version)
+        warnings = admission.Warnings()
+        applied = admission.prune_unknown_fields(rtype, applied, options.field_validation, warnings)
+        now = self.clock()
+        if live is None:
+            if subresource:
+                raise errors.not_found(rtype.resource, rtype.group, name)
+            self.require_namespace(rtype, namespace, creating=True, name=name)
+            for key in _SERVER_MANAGED_META:
+                meta.pop(key, None)
+            if rtype.has_status:
+                applied.pop("status", None)
+            merged = managed_fields.server_side_apply(
+                None,
+                applied,
+                manager=options.field_manager,
+                force=bool(options.force),
+                schema=rtype.schema,
+                api_version=rtype.group_version,
+                now=now,
+                status_subresource=rtype.has_status,
+            )
+            merged = admission.default_object(rtype, merged)
+            admission.validate_object(rtype, merged, None)
+            return self._insert(rtype, merged, options, warnings, now, code=201)
+        current = self.present(rtype, live)
+        merged = managed_fields.server_side_apply(
+            current,
+            applied,
+            manager=options.field_manager,
+            force=bool(options.force),
+            schema=rtype.schema,
+            api_version=rtype.group_version,
+            now=now,
+            status_subresource=rtype.has_status,
+            subresource=subresource,
+        )
+        result = self._update_from(rtype, live, merged, subresource, options, apply=True)
+        result.warnings.messages[:0] = warnings.messages
+        return result
+
+    def _update_from(
+        self,
+        rtype: ResourceType,
+        live: JsonDict,
+        new: JsonDict,
+        subresource: str | None,
+        options: WriteOptions,
+        *,
+        apply: bool,
+        patched: bool = False,
+    ) -> Result:
+        """Turn a proposed object into the stored one: isolation, admission, bookkeeping."""
+        old = self.present(rtype, live)
+        warnings = admission.Warnings()
+        proposed = _isolate_subresource(rtype, old, new, subresource, apply=apply)
+        _keep_server_metadata(rtype, old, proposed)
+        proposed = admission.prune_unknown_fields(
+            rtype, proposed, options.field_validation, warnings, patched=patched
+        )
+        proposed = admission.default_object(rtype, proposed)
+        admission.validate_object(rtype, proposed, old)
+        now = self.clock()
+        if not apply:
+            proposed = managed_fields.record_update(
+                old,
+                proposed,
+                manager=options.manager(),
+                schema=rtype.schema,
+                api_version=rtype.group_version,
+                now=now,
+                status_subresource=rtype.has_status,
+                subresource=subresource,
+            )
+        # admission and bookkeeping above return new dicts: take metadata from the final object
+        meta = proposed["metadata"]
+        if rtype.has_generation and _spec_changed(rtype, old, proposed):
+            meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        proposed = self._apply_kind_effects(rtype, proposed, old, dry_run=options.dry_run, now=now)
+        meta = proposed["metadata"]
+        if _same(old, proposed):
+            return Result(200, old, warnings)
+        if options.dry_run:
+            return Result(200, proposed, warnings)
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            # a pod in its grace period stays until the kubelet's final delete (Store.Update)
+            and not old["metadata"].get("deletionGracePeriodSeconds")
+        ):
+            final = self.store.remove(rtype.group_resource, self._ns(rtype, meta), meta["name"])
+            self._after_remove(rtype, final or proposed)
+            return Result(200, self.present(rtype, final or proposed), warnings, changed=True)
+        meta["resourceVersion"] = str(self.store.next_revision())
+        self.store.put(rtype.group_resource, self._storage_form(rtype, proposed))
+        return Result(200, self.present(rtype, proposed), warnings, changed=True)
+
+    # --- delete ---------------------------------------------------------------------------------
+    def delete(
+        self, rtype: ResourceType, namespace: str, name: str, options: DeleteOptions
+    ) -> Result:
+        live = self.store.get(rtype.group_resource, namespace, name)
+        if live is None:
+            raise errors.not_found(rtype.resource, rtype.group, name)
+        meta = live["metadata"]
+        _check_delete_preconditions(rtype, name, meta, options)
+        hold_seconds = self._pod_hold_seconds(rtype, live, options)
+        if hold_seconds:
+            return self._hold_pod(rtype, live, hold_seconds, options)
+        finalizers = _deletion_finalizers(rtype, meta, options)
+        graceful = rtype.resource == "namespaces" or bool(finalizers)
+        if not graceful:
+            if options.dry_run:
+                return Result(200, self._deleted_body(rtype, live))
+            final = self.store.remove(rtype.group_resource, namespace, name)
+            assert final is not None
+            self._after_remove(rtype, final)
+            return Result(200, self._deleted_body(rtype, final), changed=True)
+        updated = clone(live)
+        umeta = updated["metadata"]
+        if umeta.get("deletionTimestamp") and umeta.get("finalizers") == finalizers:
+            return Result(200, self.present(rtype, live))
+        if not umeta.get("deletionTimestamp"):
+            umeta["deletionTimestamp"] = self.clock()
+            umeta["deletionGracePeriodSeconds"] = 0
+            if rtype.has_generation:
+                umeta["generation"] = int(umeta.get("generation", 1)) + 1
+        if finalizers:
+            umeta["finalizers"] = finalizers
+        _show_terminating(rtype, updated)
+        if options.dry_run:
+            return Result(200, self.present(rtype, updated))
+        umeta["resourceVersion"] = str(self.store.next_revision())
+        self.store.put(rtype.group_resource, updated)
+        return Result(200, self.present(rtype, updated), changed=True)
+
+    def _pod_hold_seconds(self, rtype: ResourceType, pod: JsonDict, options: DeleteOptions) -> int:
+        """The grace period a deleted pod stays Terminating for, when deletions are held.
+
+        0 means "remove now": the default (no kubelet runs), a finished pod, or an explicit
+        ``gracePeriodSeconds=0`` (``kubectl delete --force --grace-period=0``).
+        """
+        if rtype.group_resource != PODS or not self.hold_pod_deletion():
+            return 0
+        if pod.get("status", {}).get("phase") in ("Failed", "Succeeded"):
+            return 0
+        if options.grace_period_seconds is not None:
+            return max(options.grace_period_seconds, 0)
+        return int(pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
+
+    def _hold_pod(
+        self, rtype: ResourceType, live: JsonDict, seconds: int, options: DeleteOptions
+    ) -> Result:
+        """Graceful pod deletion: deletionTimestamp = now + grace period; the pod stays."""
+        if live["metadata"].get("deletionTimestamp"):
+            return Result(200, self.present(rtype, live))
+        updated = clone(live)
+        meta = updated["metadata"]
+        meta["deletionTimestamp"] = _seconds_after(self.clock(), seconds)
+        meta["deletionGracePeriodSeconds"] = seconds
+        if options.dry_run:
+            return Result(200, self.present(rtype, updated))
+        meta["resourceVersion"] = str(self.store.next_revision())
+        self.store.put(rtype.group_resource, updated)
+        return Result(200, self.present(rtype, updated), changed=True)
+
+    def _crd_terminating(self, rtype: ResourceType) -> bool:
+        crd = self.store.get(CRDS, "", str(rtype.crd_name))
+        return bool(crd and crd["metadata"].get("deletionTimestamp"))
+
+    def _deleted_body(self, rtype: ResourceType, obj: JsonDict) -> JsonDict:
+        """A Status, unless the kind's storage sets ``ReturnDeletedObject`` (then the object).
+
+        Custom resources answer a Status: their storage does not set it.
+        """
+        if not rtype.is_custom and rtype.resource in (
+            "pods",
+            "services",
+            "serviceaccounts",
+            "persistentvolumeclaims",
+            "persistentvolumes",
+            "storageclasses",
+            "namespaces",
+            "customresourcedefinitions",
+        ):
+            return self.present(rtype, obj)
+        meta = obj["metadata"]
+        details: JsonDict = {"name": meta["name"]}
+        if rtype.group:
+            details["group"] = rtype.group
+        details["kind"] = rtype.resource
+        details["uid"] = meta.get("uid")
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "details": details,
+        }
+
+    # --- internal -------------------------------------------------------------------------------
+    def _ns(self, rtype: ResourceType, meta: JsonDict) -> str:
+        return str(meta.get("namespace") or "") if rtype.namespaced else ""
+
+    def _check_type_meta(self, rtype: ResourceType, obj: Any) -> JsonDict:
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        api_version = obj.get("apiVersion")
+        kind = obj.get("kind")
+        if api_version and api_version != rtype.group_version:
+            other = self.registry.by_kind(str(api_version), str(kind or rtype.kind))
+            if other is None or other.group_resource != rtype.group_resource:
+                raise errors.bad_request(
+                    f"the API version in the data ({api_version}) does not match the expected "
+                    f"API version ({rtype.group_version})"
+                )
+        if kind and kind != rtype.kind:
+            raise errors.bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})"
+            )
+        obj["apiVersion"] = rtype.group_version
+        obj["kind"] = rtype.kind
+        return obj
+
+    def _check_namespace(self, rtype: ResourceType, namespace: str, meta: JsonDict) -> None:
+        if not rtype.namespaced:
+            meta.pop("namespace", None)
+            return
+        body_namespace = meta.get("namespace")
+        if body_namespace and body_namespace != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on the "
+                "request"
+            )
+        meta["namespace"] = namespace
+
+    def _storage_form(self, rtype: ResourceType, obj: JsonDict) -> JsonDict:
+        return conversion.to_storage(rtype, obj)
+
+    def _apply_kind_effects(
+        self, rtype: ResourceType, obj: JsonDict, old: JsonDict | None, *, dry_run: bool, now: str
+    ) -> JsonDict:
+        if rtype.group_resource == ("", "services") and not dry_run:
+            admission.allocate_service_addresses(obj, old, self.allocator)
+        elif rtype.resource == "customresourcedefinitions":
+            obj = admission.crd_with_status(obj, now)
+        return obj
+
+    def _after_remove(self, rtype: ResourceType, final: JsonDict) -> None:
+        if rtype.group_resource == ("", "services"):
+            admission.release_service_addresses(final, self.allocator)
+
+
+def _isolate_subresource(
+    rtype: ResourceType, old: JsonDict, new: JsonDict, subresource: str | None, *, apply: bool
+) -> JsonDict:
+    """The proposed object: ``/status`` changes only status, the main resource everything else."""
+    if subresource == "status":
+        if not rtype.has_status:
+            raise errors.unknown_path()
+        proposed = clone(old)
+        if "status" in new:
+            proposed["status"] = new["status"]
+        else:
+            proposed.pop("status", None)
+        if apply:
+            proposed["metadata"]["managedFields"] = new["metadata"].get("managedFields", [])
+        return proposed
+    if subresource:
+        raise errors.unknown_path()
+    proposed = new
+    if rtype.has_status:
+        if "status" in old:
+            proposed["status"] = clone(old["status"])
+        else:
+            proposed.pop("status", None)
+    return proposed
+
+
+def _keep_server_metadata(rtype: ResourceType, old: JsonDict, proposed: JsonDict) -> None:
+    """Server-managed metadata, the name and the namespace come from the stored object."""
+    meta = proposed.setdefault("metadata", {})
+    for key in _SERVER_MANAGED_META:
+        if key in old["metadata"]:
+            meta[key] = old["metadata"][key]
+        else:
+            meta.pop(key, None)
+    meta["name"] = old["metadata"]["name"]
+    if rtype.namespaced:
+        meta["namespace"] = old["metadata"]["namespace"]
+
+
+def _check_delete_preconditions(
+    rtype: ResourceType, name: str, meta: JsonDict, options: DeleteOptions
+) -> None:
+    """409 when DeleteOptions' uid or resourceVersion precondition does not hold."""
+    if options.precondition_uid and options.precondition_uid != meta.get("uid"):
+        raise errors.conflict(
+            rtype.resource,
+            rtype.group,
+            name,
+            f"Precondition failed: UID in precondition: {options.precondition_uid}, "
+            f"UID in object meta: {meta.get('uid')}",
+        )
+    if options.precondition_resource_version and options.precondition_resource_version != meta.get(
+        "resourceVersion"
+    ):
+        raise errors.conflict(
+            rtype.resource,
+            rtype.group,
+            name,
+            f"Precondition failed: ResourceVersion in precondition: "
+            f"{options.precondition_resource_version}, ResourceVersion in object meta: "
+            f"{meta.get('resourceVersion')}",
+        )
+
+
+def _deletion_finalizers(rtype: ResourceType, meta: JsonDict, options: DeleteOptions) -> list[str]:
+    """The finalizers a delete leaves: the object's, CRD cleanup, and the propagation policy's."""
+    finalizers = list(meta.get("finalizers") or [])
+    if (
+        rtype.group_resource == CRDS
+        and not meta.get("deletionTimestamp")
+        and CRD_CLEANUP_FINALIZER not in finalizers
+    ):
+        finalizers.append(CRD_CLEANUP_FINALIZER)
+    policy = options.propagation_policy or "Background"
+    if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+        finalizers.append("foregroundDeletion")
+    elif policy == "Orphan" and "orphan" not in finalizers:
+        finalizers.append("orphan")
+    return finalizers
+
+
+def _show_terminating(rtype: ResourceType, updated: JsonDict) -> None:
+    """A terminating namespace's phase, a terminating CRD's condition."""
+    if rtype.resource == "namespaces":
+        updated.setdefault("status", {})["phase"] = "Terminating"
+    if rtype.group_resource == CRDS:
+        conditions = updated.setdefault("status", {}).setdefault("conditions", [])
+        if not any(c.get("type") == "Terminating" for c in conditions):
+            conditions.append(
+                {
+                    "type": "Terminating",
+                    "status": "True",
+                    "lastTransitionTime": updated["metadata"]["deletionTimestamp"],
+                    "reason": "InstanceDeletionPending",
+                    "message": "CustomResourceDefinition marked for deletion; "
+                    "CustomResource deletion will begin soon",
+                }
+            )
+
+
+def _spec_changed(rtype: ResourceType, old: JsonDict, new: JsonDict) -> bool:
+    ignored = {"metadata", "status"} if rtype.has_status else {"metadata"}
+    ignored |= {"apiVersion", "kind"}
+    return {k: v for k, v in old.items() if k not in ignored} != {
+        k: v for k, v in new.items() if k not in ignored
+    }
+
+
+def _same(old: JsonDict, new: JsonDict) -> bool:
+    """No-op detection: equal apart from the resourceVersion (which a no-op must not bump)."""
+    old_meta = {k: v for k, v in old.get("metadata", {}).items() if k != "resourceVersion"}
+    new_meta = {k: v for k, v in new.get("metadata", {}).items() if k != "resourceVersion"}
+    if old_meta != new_meta:
+        return False
+    return {k: v for k, v in old.items() if k != "metadata"} == {
+        k: v for k, v in new.items() if k != "metadata"
+    }
+
+
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _decode_yaml_or_json(raw: bytes) -> JsonDict:
+    try:
+        # apply bodies are JSON from most clients (kubectl, the Python clients): parse that
+        # first; libyaml's loader, when present, for real YAML
+        decoded = json.loads(raw)
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict):
+        return decoded
+    try:
+        decoded = yaml.load(raw.decode("utf-8"), Loader=_YAML_LOADER) if raw.strip() else None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise errors.bad_request(f"error decoding YAML: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise errors.bad_request("the apply patch must be a single object")
+    return decoded

@@ -1,0 +1,504 @@
+"""Field sets: the paths an object sets, in structured-merge-diff's (SMD v4) terms.
+
+``kubeemu.managed_fields`` (server-side apply and Update ownership) builds on this module; the
+data is a decoded object plus its kind's :class:`~kubeemu.schema.SchemaNode` (list types,
+list-map keys and map types decide how fields are identified).  Out come field sets, their
+``FieldsV1`` JSON (``metadata.managedFields[].fieldsV1``) and back, the apiserver's notation for
+a path in conflict messages, and the difference between two objects (SMD ``Compare``).
+
+* A *field set* is a set of paths.  Path elements are ``("f", name)`` for object fields,
+  ``("k", '{"name":"c"}')`` for list-map items (compact JSON of the key fields, sorted by field
+  name as SMD's ``FieldList.Sort`` does), ``("v", '"x"')`` for set items (compact JSON of the
+  value) and ``("i", 3)`` for list indices (never produced from Kubernetes schemas).
+* :func:`fields_of` is SMD's ``ToFieldSet``: scalars, atomic lists and atomic maps are leaves;
+  list items are always members (that is what makes ``"."`` appear under ``k:`` entries); map
+  entries that are not declared properties (labels, ``data`` keys, unknown fields) are members;
+  declared object fields are members only when they are ``null`` or ``{}``.  Empty granular lists
+  contribute nothing, as upstream.
+* :data:`UNTRACKED_PATHS` are never owned (upstream ``stripMetaManager``): ``apiVersion``,
+  ``kind``, ``metadata`` itself, ``metadata.{name,namespace,creationTimestamp,selfLink,uid,
+  clusterName,generation,managedFields,resourceVersion}``, plus ``metadata.deletionTimestamp`` and
+  ``metadata.deletionGracePeriodSeconds`` (see ``kubeemu.managed_fields``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from kubeemu.clone import clone
+from kubeemu.goformat import go_float, go_json, go_quote, json_equal
+from kubeemu.schema import SchemaNode
+
+JsonDict = dict[str, Any]
+PathElement = tuple[str, str | int]
+Path = tuple[PathElement, ...]
+FieldSet = frozenset[Path]
+
+
+def field_path(*names: str) -> Path:
+    return tuple(("f", name) for name in names)
+
+
+UNTRACKED_PATHS: Final[FieldSet] = frozenset(
+    [
+        field_path("apiVersion"),
+        field_path("kind"),
+        field_path("metadata"),
+        *(
+            field_path("metadata", name)
+            for name in (
+                "name",
+                "namespace",
+                "creationTimestamp",
+                "selfLink",
+                "uid",
+                "clusterName",
+                "generation",
+                "managedFields",
+                "resourceVersion",
+                # emulator addition, see the module docstring
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            )
+        ),
+    ]
+)
+
+# Go value-struct fields that exist (as ``{}``) in the zero value of a built-in kind; see
+# ``zero_object``.  Pointer structs (selector, rollingUpdate, securityContext...) are absent.
+_VALUE_STRUCT_FIELDS: Final = frozenset(
+    {"metadata", "spec", "status", "template", "strategy", "updateStrategy", "jobTemplate"}
+)
+
+
+class _Absent:
+    """A field that is not there at all, as opposed to a JSON ``null``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<absent>"
+
+
+ABSENT: Final = _Absent()
+
+
+class TypedConversionError(Exception):
+    """An object that the schema cannot turn into a field set (SMD's typed conversion error)."""
+
+
+# --- JSON helpers ---------------------------------------------------------------------------------
+
+
+def without_managed_fields(obj: Mapping[str, Any]) -> JsonDict:
+    result = clone(dict(obj))
+    metadata = result.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    return result
+
+
+# --- path elements --------------------------------------------------------------------------
+
+
+def _key_default(item_schema: SchemaNode, key: str) -> tuple[bool, Any]:
+    """The default of a list-map key field; ``protocol`` defaults to TCP as in k8s ``+default``."""
+    declared, value = item_schema.property(key).default
+    if declared:
+        return True, value
+    if key == "protocol":
+        return True, "TCP"
+    return False, None
+
+
+def item_element(item: Any, list_schema: SchemaNode) -> PathElement:
+    """The path element naming ``item`` inside a set or map list (SMD ``listItemToPathElement``)."""
+    keys = list_schema.list_map_keys if list_schema.list_type == "map" else ()
+    if not keys:
+        return ("v", go_json(item))
+    if item is None:
+        raise TypedConversionError("associative list with keys may not have a null element")
+    if not isinstance(item, dict):
+        raise TypedConversionError("associative list with keys may not have non-map elements")
+    key_fields: JsonDict = {}
+    for key in keys:
+        if key in item:
+            key_fields[key] = item[key]
+            continue
+        has_default, default = _key_default(list_schema.items(), key)
+        if not has_default:
+            raise TypedConversionError(
+                f'associative list with keys has an element that omits key field "{key}" '
+                "(and doesn't have default value)"
+            )
+        key_fields[key] = default
+    return ("k", go_json(key_fields))
+
+
+def item_elements(items: list[Any], list_schema: SchemaNode, path: Path) -> list[PathElement]:
+    elements = []
+    for index, item in enumerate(items):
+        try:
+            elements.append(item_element(item, list_schema))
+        except TypedConversionError as error:
+            raise TypedConversionError(f"{format_path(path)}: element {index}: {error}") from None
+    return elements
+
+
+def _encode_element(element: PathElement) -> str:
+    kind, value = element
+    return f"{kind}:{value}"
+
+
+def _decode_element(text: str) -> PathElement:
+    kind, sep, rest = text.partition(":")
+    if not sep:
+        raise ValueError(f"invalid path element {text!r}")
+    if kind == "f":
+        return ("f", rest)
+    if kind == "k":
+        key_fields = json.loads(rest)
+        if not isinstance(key_fields, dict):
+            raise ValueError(f"invalid key in path element {text!r}")
+        return ("k", go_json(key_fields))
+    if kind == "v":
+        return ("v", go_json(json.loads(rest)))
+    if kind == "i":
+        return ("i", int(rest))
+    raise ValueError(f"invalid path element {text!r}")
+
+
+def _value_sort_key(value: Any) -> tuple[int, Any]:
+    """SMD ``value.Compare`` order: numbers < strings < booleans < lists < maps < null."""
+    if isinstance(value, bool):
+        return (2, int(value))
+    if isinstance(value, int | float):
+        return (0, float(value))
+    if isinstance(value, str):
+        return (1, value)
+    if isinstance(value, list):
+        return (3, tuple(_value_sort_key(item) for item in value))
+    if isinstance(value, dict):
+        return (4, tuple((k, _value_sort_key(v)) for k, v in sorted(value.items())))
+    return (5, 0)
+
+
+def _element_sort_key(element: PathElement) -> tuple[int, Any]:
+    """SMD ``PathElement.Compare`` order: fields < keys < values < indices."""
+    kind, value = element
+    if kind == "f":
+        return (0, value)
+    if kind == "k":
+        key_fields = json.loads(str(value))
+        return (1, tuple((k, _value_sort_key(v)) for k, v in key_fields.items()))
+    if kind == "v":
+        return (2, _value_sort_key(json.loads(str(value))))
+    return (3, value)
+
+
+def iteration_key(path: Path) -> tuple[tuple[int, tuple[int, Any]], ...]:
+    """SMD ``Set.Iterate`` order: at every level the members first, then the children."""
+    last = len(path) - 1
+    return tuple((0 if i == last else 1, _element_sort_key(e)) for i, e in enumerate(path))
+
+
+def _value_string(value: Any) -> str:
+    """SMD ``value.ToString`` (strings quoted, numbers and booleans bare)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 1e21 else go_float(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return go_quote(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_value_string(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}={_value_string(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def format_path(path: Path) -> str:
+    """A path in the apiserver's notation: ``.spec.containers[name="c"].image``."""
+    parts = []
+    for kind, value in path:
+        if kind == "f":
+            parts.append(f".{value}")
+        elif kind == "k":
+            key_fields = json.loads(str(value))
+            parts.append(
+                "[" + ",".join(f"{k}={_value_string(v)}" for k, v in key_fields.items()) + "]"
+            )
+        elif kind == "v":
+            parts.append(f"[={_value_string(json.loads(str(value)))}]")
+        else:
+            parts.append(f"[{value}]")
+    return "".join(parts)
+
+
+# --- field sets ---------------------------------------------------------------------------------
+
+
+def _collect_fields(value: Any, node: SchemaNode, path: Path, out: set[Path], strict: bool) -> None:
+    if isinstance(value, dict):
+        if node.map_type == "atomic":
+            out.add(path)
+            return
+        for name, child in value.items():
+            child_path = (*path, ("f", name))
+            if strict and _undeclared(node, name):
+                raise TypedConversionError(
+                    f"{format_path(child_path)}: field not declared in schema"
+                )
+            _collect_fields(child, node.property(name), child_path, out, strict)
+            if child is None or child == {} or not node.has_property(name):
+                out.add(child_path)
+        return
+    if isinstance(value, list):
+        if node.list_type == "atomic":
+            out.add(path)
+            return
+        item_node = node.items()
+        seen: set[PathElement] = set()
+        for item, element in zip(value, item_elements(value, node, path), strict=True):
+            if strict and element in seen:
+                raise TypedConversionError(
+                    f"{format_path(path)}: duplicate entries for key {format_path((element,))}"
+                )
+            seen.add(element)
+            item_path = (*path, element)
+            _collect_fields(item, item_node, item_path, out, strict)
+            out.add(item_path)
+        return
+    out.add(path)
+
+
+_EMBEDDED_OBJECT_FIELDS = frozenset({"apiVersion", "kind", "metadata"})
+
+
+def _undeclared(node: SchemaNode, name: str) -> bool:
+    """Whether SMD's typed conversion rejects field ``name`` of an object at ``node``.
+
+    Only objects that list their fields can reject one: maps (``additionalProperties``),
+    ``x-kubernetes-preserve-unknown-fields`` and opaque objects (no properties at all, e.g.
+    FieldsV1 or RawExtension) take any key; embedded resources also take their type and metadata.
+    """
+    if not node.known or node.preserve_unknown_fields:
+        return False
+    raw = node.raw
+    properties = raw.get("properties")
+    extra = raw.get("additionalProperties")
+    if not properties or (extra is not None and extra is not False):
+        return False
+    if node.embedded_resource and name in _EMBEDDED_OBJECT_FIELDS:
+        return False
+    return name not in properties
+
+
+def raw_fields(obj: Mapping[str, Any], schema: SchemaNode, *, strict: bool = False) -> set[Path]:
+    out: set[Path] = set()
+    _collect_fields(dict(obj), schema, (), out, strict)
+    out.discard(())
+    return out
+
+
+def fields_of(obj: Mapping[str, Any], schema: SchemaNode) -> FieldSet:
+    """The fields ``obj`` sets, as a manager would own them (untracked metadata stripped).
+
+    Raises ``ValueError`` when a list-map item lacks a key field that has no default.
+    """
+    try:
+        return frozenset(raw_fields(obj, schema)) - UNTRACKED_PATHS
+    except TypedConversionError as error:
+        raise ValueError(str(error)) from None
+
+
+def drop_prefixes(fields: Iterable[Path], prefixes: Iterable[Path]) -> FieldSet:
+    prefix_list = list(prefixes)
+    return frozenset(path for path in fields if not any(path[: len(p)] == p for p in prefix_list))
+
+
+class _Tree:
+    __slots__ = ("children", "member")
+
+    def __init__(self) -> None:
+        self.member = False
+        self.children: dict[PathElement, _Tree] = {}
+
+
+def to_fields_v1(fields: Iterable[Path]) -> JsonDict:
+    """The ``fieldsV1`` JSON of a field set, keys in SMD's serialization order."""
+    root = _Tree()
+    for path in fields:
+        node = root
+        for element in path:
+            node = node.children.setdefault(element, _Tree())
+        if path:
+            node.member = True
+    return _emit(root)
+
+
+def _emit(node: _Tree) -> JsonDict:
+    out: JsonDict = {}
+    if node.member and node.children:
+        out["."] = {}
+    for element in sorted(node.children, key=_element_sort_key):
+        out[_encode_element(element)] = _emit(node.children[element])
+    return out
+
+
+def from_fields_v1(encoded: Mapping[str, Any]) -> FieldSet:
+    """Parse a ``fieldsV1`` JSON object; raises ``ValueError`` when it is malformed."""
+    out: set[Path] = set()
+    _parse_fields_v1(encoded, (), out)
+    return frozenset(out)
+
+
+def _parse_fields_v1(node: Mapping[str, Any], prefix: Path, out: set[Path]) -> None:
+    if not isinstance(node, Mapping):
+        raise ValueError(f"fieldsV1 at {format_path(prefix) or '.'} is not an object")
+    for text, child in node.items():
+        if text == ".":
+            if prefix:
+                out.add(prefix)
+            continue
+        path = (*prefix, _decode_element(text))
+        if isinstance(child, Mapping) and not child:
+            out.add(path)
+        else:
+            _parse_fields_v1(child, path, out)
+
+
+# --- compare ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Comparison:
+    """SMD ``Comparison`` between an old and a new object."""
+
+    added: set[Path] = field(default_factory=set)
+    modified: set[Path] = field(default_factory=set)
+    removed: set[Path] = field(default_factory=set)
+
+    def without(self, prefixes: Iterable[Path]) -> _Comparison:
+        prefix_list = list(prefixes)
+        return _Comparison(
+            set(drop_prefixes(self.added, prefix_list)),
+            set(drop_prefixes(self.modified, prefix_list)),
+            set(drop_prefixes(self.removed, prefix_list)),
+        )
+
+    @property
+    def changed(self) -> FieldSet:
+        return frozenset(self.added | self.modified)
+
+
+def _shape(left: Any, right: Any) -> str:
+    kinds = {type(v) for v in (left, right) if v is not ABSENT and v is not None}
+    if kinds == {dict}:
+        return "map"
+    if kinds == {list}:
+        return "list"
+    return "leaf"
+
+
+def _is_empty(value: Any) -> bool:
+    return value is ABSENT or value is None or value in ({}, [])
+
+
+def _compare(old: Any, new: Any, node: SchemaNode, path: Path, out: _Comparison) -> None:
+    shape = _shape(old, new)
+    granular = (
+        (shape == "map" and node.map_type != "atomic")
+        or (shape == "list" and node.list_type != "atomic")
+    ) and not (_is_empty(old) and _is_empty(new))
+    if not granular:
+        if old is ABSENT:
+            out.added.add(path)
+        elif new is ABSENT:
+            out.removed.add(path)
+        elif not json_equal(old, new):
+            out.modified.add(path)
+        return
+    if shape == "map":
+        old_map = old if isinstance(old, dict) else {}
+        new_map = new if isinstance(new, dict) else {}
+        for name in {**old_map, **new_map}:
+            _compare(
+                old_map.get(name, ABSENT),
+                new_map.get(name, ABSENT),
+                node.property(name),
+                (*path, ("f", name)),
+                out,
+            )
+    else:
+        old_items = index_items(old if isinstance(old, list) else [], node, path)
+        new_items = index_items(new if isinstance(new, list) else [], node, path)
+        item_node = node.items()
+        for element in {**old_items, **new_items}:
+            _compare(
+                old_items.get(element, ABSENT),
+                new_items.get(element, ABSENT),
+                item_node,
+                (*path, element),
+                out,
+            )
+    if old is ABSENT:
+        out.added.add(path)
+    elif new is ABSENT:
+        out.removed.add(path)
+
+
+def index_items(items: list[Any], node: SchemaNode, path: Path) -> dict[PathElement, Any]:
+    """Items by path element; the first of duplicates wins (SMD ``AllowDuplicates``)."""
+    indexed: dict[PathElement, Any] = {}
+    for item, element in zip(items, item_elements(items, node, path), strict=True):
+        indexed.setdefault(element, item)
+    return indexed
+
+
+def compare_objects(old: JsonDict, new: JsonDict, schema: SchemaNode) -> _Comparison:
+    out = _Comparison()
+    _compare(old, new, schema, (), out)
+    for paths in (out.added, out.modified, out.removed):
+        paths.discard(())
+    return out
+
+
+def zero_object(schema: SchemaNode) -> JsonDict:
+    """The object a create is compared with (upstream: the Go zero value of the kind).
+
+    Custom resources start from ``{}``.  Built-in kinds start with their Go value structs
+    (``spec``, ``status``, ``template``, ``strategy``...) present and their required pointer, list
+    and scalar fields null, so that Update entries of creates carry ``"."`` exactly where a real
+    apiserver puts them (``f:rollingUpdate: {".": {}}`` but no ``"."`` under ``f:spec``).  The
+    list of value-struct names is a heuristic; the OpenAPI schema does not say what is a pointer.
+    """
+    if "x-kubernetes-group-version-kind" not in schema.raw:
+        return {}
+    return _zero_struct(schema, depth=0)
+
+
+def _is_struct(node: SchemaNode) -> bool:
+    return bool(node.raw.get("properties")) and node.map_type != "atomic"
+
+
+def _zero_struct(node: SchemaNode, depth: int) -> JsonDict:
+    out: JsonDict = {}
+    if depth > 8:
+        return out
+    required = set(node.raw.get("required", []))
+    for name, child in node.properties.items():
+        if name in ("apiVersion", "kind"):
+            continue
+        if name in _VALUE_STRUCT_FIELDS and _is_struct(child):
+            out[name] = _zero_struct(child, depth + 1)
+        elif name in required:
+            out[name] = _zero_struct(child, depth + 1) if _is_struct(child) else None
+    return out
