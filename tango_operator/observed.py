@@ -51,6 +51,9 @@ class ChildState:
     ready: bool | None = None
     """StatefulSets only: rolled out (observedGeneration caught up) and every replica ready."""
     detail: JsonDict = field(default_factory=dict, compare=False)
+    watched: bool = field(default=True, compare=False)
+    """False when a worker recorded it from an apply answer, before the watch showed it:
+    its status may have moved on since, unseen."""
 
     def significant(self) -> tuple[str | None, str, bool | None]:
         """What a change must touch to concern the owner (status churn does not)."""
@@ -59,7 +62,13 @@ class ChildState:
     def encode(self) -> str:
         """The JSON text stored in the ledger."""
         return json.dumps(
-            {"digest": self.digest, "version": self.version, "ready": self.ready, **self.detail},
+            {
+                "digest": self.digest,
+                "version": self.version,
+                "ready": self.ready,
+                "watched": self.watched,
+                **self.detail,
+            },
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -69,7 +78,8 @@ class ChildState:
         """The inverse of ``encode``."""
         data = json.loads(text)
         digest, version, ready = data.pop("digest"), data.pop("version"), data.pop("ready")
-        return cls(digest=digest, version=str(version), ready=ready, detail=data)
+        watched = bool(data.pop("watched", True))
+        return cls(digest=digest, version=str(version), ready=ready, detail=data, watched=watched)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,8 @@ class Watcher:
         self.databases = RedisDatabaseStates(queue.redis, prefix=queue.prefix)
         self._lock = threading.Lock()
         self._synced = threading.Event()
+        self.listed = threading.Event()
+        """Set once every source has listed and the resync after it has offered every key."""
         self._unlisted = 0
         self._held: set[Key] = set()
         """Owners whose children changed while the sources were still listing."""
@@ -90,6 +92,7 @@ class Watcher:
         self._resync_running = threading.Lock()
         self._resync_failures = 0
         self._resync_retry: threading.Timer | None = None
+        self._deadline: threading.Timer | None = None
 
     # --- keys ------------------------------------------------------------------------------
     def producing(self) -> bool:
@@ -159,18 +162,32 @@ class Watcher:
         except Exception as exc:  # workers read the API while the record may be stale
             log.warning("DatabaseDS state not recorded error=%r", exc)
 
-    def _listed(self) -> None:
-        """One more source has listed once; after the last, offer every key once."""
+    def _listed(self, *, deadline: bool = False) -> None:
+        """One more source has listed once; after the last, offer every key once.
+
+        With ``deadline`` (the initial-list deadline passed) the keys are offered although
+        some sources have not listed yet (a missing CRD, a forbidden resource): those are
+        named in a warning, and their events are offered as they come.
+        """
         with self._lock:
-            self._unlisted -= 1
-            if self._unlisted > 0 or self._synced.is_set():
+            if not deadline:
+                self._unlisted -= 1
+            if (self._unlisted > 0 and not deadline) or self._synced.is_set():
                 return
             held, self._held = self._held, set()
             self._synced.set()
+        if deadline:
+            waiting = [source.name for source in self.sources if source.relists == 0]
+            log.warning(
+                "sources not listed after %.0fs, offering keys anyway sources=%s",
+                self.settings.initial_list_seconds,
+                ",".join(waiting),
+            )
         log.info("every source listed held=%d", len(held))
         for key in sorted(held):
             self.enqueue(key)
         self.resync()
+        self.listed.set()
 
     # --- namespace label selector ----------------------------------------------------------
     def selected(self, namespace: str) -> bool:
@@ -284,6 +301,7 @@ class Watcher:
             threads.append(threading.Thread(target=namespaces.run, name="namespaces", daemon=True))
         metrics.CUSTOM_RESOURCES.selected = self.selected
         self._synced.clear()
+        self.listed.clear()
         self._unlisted = len(RESOURCES) * len(self.settings.namespaces or (None,))
         self._stop = stop  # producing from here on (priming resyncs nothing)
         for resource in RESOURCES:
@@ -319,6 +337,11 @@ class Watcher:
                 daemon=True,
             )
         )
+        self._deadline = threading.Timer(
+            self.settings.initial_list_seconds, functools.partial(self._listed, deadline=True)
+        )
+        self._deadline.daemon = True
+        threads.append(self._deadline)
         for thread in threads:
             thread.start()
         return threads
@@ -329,6 +352,8 @@ class Watcher:
             self._stop.set()
         if self._resync_retry is not None:
             self._resync_retry.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
         for source in [*self.sources, *self._namespace_sources]:
             source.abort()
 

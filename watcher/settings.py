@@ -65,6 +65,8 @@ class Settings:
     identity: str
     metrics_port: int | None
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    initial_list_seconds: float = 30.0
+    """How long a new leader waits for every source's first list before offering keys."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,4 +111,7 @@ class Settings:
             ),
             metrics_port=environment.port(environ, "TANGO_OPERATOR_METRICS_PORT"),
             dispatch=DispatchSettings.from_environment(environ),
+            initial_list_seconds=environment.seconds(
+                environ, "TANGO_OPERATOR_INITIAL_LIST_SECONDS", 30.0
+            ),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,10 +12,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _build_wheel(directory: Path) -> Path:
+    """Build from a clean copy of the tree: a stale ``build/`` would hide what is packaged."""
+    source = directory / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv*", ".tools", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     done = subprocess.run(
         [
             *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
-            *("--wheel-dir", str(directory), str(ROOT)),
+            *("--wheel-dir", str(directory), str(source)),
         ],
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ ledger — so it never has to read a child back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tango_operator.keys import Key
@@ -39,10 +39,41 @@ class Children:
         return self.states.get(f"{kind}/{name}")
 
 
+def current_status(
+    children: Children, namespace: str, kind: str, name: str, ports: Ports
+) -> ChildState | None:
+    """A child's state fresh enough to judge its status by (a StatefulSet's readiness).
+
+    What the watch reported, or this pass's apply answer, is taken as it is. A state a
+    worker recorded from an earlier apply answer and the watch never confirmed (no watcher
+    feeds this ledger, or it lags) is read again from the API.
+    """
+    state = children.state(kind, name)
+    if state is None or state.watched or f"{kind}/{name}" in children.written:
+        return state
+    return _read(namespace, kind, name, ports)
+
+
+def _read(namespace: str, kind: str, name: str, ports: Ports) -> ChildState | None:
+    api_version = "apps/v1" if kind == "StatefulSet" else "v1"
+    found = ports.kube.get(api_version, kind, namespace, name)
+    return state_of(found) if found is not None else None
+
+
 def known_state(records: dict[str, ChildRecord], kind: str, name: str) -> ChildState | None:
     """What the ledger last saw of one child (before anything is applied)."""
     record = records.get(f"{kind}/{name}")
     return record.seen if record is not None else None
+
+
+def known_status(
+    records: dict[str, ChildRecord], namespace: str, kind: str, name: str, ports: Ports
+) -> ChildState | None:
+    """``known_state``, read from the API when the watch never confirmed it."""
+    state = known_state(records, kind, name)
+    if state is None or state.watched:
+        return state
+    return _read(namespace, kind, name, ports)
 
 
 def apply(
@@ -63,7 +94,7 @@ def apply(
             intended[name] = digest
     ports.ledger.intend(owner, intended)
     for name, stamped in todo:
-        state = state_of(ports.kube.apply(stamped))
+        state = replace(state_of(ports.kube.apply(stamped)), watched=False)
         ports.ledger.applied(owner, name, state)
         states[name] = state
     return Children(states=states, written=tuple(name for name, _ in todo))

@@ -68,7 +68,7 @@ def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
         return _building(resource, ports, message, requeue=True)
 
     tangodb_name = names.statefulset(key.name, "-tangodb")
-    tangodb = children.known_state(records, "StatefulSet", tangodb_name)
+    tangodb = children.known_status(records, key.namespace, "StatefulSet", tangodb_name, ports)
     current = children.known_state(records, "StatefulSet", names.statefulset(key.name))
     started = bool(current and int(current.detail.get("replicas") or 0) > 0)
     replicas = 1 if started or _ready(tangodb) else 0
@@ -76,7 +76,9 @@ def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
         resource, spec, credentials_secret=secret_name, databaseds_replicas=replicas
     )
     applied = children.apply(key, manifests, ports, records)
-    databaseds = applied.state("StatefulSet", names.statefulset(key.name))
+    databaseds = children.current_status(
+        applied, key.namespace, "StatefulSet", names.statefulset(key.name), ports
+    )
     tango_host = f"{key.name}.{key.namespace}.svc.{spec.cluster_domain}:{crd.DATABASEDS_PORT}"
     if replicas == 0:
         return _building(

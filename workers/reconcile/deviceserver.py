@@ -163,7 +163,9 @@ def _observe_pod(
     extra: JsonDict,
     address: str,
 ) -> Outcome:
-    statefulset = applied.state("StatefulSet", names.statefulset(key.name))
+    statefulset = children.current_status(
+        applied, key.namespace, "StatefulSet", names.statefulset(key.name), ports
+    )
     detail = statefulset.detail if statefulset is not None else {}
     generation = int(detail.get("generation") or 0)
     observed_generation = int(detail.get("observedGeneration") or 0)

@@ -122,9 +122,7 @@ class BoundedCaller:
                 # a pool inherited through fork has no threads: start over in this process.
                 # PyTango's pool runs each thread inside EnsureOmniThread, which cppTango needs
                 # of every thread that is not omniORB's own.
-                self._pool = PyTangoThreadPoolExecutor(
-                    self.max_workers, thread_name_prefix="tango"
-                )
+                self._pool = PyTangoThreadPoolExecutor(self.max_workers, thread_name_prefix="tango")
                 self._pid = os.getpid()
                 self._hung = {}
             return self._pool

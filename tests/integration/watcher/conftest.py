@@ -94,6 +94,7 @@ def start_watcher(kubeemu: KubeEmu, redis: RedisServer) -> Iterator[StartWatcher
                 "KUBECONFIG": str(kubeconfig or kubeemu.kubeconfig),
                 "TANGO_OPERATOR_RESYNC_SECONDS": "3600",
                 "TANGO_OPERATOR_INACTIVITY_SECONDS": "5",
+                "TANGO_OPERATOR_INITIAL_LIST_SECONDS": "2",
                 # these tests read WorkQueue.enqueue's answers; fair dispatch has its own
                 "TANGO_OPERATOR_DISPATCH": "fifo",
                 **(env or {}),
@@ -102,6 +103,8 @@ def start_watcher(kubeemu: KubeEmu, redis: RedisServer) -> Iterator[StartWatcher
         kube = Kube.connect(settings.kubeconfig)
         watcher = Recording(settings, kube, WorkQueue(redis.client()), send)
         running.append((watcher, watcher.lead(threading.Event())))
+        # what a watcher offers from here on comes from events: the start-up resync is done
+        assert watcher.listed.wait(30), "the watcher's sources never listed"
         return watcher
 
     yield start
