@@ -129,7 +129,10 @@ def run(
     if lost.is_set():
         log.warning("lease lapsed during the reconcile key=%s duration=%.1fs", key, duration)
     if outcome is not None:
-        finished = queue.finish(lease, success=True, requeue_after=outcome.requeue_after)
+        # the latest reconcile saw the world last: what earlier ones scheduled is void
+        finished = queue.finish(
+            lease, success=True, requeue_after=outcome.requeue_after, supersede=True
+        )
     else:
         finished = queue.finish(lease, success=False, requeue_after=retry_after)
     if finished.follow_up:

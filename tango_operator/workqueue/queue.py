@@ -255,15 +255,22 @@ class WorkQueue:
         return bool(int(reply))
 
     def finish(
-        self, lease: Lease, *, success: bool, requeue_after: float | None = None
+        self,
+        lease: Lease,
+        *,
+        success: bool,
+        requeue_after: float | None = None,
+        supersede: bool = False,
     ) -> FinishResult:
         """Release the lease and record the outcome.
 
         Success resets the key's failures; a failure counts one more and schedules a retry
         after ``backoff(failures)`` or ``requeue_after`` (a Retry-After), whichever is
         longer. ``requeue_after`` on success schedules the next look. A scheduled time
-        never replaces an earlier one. Starts without a finish (``attempts``) are reset
-        either way.
+        never replaces an earlier one — unless ``supersede`` (with success): the reconcile
+        that just ended saw the world last, so its ``requeue_after`` replaces whatever
+        earlier ones scheduled, and None cancels it. Starts without a finish (``attempts``)
+        are reset either way.
         """
         member = lease.key.encode()
         jitter = draw_jitter(self.rng) if not success else 1.0
@@ -287,6 +294,7 @@ class WorkQueue:
                 self.backoff_base,
                 self.backoff_cap,
                 jitter,
+                "1" if supersede else "0",
             ],
         )
         due_text = _text(due_at)

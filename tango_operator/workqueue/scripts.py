@@ -86,11 +86,12 @@ return 1
 
 # KEYS: lock, dirty, queued, attempts, failures, delayed, processing.
 # ARGV: member, token, now, stale_after, success ('1'/'0'), requeue_after ('' = none),
-#       backoff_base, backoff_cap, jitter.
+#       backoff_base, backoff_cap, jitter, supersede ('1'/'0').
 # Lease bookkeeping (processing entry, attempts, dirty follow-up) is settled only when the
 # lease is still ours or nobody holds the key; a newer holder owns them otherwise. The
 # outcome (failure count, next due time) is recorded in every case: the reconcile ran.
-# A due time never replaces an earlier one (ZADD LT).
+# A due time never replaces an earlier one (ZADD LT), unless a successful reconcile
+# supersedes what earlier ones scheduled: then its requeue_after is the only one (or none).
 # -> {released, follow_up, failures, effective due time or ''}
 FINISH = """
 local member = ARGV[1]
@@ -118,6 +119,14 @@ local delay = nil
 if ARGV[5] == '1' then
   redis.call('HDEL', KEYS[5], member)
   if ARGV[6] ~= '' then delay = tonumber(ARGV[6]) end
+  if ARGV[10] == '1' then
+    if delay then
+      redis.call('ZADD', KEYS[6], now + delay, member)
+      delay = nil
+    else
+      redis.call('ZREM', KEYS[6], member)
+    end
+  end
 else
   failures = redis.call('HINCRBY', KEYS[5], member, 1)
   delay = tonumber(ARGV[7]) * 2 ^ (failures - 1)

@@ -1,26 +1,40 @@
-"""Benchmark: 1,000 DeviceServers in 50 namespaces created at once → all Running.
+"""Benchmark: DeviceServers created at once → all Running, tango-operator beside kopf.
 
-Run by ``make bench``; not part of the test suite. For 1, 2 and 4 worker processes and
-kubeemu latencies of 0 and 20 ms per request it measures the time until every CR is
-Running, reconciles per second, and API requests and mutations per CR (kubeemu's audit
-log), and the watcher's resident memory. Real parts: kubeemu, redis-server, ``python -m
-watcher`` and ``tango-operator worker`` processes; the TANGO side is the stand-in
-(everything ready). Prints a table and writes
-``docs/benchmarks.md``'s section between its markers.
+Run by ``make bench`` (``python -m tests.bench.bench_reconcile``); not part of the test suite.
+In one invocation, on one machine, each configuration gets a fresh kubeemu (every request
+delayed by ``--latency`` ms, StatefulSets ready at once) and a fresh redis-server, the same
+CRs in the same namespaces, created before the operator starts:
+
+- the baseline (``tests.bench.kopf_baseline``): one kopf process with its default handler
+  pool, and with a tuned one;
+- tango-operator: the watcher and 1, 2, 4 worker processes (threads pool, ``--concurrency``
+  reconciles in flight each), TANGO played by the stand-in of ``tests.support.standin_tango``.
+
+For each it prints the time until every CR is Running, CR/s, API requests and mutations per
+CR (kubeemu's audit log, the bench's own polling excluded), kubeemu's CPU share of one core
+(its event loop is single-threaded: near 100 % means the emulator, not the operator, is the
+limit), and the resident memory of every process. Then it fails the operator over (the
+watcher restarted; for kopf, its process) and counts the writes and reads per CR that costs.
+Writes the table to ``docs/benchmarks.md`` and a plot to ``docs/bench-reconcile.png``.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
+from matplotlib.figure import Figure
 
 from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
@@ -31,128 +45,353 @@ from tests.support.crs import create_device_server
 from tests.support.standin_tango import reconcile_starts
 from tests.support.workers import REPO, WorkerPool
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
 
 @dataclass
 class Result:
-    workers: int
-    latency_ms: int
+    """One configuration's figures."""
+
+    name: str
     crs: int
     seconds: float
-    reconciles: int
     requests: int
     mutations: int
-    watcher_rss_mib: float
+    kubeemu_cpu: float
+    """kubeemu's CPU seconds per second of the run (1.0: one core saturated)."""
+    rss_mib: dict[str, float]
+    failover_requests: int = 0
+    failover_mutations: int = 0
+    failover_reconciles: int | None = None
+    reconciles: int | None = None
 
     @property
+    def rate(self) -> float:
+        """CRs brought to Running per second."""
+        return self.crs / self.seconds
+
     def row(self) -> str:
+        """The table row."""
+        memory = " + ".join(f"{name} {mib:.0f}" for name, mib in self.rss_mib.items())
+        total = sum(self.rss_mib.values())
+        reconciles = "" if self.reconciles is None else f"{self.reconciles / self.crs:.2f}"
+        failover_runs = (
+            "" if self.failover_reconciles is None else f"{self.failover_reconciles / self.crs:.2f}"
+        )
         return (
-            f"| {self.workers} | {self.latency_ms} | {self.crs} | {self.seconds:.1f} | "
-            f"{self.reconciles / self.seconds:.1f} | {self.requests / self.crs:.1f} | "
-            f"{self.mutations / self.crs:.1f} | {self.watcher_rss_mib:.0f} |"
+            f"| {self.name} | {self.seconds:.1f} | {self.rate:.1f} | {reconciles} | "
+            f"{self.requests / self.crs:.2f} | {self.mutations / self.crs:.2f} | "
+            f"{self.kubeemu_cpu * 100:.0f} % | {self.failover_mutations / self.crs:.2f} / "
+            f"{self.failover_requests / self.crs:.2f} / {failover_runs} | {total:.0f} ({memory}) |"
         )
 
 
-def run_once(
-    workers: int, latency_ms: int, crs: int, namespaces: int, dispatch: str = "fair"
-) -> Result:
-    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        workdir = Path(scratch)
-        args = ["--fault", f"latency_ms={latency_ms}"] if latency_ms else []
-        (workdir / "redis").mkdir()
-        with KubeEmu.start(workdir / "emu", args) as emu, RedisServer(workdir / "redis") as redis:
-            api_client = config.new_client_from_config(config_file=str(emu.kubeconfig))
-            install_crds(api_client)
-            core = client.CoreV1Api(api_client)
-            custom = client.CustomObjectsApi(api_client)
-            pool = WorkerPool(
-                kubeconfig=emu.kubeconfig,
-                redis_url=redis.url,
-                workdir=workdir,
-                concurrency=1,
-                processes=workers,
-                extra_env={"TANGO_OPERATOR_DISPATCH": dispatch},
-            )
-            names = [(f"ds-{i:04d}", f"team-{i % namespaces:02d}") for i in range(crs)]
-            for index in range(namespaces):
-                core.create_namespace({"metadata": {"name": f"team-{index:02d}"}})
-            for name, namespace in names:
-                create_device_server(api_client, name, namespace)
-            pool.start()
-            mark = emu.mark()
-            started = time.monotonic()
-            watcher = subprocess.Popen(
-                [sys.executable, "-m", "watcher", "--log-level", "WARNING"],
-                env={**pool.environment(), "TANGO_OPERATOR_IDENTITY": "bench"},
-                stdout=(workdir / "watcher.log").open("ab"),
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
-            while True:
-                listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")[
-                    "items"
+HEADER = (
+    "| configuration | time to all Running (s) | CR/s | reconciles per CR | "
+    "API requests per CR | mutations per CR | kubeemu CPU (of one core) | "
+    "failover: writes / requests / reconciles per CR | RSS MiB (per process) |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)
+
+
+@dataclass
+class Cluster:
+    """A fresh kubeemu and redis-server with the CRs created, latency switched on after."""
+
+    emu: KubeEmu
+    redis: RedisServer
+    api: client.ApiClient
+    workdir: Path
+    crs: int
+    names: list[tuple[str, str]] = field(default_factory=list)
+
+    def running(self) -> int:
+        """How many DeviceServers report Running."""
+        custom = client.CustomObjectsApi(self.api)
+        listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")
+        return sum((i.get("status") or {}).get("state") == "Running" for i in listed["items"])
+
+    def wait_running(self, deadline: float) -> float:
+        """Seconds until every CR is Running (raises after ``deadline`` seconds)."""
+        started = time.monotonic()
+        while self.running() < self.crs:
+            if time.monotonic() - started > deadline:
+                raise RuntimeError(f"only {self.running()} of {self.crs} Running after {deadline}s")
+            time.sleep(0.25)
+        return time.monotonic() - started
+
+    def operator_audit(self, mark: int) -> list[dict[str, Any]]:
+        """Audit records since ``mark``, without LISTs of DeviceServers.
+
+        The bench polls with them; the operator's own (the watcher's first list) would add
+        one request for all CRs, nothing per CR.
+        """
+        return [
+            r
+            for r in self.emu.audit(mark)
+            if not ("deviceservers" in r["path"] and r["verb"] == "list")
+        ]
+
+    def wait_quiet(self, mark: int, quiet: float = 3.0, deadline: float = 120.0) -> None:
+        """Until nothing but lists, watches and Lease renewals reached kubeemu for ``quiet`` s."""
+        started = time.monotonic()
+        last_count, last_change = -1, time.monotonic()
+        while time.monotonic() - started < deadline:
+            count = len(
+                [
+                    r
+                    for r in self.emu.audit(mark)
+                    if r["verb"] not in ("list", "watch") and "/leases" not in r["path"]
                 ]
-                running = sum((i.get("status") or {}).get("state") == "Running" for i in listed)
-                if running == crs:
-                    break
-                time.sleep(1.0)
-            seconds = time.monotonic() - started
-            rss = _rss_mib(watcher.pid)
-            watcher.terminate()
-            watcher.wait(timeout=20)
-            pool.stop()
-            audit = [
-                r
-                for r in emu.audit(mark)
-                if "deviceservers" not in r["path"] or r["verb"] != "list"
-            ]
-            reconciles = len(reconcile_starts(pool.trace))
-            api_client.close()
-            return Result(
-                workers,
-                latency_ms,
-                crs,
-                seconds,
-                reconciles,
-                len(audit),
-                sum(1 for r in audit if r["changed"]),
-                rss,
             )
+            if count != last_count:
+                last_count, last_change = count, time.monotonic()
+            elif time.monotonic() - last_change >= quiet:
+                return
+            time.sleep(0.25)
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return 0.0
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def _tree_rss(pid: int) -> float:
+    return sum(_rss_mib(p) for p in _tree(pid))
+
+
+@contextmanager
+def cluster(crs: int, namespaces: int, latency_ms: int) -> Iterator[Cluster]:
+    """The world of one configuration, torn down afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        workdir = Path(scratch)
+        (workdir / "redis").mkdir()
+        with KubeEmu.start(workdir / "emu", []) as emu, RedisServer(workdir / "redis") as redis:
+            api = config.new_client_from_config(config_file=str(emu.kubeconfig))
+            install_crds(api)
+            core = client.CoreV1Api(api)
+            for index in range(namespaces):
+                core.create_namespace({"metadata": {"name": f"team-{index:02d}"}})
+            names = [(f"ds-{i:04d}", f"team-{i % namespaces:02d}") for i in range(crs)]
+            for name, namespace in names:
+                create_device_server(api, name, namespace)
+            if latency_ms:
+                emu.set_faults([{"latency_ms": latency_ms}])
+            try:
+                yield Cluster(emu, redis, api, workdir, crs, names)
+            finally:
+                api.close()
+
+
+def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        argv, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=REPO
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_kopf(world: Cluster, name: str, max_workers: int | None, deadline: float) -> Result:
+    """The kopf baseline on ``world``."""
+    env = {**os.environ, "KUBECONFIG": str(world.emu.kubeconfig), "PYTHONPATH": str(REPO)}
+    if max_workers:
+        env["KOPF_MAX_WORKERS"] = str(max_workers)
+    argv = [sys.executable, "-m", "tests.bench.kopf_baseline"]
+    emu_pid = world.emu.process.pid  # type: ignore[union-attr]
+    mark, cpu = world.emu.mark(), _cpu_seconds(emu_pid)
+    kopf = _spawn(argv, env, world.workdir / "kopf.log")
+    try:
+        seconds = world.wait_running(deadline)
+        cpu_share = (_cpu_seconds(emu_pid) - cpu) / seconds
+        world.wait_quiet(mark)
+        audit = world.operator_audit(mark)
+        rss = {"kopf": _tree_rss(kopf.pid)}
+        _stop(kopf)
+        failover = world.emu.mark()
+        kopf = _spawn(argv, env, world.workdir / "kopf.log")
+        time.sleep(5.0)  # kopf lists and runs its resume handlers at start
+        world.wait_quiet(failover)
+        after = world.operator_audit(failover)
+    finally:
+        _stop(kopf)
+    return Result(
+        name=name,
+        crs=world.crs,
+        seconds=seconds,
+        requests=len(audit),
+        mutations=sum(1 for r in audit if r["changed"]),
+        kubeemu_cpu=cpu_share,
+        rss_mib=rss,
+        failover_requests=len([r for r in after if r["verb"] not in ("list", "watch")]),
+        failover_mutations=sum(1 for r in after if r["changed"]),
+    )
+
+
+def run_operator(
+    world: Cluster, processes: int, concurrency: int, deadline: float, dispatch: str
+) -> Result:
+    """tango-operator on ``world``: the watcher and ``processes`` worker processes."""
+    pool = WorkerPool(
+        kubeconfig=world.emu.kubeconfig,
+        redis_url=world.redis.url,
+        workdir=world.workdir,
+        concurrency=concurrency,
+        processes=processes,
+        pool="threads",
+        extra_env={"TANGO_OPERATOR_DISPATCH": dispatch},
+    )
+    env = {**pool.environment(), "TANGO_OPERATOR_RESYNC_SECONDS": "3600"}
+    watcher_argv = [sys.executable, "-m", "watcher", "--log-level", "WARNING"]
+    emu_pid = world.emu.process.pid  # type: ignore[union-attr]
+    mark, cpu = world.emu.mark(), _cpu_seconds(emu_pid)
+    pool.start()
+    watcher = _spawn(
+        watcher_argv, {**env, "TANGO_OPERATOR_IDENTITY": "bench-1"}, world.workdir / "w1.log"
+    )
+    try:
+        seconds = world.wait_running(deadline)
+        cpu_share = (_cpu_seconds(emu_pid) - cpu) / seconds
+        world.wait_quiet(mark)
+        audit = world.operator_audit(mark)
+        reconciles = len(reconcile_starts(pool.trace))
+        rss = {"watcher": _tree_rss(watcher.pid)}
+        for index, process in enumerate(pool.running):
+            rss[f"worker{index}"] = _tree_rss(process.pid)
+        _stop(watcher)  # releases the Lease: the next one takes over at once
+        failover = world.emu.mark()
+        watcher = _spawn(
+            watcher_argv, {**env, "TANGO_OPERATOR_IDENTITY": "bench-2"}, world.workdir / "w2.log"
+        )
+        time.sleep(5.0)
+        world.wait_quiet(failover)
+        after = world.operator_audit(failover)
+        failover_reconciles = len(reconcile_starts(pool.trace)) - reconciles
+    finally:
+        _stop(watcher)
+        pool.stop()
+    return Result(
+        name=f"tango-operator, {processes} x {concurrency} threads",
+        crs=world.crs,
+        seconds=seconds,
+        requests=len(audit),
+        mutations=sum(1 for r in audit if r["changed"]),
+        kubeemu_cpu=cpu_share,
+        rss_mib=rss,
+        failover_requests=len([r for r in after if r["verb"] not in ("list", "watch")]),
+        failover_mutations=sum(1 for r in after if r["changed"]),
+        failover_reconciles=failover_reconciles,
+        reconciles=reconciles,
+    )
+
+
+def plot(results: list[Result], path: Path) -> None:
+    """CR/s and memory of each configuration, side by side."""
+    figure = Figure(figsize=(10, 4.5))
+    rate_axes, memory_axes = figure.subplots(1, 2)
+    labels = [r.name.replace("tango-operator, ", "").replace(" threads", "") for r in results]
+    colors = ["#999999" if r.name.startswith("kopf") else "#2a6fb0" for r in results]
+    rate_axes.barh(labels, [r.rate for r in results], color=colors)
+    rate_axes.set_xlabel("DeviceServers to Running per second")
+    rate_axes.invert_yaxis()
+    memory_axes.barh(labels, [sum(r.rss_mib.values()) for r in results], color=colors)
+    memory_axes.set_xlabel("resident memory of every process (MiB)")
+    memory_axes.invert_yaxis()
+    memory_axes.set_yticklabels([])
+    figure.suptitle(
+        f"{results[0].crs} DeviceServers; grey: kopf baseline, blue: tango-operator "
+        "(processes x threads)"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
+    """Run every configuration, print the table, update the docs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crs", type=int, default=1000)
     parser.add_argument("--namespaces", type=int, default=50)
+    parser.add_argument("--latency", type=int, default=20, help="ms added to every request")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--latency", type=int, nargs="+", default=[0, 20])
-    parser.add_argument(
-        "--dispatch", choices=["fair", "fifo"], default="fair", help="TANGO_OPERATOR_DISPATCH"
-    )
-    parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--concurrency", type=int, default=16, help="threads per worker")
+    parser.add_argument("--kopf-workers", type=int, default=32, help="the tuned kopf row")
+    parser.add_argument("--no-kopf", action="store_true", help="skip the baseline rows")
+    parser.add_argument("--deadline", type=float, default=900.0)
+    parser.add_argument("--dispatch", choices=["fair", "fifo"], default="fair")
+    parser.add_argument("--no-doc", action="store_true", help="do not update docs/")
     options = parser.parse_args()
-    header = (
-        "| worker processes | API latency (ms) | CRs | time to all Running (s) | "
-        "reconciles/s | API requests per CR | mutations per CR | watcher RSS (MiB) |\n"
-        "|---|---|---|---|---|---|---|---|"
+    print(
+        f"{options.crs} DeviceServers in {options.namespaces} namespaces, "
+        f"{options.latency} ms per request",
+        flush=True,
     )
-    print(header, flush=True)
-    results = []
-    for latency in options.latency:
-        for workers in options.workers:
-            result = run_once(workers, latency, options.crs, options.namespaces, options.dispatch)
-            results.append(result)
-            print(result.row, flush=True)
-    speedups = [r.seconds for r in results]
-    print(f"median time {statistics.median(speedups):.1f}s", flush=True)
-    if not options.no_doc:
-        write_section("bench_reconcile", "\n".join([header, *(r.row for r in results)]))
+    print(HEADER, flush=True)
+    results: list[Result] = []
+    kopf_runs = [] if options.no_kopf else [("kopf, defaults", None)]
+    if not options.no_kopf:
+        kopf_runs.append((f"kopf, {options.kopf_workers} handler threads", options.kopf_workers))
+    for name, workers in kopf_runs:
+        with cluster(options.crs, options.namespaces, options.latency) as world:
+            results.append(run_kopf(world, name, workers, options.deadline))
+        print(results[-1].row(), flush=True)
+    for processes in options.workers:
+        with cluster(options.crs, options.namespaces, options.latency) as world:
+            results.append(
+                run_operator(
+                    world, processes, options.concurrency, options.deadline, options.dispatch
+                )
+            )
+        print(results[-1].row(), flush=True)
+    if options.no_doc:
+        return
+    command = (
+        f"python -m tests.bench.bench_reconcile --crs {options.crs} --namespaces "
+        f"{options.namespaces} --latency {options.latency} --workers "
+        f"{' '.join(map(str, options.workers))} --concurrency {options.concurrency}"
+    )
+    body = (
+        f"`{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, one run of "
+        f"each configuration, in this order):\n\n{HEADER}\n" + "\n".join(r.row() for r in results)
+    )
+    write_section("bench_reconcile", body)
+    plot(results, DOCS / "bench-reconcile.png")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,12 @@ MODES = {
 
 # Permissions the chart grants for code paths a normal life does not take. Each names the
 # path; nothing else may go unused.
-RARELY_USED: dict[str, set[tuple[str, str, str]]] = {"watcher": set(), "worker": set()}
+RARELY_USED: dict[str, set[tuple[str, str, str]]] = {
+    "watcher": set(),
+    # a StatefulSet's readiness is read back only while the watch has not confirmed the
+    # state a worker recorded from its apply (workers/reconcile/children.py, current_status)
+    "worker": {("apps", "statefulsets", "get")},
+}
 
 
 def _component(user_agent: str) -> str | None:

@@ -15,13 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from celery import Celery
 from redis import Redis
 
-from tango_operator import celeryconfig
+from tango_operator.celery_app import make_publisher
 from tango_operator.keys import Key
-from tango_operator.messages import PRIORITY_NORMAL, QUEUE_NAME, TASK_NAME, queue_lists
-from tango_operator.redis_url import celery_url
+from tango_operator.messages import Publisher, queue_lists
 from tango_operator.workqueue import EnqueueResult, WorkQueue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,13 +27,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass
 class WorkerPool:
-    """``processes`` worker processes of ``concurrency`` children each."""
+    """``processes`` worker processes of ``concurrency`` reconciles in flight each.
+
+    ``pool`` is Celery's execution pool: ``prefork`` (the queue-contract tests kill its child
+    processes) or ``threads`` (the operator's default).
+    """
 
     kubeconfig: Path
     redis_url: str
     workdir: Path
     concurrency: int = 2
     processes: int = 1
+    pool: str = "prefork"
     hold_ms: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
     running: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -75,7 +78,7 @@ class WorkerPool:
                 "--concurrency",
                 str(self.concurrency),
                 "--pool",
-                "prefork",
+                self.pool,
                 "--loglevel",
                 "INFO",
                 "--hostname",
@@ -118,21 +121,16 @@ class Producer:
     """What the watcher does for a key, for tests that drive the queue directly."""
 
     queue: WorkQueue
-    app: Celery
+    publisher: Publisher
 
     @classmethod
     def connect(cls, queue: WorkQueue, redis_url: str) -> Producer:
-        app = Celery("tango_operator_tests")
-        app.config_from_object(celeryconfig)
-        app.conf.broker_url = celery_url(redis_url)
-        return cls(queue=queue, app=app)
+        return cls(queue=queue, publisher=make_publisher(redis_url, name="tango_operator_tests"))
 
     def enqueue(self, key: Key) -> EnqueueResult:
         result = self.queue.enqueue(key)
         if result is EnqueueResult.SEND:
-            self.app.send_task(
-                TASK_NAME, args=[key.encode()], queue=QUEUE_NAME, priority=PRIORITY_NORMAL
-            )
+            self.publisher(key)
         return result
 
     def pump(self) -> int:

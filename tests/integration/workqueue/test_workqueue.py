@@ -416,6 +416,23 @@ def test_requeue_after_keeps_the_earlier_due_time(redis_client: redis.Redis) -> 
     assert wq.due() == [KEY]
 
 
+def test_a_superseding_success_replaces_or_cancels_what_earlier_runs_scheduled(
+    redis_client: redis.Redis,
+) -> None:
+    clock = FakeClock()
+    wq = WorkQueue(redis_client, clock=clock)
+    start = clock.now
+    wq.finish(lease_of(wq.begin(KEY)), success=True, requeue_after=2)
+    done = wq.finish(lease_of(wq.begin(KEY)), success=True, requeue_after=20, supersede=True)
+    assert done.next_due == start + 20, "the latest reconcile decides, even when later"
+    done = wq.finish(lease_of(wq.begin(KEY)), success=True, supersede=True)
+    assert done.next_due is None
+    clock.advance(30)
+    assert wq.due() == [], "nothing left from the earlier runs"
+    failed = wq.finish(lease_of(wq.begin(KEY)), success=False, supersede=True)
+    assert failed.next_due is not None, "a failure keeps its backoff"
+
+
 def test_due_respects_the_limit_earliest_first(redis_client: redis.Redis) -> None:
     clock = FakeClock()
     wq = WorkQueue(redis_client, clock=clock)
