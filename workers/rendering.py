@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -106,19 +108,44 @@ def _environment(directory: Path) -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
+        auto_reload=False,  # the templates do not change under a running worker
         trim_blocks=True,
         lstrip_blocks=True,
         finalize=_finalize,
     )
 
 
+_RENDERED_MAX = 4096
+_rendered: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+_rendered_lock = threading.Lock()
+
+
 def render_template(name: str, context: JsonDict) -> JsonDict:
-    """Render ``templates/<name>`` with ``context`` and parse it into one manifest."""
-    text = _environment(templates_dir()).get_template(name).render(context)
-    manifest = yaml.load(text, Loader=_YAML_LOADER)
-    if not isinstance(manifest, dict):
+    """Render ``templates/<name>`` with ``context`` and parse it into one manifest.
+
+    A reconcile renders the same children again and again (every pass compares them with
+    what was applied), so the parsed result of each (template, context) is kept, as JSON
+    text, for the next pass: Jinja2 and the YAML parser are most of a reconcile's CPU.
+    Each call returns a fresh copy.
+    """
+    directory = templates_dir()
+    key = (str(directory), name, json.dumps(context, sort_keys=True, default=str))
+    with _rendered_lock:
+        cached = _rendered.get(key)
+        if cached is not None:
+            _rendered.move_to_end(key)
+    if cached is not None:
+        manifest: JsonDict = json.loads(cached)
+        return manifest
+    text = _environment(directory).get_template(name).render(context)
+    parsed = yaml.load(text, Loader=_YAML_LOADER)
+    if not isinstance(parsed, dict):
         raise ValueError(f"template {name} did not render one YAML mapping")
-    return manifest
+    with _rendered_lock:
+        _rendered[key] = json.dumps(parsed)
+        while len(_rendered) > _RENDERED_MAX:
+            _rendered.popitem(last=False)
+    return parsed
 
 
 # --- common ---------------------------------------------------------------------------------------

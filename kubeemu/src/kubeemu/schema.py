@@ -31,11 +31,12 @@ class SchemaNode:
     of nodes preserving unknown fields return the unknown node, so callers can walk any path.
     """
 
-    __slots__ = ("_defs", "_raw")
+    __slots__ = ("_defs", "_kids", "_raw")
 
     def __init__(self, raw: Mapping[str, Any] | None, defs: Mapping[str, JsonDict] | None = None):
         self._defs: Mapping[str, JsonDict] = defs or {}
         self._raw: JsonDict | None = _resolve(raw, self._defs) if raw is not None else None
+        self._kids: dict[int, SchemaNode] = {}
 
     # --- identity -------------------------------------------------------------------------------
     @property
@@ -48,7 +49,13 @@ class SchemaNode:
         return self._raw is not None
 
     def _child(self, raw: Mapping[str, Any] | None) -> SchemaNode:
-        return SchemaNode(raw, self._defs)
+        """The node of a sub-schema, resolved once: schemas never change, walks repeat."""
+        if raw is None:
+            return SchemaNode(None, self._defs)
+        kid = self._kids.get(id(raw))
+        if kid is None:
+            kid = self._kids[id(raw)] = SchemaNode(raw, self._defs)
+        return kid
 
     # --- types ----------------------------------------------------------------------------------
     @property
