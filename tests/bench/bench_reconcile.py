@@ -61,6 +61,9 @@ class Result:
     kubeemu_cpu: float
     """kubeemu's CPU seconds per second of the run (1.0: one core saturated)."""
     rss_mib: dict[str, float]
+    operator_cpu: float = 0.0
+    """CPU seconds of every operator process during the run."""
+    kubeemu_cpu_seconds: float = 0.0
     failover_requests: int = 0
     failover_mutations: int = 0
     failover_reconciles: int | None = None
@@ -79,10 +82,12 @@ class Result:
         failover_runs = (
             "" if self.failover_reconciles is None else f"{self.failover_reconciles / self.crs:.2f}"
         )
+        per_cr = 1000 / self.crs
+        cpu = f"{self.operator_cpu * per_cr:.1f} / {self.kubeemu_cpu_seconds * per_cr:.1f}"
         return (
             f"| {self.name} | {self.seconds:.1f} | {self.rate:.1f} | {reconciles} | "
             f"{self.requests / self.crs:.2f} | {self.mutations / self.crs:.2f} | "
-            f"{self.kubeemu_cpu * 100:.0f} % | {self.failover_mutations / self.crs:.2f} / "
+            f"{self.kubeemu_cpu * 100:.0f} % | {cpu} | {self.failover_mutations / self.crs:.2f} / "
             f"{self.failover_requests / self.crs:.2f} / {failover_runs} | {total:.0f} ({memory}) |"
         )
 
@@ -90,8 +95,9 @@ class Result:
 HEADER = (
     "| configuration | time to all Running (s) | CR/s | reconciles per CR | "
     "API requests per CR | mutations per CR | kubeemu CPU (of one core) | "
+    "CPU ms per CR: operator / kubeemu | "
     "failover: writes / requests / reconciles per CR | RSS MiB (per process) |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -265,7 +271,9 @@ def run_kopf(world: Cluster, name: str, max_workers: int | None, deadline: float
     kopf = _spawn(argv, env, world.workdir / "kopf.log")
     try:
         seconds = world.wait_running(deadline)
-        cpu_share = (_cpu_seconds(emu_pid) - cpu) / seconds
+        emu_cpu = _cpu_seconds(emu_pid) - cpu
+        cpu_share = emu_cpu / seconds
+        operator_cpu = sum(_cpu_seconds(pid) for pid in _tree(kopf.pid))
         world.wait_quiet(mark)
         audit = world.operator_audit(mark)
         rss = {"kopf": _tree_rss(kopf.pid)}
@@ -285,6 +293,8 @@ def run_kopf(world: Cluster, name: str, max_workers: int | None, deadline: float
         mutations=sum(1 for r in audit if r["changed"]),
         kubeemu_cpu=cpu_share,
         rss_mib=rss,
+        operator_cpu=operator_cpu,
+        kubeemu_cpu_seconds=emu_cpu,
         failover_requests=len([r for r in after if r["verb"] not in ("list", "watch")]),
         failover_mutations=sum(1 for r in after if r["changed"]),
     )
@@ -311,9 +321,16 @@ def run_operator(
     watcher = _spawn(
         watcher_argv, {**env, "TANGO_OPERATOR_IDENTITY": "bench-1"}, world.workdir / "w1.log"
     )
+    redis_pid = world.redis.process.pid  # type: ignore[union-attr]
+    before = {pid: _cpu_seconds(pid) for pid in [redis_pid, *_operator_pids(pool, watcher)]}
     try:
         seconds = world.wait_running(deadline)
-        cpu_share = (_cpu_seconds(emu_pid) - cpu) / seconds
+        emu_cpu = _cpu_seconds(emu_pid) - cpu
+        cpu_share = emu_cpu / seconds
+        operator_cpu = sum(
+            _cpu_seconds(pid) - before.get(pid, 0.0)
+            for pid in [redis_pid, *_operator_pids(pool, watcher)]
+        )
         world.wait_quiet(mark)
         audit = world.operator_audit(mark)
         reconciles = len(reconcile_starts(pool.trace))
@@ -340,6 +357,8 @@ def run_operator(
         mutations=sum(1 for r in audit if r["changed"]),
         kubeemu_cpu=cpu_share,
         rss_mib=rss,
+        operator_cpu=operator_cpu,
+        kubeemu_cpu_seconds=emu_cpu,
         failover_requests=len([r for r in after if r["verb"] not in ("list", "watch")]),
         failover_mutations=sum(1 for r in after if r["changed"]),
         failover_reconciles=failover_reconciles,
@@ -347,11 +366,22 @@ def run_operator(
     )
 
 
+def _operator_pids(pool: WorkerPool, watcher: subprocess.Popen[bytes]) -> list[int]:
+    """The watcher and every worker process (supervisors and Celery) of one run."""
+    pids = _tree(watcher.pid)
+    for process in pool.running:
+        pids += _tree(process.pid)
+    return pids
+
+
 def plot(results: list[Result], path: Path) -> None:
     """CR/s and memory of each configuration, side by side."""
     figure = Figure(figsize=(10, 4.5))
     rate_axes, memory_axes = figure.subplots(1, 2)
-    labels = [r.name.replace("tango-operator, ", "").replace(" threads", "") for r in results]
+    labels = [
+        r.name.replace("tango-operator, ", "tango-operator ").replace(" threads", "")
+        for r in results
+    ]
     colors = ["#999999" if r.name.startswith("kopf") else "#2a6fb0" for r in results]
     rate_axes.barh(labels, [r.rate for r in results], color=colors)
     rate_axes.set_xlabel("DeviceServers to Running per second")
