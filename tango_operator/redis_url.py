@@ -8,10 +8,10 @@ the URL here, once; messages never contain a password.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from tango_operator import environment
 from tango_operator.environment import SettingsError
 
 REDIS_URL_ENV = "TANGO_OPERATOR_REDIS_URL"
@@ -70,8 +70,8 @@ def redis_url(environ: Mapping[str, str] | None = None) -> str:
     ``broker_use_ssl`` (``redis_tls``). Those files with a URL that is not ``rediss://`` are
     a ``RedisSettingsError``: asking for TLS must never quietly give plain text.
     """
-    environ = os.environ if environ is None else environ
-    url = environ.get(REDIS_URL_ENV, "").strip() or DEFAULT_REDIS_URL
+    environ = environment.environ_or_default(environ)
+    url = environment.text(environ, REDIS_URL_ENV, DEFAULT_REDIS_URL)
     parts = urlsplit(url)
     if parts.scheme == "rediss":
         parts = parts._replace(query=_tls_query(parts.query, environ))

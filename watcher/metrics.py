@@ -51,6 +51,10 @@ ENQUEUE_ERRORS = Counter(
     ["kind", "stage"],
 )
 LEADER = Gauge("tango_operator_leader", "1 while this watcher replica leads.")
+LOST_MESSAGES = Counter(
+    "tango_operator_lost_messages_total",
+    "Reconcile messages found lost on their way to a worker, and sent again.",
+)
 RESYNCS = Counter("tango_operator_resyncs_total", "Periodic and post-relist resyncs.")
 LAST_RESYNC = Gauge(
     "tango_operator_last_resync_timestamp_seconds", "Unix time of the last completed resync."

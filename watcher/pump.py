@@ -14,12 +14,17 @@ import threading
 from collections.abc import Callable
 
 from tango_operator.keys import Key
-from tango_operator.workqueue import WorkQueue
+from tango_operator.messages import queue_lists
+from tango_operator.workqueue import WorkQueue, lost
 from tango_operator.workqueue.fair import FairQueue
 from watcher import metrics
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 0.5
+LOST_CHECK_SECONDS = 5.0
+"""How often the pump looks for reconcile messages lost on their way to a worker."""
+LOST_AFTER_SECONDS = 20.0
+"""A key marked queued this long without its message anywhere in the broker is sent again."""
 MIN_INTERVAL_SECONDS = 0.02
 BATCH = 500
 
@@ -58,9 +63,13 @@ def run_pump(
     *,
     fair: FairQueue | None = None,
 ) -> None:
-    """Until ``stop`` is set; Redis errors are logged and retried on the next tick."""
+    """Until ``stop`` is set; Redis errors are logged and retried on the next tick.
+
+    Every ``LOST_CHECK_SECONDS`` it also frees and enqueues again the keys whose message was
+    lost on the way to a worker (``tango_operator.workqueue.lost``).
+    """
     wait = interval
-    last_stats = 0.0
+    last_stats = last_lost_check = 0.0
     while not stop.wait(wait):
         wait = interval
         try:
@@ -68,6 +77,12 @@ def run_pump(
             if pumped:
                 log.debug("pumped keys=%d", pumped)
             now = queue.clock()
+            if now - last_lost_check >= LOST_CHECK_SECONDS:
+                last_lost_check = now
+                for key in lost.reclaim(queue, queue_lists(), older_than=LOST_AFTER_SECONDS):
+                    log.warning("message lost on its way to a worker, sending again key=%s", key)
+                    metrics.LOST_MESSAGES.inc()
+                    enqueue(key)
             if now - last_stats >= interval:
                 _refresh_gauges(queue, fair)
                 last_stats = now

@@ -170,6 +170,11 @@ class WorkQueue:
     def _lease_ms(self) -> int:
         return max(1, round(self.lease_seconds * 1000))
 
+    @property
+    def queued_name(self) -> str:
+        """The ZSET of keys marked queued (a message in flight), for ``workqueue.lost``."""
+        return self._queued
+
     # -- the API ------------------------------------------------------------------------
 
     def check_epoch(self) -> float:

@@ -41,6 +41,8 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
     outcome = _reconcile(key, resource, ports)
     if outcome.state == before:
         return outcome
+    # the servers woken below must not read what the watcher has not seen yet
+    ports.databases.record(key.namespace, key.name, outcome.state or "")
     # the DeviceServers using this TANGO host look again at once, whichever way it went:
     # to Running they may start; away from it they report why they wait
     return replace(outcome, wake=tuple(_users_of(key, ports)))

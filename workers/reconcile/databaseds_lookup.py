@@ -4,13 +4,15 @@ Called by the DeviceServer reconciler before it asks TANGO itself. A ``databased
 without dots names a DatabaseDS in the same namespace when one exists; then the operator
 waits for that DatabaseDS to be Running. Otherwise (a DNS name, or a Service deployed by
 other means) only the TANGO check decides. The state comes from what the watcher saw
-(``Ports.databases``), and from the API only when the watcher cannot vouch for it.
+(``Ports.databases``) when it says Running — the steady state, read on every reconcile —
+and from the API otherwise: when the watcher cannot vouch for it, and to confirm a wait
+(the record may lag the DatabaseDS that just woke this server).
 """
 
 from __future__ import annotations
 
 from tango_operator import crd
-from tango_operator.observed import DATABASEDS_DELETING, DATABASEDS_UNKNOWN
+from tango_operator.observed import DATABASEDS_DELETING
 from workers.reconcile.ports import Ports
 
 GONE = "DatabaseDS is being deleted"
@@ -31,7 +33,7 @@ def wait_reason(ports: Ports, *, namespace: str, databaseds: str) -> str | None:
     if "." in host:
         return None
     state = ports.databases.state(namespace, host)
-    if state == DATABASEDS_UNKNOWN:
+    if state != "Running":
         state = _state_from_api(ports, namespace, host)
     if state is None:
         return None

@@ -173,6 +173,9 @@ class DatabaseStatesPort(Protocol):
     def state(self, namespace: str, name: str) -> str | None:
         """The state, None if there is no such DatabaseDS, or ``DATABASEDS_UNKNOWN``."""
 
+    def record(self, namespace: str, name: str, state: str | None) -> None:
+        """Record a DatabaseDS's state (its reconciler, right after publishing it)."""
+
 
 class UnknownDatabaseStates:
     """A DatabaseStatesPort that knows nothing: every lookup reads the API."""
@@ -180,6 +183,9 @@ class UnknownDatabaseStates:
     def state(self, namespace: str, name: str) -> str | None:  # noqa: ARG002
         """Always ``DATABASEDS_UNKNOWN``."""
         return DATABASEDS_UNKNOWN
+
+    def record(self, namespace: str, name: str, state: str | None) -> None:
+        """Forget it: nothing is kept."""
 
 
 @dataclass

@@ -210,6 +210,19 @@ def test_pump_sends_due_keys(start_watcher: StartWatcher, redis: RedisServer) ->
     assert not queue.redis.zcard(queue.prefix + "delayed")
 
 
+def test_a_message_lost_on_its_way_to_a_worker_is_sent_again(
+    start_watcher: StartWatcher, redis: RedisServer
+) -> None:
+    """Marked queued a minute ago, its message nowhere: the pump sends it again within seconds
+    (not after the ten minutes that make a mark stale)."""
+    watcher = start_watcher(send=make_publisher(redis.url))
+    queue = watcher.queue
+    member = ds_key("lost").encode()
+    queue.redis.zadd(queue.queued_name, {member: time.time() - 60})
+    wait_for(lambda: ds_key("lost") in sent_keys(redis), timeout=15, what="the message sent again")
+    assert member in queued_members(redis), "marked queued afresh"
+
+
 def test_resync_refills_a_flushed_redis(
     start_watcher: StartWatcher, kube_client: client.ApiClient, redis: RedisServer
 ) -> None:
