@@ -213,8 +213,10 @@ def test_pump_sends_due_keys(start_watcher: StartWatcher, redis: RedisServer) ->
 def test_a_message_lost_on_its_way_to_a_worker_is_sent_again(
     start_watcher: StartWatcher, redis: RedisServer
 ) -> None:
-    """Marked queued a minute ago, its message nowhere: the pump sends it again within seconds
-    (not after the ten minutes that make a mark stale)."""
+    """Marked queued a minute ago, its message nowhere: sent again within seconds.
+
+    Not after the ten minutes that make a mark stale.
+    """
     watcher = start_watcher(send=make_publisher(redis.url))
     queue = watcher.queue
     member = ds_key("lost").encode()
