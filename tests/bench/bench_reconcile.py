@@ -379,7 +379,9 @@ def plot(results: list[Result], path: Path) -> None:
     figure = Figure(figsize=(10, 4.5))
     rate_axes, memory_axes = figure.subplots(1, 2)
     labels = [
-        r.name.replace("tango-operator, ", "tango-operator ").replace(" threads", "")
+        r.name.replace("tango-operator, ", "tango-operator ").removesuffix(" threads")
+        if r.name.startswith("tango-operator")
+        else r.name
         for r in results
     ]
     colors = ["#999999" if r.name.startswith("kopf") else "#2a6fb0" for r in results]
