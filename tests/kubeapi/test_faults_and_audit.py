@@ -45,6 +45,7 @@ def test_partial_error_rate_is_seeded(kubeemu: KubeEmu, api_client: client.ApiCl
     assert 30 <= statuses.count(500) <= 90, statuses.count(500)
 
 
+@pytest.mark.slow
 def test_throttling_sends_retry_after(kubeemu: KubeEmu, api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
     kubeemu.set_faults([{"code": 429, "retry_after_seconds": 3, "verbs": ["list"]}])

@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+import pytest
 from kubernetes import client
 
 from kubeemu.testing import KubeEmu
@@ -224,6 +225,7 @@ def test_too_old_resource_version_is_an_error_event(kubeemu: KubeEmu) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_bookmarks_only_when_asked(
     kubeemu: KubeEmu,
 ) -> None:  # the fixture's bookmark interval is 1 s

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
 from devstack.redis_server import RedisServer
@@ -24,6 +25,7 @@ from tests.support.workers import REPO, WorkerPool, celery_queue_length, wait_fo
 FLOOD = 150
 
 
+@pytest.mark.slow
 def test_a_late_namespace_overtakes_a_flood(
     pool: WorkerPool, redis: RedisServer, kube_client: client.ApiClient, tmp_path: Path
 ) -> None:

@@ -65,6 +65,7 @@ def _inspect(pool: WorkerPool, what: str) -> dict[str, Any]:
     return decoded
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_thousand_waiters_cost_nothing_in_workers(
     pool: WorkerPool, producer: Producer, queue: WorkQueue, kube_client: client.ApiClient

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from kubernetes import client
 
 from devstack.runner.plan import free_port
@@ -129,6 +130,7 @@ def test_storm_on_one_key_never_runs_it_twice_at_once(
     assert len(entries) < 200, "events were coalesced"
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_reconcile_loses_nothing(
     pool: WorkerPool, producer: Producer, queue: WorkQueue, kube_client: client.ApiClient
 ) -> None:
@@ -157,6 +159,7 @@ def test_a_worker_killed_mid_reconcile_loses_nothing(
     assert overlapping_windows(str(pool.trace), deaths={victim_pid: killed_at}) == []
 
 
+@pytest.mark.slow
 def test_a_poison_key_backs_off_and_does_not_delay_others(
     pool: WorkerPool, producer: Producer, queue: WorkQueue, kube_client: client.ApiClient
 ) -> None:
@@ -212,6 +215,7 @@ def test_a_poison_key_backs_off_and_does_not_delay_others(
     assert "ReconcileFailedError" in pool.logs()
 
 
+@pytest.mark.slow
 def test_redis_restarted_empty_then_resync_converges(
     pool: WorkerPool, producer: Producer, kube_client: client.ApiClient, redis: Any
 ) -> None:
@@ -246,6 +250,7 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_a_dead_celery_main_process_is_restarted_by_the_supervisor(
     pool: WorkerPool, producer: Producer, kube_client: client.ApiClient
 ) -> None:

@@ -210,6 +210,7 @@ def test_pump_sends_due_keys(start_watcher: StartWatcher, redis: RedisServer) ->
     assert not queue.redis.zcard(queue.prefix + "delayed")
 
 
+@pytest.mark.slow
 def test_a_message_lost_on_its_way_to_a_worker_is_sent_again(
     start_watcher: StartWatcher, redis: RedisServer
 ) -> None:
