@@ -164,6 +164,12 @@ class Cluster:
             if not ("deviceservers" in r["path"] and r["verb"] == "list")
         ]
 
+    def after_restart(self, mark: int) -> list[dict[str, Any]]:
+        """What a restarted operator did until the cluster was quiet again."""
+        time.sleep(5.0)  # it lists, and offers or handles every object
+        self.wait_quiet(mark)
+        return self.operator_audit(mark)
+
     def wait_quiet(self, mark: int, quiet: float = 3.0, deadline: float = 120.0) -> None:
         """Until nothing but lists, watches and Lease renewals reached kubeemu for ``quiet`` s."""
         started = time.monotonic()
@@ -181,6 +187,32 @@ class Cluster:
             elif time.monotonic() - last_change >= quiet:
                 return
             time.sleep(0.25)
+
+
+def _result(
+    name: str,
+    world: Cluster,
+    seconds: float,
+    audit: list[dict[str, Any]],
+    after: list[dict[str, Any]],
+    rss: dict[str, float],
+    operator_cpu: float,
+    emu_cpu: float,
+) -> Result:
+    """One configuration's figures from its audit records and measurements."""
+    return Result(
+        name=name,
+        crs=world.crs,
+        seconds=seconds,
+        requests=len(audit),
+        mutations=sum(1 for r in audit if r["changed"]),
+        kubeemu_cpu=emu_cpu / seconds,
+        rss_mib=rss,
+        operator_cpu=operator_cpu,
+        kubeemu_cpu_seconds=emu_cpu,
+        failover_requests=len([r for r in after if r["verb"] not in ("list", "watch")]),
+        failover_mutations=sum(1 for r in after if r["changed"]),
+    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -272,7 +304,6 @@ def run_kopf(world: Cluster, name: str, max_workers: int | None, deadline: float
     try:
         seconds = world.wait_running(deadline)
         emu_cpu = _cpu_seconds(emu_pid) - cpu
-        cpu_share = emu_cpu / seconds
         operator_cpu = sum(_cpu_seconds(pid) for pid in _tree(kopf.pid))
         world.wait_quiet(mark)
         audit = world.operator_audit(mark)
@@ -280,24 +311,10 @@ def run_kopf(world: Cluster, name: str, max_workers: int | None, deadline: float
         _stop(kopf)
         failover = world.emu.mark()
         kopf = _spawn(argv, env, world.workdir / "kopf.log")
-        time.sleep(5.0)  # kopf lists and runs its resume handlers at start
-        world.wait_quiet(failover)
-        after = world.operator_audit(failover)
+        after = world.after_restart(failover)  # kopf lists and runs its resume handlers
     finally:
         _stop(kopf)
-    return Result(
-        name=name,
-        crs=world.crs,
-        seconds=seconds,
-        requests=len(audit),
-        mutations=sum(1 for r in audit if r["changed"]),
-        kubeemu_cpu=cpu_share,
-        rss_mib=rss,
-        operator_cpu=operator_cpu,
-        kubeemu_cpu_seconds=emu_cpu,
-        failover_requests=len([r for r in after if r["verb"] not in ("list", "watch")]),
-        failover_mutations=sum(1 for r in after if r["changed"]),
-    )
+    return _result(name, world, seconds, audit, after, rss, operator_cpu, emu_cpu)
 
 
 def run_operator(
@@ -326,7 +343,6 @@ def run_operator(
     try:
         seconds = world.wait_running(deadline)
         emu_cpu = _cpu_seconds(emu_pid) - cpu
-        cpu_share = emu_cpu / seconds
         operator_cpu = sum(
             _cpu_seconds(pid) - before.get(pid, 0.0)
             for pid in [redis_pid, *_operator_pids(pool, watcher)]
@@ -342,28 +358,23 @@ def run_operator(
         watcher = _spawn(
             watcher_argv, {**env, "TANGO_OPERATOR_IDENTITY": "bench-2"}, world.workdir / "w2.log"
         )
-        time.sleep(5.0)
-        world.wait_quiet(failover)
-        after = world.operator_audit(failover)
+        after = world.after_restart(failover)
         failover_reconciles = len(reconcile_starts(pool.trace)) - reconciles
     finally:
         _stop(watcher)
         pool.stop()
-    return Result(
-        name=f"tango-operator, {processes} x {concurrency} threads",
-        crs=world.crs,
-        seconds=seconds,
-        requests=len(audit),
-        mutations=sum(1 for r in audit if r["changed"]),
-        kubeemu_cpu=cpu_share,
-        rss_mib=rss,
-        operator_cpu=operator_cpu,
-        kubeemu_cpu_seconds=emu_cpu,
-        failover_requests=len([r for r in after if r["verb"] not in ("list", "watch")]),
-        failover_mutations=sum(1 for r in after if r["changed"]),
-        failover_reconciles=failover_reconciles,
-        reconciles=reconciles,
+    result = _result(
+        f"tango-operator, {processes} x {concurrency} threads",
+        world,
+        seconds,
+        audit,
+        after,
+        rss,
+        operator_cpu,
+        emu_cpu,
     )
+    result.failover_reconciles, result.reconciles = failover_reconciles, reconciles
+    return result
 
 
 def _operator_pids(pool: WorkerPool, watcher: subprocess.Popen[bytes]) -> list[int]:
