@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
-from redis import Redis, WatchError
+from redis import Redis
 
 from tango_operator.keys import Key
 from tango_operator.observed import ChildRecord, ChildState, needs_reconcile
@@ -41,28 +41,21 @@ class RedisChildLedger:
     def observe(self, owner: Key, child: str, state: ChildState | None) -> bool:
         """Record a watch event of ``child`` (None: deleted); True if the owner must look.
 
-        A read-modify-write under WATCH, so a worker's concurrent ``intend`` is never lost.
+        The watcher is the only writer of what is seen (a worker only fills it in while it
+        is absent, ``applied``), so a read and a write suffice: a worker's ``intend`` in
+        between makes this at worst one reconcile too many.
         """
         name = self._name(owner)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(name)  # type: ignore[no-untyped-call]
-                    raw_seen, raw_intended = cast(
-                        list[Any], pipe.hmget(name, [SEEN + child, INTENDED + child])
-                    )
-                    previous = ChildState.decode(raw_seen) if raw_seen else None
-                    intended = _text(raw_intended) if raw_intended else None
-                    wanted = needs_reconcile(previous, state, intended)
-                    pipe.multi()
-                    if state is None:
-                        pipe.hdel(name, SEEN + child, INTENDED + child, APPLIED + child)
-                    elif previous is None or previous.encode() != state.encode():
-                        pipe.hset(name, SEEN + child, state.encode())
-                    pipe.execute()
-                    return wanted
-                except WatchError:
-                    continue
+        raw_seen, raw_intended = cast(
+            list[Any], self.redis.hmget(name, [SEEN + child, INTENDED + child])
+        )
+        previous = ChildState.decode(raw_seen) if raw_seen else None
+        intended = _text(raw_intended) if raw_intended else None
+        if state is None:
+            self.redis.hdel(name, SEEN + child, INTENDED + child, APPLIED + child)
+        elif previous is None or previous.encode() != state.encode():
+            self.redis.hset(name, SEEN + child, state.encode())
+        return needs_reconcile(previous, state, intended)
 
     def records(self, owner: Key) -> dict[str, ChildRecord]:
         """Every child's record, by ``Kind/name``."""
