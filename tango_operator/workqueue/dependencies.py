@@ -15,10 +15,7 @@ from redis import Redis
 
 from tango_operator.keys import Key
 from tango_operator.workqueue.queue import DEFAULT_PREFIX
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+from tango_operator.workqueue.replies import decoded
 
 
 class RedisDependencyIndex:
@@ -41,7 +38,7 @@ class RedisDependencyIndex:
     def register(self, waiter: Key, devices: tuple[str, ...]) -> None:
         """Record that ``waiter`` waits for ``devices``, replacing what it waited for before."""
         member = waiter.encode()
-        previous = {_text(d) for d in self._members(self._waiter(waiter))}
+        previous = {decoded(d) for d in self._members(self._waiter(waiter))}
         with self.redis.pipeline() as pipe:
             for device in previous - set(devices):
                 pipe.srem(self._device(device), member)
@@ -56,12 +53,12 @@ class RedisDependencyIndex:
         if not devices:
             return []
         members = cast(set[Any], self.redis.sunion([self._device(d) for d in devices]))
-        return sorted(Key.decode(_text(m)) for m in members)
+        return sorted(Key.decode(decoded(m)) for m in members)
 
     def forget(self, waiter: Key) -> None:
         """Drop every wait of ``waiter`` (it no longer waits for anything)."""
         member = waiter.encode()
-        devices = [_text(d) for d in self._members(self._waiter(waiter))]
+        devices = [decoded(d) for d in self._members(self._waiter(waiter))]
         if not devices:
             return
         with self.redis.pipeline() as pipe:

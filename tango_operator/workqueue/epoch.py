@@ -30,9 +30,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from redis import Redis
+
+from tango_operator.workqueue.replies import decoded
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,6 @@ local grace = redis.call('PTTL', KEYS[2])
 if grace < 0 then grace = 0 end
 return {id, redis.call('HGET', KEYS[1], 'lease'), grace}
 """
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Epoch:
@@ -85,7 +82,7 @@ class Epoch:
             keys=[self.key, self.grace_key],
             args=[self.known, uuid.uuid4().hex, self.clock(), remembered],
         )
-        epoch = _text(found)
+        epoch = decoded(found)
         grace = int(grace_ms) / 1000
         if self.known and epoch != self.known:
             log.warning(
@@ -94,5 +91,5 @@ class Epoch:
                 grace,
             )
         self.known = epoch
-        self.longest_lease = max(remembered, float(_text(lease)))
+        self.longest_lease = max(remembered, float(decoded(lease)))
         return grace

@@ -44,6 +44,7 @@ from typing import Any, Protocol, cast
 
 from tango_operator.keys import Key
 from tango_operator.workqueue.queue import HOUSEKEEPING_SECONDS, WorkQueue
+from tango_operator.workqueue.replies import decoded
 
 URGENT_WAKE_LIMIT = 4
 """A wake-up of at most this many keys at once is sent urgently (see the module doc)."""
@@ -189,10 +190,6 @@ class AddResult(enum.Enum):
     """Being processed: marked for one follow-up run."""
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class FairQueue:
     """``add`` and ``dispatch`` over one ``WorkQueue``'s Redis (see the module doc)."""
 
@@ -243,7 +240,7 @@ class FairQueue:
                 "1" if weak else "0",
             ],
         )
-        return AddResult[_text(reply)]
+        return AddResult[decoded(reply)]
 
     def dispatch(self, window: int, weights: Mapping[str, int] | None = None) -> Dispatched:
         """Mark up to ``window`` minus the keys in flight as in flight, fairly.
@@ -275,7 +272,7 @@ class FairQueue:
         urgent: set[Key] = set()
         for position, member in enumerate(members):
             try:
-                key = Key.decode(_text(member))
+                key = Key.decode(decoded(member))
             except ValueError:
                 continue
             keys.append(key)
@@ -292,7 +289,7 @@ class FairQueue:
     def pending_by_namespace(self) -> dict[str, int]:
         """Count the keys waiting for dispatch per namespace; namespaces with none are left out."""
         members = cast(set[Any], self.queue.redis.smembers(self._ring_members))
-        namespaces = [_text(n) for n in members]
+        namespaces = [decoded(n) for n in members]
         with self.queue.redis.pipeline(transaction=False) as pipe:
             for namespace in namespaces:
                 pipe.llen(f"{self.prefix}pending:{namespace}")

@@ -18,10 +18,7 @@ from redis import Redis
 
 from tango_operator.observed import DATABASEDS_UNKNOWN
 from tango_operator.workqueue.queue import DEFAULT_PREFIX
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+from tango_operator.workqueue.replies import decoded
 
 
 class RedisDatabaseStates:
@@ -50,7 +47,7 @@ class RedisDatabaseStates:
             self.redis.hmget(self.name, [f"listed:{namespace}", "listed:*", f"{namespace}/{name}"]),
         )
         if state is not None:
-            return _text(state)
+            return decoded(state)
         if listed_here is None and listed_all is None:
             return DATABASEDS_UNKNOWN
         return None

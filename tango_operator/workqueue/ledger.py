@@ -20,12 +20,9 @@ from redis import Redis
 from tango_operator.keys import Key
 from tango_operator.observed import ChildRecord, ChildState, needs_reconcile
 from tango_operator.workqueue.queue import DEFAULT_PREFIX
+from tango_operator.workqueue.replies import decoded
 
 SEEN, INTENDED, APPLIED = "seen:", "intended:", "applied:"
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisChildLedger:
@@ -50,7 +47,7 @@ class RedisChildLedger:
             list[Any], self.redis.hmget(name, [SEEN + child, INTENDED + child])
         )
         previous = ChildState.decode(raw_seen) if raw_seen else None
-        intended = _text(raw_intended) if raw_intended else None
+        intended = decoded(raw_intended) if raw_intended else None
         if state is None:
             self.redis.hdel(name, SEEN + child, INTENDED + child, APPLIED + child)
         elif previous is None or previous.encode() != state.encode():
@@ -62,8 +59,8 @@ class RedisChildLedger:
         raw = cast(Mapping[Any, Any], self.redis.hgetall(self._name(owner)))
         fields: dict[str, dict[str, str]] = {}
         for field, value in raw.items():
-            prefix, _, child = _text(field).partition(":")
-            fields.setdefault(child, {})[prefix + ":"] = _text(value)
+            prefix, _, child = decoded(field).partition(":")
+            fields.setdefault(child, {})[prefix + ":"] = decoded(value)
         return {
             child: ChildRecord(
                 seen=ChildState.decode(values[SEEN]) if SEEN in values else None,

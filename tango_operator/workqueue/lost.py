@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from tango_operator.keys import Key
 from tango_operator.workqueue.queue import WorkQueue
+from tango_operator.workqueue.replies import decoded
 
 UNACKED = "unacked"
 """kombu's Redis transport: the hash of delivered, unacknowledged messages (its default)."""
@@ -39,10 +40,6 @@ for i = 2, #ARGV do
 end
 return removed
 """
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _member_of(envelope: Any) -> str | None:
@@ -86,7 +83,9 @@ def reclaim(queue: WorkQueue, lists: Sequence[str], *, older_than: float) -> lis
     """Free the keys marked queued for over ``older_than`` seconds whose message is gone."""
     threshold = queue.clock() - older_than
     marked = queue.queued_name
-    old = [_text(m) for m in cast(list[Any], queue.redis.zrangebyscore(marked, "-inf", threshold))]
+    old = [
+        decoded(m) for m in cast(list[Any], queue.redis.zrangebyscore(marked, "-inf", threshold))
+    ]
     if not old:
         return []
     present = messages_in_broker(queue, lists)
@@ -94,4 +93,4 @@ def reclaim(queue: WorkQueue, lists: Sequence[str], *, older_than: float) -> lis
     if not lost:
         return []
     removed = cast(list[Any], queue.redis.eval(_UNMARK, 1, marked, str(threshold), *lost))
-    return [Key.decode(_text(member)) for member in removed]
+    return [Key.decode(decoded(member)) for member in removed]

@@ -38,7 +38,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from redis import Redis
 
@@ -46,6 +45,7 @@ from tango_operator.keys import Key
 from tango_operator.workqueue import scripts
 from tango_operator.workqueue.backoff import backoff_delay, draw_jitter
 from tango_operator.workqueue.epoch import Epoch
+from tango_operator.workqueue.replies import decoded
 
 DEFAULT_PREFIX = "tango-operator:"
 HOUSEKEEPING_SECONDS = 86_400.0
@@ -107,10 +107,6 @@ class FinishResult:
     """Consecutive failures after this run (0 after a success)."""
     next_due: float | None
     """When ``due`` will return the key (the earliest scheduled time), if scheduled."""
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class WorkQueue:
@@ -203,7 +199,7 @@ class WorkQueue:
                 "1" if weak else "0",
             ],
         )
-        return EnqueueResult[_text(reply)]
+        return EnqueueResult[decoded(reply)]
 
     def begin(self, key: Key) -> Lease | Busy:
         """Take the lease of ``key`` for a reconcile, or learn that another holder has it.
@@ -236,7 +232,7 @@ class WorkQueue:
         if not int(taken):
             return Busy(key, int(number) / 1000)
         self._granted = True
-        since = _text(queued_at)
+        since = decoded(queued_at)
         return Lease(
             key=key,
             token=token,
@@ -302,7 +298,7 @@ class WorkQueue:
                 "1" if supersede else "0",
             ],
         )
-        due_text = _text(due_at)
+        due_text = decoded(due_at)
         return FinishResult(
             released=bool(int(released)),
             follow_up=bool(int(follow_up)),
@@ -335,7 +331,7 @@ class WorkQueue:
         keys: list[Key] = []
         for member in reply:
             try:
-                keys.append(Key.decode(_text(member)))
+                keys.append(Key.decode(decoded(member)))
             except ValueError:
                 continue  # not ours to interpret; it has been removed all the same
         return keys

@@ -19,6 +19,7 @@ from redis import Redis
 
 from tango_operator.keys import Key
 from tango_operator.workqueue.queue import DEFAULT_PREFIX
+from tango_operator.workqueue.replies import decoded
 
 # Renew the turn only if it is still ours (compare-and-set).
 _TAKE_TURN = """
@@ -42,10 +43,6 @@ class Starting:
     """Unix time the server was first registered as starting."""
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class StartingServers:
     """The starting servers on one Redis, under ``prefix``, and the export watcher's turn."""
 
@@ -64,7 +61,7 @@ class StartingServers:
         raw = cast(bytes | str | None, self.redis.hget(self._hash, member))
         since = time.time()
         if raw is not None:
-            previous = json.loads(_text(raw))
+            previous = json.loads(decoded(raw))
             if previous.get("host") == tango_host and previous.get("devices") == list(devices):
                 return
             since = float(previous.get("since", since))
@@ -81,8 +78,8 @@ class StartingServers:
         raw = cast(dict[Any, Any], self.redis.hgetall(self._hash))
         for member, value in raw.items():
             try:
-                key = Key.decode(_text(member))
-                entry = json.loads(_text(value))
+                key = Key.decode(decoded(member))
+                entry = json.loads(decoded(value))
                 found.append(
                     Starting(
                         key=key,
