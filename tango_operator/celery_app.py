@@ -12,23 +12,33 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from tango_operator import broker
 from tango_operator.messages import Publisher
 from tango_operator.redis_url import celery_url
 
 CONFIG_MODULE = "tango_operator.celeryconfig"
 
 
-def make_app(name: str, *, include: Sequence[str] = (), redis_url: str | None = None) -> Celery:
+def make_app(
+    name: str,
+    *,
+    include: Sequence[str] = (),
+    redis_url: str | None = None,
+    shared_clients: bool = True,
+) -> Celery:
     """A Celery app named ``name`` configured from ``CONFIG_MODULE``.
 
     ``include`` names the task modules a worker imports; ``redis_url`` (a URL from
     ``tango_operator.redis_url.redis_url``) replaces the environment's broker, for a caller
-    that was handed its URL rather than reading it.
+    that was handed its URL rather than reading it. ``shared_clients`` selects the transport
+    of ``tango_operator.broker`` (False: kombu's own, which Flower needs).
     """
     app = Celery(name, include=list(include))
     app.config_from_object(CONFIG_MODULE)
     if redis_url is not None:
         app.conf.broker_url = celery_url(redis_url)
+    if shared_clients:
+        app.conf.broker_transport = broker.TRANSPORT
     return app
 
 

@@ -49,8 +49,14 @@ task_create_missing_queues = True
 task_soft_time_limit = 120
 task_time_limit = 150
 
-# Flower and `celery inspect` see every task and worker
-worker_send_task_events = True
-task_send_sent_event = True
+# Task events are what Flower shows. They cost three publishes per message, so a worker starts
+# without them and Flower switches them on: it broadcasts `enable_events` to the workers every
+# 5 s (its --enable_events, on by default), so a worker started after Flower is covered too.
+# Without Flower nothing pays for them; `celery control enable_events` does the same by hand.
+# A task appears when a worker receives it; the "sent" event would add one more publish per
+# message to the watcher's hot path for a state (PENDING) that the queue's own metrics (depth,
+# queue latency) already show.
+worker_send_task_events = False
+task_send_sent_event = False
 worker_hijack_root_logger = False
 worker_redirect_stdouts = False

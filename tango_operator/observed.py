@@ -1,8 +1,8 @@
 """What the operator knows from the watch, so that workers need not read it from the API.
 
-Two kinds of fact: the children of each custom resource (below), and the state of every
-DatabaseDS (``DATABASEDS_UNKNOWN``, ``DATABASEDS_DELETING``; kept by
-``tango_operator.workqueue.hosts``).
+Three kinds of fact: the children of each custom resource (below), a copy of each custom
+resource itself (``OwnerCopy``, at the end), and the state of every DatabaseDS
+(``DATABASEDS_UNKNOWN``, ``DATABASEDS_DELETING``; kept by ``tango_operator.workqueue.hosts``).
 
 Every child the workers apply carries the digest of its rendered manifest in the annotation
 ``DIGEST_ANNOTATION`` (``stamp``). The watcher reduces every watch event of a child to a
@@ -182,3 +182,45 @@ def is_current(record: ChildRecord | None, desired: str) -> bool:
         and record.intended == desired
         and record.applied_version == record.seen.version
     )
+
+
+# --- the owner's copy: the custom resource itself, as the watcher last saw it -------------------
+@dataclass(frozen=True)
+class OwnerCopy:
+    """What the ledger holds of a custom resource itself (``tango_operator.workqueue.ledger``).
+
+    ``known`` False: nothing is recorded (a fresh or flushed Redis, a resourceVersion that is
+    not a number): read the API. ``known`` with ``obj`` None: the watcher saw it deleted.
+    """
+
+    known: bool
+    obj: JsonDict | None = None
+
+
+OWNER_UNKNOWN: Final = OwnerCopy(known=False)
+OWNER_DELETED: Final = OwnerCopy(known=True)
+
+
+def owner_version(obj: JsonDict) -> str | None:
+    """The resourceVersion by which copies of ``obj`` are ordered, or None if it has none.
+
+    Kubernetes documents resourceVersions as opaque; every API server there is (etcd's
+    revision, kubeemu's counter) hands out decimal integers that grow, and the API server's
+    own watch cache orders them so. A version that is not one is never ordered: such an
+    object is not copied, and workers read it from the API.
+    """
+    version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    if not version.isdigit() or (len(version) > 1 and version.startswith("0")):
+        return None
+    return version
+
+
+def is_newer(version: str, than: str) -> bool:
+    """Whether decimal ``version`` is greater than ``than`` (as numbers, of any length)."""
+    return len(version) > len(than) or (len(version) == len(than) and version > than)
+
+
+def owner_copy_of(obj: JsonDict) -> JsonDict:
+    """``obj`` as the ledger keeps it: without ``managedFields`` (the bulk of a large CR)."""
+    metadata = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {**obj, "metadata": metadata}

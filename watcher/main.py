@@ -37,6 +37,7 @@ from watcher.enqueue import Enqueuer
 from watcher.kube import ConfigurationError, Kube
 from watcher.leader import LeaderElector
 from watcher.mapping import CUSTOM_KINDS, Mapper, owner_key
+from watcher.owners import OwnerRecorder
 from watcher.pump import run_pump
 from watcher.resync import resync, run_resync
 from watcher.settings import Settings, SettingsError
@@ -77,6 +78,7 @@ class Watcher:
         self.mapper = Mapper()
         self.ledger = RedisChildLedger(queue.redis, prefix=queue.prefix)
         self.databases = RedisDatabaseStates(queue.redis, prefix=queue.prefix)
+        self.owners = OwnerRecorder(self.ledger)
         self._lock = threading.Lock()
         self._synced = threading.Event()
         self.listed = threading.Event()
@@ -112,7 +114,8 @@ class Watcher:
         """Map one listed or watched object to keys and enqueue those of selected namespaces.
 
         Namespace events update the selection instead; custom resources are also counted in
-        the metrics; children go through the child ledger. Until every source has listed
+        the metrics and copied for the workers (``watcher.owners``); children go through the
+        child ledger. Until every source has listed
         once, nothing is enqueued: the resync that follows the first lists offers every key
         once (``_listed``).
         """
@@ -123,6 +126,7 @@ class Watcher:
             metrics.CUSTOM_RESOURCES.observe(kind, event_type, obj)
             if kind == crd.Kind.DATABASE_DS:
                 self._record_database(event_type, obj)
+            self.owners.record(kind, event_type, obj)
             with self._lock:
                 keys = self.mapper.keys_for(kind, event_type, obj)
         else:
@@ -313,7 +317,7 @@ class Watcher:
             threading.Thread(
                 target=run_pump,
                 args=(self.queue, self.enqueue, stop),
-                kwargs={"fair": self.fair},
+                kwargs={"fair": self.fair, "on_tick": self.owners.retry},
                 name="pump",
                 daemon=True,
             )

@@ -62,11 +62,13 @@ def run_pump(
     interval: float = INTERVAL_SECONDS,
     *,
     fair: FairQueue | None = None,
+    on_tick: Callable[[], None] | None = None,
 ) -> None:
     """Until ``stop`` is set; Redis errors are logged and retried on the next tick.
 
     Every ``LOST_CHECK_SECONDS`` it also frees and enqueues again the keys whose message was
-    lost on the way to a worker (``tango_operator.workqueue.lost``).
+    lost on the way to a worker (``tango_operator.workqueue.lost``). ``on_tick`` runs at every
+    tick after Redis answered (the watcher's retry of owner copies, ``watcher.owners``).
     """
     wait = interval
     last_stats = last_lost_check = 0.0
@@ -86,6 +88,8 @@ def run_pump(
             if now - last_stats >= interval:
                 _refresh_gauges(queue, fair)
                 last_stats = now
+            if on_tick is not None:
+                on_tick()
             due = queue.next_due()
             if due is not None:
                 wait = min(interval, max(MIN_INTERVAL_SECONDS, due - now))

@@ -14,6 +14,7 @@ import functools
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from tango_operator.errors import PermanentError, TemporaryError
 from tango_operator.keys import Key
 from tango_operator.workqueue import Busy, EnqueueResult, Lease, WorkQueue
 from tango_operator.workqueue.fair import URGENT_WAKE_LIMIT, Waker
+from tango_operator.workqueue.renewal import LeaseRenewer
 from tango_operator.workqueue.starting import StartingServers
 from workers.reconcile.ports import Outcome
 
@@ -48,29 +50,22 @@ class RunReport:
     woken: int = 0
 
 
+_renewers: weakref.WeakKeyDictionary[WorkQueue, LeaseRenewer] = weakref.WeakKeyDictionary()
+_renewers_lock = threading.Lock()
+
+
 @contextmanager
 def _renewed(queue: WorkQueue, lease: Lease) -> Iterator[threading.Event]:
-    """Renew ``lease`` in the background every third of its length; set the event if lost."""
-    lost = threading.Event()
-    stop = threading.Event()
-    interval = max(queue.lease_seconds / 3, 0.05)
-
-    def renew() -> None:
-        while not stop.wait(interval):
-            try:
-                if not queue.renew(lease):
-                    lost.set()
-                    return
-            except Exception:  # a Redis hiccup: try again at the next tick
-                log.warning("lease renewal failed key=%s", lease.key, exc_info=True)
-
-    thread = threading.Thread(target=renew, name=f"lease-{lease.key.name}", daemon=True)
-    thread.start()
+    """Keep ``lease`` renewed by the process's renewer for ``queue``; the event is set if lost."""
+    with _renewers_lock:
+        renewer = _renewers.get(queue)
+        if renewer is None:
+            renewer = _renewers[queue] = LeaseRenewer(queue)
+    renewal = renewer.register(lease)
     try:
-        yield lost
+        yield renewal.lost
     finally:
-        stop.set()
-        thread.join()
+        renewer.unregister(renewal)
 
 
 def wake(queue: WorkQueue, send: Send, key: Key, *, urgent: bool = False) -> bool:  # noqa: ARG001

@@ -22,7 +22,8 @@ from tornado import web
 
 from tango_operator.celery_app import make_app
 
-app = make_app("tango_operator_flower")
+# kombu's own transport: Flower reconnects to the broker from the URL, which names it
+app = make_app("tango_operator_flower", shared_clients=False)
 
 
 class AuthenticatedMetrics(monitor.Metrics):  # type: ignore[misc]  # flower is untyped

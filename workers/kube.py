@@ -27,6 +27,7 @@ from kubernetes.client.rest import ApiException
 
 from tango_operator import crd, resources
 from tango_operator.errors import PermanentError, TemporaryError
+from workers.events import EventRecorder
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
@@ -81,14 +82,22 @@ def _retry_after(exc: ApiException) -> float | None:
 class Kube:
     """A thin, typed facade over one ``ApiClient`` (one per worker process)."""
 
-    def __init__(self, api_client: client.ApiClient, *, field_manager: str = crd.FIELD_MANAGER):
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        field_manager: str = crd.FIELD_MANAGER,
+        background_events: bool = False,
+    ):
         self._client = api_client
         self.field_manager = field_manager
         self.reporting_instance = socket.gethostname()
+        self.events = EventRecorder(self._post_event) if background_events else None
+        """Where Events go when posted in the background (``workers.events``); None: at once."""
 
     @classmethod
     def connect(cls, kubeconfig: str | None, *, connections: int = 32) -> Kube:
-        """From ``kubeconfig``, or the pod's service account when None.
+        """From ``kubeconfig``, or the pod's service account when None; Events in the background.
 
         ``connections``: the connection pool's size, at least the reconciles in flight in
         this process (the thread pool's size), so that none waits for a connection.
@@ -99,7 +108,7 @@ class Kube:
         else:
             config.load_incluster_config(client_configuration=configuration)
         configuration.connection_pool_maxsize = connections
-        return cls(client.ApiClient(configuration))
+        return cls(client.ApiClient(configuration), background_events=True)
 
     # --- raw calls ------------------------------------------------------------------------------
     def _call(
@@ -209,6 +218,8 @@ class Kube:
         """Record a core/v1 Event on ``resource`` (shown by ``kubectl describe``).
 
         Events are best effort, as in client-go's recorder: a failure is logged, not raised.
+        With ``background_events`` the Event is posted by ``self.events`` and this returns
+        at once.
         """
         meta = resource["metadata"]
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -237,14 +248,22 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
+        if self.events is not None:
+            self.events.record(event)
+        else:
+            self._post_event(event)
+
+    def _post_event(self, event: JsonDict) -> None:
+        """POST one Event; a failure is logged."""
+        involved = event["involvedObject"]
         try:
-            self._call("POST", _path("v1", "Event", meta["namespace"]), body=event)
+            self._call("POST", _path("v1", "Event", involved["namespace"]), body=event)
         except (ApiException, OSError, urllib3.exceptions.HTTPError) as exc:
             log.warning(
                 "event not recorded kind=%s name=%s/%s reason=%s error=%s",
-                resource["kind"],
-                meta["namespace"],
-                meta["name"],
-                reason,
+                involved["kind"],
+                involved["namespace"],
+                involved["name"],
+                event["reason"],
                 exc,
             )

@@ -51,6 +51,11 @@ STATE_TRANSITIONS = Counter(
     ["kind", "state"],
 )
 
+EVENTS_DROPPED = Counter(
+    "tango_operator_events_dropped_total",
+    "Kubernetes Events dropped because the backlog of Events to post was full.",
+)
+
 
 def serve(port: int, *, aggregate: bool, address: str = "0.0.0.0") -> None:
     """Serve /metrics, aggregated over all pool processes with ``aggregate``.

@@ -3,7 +3,8 @@
 Receives ``Key.encode()`` from the watcher (or from another worker: a follow-up run, a woken
 dependent), runs it under the queue contract with this process's wiring
 (``workers.wiring``), sends the follow-up messages through the core's ``Publisher``, and
-records metrics. Each pool process also runs the export watcher (``workers.export_watcher``;
+records metrics; Events waiting to be posted are flushed when a process stops. Each pool
+process also runs the export watcher (``workers.export_watcher``;
 ``TANGO_OPERATOR_EXPORT_POLL_SECONDS``, default 0.1, 0 turns it off). It never retries
 through Celery: delays live in the work queue's Redis sorted set, so no ETA message ever
 sits in a worker's memory.
@@ -16,7 +17,12 @@ import os
 import threading
 from typing import Any
 
-from celery.signals import worker_init, worker_process_init
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 
 from tango_operator.keys import Key
 from tango_operator.messages import TASK_NAME, Publisher
@@ -24,7 +30,7 @@ from workers import execution, metrics, settings
 from workers.app import app
 from workers.export_watcher import ExportWatcher
 from workers.reconcile import by_kind
-from workers.wiring import current
+from workers.wiring import built, current
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,23 @@ def _ensure_export_watcher() -> None:
         target=watcher.run, args=(threading.Event(),), name="export-watcher", daemon=True
     )
     thread.start()
+
+
+EVENT_FLUSH_SECONDS = 5.0
+"""How long a stopping worker waits for its backlog of Events to be posted."""
+
+
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def _flush_events(**_: Any) -> None:
+    """Post the Events still waiting (``workers.events``) before the process exits.
+
+    The worker's own process with the threads pool; each child with prefork.
+    """
+    wiring = built()
+    events = wiring.events if wiring is not None else None
+    if events is not None and not events.flush(EVENT_FLUSH_SECONDS):
+        log.warning("events still unposted after %.0fs at shutdown", EVENT_FLUSH_SECONDS)
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

@@ -26,8 +26,10 @@ from tango_operator.workqueue.hosts import RedisDatabaseStates
 from tango_operator.workqueue.ledger import RedisChildLedger
 from tango_operator.workqueue.starting import StartingServers
 from workers import settings
+from workers.events import EventRecorder
 from workers.execution import wake as execution_wake
 from workers.kube import Kube
+from workers.reconcile.owners import OwnerCopies
 from workers.reconcile.ports import Ports, TangoPort
 
 
@@ -41,6 +43,8 @@ class Wiring:
     starting: StartingServers
     fair: FairQueue | None
     """The fair dispatcher's queue (None with FIFO dispatch, TANGO_OPERATOR_DISPATCH)."""
+    events: EventRecorder | None = None
+    """The process's Event poster (``workers.events``), flushed when the worker stops."""
 
     def waker(self, send: Callable[[Key], None]) -> Waker:
         """How this worker wakes another key (a dependent; a starting server).
@@ -81,16 +85,25 @@ def current() -> Wiring:
         return wiring
 
 
+def built() -> Wiring | None:
+    """This process's wiring if a task has built it, else None (nothing is connected)."""
+    with _lock:
+        return _built.get(os.getpid())
+
+
 def _build() -> Wiring:
     loaded = settings.for_process()
     redis = connect(loaded.redis_url)
     queue = WorkQueue(redis, lease_seconds=loaded.lease_seconds)
+    ledger = RedisChildLedger(redis)
+    kube = Kube.connect(loaded.kubeconfig)
     ports = Ports(
-        kube=Kube.connect(loaded.kubeconfig),
+        # custom resources from the watcher's copies (workers.reconcile.owners)
+        kube=OwnerCopies(kube, ledger),
         tango=load_tango_port(loaded.tango_port),
         index=RedisDependencyIndex(redis),
         settings=loaded.reconcile,
-        ledger=RedisChildLedger(redis),
+        ledger=ledger,
         databases=RedisDatabaseStates(redis),
     )
     return Wiring(
@@ -99,4 +112,5 @@ def _build() -> Wiring:
         ports=ports,
         starting=StartingServers(redis),
         fair=FairQueue(queue) if loaded.dispatch.fair else None,
+        events=kube.events,
     )

@@ -30,12 +30,16 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from redis import Redis
 
 from tango_operator.workqueue.replies import decoded
 
 log = logging.getLogger(__name__)
+
+_GUARD_ATTEMPTS = 3
+"""A guarded call that finds a new epoch this many times running gives up (raises)."""
 
 # KEYS: epoch, grace.  ARGV: known id ('' = none), fresh id, now, longest known lease (s).
 # -> {epoch id, longest lease granted in it (s), grace left (ms, 0 = none)}
@@ -58,6 +62,22 @@ return {id, redis.call('HGET', KEYS[1], 'lease'), grace}
 """
 
 
+GUARD = """
+if redis.call('HGET', KEYS[#KEYS], 'id') ~= ARGV[#ARGV] then
+  return 'EPOCH'
+end
+"""
+"""Prepended to the queue's scripts (``guarded``): their last KEY is the epoch, their last ARGV
+the epoch id the caller knows. A script that finds another epoch (or none) does nothing and
+answers ``EPOCH``; the caller then looks at the epoch (``Epoch.check``) and calls again. So
+the look costs no round trip of its own while the epoch stays the same."""
+
+
+def guarded(script: str) -> str:
+    """``script`` behind the epoch guard."""
+    return GUARD + script
+
+
 class Epoch:
     """One process's view of the epoch (owned by its ``WorkQueue``)."""
 
@@ -70,6 +90,27 @@ class Epoch:
         self.longest_lease = 0.0
         """The longest lease known to have been granted, in seconds."""
         self._script = redis.register_script(EPOCH)
+
+    def call(
+        self,
+        script: Callable[..., Any],
+        keys: list[str],
+        args: list[Any],
+        own_lease: float = 0.0,
+    ) -> Any:
+        """Run a ``guarded`` script registered on this Redis, with the epoch appended.
+
+        Looks at the epoch first when this process knows none yet, and again (then calls
+        once more) whenever the script finds another one.
+        """
+        if not self.known:
+            self.check(own_lease)
+        for _ in range(_GUARD_ATTEMPTS):
+            reply = script(keys=[*keys, self.key], args=[*args, self.known])
+            if not (isinstance(reply, bytes | str) and decoded(reply) == "EPOCH"):
+                return reply
+            self.check(own_lease)
+        raise RuntimeError("the work queue's epoch keeps changing; is Redis being flushed?")
 
     def check(self, own_lease: float = 0.0) -> float:
         """Look at the epoch (starting it, and the grace if it was lost).

@@ -43,6 +43,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
 from tango_operator.keys import Key
+from tango_operator.workqueue.epoch import guarded
 from tango_operator.workqueue.queue import HOUSEKEEPING_SECONDS, WorkQueue
 from tango_operator.workqueue.replies import decoded
 
@@ -61,12 +62,12 @@ class Waker(Protocol):
         """Wake ``key``; ``urgent`` when it is one of a few woken at once."""
 
 
-# KEYS: pending, lane, ring, ring_members, signal, queued, lock, dirty, urgent.
+# KEYS: pending, lane, ring, ring_members, signal, queued, lock, dirty, urgent, epoch.
 # ARGV: member, namespace, now, stale_after, dirty_ttl_ms, front ('1'/'0'), urgent ('1'/'0'),
-# weak ('1'/'0': a key being processed is left alone instead of marked dirty).
+# weak ('1'/'0': a key being processed is left alone instead of marked dirty), known epoch.
 # Invariant kept by both scripts: a namespace is in the ring iff its lane is not empty,
 # and a member is in its lane iff it is in `pending`.
-ADD = """
+ADD = guarded("""
 if redis.call('EXISTS', KEYS[7]) == 1 then
   if ARGV[8] == '1' then
     return 'DUPLICATE'
@@ -99,10 +100,10 @@ end
 redis.call('LPUSH', KEYS[5], '1')
 redis.call('LTRIM', KEYS[5], 0, 0)
 return 'PENDING'
-"""
+""")
 
-# KEYS: pending, ring, ring_members, queued, processing, urgent.
-# ARGV: now, stale_after, window, weights (JSON object), prefix, dirty_ttl_ms.
+# KEYS: pending, ring, ring_members, queued, processing, urgent, epoch.
+# ARGV: now, stale_after, window, weights (JSON object), prefix, dirty_ttl_ms, known epoch.
 # Urgent members go first, out of turn and beyond the window: while fewer than two windows
 # of keys are in flight (they are few by construction; the second window is their reserve,
 # so a burst of them still cannot flood Celery). Then each turn pops the ring's first
@@ -111,7 +112,7 @@ return 'PENDING'
 # marked dirty instead (its follow-up runs it); one already in flight is dropped. Every
 # turn shortens a lane, so the loop ends.
 # -> {in flight before, processing, urgent count, member, member, ...} (urgent ones first)
-DISPATCH = """
+DISPATCH = guarded("""
 local now = tonumber(ARGV[1])
 local stale = tonumber(ARGV[2])
 local in_flight = redis.call('ZCOUNT', KEYS[4], now - stale, '+inf')
@@ -176,7 +177,7 @@ while room > 0 do
   end
 end
 return out
-"""
+""")
 
 
 class AddResult(enum.Enum):
@@ -215,9 +216,9 @@ class FairQueue:
         wake-up of a few keys); ``weak``: a key being processed is left alone (a resync). Urgency is
         kept until the key is dispatched; a key already in flight keeps its message.
         """
-        self.queue.check_epoch()
         member = key.encode()
-        reply = self._add(
+        reply = self.queue.epoch.call(
+            self._add,
             keys=[
                 self._pending,
                 f"{self.prefix}pending:{key.namespace}",
@@ -245,11 +246,12 @@ class FairQueue:
     def dispatch(self, window: int, weights: Mapping[str, int] | None = None) -> Dispatched:
         """Mark up to ``window`` minus the keys in flight as in flight, fairly.
 
-        The caller sends one message for each key returned. A look at the epoch first: a Redis that
-        lost its data is noticed before any message is sent (``tango_operator.workqueue.epoch``).
+        The caller sends one message for each key returned. The script looks at the epoch first: a
+        Redis that lost its data is noticed before any message is sent
+        (``tango_operator.workqueue.epoch``).
         """
-        self.queue.check_epoch()
-        reply = self._dispatch(
+        reply = self.queue.epoch.call(
+            self._dispatch,
             keys=[
                 self._pending,
                 self._ring,

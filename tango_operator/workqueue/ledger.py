@@ -1,4 +1,4 @@
-"""The child ledger in Redis: what the watcher saw of each child and what a worker applied.
+"""The child ledger in Redis: what the watcher saw of each owner and child, what a worker applied.
 
 One HASH per owner (``ledger:<Key.encode()>``) with three fields per child (``Kind/name``):
 ``seen:`` (a ``ChildState`` as JSON, written by the watcher from watch events, or by a
@@ -8,21 +8,81 @@ worker from its apply answer when the watcher has not recorded the child yet),
 ``tango_operator.observed``: ``needs_reconcile`` for the watcher (``observe``),
 ``is_current`` for the workers (``records``). A flushed Redis only costs writes: an unknown
 child is applied again.
+
+Next to it, one HASH per owner (``owner:<Key.encode()>``: ``version``, ``object``) holds a copy
+of the custom resource itself (``tango_operator.observed.OwnerCopy``), so that a reconcile
+need not read it from the API: the watcher records every event of it (``observe_owner``; a
+deletion leaves a tombstone, an empty version, kept an hour at most), a worker the answer
+to its own writes (``wrote_owner``, only over a copy the watcher made). Both keep the copy
+with the greatest resourceVersion, so the copy never goes back in time, and a worker never
+brings back an object the watcher saw deleted. A flushed Redis only costs reads.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, cast
 
 from redis import Redis
 
 from tango_operator.keys import Key
-from tango_operator.observed import ChildRecord, ChildState, needs_reconcile
+from tango_operator.observed import (
+    OWNER_DELETED,
+    OWNER_UNKNOWN,
+    ChildRecord,
+    ChildState,
+    OwnerCopy,
+    needs_reconcile,
+    owner_copy_of,
+    owner_version,
+)
 from tango_operator.workqueue.queue import DEFAULT_PREFIX
 from tango_operator.workqueue.replies import decoded
 
+JsonDict = dict[str, Any]
+
 SEEN, INTENDED, APPLIED = "seen:", "intended:", "applied:"
+TOMBSTONE_SECONDS = 3600
+"""How long the tombstone of a deleted owner is kept if no reconcile clears it."""
+
+# KEYS: the owner's copy.  ARGV: version ('' = deleted, '-' = not orderable), object (JSON).
+OWNER_SEEN = """
+if ARGV[1] == '-' then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+if ARGV[1] == '' then
+  redis.call('HSET', KEYS[1], 'version', '', 'object', '')
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  return 1
+end
+local old = redis.call('HGET', KEYS[1], 'version')
+if old and old ~= '' and (#old > #ARGV[1] or (#old == #ARGV[1] and old >= ARGV[1])) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'object', ARGV[2])
+redis.call('PERSIST', KEYS[1])
+return 1
+"""
+
+# KEYS: the owner's copy.  ARGV: version, object (JSON). Only over a newer copy the watcher made.
+OWNER_WRITTEN = """
+local old = redis.call('HGET', KEYS[1], 'version')
+if not old or old == '' or #old > #ARGV[1] or (#old == #ARGV[1] and old >= ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'version', ARGV[1], 'object', ARGV[2])
+return 1
+"""
+
+# KEYS: the owner's copy. A tombstone stays: the watcher saw the deletion.
+OWNER_DROPPED = """
+if redis.call('HGET', KEYS[1], 'version') ~= '' then
+  redis.call('DEL', KEYS[1])
+end
+return 1
+"""
 
 
 class RedisChildLedger:
@@ -31,10 +91,47 @@ class RedisChildLedger:
     def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.prefix = prefix
+        self._owner_seen = redis.register_script(OWNER_SEEN)
+        self._owner_written = redis.register_script(OWNER_WRITTEN)
+        self._owner_dropped = redis.register_script(OWNER_DROPPED)
 
     def _name(self, owner: Key) -> str:
         return f"{self.prefix}ledger:{owner.encode()}"
 
+    def _owner_name(self, owner: Key) -> str:
+        return f"{self.prefix}owner:{owner.encode()}"
+
+    # --- the owner itself -------------------------------------------------------------------
+    def observe_owner(self, owner: Key, obj: JsonDict | None) -> None:
+        """Record a watch event (or a listing) of the owner itself; None: it was deleted."""
+        version = "" if obj is None else (owner_version(obj) or "-")
+        text = "" if obj is None or version == "-" else _compact(owner_copy_of(obj))
+        self._owner_seen(keys=[self._owner_name(owner)], args=[version, text, TOMBSTONE_SECONDS])
+
+    def wrote_owner(self, owner: Key, obj: JsonDict) -> None:
+        """Record the owner as a worker's own write left it (the API's answer)."""
+        version = owner_version(obj)
+        if version is not None:
+            text = _compact(owner_copy_of(obj))
+            self._owner_written(keys=[self._owner_name(owner)], args=[version, text])
+
+    def owner_copy(self, owner: Key) -> OwnerCopy:
+        """The owner as last seen (``OWNER_UNKNOWN``: read it from the API)."""
+        version, text = cast(
+            list[Any], self.redis.hmget(self._owner_name(owner), ["version", "object"])
+        )
+        if version is None:
+            return OWNER_UNKNOWN
+        if not version:
+            return OWNER_DELETED
+        obj = json.loads(text)
+        return OwnerCopy(known=True, obj=obj) if isinstance(obj, dict) else OWNER_UNKNOWN
+
+    def drop_owner_copy(self, owner: Key) -> None:
+        """Forget the owner's copy, unless it is a tombstone (a write showed it behind)."""
+        self._owner_dropped(keys=[self._owner_name(owner)])
+
+    # --- the children -----------------------------------------------------------------------
     def observe(self, owner: Key, child: str, state: ChildState | None) -> bool:
         """Record a watch event of ``child`` (None: deleted); True if the owner must look.
 
@@ -86,5 +183,9 @@ class RedisChildLedger:
             pipe.execute()
 
     def forget(self, owner: Key) -> None:
-        """Drop everything about ``owner``'s children (the owner is gone)."""
-        self.redis.delete(self._name(owner))
+        """Drop everything about ``owner`` and its children (the owner is gone)."""
+        self.redis.delete(self._name(owner), self._owner_name(owner))
+
+
+def _compact(obj: JsonDict) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)

@@ -22,12 +22,13 @@ Redis data, under ``prefix`` (members are ``Key.encode()`` strings):
 - ``epoch``, ``grace`` which data this Redis holds, and the pause after it lost them
                      (``tango_operator.workqueue.epoch``).
 
-Every operation is one Lua script (``tango_operator.workqueue.scripts``) or one MULTI pipeline,
-after a look at the epoch (enqueue, begin, renew, due). Times come from the injected ``clock``
-(seconds); the lease TTL is Redis's own. If Redis restarts empty every operation keeps working:
-the state is gone, no lease is granted until the leases of before may have ended (the grace
-period, ``tango_operator.workqueue.epoch``), and the watcher's resync re-enqueues everything
-(a lost key is recovered by the next event or resync). Needs Redis ≥ 6.2 (``ZADD LT``/``GT``).
+Every operation is one Lua script (``tango_operator.workqueue.scripts``) or one MULTI pipeline;
+enqueue, begin and renew look at the epoch inside their script, ``due`` before it. Times come
+from the injected ``clock`` (seconds); the lease TTL is Redis's own. If Redis restarts empty
+every operation keeps working: the state is gone, no lease is granted until the leases of before
+may have ended (the grace period, ``tango_operator.workqueue.epoch``), and the watcher's resync
+re-enqueues everything (a lost key is recovered by the next event or resync). Needs Redis ≥ 6.2
+(``ZADD LT``/``GT``).
 """
 
 from __future__ import annotations
@@ -176,10 +177,15 @@ class WorkQueue:
     def check_epoch(self) -> float:
         """Notice a Redis that lost its data (and start the grace period).
 
-        Returns the seconds of grace left. Called before every enqueue, begin, renew and due, and
-        by FairQueue.
+        Returns the seconds of grace left. Called before ``due`` and by the watcher's pump; enqueue,
+        begin, renew and FairQueue's scripts look at the epoch themselves (``Epoch.call``).
         """
-        return self.epoch.check(self.lease_seconds if self._granted else 0.0)
+        return self.epoch.check(self._own_lease)
+
+    @property
+    def _own_lease(self) -> float:
+        """The longest lease this process granted itself (0 before its first)."""
+        return self.lease_seconds if self._granted else 0.0
 
     def enqueue(self, key: Key, *, weak: bool = False) -> EnqueueResult:
         """Mark ``key`` queued unless it already is; the result says whether to send a message.
@@ -187,9 +193,9 @@ class WorkQueue:
         A key being processed is marked dirty instead, for one follow-up run — unless ``weak``
         (a resync: the run in progress proves the key is not lost, so it is DUPLICATE).
         """
-        self.check_epoch()
         member = key.encode()
-        reply = self._enqueue(
+        reply = self.epoch.call(
+            self._enqueue,
             keys=[self._queued, self._lock(member), self._dirty(member)],
             args=[
                 member,
@@ -198,6 +204,7 @@ class WorkQueue:
                 round(HOUSEKEEPING_SECONDS * 1000),
                 "1" if weak else "0",
             ],
+            own_lease=self._own_lease,
         )
         return EnqueueResult[decoded(reply)]
 
@@ -207,17 +214,16 @@ class WorkQueue:
         Returns a ``Lease`` (the key is no longer queued; renew it while working, ``finish`` it
         at the end) or ``Busy``.
         """
-        self.check_epoch()
         member = key.encode()
         token = uuid.uuid4().hex
-        taken, number, queued_at = self._begin(
+        taken, number, queued_at = self.epoch.call(
+            self._begin,
             keys=[
                 self._lock(member),
                 self._queued,
                 self._dirty(member),
                 self._attempts(member),
                 self._processing,
-                self.epoch.key,
                 self.epoch.grace_key,
             ],
             args=[
@@ -228,6 +234,7 @@ class WorkQueue:
                 self.lease_seconds,
                 round(HOUSEKEEPING_SECONDS * 1000),
             ],
+            own_lease=self._own_lease,
         )
         if not int(taken):
             return Busy(key, int(number) / 1000)
@@ -247,11 +254,12 @@ class WorkQueue:
         It is taken back if its lock is gone and nobody else holds the key (Redis lost it, or it
         lapsed). Returns False when another holder has the key.
         """
-        self.check_epoch()
         member = lease.key.encode()
-        reply = self._renew(
+        reply = self.epoch.call(
+            self._renew,
             keys=[self._lock(member), self._processing],
             args=[lease.token, self._lease_ms, member, self.clock() + self.lease_seconds],
+            own_lease=self._own_lease,
         )
         return bool(int(reply))
 

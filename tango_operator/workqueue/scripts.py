@@ -2,8 +2,11 @@
 
 Loaded by ``tango_operator.workqueue.queue`` through ``redis.Redis.register_script`` (EVALSHA,
 reloaded transparently after a Redis restart). Each script's KEYS/ARGV layout is written
-above it and must match the call in ``WorkQueue``. Times are seconds (floats) from the
-caller's clock; lease lengths are milliseconds because the lock's TTL is Redis's own.
+above it and must match the call in ``WorkQueue``. ENQUEUE, BEGIN and RENEW run behind the
+epoch guard (``tango_operator.workqueue.epoch.guarded``): their last KEY is the epoch and
+their last ARGV the epoch id the caller knows, appended by ``Epoch.call``. Times are seconds
+(floats) from the caller's clock; lease lengths are milliseconds because the lock's TTL is
+Redis's own.
 Per-key names are ``<prefix>lock:<member>``, ``<prefix>dirty:<member>`` and
 ``<prefix>attempts:<member>``; DUE derives two of them from the prefix, which is fine on a
 single Redis (with or without Sentinel) but not on Redis Cluster, which Celery's Redis
@@ -12,10 +15,13 @@ transport does not support either.
 
 from __future__ import annotations
 
-# KEYS: queued, lock, dirty.  ARGV: member, now, stale_after, dirty_ttl_ms, weak ('1'/'0').
+from tango_operator.workqueue.epoch import guarded
+
+# KEYS: queued, lock, dirty, epoch.
+# ARGV: member, now, stale_after, dirty_ttl_ms, weak ('1'/'0'), known epoch.
 # Being processed -> mark dirty (weak: duplicate, the run in progress is enough); queued
 # recently -> duplicate; else mark queued -> send.
-ENQUEUE = """
+ENQUEUE = guarded("""
 if redis.call('EXISTS', KEYS[2]) == 1 then
   if ARGV[5] == '1' then
     return 'DUPLICATE'
@@ -29,24 +35,22 @@ if since and tonumber(ARGV[2]) - tonumber(since) < tonumber(ARGV[3]) then
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 'SEND'
-"""
+""")
 
-# KEYS: lock, queued, dirty, attempts, processing, epoch, grace.
-# ARGV: member, token, lease_ms, now, lease_seconds, housekeeping_ms.
+# KEYS: lock, queued, dirty, attempts, processing, grace, epoch.
+# ARGV: member, token, lease_ms, now, lease_seconds, housekeeping_ms, known epoch.
 # The delivered message is consumed either way, so the key leaves `queued`.
 # Taken  -> {1, attempt, queued_at or ''}; the epoch records the longest lease granted.
 # Busy   -> {0, holder's remaining ms, queued_at or ''}; the key is marked dirty and
 #           kept in `processing` so that DUE finds it if the holder dies.
 # Grace  -> {0, grace left in ms, queued_at or ''}: Redis lost its data and leases of
-#           before may still be running (tango_operator.workqueue.epoch); no epoch at all means it
-#           was lost since the caller's check. Marked dirty, in `processing` until the
-#           grace ends, so that DUE hands it back then.
-BEGIN = """
+#           before may still be running (tango_operator.workqueue.epoch). Marked dirty, in
+#           `processing` until the grace ends, so that DUE hands it back then.
+BEGIN = guarded("""
 local queued_at = redis.call('ZSCORE', KEYS[2], ARGV[1]) or ''
 redis.call('ZREM', KEYS[2], ARGV[1])
-local grace = redis.call('PTTL', KEYS[7])
-if grace > 0 or redis.call('EXISTS', KEYS[6]) == 0 then
-  if grace <= 0 then grace = tonumber(ARGV[3]) end
+local grace = redis.call('PTTL', KEYS[6])
+if grace > 0 then
   redis.call('SET', KEYS[3], '1', 'PX', ARGV[6])
   redis.call('ZADD', KEYS[5], 'GT', tonumber(ARGV[4]) + grace / 1000, ARGV[1])
   return {0, grace, queued_at}
@@ -56,8 +60,8 @@ if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then
   local attempt = redis.call('INCR', KEYS[4])
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
   redis.call('ZADD', KEYS[5], tonumber(ARGV[4]) + tonumber(ARGV[5]), ARGV[1])
-  if tonumber(redis.call('HGET', KEYS[6], 'lease') or '0') < tonumber(ARGV[5]) then
-    redis.call('HSET', KEYS[6], 'lease', ARGV[5])
+  if tonumber(redis.call('HGET', KEYS[7], 'lease') or '0') < tonumber(ARGV[5]) then
+    redis.call('HSET', KEYS[7], 'lease', ARGV[5])
   end
   return {1, attempt, queued_at}
 end
@@ -66,12 +70,12 @@ local pttl = redis.call('PTTL', KEYS[1])
 if pttl < 0 then pttl = tonumber(ARGV[3]) end
 redis.call('ZADD', KEYS[5], 'NX', tonumber(ARGV[4]) + pttl / 1000, ARGV[1])
 return {0, pttl, queued_at}
-"""
+""")
 
-# KEYS: lock, processing.  ARGV: token, lease_ms, member, new_deadline.
+# KEYS: lock, processing, epoch.  ARGV: token, lease_ms, member, new_deadline, known epoch.
 # A lock that is gone (Redis lost it, or it lapsed) while nobody else holds the key is
 # taken back: the holder is still working on it.
-RENEW = """
+RENEW = guarded("""
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -82,7 +86,7 @@ else
 end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 return 1
-"""
+""")
 
 # KEYS: lock, dirty, queued, attempts, failures, delayed, processing.
 # ARGV: member, token, now, stale_after, success ('1'/'0'), requeue_after ('' = none),

@@ -3,12 +3,14 @@
 The rendered container's command and environment (basic-auth credentials from the rendered Secret,
 the Redis password from the Redis Secret) start the real ``celery flower`` against a redis-server
 that requires that password. Pages, API and /metrics answer 401 without the credentials and 200 with
-them; /healthcheck (the probes) stays open.
+them; /healthcheck (the probes) stays open. A worker, which starts without task events, gets
+them switched on by Flower, and its tasks appear in Flower's task list.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -16,13 +18,20 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from devstack.redis_server import RedisServer
 from devstack.runner.plan import free_port
+from kubeemu.testing import KubeEmu
+from tango_operator.celery_app import make_publisher
+from tango_operator.keys import Key
+from tango_operator.messages import TASK_NAME
 from tests.chart.chart import container, env_of, find, render
-from tests.support.workers import REPO
+from tests.support.workers import REPO, WorkerPool
 
 pytestmark = pytest.mark.helm
 
@@ -48,9 +57,20 @@ def _decoded(secret: dict[str, object], key: str) -> str:
     return base64.b64decode(data[key]).decode()
 
 
+@dataclass(frozen=True)
+class Flower:
+    """Flower started from the chart's rendered container, and its broker."""
+
+    base: str
+    credentials: str
+    """``user:password`` of Flower's basic auth."""
+    redis_url: str
+    """The broker, with the chart's Redis password in it."""
+
+
 @pytest.fixture(scope="module")
-def flower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(base URL, "user:password") of Flower started from the chart's rendered container."""
+def flower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flower]:
+    """Flower started from the chart's rendered container, on a redis-server of its own."""
     tmp_path = tmp_path_factory.mktemp("flower")
     objects = render(workdir=tmp_path / "helm")
     spec = container(objects, "-flower")
@@ -91,7 +111,8 @@ def flower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
                 assert process.poll() is None, (tmp_path / "flower.log").read_text()
                 assert time.monotonic() < deadline, "Flower did not start"
                 time.sleep(0.2)
-            yield base, credentials
+            authenticated = redis.url.replace("://", f"://:{quote(redis_password, safe='')}@", 1)
+            yield Flower(base, credentials, authenticated)
         finally:
             process.terminate()
             process.wait(timeout=20)
@@ -100,14 +121,53 @@ def flower(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
 
 
 @pytest.mark.parametrize("path", ["/", "/api/workers", "/metrics", "/tasks"])
-def test_flower_wants_the_charts_credentials(flower: tuple[str, str], path: str) -> None:
-    base, credentials = flower
+def test_flower_wants_the_charts_credentials(flower: Flower, path: str) -> None:
+    base, credentials = flower.base, flower.credentials
     user = credentials.split(":", 1)[0]
     assert _status(base + path) == 401
     assert _status(base + path, f"{user}:wrong") == 401
     assert _status(base + path, credentials) == 200
 
 
-def test_healthcheck_stays_open_for_the_probes(flower: tuple[str, str]) -> None:
-    base, _ = flower
-    assert _status(f"{base}/healthcheck") == 200
+def test_healthcheck_stays_open_for_the_probes(flower: Flower) -> None:
+    assert _status(f"{flower.base}/healthcheck") == 200
+
+
+def _tasks(flower: Flower) -> dict[str, dict[str, object]]:
+    request = urllib.request.Request(f"{flower.base}/api/tasks")
+    token = base64.b64encode(flower.credentials.encode()).decode()
+    request.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        tasks: dict[str, dict[str, object]] = json.loads(response.read())
+    return tasks
+
+
+def test_flower_switches_the_workers_task_events_on_and_shows_their_tasks(
+    flower: Flower, tmp_path: Path
+) -> None:
+    with KubeEmu.start(tmp_path / "emu", []) as emu:
+        pool = WorkerPool(
+            kubeconfig=emu.kubeconfig,
+            redis_url=flower.redis_url,
+            workdir=tmp_path,
+            pool="threads",
+        )
+        pool.start()
+        publisher = make_publisher(flower.redis_url, name="tango_operator_flower_test")
+        try:
+            key = Key("DeviceServer", "default", "shown-in-flower")
+            deadline = time.monotonic() + 45
+            shown: list[dict[str, object]] = []
+            while not shown:
+                assert time.monotonic() < deadline, f"no task in Flower:\n{pool.logs()[-3000:]}"
+                publisher(key)  # until Flower has switched the worker's events on
+                time.sleep(1.0)
+                shown = [
+                    task
+                    for task in _tasks(flower).values()
+                    if task.get("args") and key.encode() in str(task["args"])
+                ]
+            assert shown[0]["name"] == TASK_NAME
+            assert shown[0]["state"] in ("RECEIVED", "STARTED", "SUCCESS")
+        finally:
+            pool.stop()

@@ -3,8 +3,10 @@
 ``Operator.settle`` plays the role of the watcher and the workers for a handful of keys:
 it reconciles each until its state stops changing or reaches the wanted one, honouring
 the ``wake`` keys of each Outcome, so a test reads like "apply these CRs, then expect".
-Before every reconcile it shows the child ledger the children as they are, as the watcher's
-watch would (``observe``), so drift is seen; the DatabaseDS states are read from the API.
+Before every reconcile it shows the child ledger the custom resource and its children as they
+are, as the watcher's watch would (``observe``), so drift is seen, and the reconcilers read
+the resource from that copy as in production (``workers.reconcile.owners``); the DatabaseDS
+states are read from the API.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tests.support.standin_tango import StandInTango
 from watcher.mapping import owner_key
 from workers.kube import Kube
 from workers.reconcile import by_kind
+from workers.reconcile.owners import OwnerCopies
 from workers.reconcile.ports import (
     InMemoryChildLedger,
     InMemoryDependencyIndex,
@@ -58,7 +61,7 @@ class Operator:
     @property
     def ports(self) -> Ports:
         return Ports(
-            kube=Kube(self.api_client),
+            kube=OwnerCopies(Kube(self.api_client), self.ledger),
             tango=self.tango,
             index=self.index,
             settings=self.settings,
@@ -67,7 +70,10 @@ class Operator:
         )
 
     def observe(self, key: Key) -> None:
-        """Show the ledger ``key``'s children as they are now (what the watch would show)."""
+        """Show the ledger ``key`` and its children as they are now (what the watch would show)."""
+        kind = crd.Kind(key.kind)
+        owner = Kube(self.api_client).get_custom(kind, key.namespace, key.name)
+        self.ledger.observe_owner(key, owner)
         present: dict[str, JsonDict] = {}
         for path in CHILD_PATHS:
             response = self.api_client.call_api(

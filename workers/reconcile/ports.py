@@ -8,6 +8,7 @@ see these protocols, so each can be tested against kubeemu with a stand-in TANGO
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -15,9 +16,15 @@ from tango_operator import crd
 from tango_operator.keys import Key
 from tango_operator.observed import (
     DATABASEDS_UNKNOWN,
+    OWNER_DELETED,
+    OWNER_UNKNOWN,
     ChildRecord,
     ChildState,
+    OwnerCopy,
+    is_newer,
     needs_reconcile,
+    owner_copy_of,
+    owner_version,
 )
 from workers.settings import Settings
 
@@ -163,8 +170,20 @@ class ChildLedgerPort(Protocol):
     def applied(self, owner: Key, child: str, state: ChildState) -> None:
         """Record the answer to an apply."""
 
+    def observe_owner(self, owner: Key, obj: JsonDict | None) -> None:
+        """Record a watch event (or a listing) of the owner itself; None: it was deleted."""
+
+    def wrote_owner(self, owner: Key, obj: JsonDict) -> None:
+        """Record the owner as a worker's own write left it (the API's answer)."""
+
+    def owner_copy(self, owner: Key) -> OwnerCopy:
+        """The owner as last seen (``OWNER_UNKNOWN``: read it from the API)."""
+
+    def drop_owner_copy(self, owner: Key) -> None:
+        """Forget the owner's copy (a write showed it behind): read the API until the next event."""
+
     def forget(self, owner: Key) -> None:
-        """Drop everything about ``owner``'s children."""
+        """Drop everything about ``owner`` and its children."""
 
 
 class DatabaseStatesPort(Protocol):
@@ -193,6 +212,7 @@ class InMemoryChildLedger:
     """A ChildLedgerPort in a dict, with the rules of ``tango_operator.observed``."""
 
     _records: dict[Key, dict[str, ChildRecord]] = field(default_factory=dict)
+    _owners: dict[Key, tuple[str, JsonDict | None]] = field(default_factory=dict)
 
     def observe(self, owner: Key, child: str, state: ChildState | None) -> bool:
         """Record a watch event of ``child`` (None: deleted); True if the owner must look."""
@@ -223,8 +243,41 @@ class InMemoryChildLedger:
         children[child] = ChildRecord(record.seen or state, record.intended, state.version)
 
     def forget(self, owner: Key) -> None:
-        """Drop everything about ``owner``'s children."""
+        """Drop everything about ``owner`` and its children."""
         self._records.pop(owner, None)
+        self._owners.pop(owner, None)
+
+    def observe_owner(self, owner: Key, obj: JsonDict | None) -> None:
+        """Record a watch event of the owner itself; None: it was deleted."""
+        if obj is None:
+            self._owners[owner] = ("", None)
+            return
+        version = owner_version(obj)
+        if version is None:
+            self._owners.pop(owner, None)
+            return
+        old = self._owners.get(owner)
+        if old is None or not old[0] or is_newer(version, old[0]):
+            self._owners[owner] = (version, owner_copy_of(obj))
+
+    def wrote_owner(self, owner: Key, obj: JsonDict) -> None:
+        """Record the owner as a worker's own write left it (only over a watched copy)."""
+        version, old = owner_version(obj), self._owners.get(owner)
+        if version is not None and old is not None and old[0] and is_newer(version, old[0]):
+            self._owners[owner] = (version, owner_copy_of(obj))
+
+    def owner_copy(self, owner: Key) -> OwnerCopy:
+        """The owner as last seen (``OWNER_UNKNOWN``: read it from the API)."""
+        found = self._owners.get(owner)
+        if found is None:
+            return OWNER_UNKNOWN
+        version, obj = found
+        return OwnerCopy(known=True, obj=copy.deepcopy(obj)) if version else OWNER_DELETED
+
+    def drop_owner_copy(self, owner: Key) -> None:
+        """Forget the owner's copy (unless it is a tombstone)."""
+        if self._owners.get(owner, ("-", None))[0]:
+            self._owners.pop(owner, None)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,12 @@ import pytest
 from redis import Redis
 
 from tango_operator.keys import Key
-from tango_operator.observed import DATABASEDS_DELETING, DATABASEDS_UNKNOWN, ChildState
+from tango_operator.observed import (
+    DATABASEDS_DELETING,
+    DATABASEDS_UNKNOWN,
+    OWNER_DELETED,
+    ChildState,
+)
 from tango_operator.workqueue.hosts import RedisDatabaseStates
 from tango_operator.workqueue.ledger import RedisChildLedger
 from workers.reconcile.children import known_state
@@ -99,3 +104,70 @@ def test_database_states_are_unknown_until_the_watcher_listed(redis_client: Redi
     assert states.state("elsewhere", "db") is None, "a watcher of every namespace"
     redis_client.flushall()
     assert states.state("lab", "db") == DATABASEDS_UNKNOWN, "a flushed Redis knows nothing"
+
+
+# --- the owner's copy ---------------------------------------------------------------------------
+def _cr(version: str, state: str = "Pending") -> dict[str, object]:
+    return {
+        "apiVersion": "tango.tango-controls.org/v1",
+        "kind": "DeviceServer",
+        "metadata": {
+            "name": "motor",
+            "namespace": "lab",
+            "resourceVersion": version,
+            "managedFields": [{"manager": "kubectl"}],
+        },
+        "status": {"state": state},
+    }
+
+
+def _copied_version(ledger: ChildLedgerPort) -> str | None:
+    copy = ledger.owner_copy(OWNER)
+    if copy.obj is None:
+        return None
+    return str(copy.obj["metadata"]["resourceVersion"])
+
+
+def test_the_owner_copy_only_moves_forward(ledger: ChildLedgerPort) -> None:
+    assert ledger.owner_copy(OWNER).known is False, "nothing recorded: read the API"
+    ledger.observe_owner(OWNER, _cr("9"))
+    copy = ledger.owner_copy(OWNER)
+    assert copy.known
+    assert copy.obj is not None
+    assert "managedFields" not in copy.obj["metadata"], "kept without its managed fields"
+    ledger.observe_owner(OWNER, _cr("10"))
+    ledger.observe_owner(OWNER, _cr("9"))  # a late event of an older version
+    assert _copied_version(ledger) == "10"
+    ledger.wrote_owner(OWNER, _cr("8"))  # an answer older than what the watcher saw
+    assert _copied_version(ledger) == "10"
+    ledger.wrote_owner(OWNER, _cr("11", "Running"))  # the worker's own write, not seen yet
+    copy = ledger.owner_copy(OWNER)
+    assert copy.obj is not None
+    assert copy.obj["status"] == {"state": "Running"}
+    ledger.observe_owner(OWNER, _cr("11", "Running"))  # the watcher catches up
+    assert _copied_version(ledger) == "11"
+
+
+def test_a_worker_never_makes_or_revives_a_copy(ledger: ChildLedgerPort) -> None:
+    ledger.wrote_owner(OWNER, _cr("5"))
+    assert ledger.owner_copy(OWNER).known is False, "only over a copy the watcher made"
+    ledger.observe_owner(OWNER, _cr("5"))
+    ledger.observe_owner(OWNER, None)  # deleted
+    ledger.wrote_owner(OWNER, _cr("7"))  # an answer that raced with the deletion
+    ledger.drop_owner_copy(OWNER)  # a failed write: the tombstone stays
+    assert ledger.owner_copy(OWNER) == OWNER_DELETED
+    ledger.observe_owner(OWNER, _cr("12"))  # created again under the same name
+    assert _copied_version(ledger) == "12"
+    ledger.drop_owner_copy(OWNER)
+    assert ledger.owner_copy(OWNER).known is False, "dropped: read the API"
+
+
+def test_an_unordered_version_is_never_copied(ledger: ChildLedgerPort) -> None:
+    ledger.observe_owner(OWNER, _cr("7"))
+    ledger.observe_owner(OWNER, _cr("abc"))
+    assert ledger.owner_copy(OWNER).known is False
+    ledger.observe_owner(OWNER, _cr("12345678901234567890"))  # beyond 64-bit floats: exact
+    ledger.observe_owner(OWNER, _cr("12345678901234567889"))
+    assert _copied_version(ledger) == "12345678901234567890"
+    ledger.forget(OWNER)
+    assert ledger.owner_copy(OWNER).known is False
