@@ -72,6 +72,10 @@ def test_many_keys_reach_running(
 
     wait_for(all_running, timeout=60, what="20 DeviceServers Running")
     assert overlapping_windows(str(pool.trace)) == []
+    logs = pool.logs()
+    assert "ready." in logs, "the workers log at INFO"
+    assert "] received" not in logs, "Celery's per-task lines are left to DEBUG"
+    assert "] succeeded in" not in logs
 
 
 def test_storm_on_one_key_never_runs_it_twice_at_once(
