@@ -8,7 +8,9 @@ StatefulSets.
 The templates in ``templates/<kind>/`` hold structure only. Every ``{{ expression }}`` is passed
 through :func:`to_yaml_json` (the Environment's ``finalize``), so a value always comes out as one
 JSON scalar, list or object (JSON is YAML): a newline, ``: `` or ``---`` in a user string can
-never add keys or documents. Values are computed here, in Python, where they need logic.
+never add keys or documents. Values are computed here, in Python, where they need logic. The
+workers' path (``render_template``) parses a template's text once per shape and fills in the
+values after the parse; ``render_text`` is the YAML text it must equal.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import threading
 from collections import OrderedDict
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 import yaml
@@ -85,7 +87,12 @@ def to_yaml_json(value: Any) -> str:
 def _finalize(value: Any) -> str:
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises UndefinedError naming the variable
-    return to_yaml_json(value)
+    values = _captured.values
+    if values is None:
+        return to_yaml_json(value)
+    # the fast path (render_template): a placeholder now, the value after the YAML parse
+    values.append(json.dumps(value, ensure_ascii=False, allow_nan=False))
+    return f'"{_MARK_OPEN}{len(values) - 1}{_MARK_CLOSE}"'
 
 
 def kubelet_literal(text: str) -> str:
@@ -115,37 +122,80 @@ def _environment(directory: Path) -> jinja2.Environment:
     )
 
 
-_RENDERED_MAX = 4096
-_rendered: OrderedDict[tuple[str, str, str], str] = OrderedDict()
-_rendered_lock = threading.Lock()
+# Placeholders of the fast path: characters of Unicode's private use area, which YAML reads as
+# they are inside a double-quoted scalar and which no template contains.
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
+_PLACEHOLDER = re.compile(f"{_MARK_OPEN}([0-9]+){_MARK_CLOSE}")
+_SKELETONS_MAX = 512
+
+
+class _Captured(threading.local):
+    values: list[str] | None = None
+
+
+_captured = _Captured()
+_skeletons: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+_skeletons_lock = threading.Lock()
+
+
+def render_text(name: str, context: JsonDict) -> str:
+    """The YAML text of ``templates/<name>`` rendered with ``context`` (every value as JSON).
+
+    The definition of what a template means: ``render_template`` returns exactly what a YAML
+    reader makes of this text (the tests hold it to that).
+    """
+    return _environment(templates_dir()).get_template(name).render(context)
 
 
 def render_template(name: str, context: JsonDict) -> JsonDict:
-    """Render ``templates/<name>`` with ``context`` and parse it into one manifest.
+    """Render ``templates/<name>`` with ``context`` into one manifest (a fresh dict every call).
 
-    A reconcile renders the same children again and again (every pass compares them with
-    what was applied), so the parsed result of each (template, context) is kept, as JSON
-    text, for the next pass: Jinja2 and the YAML parser are most of a reconcile's CPU.
-    Each call returns a fresh copy.
+    The YAML parser was most of a reconcile's CPU, so it does not see the values: the template
+    is rendered with a placeholder for every ``{{ expression }}``, and that text — the same for
+    every resource that takes the same branches of the template — is parsed once and kept
+    (its *skeleton*). Each call fills a copy of the skeleton with its values, each the JSON of
+    what ``to_yaml_json`` would have written, so the result equals ``yaml.load(render_text())``.
     """
     directory = templates_dir()
-    key = (str(directory), name, json.dumps(context, sort_keys=True, default=str))
-    with _rendered_lock:
-        cached = _rendered.get(key)
-        if cached is not None:
-            _rendered.move_to_end(key)
-    if cached is not None:
-        manifest: JsonDict = json.loads(cached)
-        return manifest
-    text = _environment(directory).get_template(name).render(context)
+    values: list[str] = []
+    _captured.values = values
+    try:
+        text = _environment(directory).get_template(name).render(context)
+    finally:
+        _captured.values = None
+    skeleton = _skeleton(str(directory), name, text)
+    return cast(JsonDict, _filled(skeleton, values))
+
+
+def _skeleton(directory: str, name: str, text: str) -> Any:
+    key = (directory, name, text)
+    with _skeletons_lock:
+        found = _skeletons.get(key)
+        if found is not None:
+            _skeletons.move_to_end(key)
+            return found
     parsed = yaml.load(text, Loader=_YAML_LOADER)
     if not isinstance(parsed, dict):
         raise ValueError(f"template {name} did not render one YAML mapping")
-    with _rendered_lock:
-        _rendered[key] = json.dumps(parsed)
-        while len(_rendered) > _RENDERED_MAX:
-            _rendered.popitem(last=False)
+    with _skeletons_lock:
+        _skeletons[key] = parsed
+        while len(_skeletons) > _SKELETONS_MAX:
+            _skeletons.popitem(last=False)
     return parsed
+
+
+def _filled(node: Any, values: list[str]) -> Any:
+    """A copy of ``node`` with every placeholder replaced by a fresh copy of its value."""
+    if isinstance(node, dict):
+        return {_filled(key, values): _filled(item, values) for key, item in node.items()}
+    if isinstance(node, list):
+        return [_filled(item, values) for item in node]
+    if isinstance(node, str) and _MARK_OPEN in node:
+        whole = _PLACEHOLDER.fullmatch(node)
+        if whole is None:
+            raise ValueError(f"a template puts {{{{ }}}} inside a larger scalar: {node!r}")
+        return json.loads(values[int(whole.group(1))])
+    return node
 
 
 # --- common ---------------------------------------------------------------------------------------

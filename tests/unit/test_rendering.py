@@ -1270,3 +1270,73 @@ def test_hostile_strings_in_a_database_ds_land_verbatim(hostile: str) -> None:
         where = [text for child in children for _, text in leaves(child) if f"<{name}>" in text]
         assert where == [values[name]] * count, name
     assert _shell_commands(children) == {}  # the DatabaseDS pods start no shell at all
+
+
+# --- the fast path equals the YAML text -----------------------------------------------------------
+PROBE_TEMPLATE = """\
+kind: Probe
+scalar: {{ value }}
+nested:
+  inner: {{ value }}
+  list: [{{ value }}, "fixed", {{ other }}]
+{% if flag %}
+  when: {{ other }}
+{% endif %}
+items:
+{% for item in items %}
+  - {{ item }}
+{% endfor %}
+"""
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values, other=json_values, flag=st.booleans(), items=st.lists(json_values))
+def test_render_template_equals_the_yaml_reading_of_its_text(
+    value: Any, other: Any, flag: bool, items: list[Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("templates")
+    (directory / "probe.yaml.j2").write_text(PROBE_TEMPLATE)
+    context = {"value": value, "other": other, "flag": flag, "items": items}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TANGO_OPERATOR_TEMPLATES", str(directory))
+        expected = yaml.safe_load(rendering.render_text("probe.yaml.j2", context))
+        first = rendering.render_template("probe.yaml.j2", context)
+        second = rendering.render_template("probe.yaml.j2", context)  # from the kept skeleton
+    assert first == expected
+    assert second == expected
+    assert first is not second
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_the_shipped_templates_read_the_same_by_either_path(
+    hostile: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rendered: list[tuple[str, JsonDict, JsonDict]] = []
+    original = rendering.render_template
+
+    def recording(name: str, context: JsonDict) -> JsonDict:
+        manifest = original(name, context)
+        rendered.append((name, context, manifest))
+        return manifest
+
+    monkeypatch.setattr(rendering, "render_template", recording)
+    for use_script in (True, False):
+        resource, _ = _device_server_with(hostile, use_script=use_script)
+        render_ds(resource)
+    assert {name for name, _, _ in rendered} >= {
+        "deviceserver/configmap.yaml.j2",
+        "deviceserver/service.yaml.j2",
+        "deviceserver/statefulset.yaml.j2",
+    }
+    for name, context, manifest in rendered:
+        assert manifest == yaml.load(rendering.render_text(name, context), Loader=yaml.SafeLoader)
+
+
+def test_a_value_inside_a_larger_scalar_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a value is a whole YAML node; in a larger scalar it would arrive with its JSON quotes
+    (tmp_path / "bad.yaml.j2").write_text("kind: Bad\nname: 'prefix-{{ value }}'\n")
+    monkeypatch.setenv("TANGO_OPERATOR_TEMPLATES", str(tmp_path))
+    with pytest.raises(ValueError, match="inside a larger scalar"):
+        rendering.render_template("bad.yaml.j2", {"value": "x"})
