@@ -43,6 +43,19 @@ from tango_operator.workqueue.replies import decoded
 JsonDict = dict[str, Any]
 
 SEEN, INTENDED, APPLIED = "seen:", "intended:", "applied:"
+# KEYS: the ledger.  ARGV: seen field, intended field, applied field, state ('' = deleted).
+# Records the state (a deletion drops all three fields); answers what was seen and intended.
+OBSERVE = """
+local seen = redis.call('HGET', KEYS[1], ARGV[1])
+local intended = redis.call('HGET', KEYS[1], ARGV[2])
+if ARGV[4] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+elseif seen ~= ARGV[4] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+end
+return {seen, intended}
+"""
+
 TOMBSTONE_SECONDS = 3600
 """How long the tombstone of a deleted owner is kept if no reconcile clears it."""
 
@@ -91,6 +104,7 @@ class RedisChildLedger:
     def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
         self.prefix = prefix
+        self._observe = redis.register_script(OBSERVE)
         self._owner_seen = redis.register_script(OWNER_SEEN)
         self._owner_written = redis.register_script(OWNER_WRITTEN)
         self._owner_dropped = redis.register_script(OWNER_DROPPED)
@@ -135,20 +149,19 @@ class RedisChildLedger:
     def observe(self, owner: Key, child: str, state: ChildState | None) -> bool:
         """Record a watch event of ``child`` (None: deleted); True if the owner must look.
 
-        The watcher is the only writer of what is seen (a worker only fills it in while it
-        is absent, ``applied``), so a read and a write suffice: a worker's ``intend`` in
-        between makes this at worst one reconcile too many.
+        One round trip (``OBSERVE``). The watcher is the only writer of what is seen (a worker
+        only fills it in while it is absent, ``applied``), so a worker's ``intend`` racing with
+        this makes it at worst one reconcile too many.
         """
-        name = self._name(owner)
         raw_seen, raw_intended = cast(
-            list[Any], self.redis.hmget(name, [SEEN + child, INTENDED + child])
+            list[Any],
+            self._observe(
+                keys=[self._name(owner)],
+                args=[SEEN + child, INTENDED + child, APPLIED + child, _encoded(state)],
+            ),
         )
         previous = ChildState.decode(raw_seen) if raw_seen else None
         intended = decoded(raw_intended) if raw_intended else None
-        if state is None:
-            self.redis.hdel(name, SEEN + child, INTENDED + child, APPLIED + child)
-        elif previous is None or previous.encode() != state.encode():
-            self.redis.hset(name, SEEN + child, state.encode())
         return needs_reconcile(previous, state, intended)
 
     def records(self, owner: Key) -> dict[str, ChildRecord]:
@@ -174,17 +187,27 @@ class RedisChildLedger:
                 self._name(owner), mapping={INTENDED + c: d for c, d in digests.items()}
             )
 
-    def applied(self, owner: Key, child: str, state: ChildState) -> None:
-        """Record the answer to an apply: its version, and what was seen if nothing was."""
+    def applied(self, owner: Key, states: Mapping[str, ChildState]) -> None:
+        """Record the answers to applies (by child): each version, and what was seen if nothing was.
+
+        One round trip for all of them.
+        """
+        if not states:
+            return
         name = self._name(owner)
         with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(name, APPLIED + child, state.version)
-            pipe.hsetnx(name, SEEN + child, state.encode())
+            pipe.hset(name, mapping={APPLIED + child: s.version for child, s in states.items()})
+            for child, state in states.items():
+                pipe.hsetnx(name, SEEN + child, state.encode())
             pipe.execute()
 
     def forget(self, owner: Key) -> None:
         """Drop everything about ``owner`` and its children (the owner is gone)."""
         self.redis.delete(self._name(owner), self._owner_name(owner))
+
+
+def _encoded(state: ChildState | None) -> str:
+    return "" if state is None else state.encode()
 
 
 def _compact(obj: JsonDict) -> str:

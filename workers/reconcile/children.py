@@ -93,8 +93,13 @@ def apply(
             todo.append((name, stamped))
             intended[name] = digest
     ports.ledger.intend(owner, intended)
-    for name, stamped in todo:
-        state = replace(state_of(ports.kube.apply(stamped)), watched=False)
-        ports.ledger.applied(owner, name, state)
-        states[name] = state
+    answered: dict[str, ChildState] = {}
+    try:
+        for name, stamped in todo:
+            answered[name] = replace(state_of(ports.kube.apply(stamped)), watched=False)
+    finally:
+        # recorded together, also when an apply failed: what was written stays known (a child
+        # whose answer is lost is only applied again)
+        ports.ledger.applied(owner, answered)
+    states.update(answered)
     return Children(states=states, written=tuple(name for name, _ in todo))

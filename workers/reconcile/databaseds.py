@@ -139,7 +139,7 @@ def _credentials(
         return name
     existing = ports.kube.get("v1", "Secret", namespace, name)
     if existing is not None:
-        ports.ledger.applied(key, child, state_of(existing))
+        ports.ledger.applied(key, {child: state_of(existing)})
         return name
     created = ports.kube.create_if_absent(
         {
@@ -157,7 +157,7 @@ def _credentials(
         }
     )
     if created is not None:
-        ports.ledger.applied(key, child, state_of(created))
+        ports.ledger.applied(key, {child: state_of(created)})
     return name
 
 

@@ -167,8 +167,8 @@ class ChildLedgerPort(Protocol):
     def intend(self, owner: Key, digests: dict[str, str]) -> None:
         """Record the digests about to be applied (before the requests)."""
 
-    def applied(self, owner: Key, child: str, state: ChildState) -> None:
-        """Record the answer to an apply."""
+    def applied(self, owner: Key, states: dict[str, ChildState]) -> None:
+        """Record the answers to applies, by child."""
 
     def observe_owner(self, owner: Key, obj: JsonDict | None) -> None:
         """Record a watch event (or a listing) of the owner itself; None: it was deleted."""
@@ -236,11 +236,12 @@ class InMemoryChildLedger:
             record = children.get(child, ChildRecord())
             children[child] = ChildRecord(record.seen, digest, record.applied_version)
 
-    def applied(self, owner: Key, child: str, state: ChildState) -> None:
-        """Record the answer to an apply."""
+    def applied(self, owner: Key, states: dict[str, ChildState]) -> None:
+        """Record the answers to applies, by child."""
         children = self._records.setdefault(owner, {})
-        record = children.get(child, ChildRecord())
-        children[child] = ChildRecord(record.seen or state, record.intended, state.version)
+        for child, state in states.items():
+            record = children.get(child, ChildRecord())
+            children[child] = ChildRecord(record.seen or state, record.intended, state.version)
 
     def forget(self, owner: Key) -> None:
         """Drop everything about ``owner`` and its children."""

@@ -40,7 +40,7 @@ def ledger(request: pytest.FixtureRequest, redis_client: Redis) -> ChildLedgerPo
 
 def test_the_create_path_calls_the_owner_back_once_when_ready(ledger: ChildLedgerPort) -> None:
     ledger.intend(OWNER, {STS: "d1"})
-    ledger.applied(OWNER, STS, _state("g1"))
+    ledger.applied(OWNER, {STS: _state("g1")})
     assert ledger.observe(OWNER, STS, _state("g1")) is False, "its own apply"
     assert ledger.observe(OWNER, STS, _state("g1")) is False, "nothing new"
     assert ledger.observe(OWNER, STS, _state("g1", ready=True)) is True, "the pod is ready"
@@ -53,7 +53,7 @@ def test_an_edit_by_someone_else_and_a_deletion_call_the_owner_back(
     ledger: ChildLedgerPort,
 ) -> None:
     ledger.intend(OWNER, {STS: "d1"})
-    ledger.applied(OWNER, STS, _state("g1"))
+    ledger.applied(OWNER, {STS: _state("g1")})
     ledger.observe(OWNER, STS, _state("g1", ready=True))
     assert ledger.observe(OWNER, STS, _state("g2", ready=True)) is True
     assert ledger.observe(OWNER, STS, None) is True
@@ -62,7 +62,7 @@ def test_an_edit_by_someone_else_and_a_deletion_call_the_owner_back(
 
 def test_an_apply_records_what_was_seen_only_if_nothing_was(ledger: ChildLedgerPort) -> None:
     ledger.observe(OWNER, STS, _state("g1", ready=True))
-    ledger.applied(OWNER, STS, _state("g1"))
+    ledger.applied(OWNER, {STS: _state("g1")})
     assert ledger.records(OWNER)[STS].seen == _state("g1", ready=True)
     ledger.forget(OWNER)
     assert ledger.records(OWNER) == {}
@@ -171,3 +171,16 @@ def test_an_unordered_version_is_never_copied(ledger: ChildLedgerPort) -> None:
     assert _copied_version(ledger) == "12345678901234567890"
     ledger.forget(OWNER)
     assert ledger.owner_copy(OWNER).known is False
+
+
+def test_the_answers_of_one_pass_are_recorded_together(ledger: ChildLedgerPort) -> None:
+    service = "Service/motor"
+    ledger.observe(OWNER, STS, _state("g1", ready=True))  # the watch was first for this one
+    ledger.applied(OWNER, {STS: _state("g2"), service: _state("r7", digest="d2")})
+    records = ledger.records(OWNER)
+    assert records[STS].applied_version == "g2"
+    assert records[STS].seen == _state("g1", ready=True), "what was seen stays"
+    assert records[service].applied_version == "r7"
+    assert records[service].seen == _state("r7", digest="d2"), "filled in while unseen"
+    ledger.applied(OWNER, {})  # nothing applied: nothing written
+    assert ledger.records(OWNER) == records
