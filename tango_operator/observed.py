@@ -55,9 +55,20 @@ class ChildState:
     """False when a worker recorded it from an apply answer, before the watch showed it:
     its status may have moved on since, unseen."""
 
-    def significant(self) -> tuple[str | None, str, bool | None]:
-        """What a change must touch to concern the owner (status churn does not)."""
-        return (self.digest, self.version, self.ready)
+    @property
+    def rolled_out(self) -> bool | None:
+        """StatefulSets only: its controller has seen the current generation."""
+        if "observedGeneration" not in self.detail:
+            return None
+        return int(self.detail["observedGeneration"]) >= int(self.detail.get("generation") or 0)
+
+    def significant(self) -> tuple[str | None, str, bool | None, bool | None]:
+        """What a change must touch to concern the owner (other status churn does not).
+
+        The readiness, and a StatefulSet's rollout being seen by its controller: the owner's
+        state moves from Building on either, so neither needs polling.
+        """
+        return (self.digest, self.version, self.ready, self.rolled_out)
 
     def encode(self) -> str:
         """The JSON text stored in the ledger."""

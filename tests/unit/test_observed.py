@@ -65,10 +65,17 @@ def test_objects_without_a_generation_are_versioned_by_resource_version() -> Non
 def test_the_operators_own_apply_does_not_call_the_owner_back() -> None:
     created = state_of(_statefulset())
     assert not needs_reconcile(None, created, intended="d1")
-    status_churn = state_of(_statefulset(observed=1))
-    assert not needs_reconcile(created, status_churn, intended="d1"), "readiness unchanged"
+    rolled_out = state_of(_statefulset(observed=1))
+    assert needs_reconcile(created, rolled_out, intended="d1"), "Building is over"
+    churn = ChildState(
+        rolled_out.digest,
+        rolled_out.version,
+        rolled_out.ready,
+        {**rolled_out.detail, "currentRevision": "motor-5d8f"},
+    )
+    assert not needs_reconcile(rolled_out, churn, intended="d1"), "nothing the owner shows"
     ready = state_of(_statefulset(observed=1, ready=1))
-    assert needs_reconcile(status_churn, ready, intended="d1"), "readiness flipped"
+    assert needs_reconcile(rolled_out, ready, intended="d1"), "readiness flipped"
 
 
 def test_deletion_and_foreign_edits_call_the_owner_back() -> None:

@@ -189,7 +189,8 @@ def _observe_pod(
 
     poll = ports.settings.pending_poll_seconds
     if observed_generation < generation:
-        return not_ready("Building", "Building", "StatefulSet rollout in progress", poll)
+        # the rollout being seen, and the pod's readiness, are events that wake this key
+        return not_ready("Building", "Building", "StatefulSet rollout in progress", None)
     starting = (address, spec.devices) if spec.devices else None
     if ready < 1:
         # The pod's readiness change is an event that wakes this key. Meanwhile the export
