@@ -18,8 +18,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+
+from tango_operator.kubeclient import (
+    ApiClient,
+    ApiException,
+    ConfigException,
+    Configuration,
+    load_incluster_config,
+    load_kube_config,
+)
 
 JsonDict = dict[str, Any]
 Timeout = tuple[float, float]
@@ -45,7 +52,7 @@ class ConfigurationError(Exception):
     """No usable Kubernetes configuration (kubeconfig or in-cluster service account)."""
 
 
-def _api_error(exc: ApiException) -> ApiError:
+def _api_error(exc: Any) -> ApiError:
     reason = str(exc.reason or "")
     with contextlib.suppress(TypeError, ValueError):
         body = json.loads(exc.body or "")
@@ -95,25 +102,25 @@ class WatchStream:
 class Kube:
     """JSON requests over one ``ApiClient``; one per watcher process."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: Any) -> None:
         self.api_client = api_client
 
     @classmethod
     def connect(cls, kubeconfig: str | None) -> Kube:
         """From ``kubeconfig``, or the pod's service account when None."""
-        configuration = client.Configuration()
+        configuration = Configuration()
         try:
             if kubeconfig:
-                config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+                load_kube_config(config_file=kubeconfig, client_configuration=configuration)
             else:
-                config.load_incluster_config(client_configuration=configuration)
-        except (config.ConfigException, OSError) as exc:
+                load_incluster_config(client_configuration=configuration)
+        except (ConfigException, OSError) as exc:
             where = f"KUBECONFIG={kubeconfig}" if kubeconfig else "in-cluster"
             raise ConfigurationError(
                 f"no usable Kubernetes configuration ({where}): {exc}"
             ) from None
         configuration.retries = False
-        return cls(client.ApiClient(configuration))
+        return cls(ApiClient(configuration))
 
     def close(self) -> None:
         """Close the connection pool."""

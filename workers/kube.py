@@ -22,11 +22,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
-from kubernetes.client.rest import ApiException
 
 from tango_operator import crd, resources
 from tango_operator.errors import PermanentError, TemporaryError
+from tango_operator.kubeclient import (
+    ApiClient,
+    ApiException,
+    Configuration,
+    load_incluster_config,
+    load_kube_config,
+)
 from workers.events import EventRecorder
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,7 @@ def _translated(what: str) -> Iterator[None]:
         raise TemporaryError(f"{what}: {exc}") from None
 
 
-def _status_message(exc: ApiException) -> str | None:
+def _status_message(exc: Any) -> str | None:
     try:
         body = json.loads(exc.body or "")
     except (TypeError, ValueError):
@@ -70,7 +75,7 @@ def _status_message(exc: ApiException) -> str | None:
     return str(message) if message else None
 
 
-def _retry_after(exc: ApiException) -> float | None:
+def _retry_after(exc: Any) -> float | None:
     headers = exc.headers or {}
     value = headers.get("Retry-After")
     try:
@@ -84,7 +89,7 @@ class Kube:
 
     def __init__(
         self,
-        api_client: client.ApiClient,
+        api_client: Any,
         *,
         field_manager: str = crd.FIELD_MANAGER,
         background_events: bool = False,
@@ -102,13 +107,13 @@ class Kube:
         ``connections``: the connection pool's size, at least the reconciles in flight in
         this process (the thread pool's size), so that none waits for a connection.
         """
-        configuration = client.Configuration()
+        configuration = Configuration()
         if kubeconfig:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+            load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         else:
-            config.load_incluster_config(client_configuration=configuration)
+            load_incluster_config(client_configuration=configuration)
         configuration.connection_pool_maxsize = connections
-        return cls(client.ApiClient(configuration), background_events=True)
+        return cls(ApiClient(configuration), background_events=True)
 
     # --- raw calls ------------------------------------------------------------------------------
     def _call(
