@@ -59,6 +59,11 @@ bench: venv tools system-deps ## Every benchmark (minutes; prints tables, update
 	$(BIN)/python -m tests.bench.bench_tango $(BENCH_TANGO_ARGS)
 	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
 	$(BIN)/python -m tests.bench.bench_fairness $(BENCH_FAIRNESS_ARGS)
+	$(BIN)/python -m tests.bench.bench_memory $(BENCH_MEMORY_ARGS)
+
+.PHONY: bench-memory
+bench-memory: venv tools system-deps ## Resident memory with 2,000 and 10,000 reconciled DeviceServers, beside kopf
+	$(BIN)/python -m tests.bench.bench_memory $(BENCH_MEMORY_ARGS)
 
 .PHONY: bench-fairness
 bench-fairness: venv tools system-deps ## A flood of 2,000 CRs vs one late CR in another namespace, fair vs FIFO dispatch
