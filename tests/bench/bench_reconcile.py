@@ -411,6 +411,37 @@ def plot(results: list[Result], path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def scaling_table(options: argparse.Namespace, crs: int, latency: int, concurrency: int) -> str:
+    """tango-operator with 1, 2, 4 … worker processes where the latency, not the CPU, limits.
+
+    Few reconciles in flight per process and a slower API server, so that the processes wait
+    on the network and the machine's two cores stay far from busy; the table (printed, and
+    returned for the docs) shows what adding worker processes buys there.
+    """
+    header = (
+        f"| worker processes (x {concurrency} threads) | time to all Running (s) | CR/s | "
+        "x previous | operator CPU (of one core) |\n|---|---|---|---|---|"
+    )
+    print(f"\nscaling: {crs} DeviceServers, {latency} ms per request\n{header}", flush=True)
+    lines, previous = [], None
+    for processes in options.workers:
+        with cluster(crs, options.namespaces, latency) as world:
+            result = run_operator(world, processes, concurrency, options.deadline, "fair")
+        factor = "" if previous is None else f"{result.rate / previous:.2f}"
+        busy = result.operator_cpu / result.seconds
+        lines.append(
+            f"| {processes} | {result.seconds:.1f} | {result.rate:.1f} | {factor} | "
+            f"{busy * 100:.0f} % |"
+        )
+        previous = result.rate
+        print(lines[-1], flush=True)
+    command = (
+        f"python -m tests.bench.bench_reconcile --scaling {crs} {latency} {concurrency} "
+        f"--workers {' '.join(map(str, options.workers))}"
+    )
+    return f"`{command}` ({time.strftime('%Y-%m-%d')}):\n\n{header}\n" + "\n".join(lines)
+
+
 def main() -> None:
     """Run every configuration, print the table, update the docs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -424,6 +455,14 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=900.0)
     parser.add_argument("--dispatch", choices=["fair", "fifo"], default="fair")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/")
+    parser.add_argument(
+        "--scaling",
+        type=int,
+        nargs=3,
+        default=[200, 100, 2],
+        metavar=("CRS", "LATENCY", "CONCURRENCY"),
+        help="the latency-bound scaling table (0 0 0 skips it)",
+    )
     options = parser.parse_args()
     print(
         f"{options.crs} DeviceServers in {options.namespaces} namespaces, "
@@ -447,8 +486,11 @@ def main() -> None:
                 )
             )
         print(results[-1].row(), flush=True)
+    scaling = scaling_table(options, *options.scaling) if options.scaling[0] else ""
     if options.no_doc:
         return
+    if scaling:
+        write_section("bench_reconcile_scaling", scaling)
     command = (
         f"python -m tests.bench.bench_reconcile --crs {options.crs} --namespaces "
         f"{options.namespaces} --latency {options.latency} --workers "
