@@ -106,6 +106,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="threads of the worker")
     parser.add_argument("--deadline", type=float, default=1800.0)
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/")
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        nargs="*",
+        default=[4, 16, 64],
+        help="reconciles in flight (threads) of the worker for the cost-per-reconcile table",
+    )
+    parser.add_argument("--in-flight-crs", type=int, default=1000)
     options = parser.parse_args()
     print(HEADER, flush=True)
     rows = []
@@ -116,17 +124,39 @@ def main() -> None:
             watcher, worker = operator_rss(world, options.concurrency, options.deadline)
         rows.append(Row(crs, kopf, watcher, worker))
         print(rows[-1].line(), flush=True)
+    in_flight = in_flight_table(options) if options.in_flight else ""
     if options.no_doc:
         return
     command = (
         f"python -m tests.bench.bench_memory --crs {' '.join(map(str, options.crs))} "
-        f"--namespaces {options.namespaces} --concurrency {options.concurrency}"
+        f"--namespaces {options.namespaces} --concurrency {options.concurrency} "
+        f"--in-flight {' '.join(map(str, options.in_flight))} "
+        f"--in-flight-crs {options.in_flight_crs}"
     )
     body = (
         f"`{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores):\n\n{HEADER}\n"
         + "\n".join(row.line() for row in rows)
+        + (f"\n\n{in_flight}" if in_flight else "")
     )
     write_section("bench_memory", body)
+
+
+def in_flight_table(options: argparse.Namespace) -> str:
+    """The worker's memory by reconciles in flight, and what one more costs."""
+    header = (
+        "| reconciles in flight (threads of the one worker) | worker (MiB) | "
+        "MiB per reconcile in flight beyond the first row |\n|---|---|---|"
+    )
+    print(f"\n{options.in_flight_crs} DeviceServers\n{header}", flush=True)
+    lines, first = [], None
+    for threads in options.in_flight:
+        with cluster(options.in_flight_crs, options.namespaces, 20) as world:
+            _, worker = operator_rss(world, threads, options.deadline)
+        per = "" if first is None else f"{(worker - first[1]) / (threads - first[0]):.2f}"
+        first = first or (threads, worker)
+        lines.append(f"| {threads} | {worker:.0f} | {per} |")
+        print(lines[-1], flush=True)
+    return header + "\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":
