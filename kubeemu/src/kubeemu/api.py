@@ -136,7 +136,7 @@ class Api:
         served["apiVersion"] = rtype.group_version
         served["kind"] = rtype.kind
         if rtype.is_custom:
-            served = admission.default_object(rtype, served)
+            served = admission.default_object(rtype, served, copy=False)
         return served
 
     def require_namespace(
@@ -218,7 +218,7 @@ class Api:
             obj.pop("status", None)
         warnings = admission.Warnings()
         obj = admission.prune_unknown_fields(rtype, obj, options.field_validation, warnings)
-        obj = admission.default_object(rtype, obj)
+        obj = admission.default_object(rtype, obj, copy=False)
         admission.validate_object(rtype, obj, None)
         now = self.clock()
         obj = managed_fields.record_update(
@@ -229,6 +229,7 @@ class Api:
             api_version=rtype.group_version,
             now=now,
             status_subresource=rtype.has_status,
+            copy=False,
         )
         return self._insert(rtype, obj, options, warnings, now)
 
@@ -399,7 +400,7 @@ class Api:
                 now=now,
                 status_subresource=rtype.has_status,
             )
-            merged = admission.default_object(rtype, merged)
+            merged = admission.default_object(rtype, merged, copy=False)
             admission.validate_object(rtype, merged, None)
             return self._insert(rtype, merged, options, warnings, now, code=201)
         current = self.present(rtype, live)
@@ -437,7 +438,7 @@ class Api:
         proposed = admission.prune_unknown_fields(
             rtype, proposed, options.field_validation, warnings, patched=patched
         )
-        proposed = admission.default_object(rtype, proposed)
+        proposed = admission.default_object(rtype, proposed, copy=False)
         admission.validate_object(rtype, proposed, old)
         now = self.clock()
         if not apply:
@@ -450,6 +451,7 @@ class Api:
                 now=now,
                 status_subresource=rtype.has_status,
                 subresource=subresource,
+                copy=False,
             )
         # admission and bookkeeping above return new dicts: take metadata from the final object
         meta = proposed["metadata"]

@@ -26,7 +26,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
+
+import orjson
 
 from kubeemu.clone import clone
 from kubeemu.goformat import go_float, go_json, go_quote, json_equal
@@ -94,10 +97,15 @@ class TypedConversionError(Exception):
 
 
 def without_managed_fields(obj: Mapping[str, Any]) -> JsonDict:
-    result = clone(dict(obj))
+    """``obj`` without ``metadata.managedFields``, to read: everything else is shared with it.
+
+    Only the top level and ``metadata`` are new dicts; callers that change the result must
+    copy what they change (field sets and comparisons only read it).
+    """
+    result = dict(obj)
     metadata = result.get("metadata")
-    if isinstance(metadata, dict):
-        metadata.pop("managedFields", None)
+    if isinstance(metadata, dict) and "managedFields" in metadata:
+        result["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
     return result
 
 
@@ -186,8 +194,9 @@ def _value_sort_key(value: Any) -> tuple[int, Any]:
     return (5, 0)
 
 
+@lru_cache(maxsize=1 << 16)
 def _element_sort_key(element: PathElement) -> tuple[int, Any]:
-    """SMD ``PathElement.Compare`` order: fields < keys < values < indices."""
+    """SMD ``PathElement.Compare`` order: fields < keys < values < indices (memoized)."""
     kind, value = element
     if kind == "f":
         return (0, value)
@@ -332,8 +341,35 @@ class _Tree:
         self.children: dict[PathElement, _Tree] = {}
 
 
+_CACHE_LIMIT: Final = 4096
+"""Entries each memo below holds before it starts over (a few managers per stored object)."""
+_encoded_sets: dict[FieldSet, JsonDict] = {}
+_decoded_sets: dict[bytes, FieldSet] = {}
+_zero_objects: dict[int, tuple[SchemaNode, JsonDict]] = {}
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _CACHE_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
 def to_fields_v1(fields: Iterable[Path]) -> JsonDict:
-    """The ``fieldsV1`` JSON of a field set, keys in SMD's serialization order."""
+    """The ``fieldsV1`` JSON of a field set, keys in SMD's serialization order.
+
+    Field sets recur (every write re-encodes the managedFields of every manager): the
+    encoding of a frozen set is memoized, and each call returns a fresh copy.
+    """
+    if not isinstance(fields, frozenset):
+        return _encode_fields(fields)
+    encoded = _encoded_sets.get(fields)
+    if encoded is None:
+        encoded = _encode_fields(fields)
+        _remember(_encoded_sets, fields, encoded)
+    return clone(encoded)
+
+
+def _encode_fields(fields: Iterable[Path]) -> JsonDict:
     root = _Tree()
     for path in fields:
         node = root
@@ -354,10 +390,23 @@ def _emit(node: _Tree) -> JsonDict:
 
 
 def from_fields_v1(encoded: Mapping[str, Any]) -> FieldSet:
-    """Parse a ``fieldsV1`` JSON object; raises ``ValueError`` when it is malformed."""
-    out: set[Path] = set()
-    _parse_fields_v1(encoded, (), out)
-    return frozenset(out)
+    """Parse a ``fieldsV1`` JSON object; raises ``ValueError`` when it is malformed.
+
+    Memoized by the object's JSON text: every write decodes the managedFields of the live
+    object, which mostly are those the previous write encoded.
+    """
+    try:
+        key = orjson.dumps(encoded)
+    except TypeError:  # not JSON (a non-string key...): parse it, and let that fail
+        key = None
+    fields = _decoded_sets.get(key) if key is not None else None
+    if fields is None:
+        out: set[Path] = set()
+        _parse_fields_v1(encoded, (), out)
+        fields = frozenset(out)
+        if key is not None:
+            _remember(_decoded_sets, key, fields)
+    return fields
 
 
 def _parse_fields_v1(node: Mapping[str, Any], prefix: Path, out: set[Path]) -> None:
@@ -482,7 +531,12 @@ def zero_object(schema: SchemaNode) -> JsonDict:
     """
     if "x-kubernetes-group-version-kind" not in schema.raw:
         return {}
-    return _zero_struct(schema, depth=0)
+    cached = _zero_objects.get(id(schema))
+    if cached is None:
+        # the node is kept with its zero object: its id stays its own while the entry lives
+        cached = (schema, _zero_struct(schema, depth=0))
+        _remember(_zero_objects, id(schema), cached)
+    return clone(cached[1])
 
 
 def _is_struct(node: SchemaNode) -> bool:

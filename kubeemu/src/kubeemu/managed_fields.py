@@ -349,12 +349,9 @@ def _decode_managed_fields(raw: Any) -> Managed:
             raise ValueError(f"duplicate manager {key.identifier()}")
         encoded = entry.get("fieldsV1") or {}
         time = entry.get("time")
+        # ``encoded`` is not copied: entries only read it, and to_json copies it out
         managed[key] = _Entry(
-            key,
-            api_version,
-            str(time) if time else None,
-            from_fields_v1(encoded),
-            clone(encoded),
+            key, api_version, str(time) if time else None, from_fields_v1(encoded), encoded
         )
     return managed
 
@@ -589,6 +586,7 @@ def record_update(
     now: str,
     subresource: str | None = None,
     status_subresource: bool | None = None,
+    copy: bool = True,
 ) -> JsonDict:
     """``new`` with the ownership changes of a non-apply write by ``manager`` recorded.
 
@@ -597,9 +595,11 @@ def record_update(
     the entry changes only when the write gave it fields.  As upstream, an existing object with no
     tracked fields (or a write sending ``managedFields: []``) stays untracked: the result has no
     ``managedFields``; so does a write whose object the schema cannot key (upstream
-    ``UpdateNoErrors`` drops managedFields on error).
+    ``UpdateNoErrors`` drops managedFields on error).  The result is a copy of ``new``; without
+    ``copy`` it shares ``new``'s contents and rewrites its ``metadata`` in place (for a caller
+    that gives ``new`` up).
     """
-    result = clone(dict(new))
+    result = clone(dict(new)) if copy else dict(new)
     managed = _tracking_base(old, new, subresource)
     if old is not None and not managed:
         return _with_managed_fields(result, {})
