@@ -8,7 +8,6 @@ subresource isolation, the finalizer/deletionTimestamp flow, dry runs and no-op 
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from kubeemu import admission, conversion, errors, managed_fields, patch
+from kubeemu import admission, conversion, errors, jsonio, managed_fields, patch
 from kubeemu.clone import clone
 from kubeemu.registry import Registry, ResourceType
 from kubeemu.store import Store
@@ -758,7 +757,7 @@ def _decode_yaml_or_json(raw: bytes) -> JsonDict:
     try:
         # apply bodies are JSON from most clients (kubectl, the Python clients): parse that
         # first; libyaml's loader, when present, for real YAML
-        decoded = json.loads(raw)
+        decoded = jsonio.loads(raw)
     except ValueError:
         decoded = None
     if isinstance(decoded, dict):

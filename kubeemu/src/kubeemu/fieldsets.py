@@ -366,6 +366,8 @@ def to_fields_v1(fields: Iterable[Path]) -> JsonDict:
     if encoded is None:
         encoded = _encode_fields(fields)
         _remember(_encoded_sets, fields, encoded)
+        # the next write of the object decodes this very text: have its answer ready
+        _remember(_decoded_sets, orjson.dumps(encoded), fields)
     return clone(encoded)
 
 
@@ -461,7 +463,52 @@ def _is_empty(value: Any) -> bool:
     return value is ABSENT or value is None or value in ({}, [])
 
 
+def _same_json(old: Any, new: Any) -> bool:
+    """Whether two containers are the same JSON, to the type of every value.
+
+    ``==`` alone takes ``true`` for ``1``; the encodings tell them apart (and ``1`` from
+    ``1.0``, which only sends that pair down the full comparison).
+    """
+    if old != new:
+        return False
+    try:
+        return orjson.dumps(old) == orjson.dumps(new)
+    except TypeError:  # beyond orjson (an integer over 64 bits): compare the long way
+        return False
+
+
+def _check_typed(value: Any, node: SchemaNode, path: Path) -> None:
+    """Raise what comparing ``value`` with an identical value raises, or nothing.
+
+    Comparing identical values finds no difference, but it still turns them into typed
+    values, which fails on an associative list item without its key: this walks the lists
+    the comparison would index, in its order, and indexes them the same way.
+    """
+    if isinstance(value, dict):
+        if not value or node.map_type == "atomic":
+            return
+        for name, child in value.items():
+            if isinstance(child, dict | list):
+                _check_typed(child, node.property(name), (*path, ("f", name)))
+    elif isinstance(value, list):
+        if not value or node.list_type == "atomic":
+            return
+        item_node = node.items()
+        if node.list_type == "map" and node.list_map_keys:
+            # the first item of each key only, as index_items keeps it
+            for element, item in index_items(value, node, path).items():
+                if isinstance(item, dict | list):
+                    _check_typed(item, item_node, (*path, element))
+            return
+        for item in value:  # a set: its items are their own keys, and cannot fail to be keyed
+            if isinstance(item, dict | list):
+                _check_typed(item, item_node, (*path, item_element(item, node)))
+
+
 def _compare(old: Any, new: Any, node: SchemaNode, path: Path, out: _Comparison) -> None:
+    if isinstance(old, dict | list) and type(old) is type(new) and _same_json(old, new):
+        _check_typed(old, node, path)  # no difference below, but the same typed-value errors
+        return
     shape = _shape(old, new)
     granular = (
         (shape == "map" and node.map_type != "atomic")
