@@ -9,6 +9,7 @@ subresource isolation, the finalizer/deletionTimestamp flow, dry runs and no-op 
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,8 +41,16 @@ _SERVER_MANAGED_META = (
 )
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time in whole seconds, ``2024-05-01T10:00:00Z`` (formatted once a second)."""
+    global _last_second  # noqa: PLW0603 - a one-entry memo
+    second = int(time.time())
+    if second != _last_second[0]:
+        _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _last_second[1]
 
 
 def _seconds_after(stamp: str, seconds: int) -> str:

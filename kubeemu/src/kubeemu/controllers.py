@@ -25,6 +25,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
+
 from kubeemu import errors
 from kubeemu.api import CRD_CLEANUP_FINALIZER, CRDS, Api, DeleteOptions, WriteOptions
 from kubeemu.clone import clone
@@ -485,9 +487,24 @@ class Controllers:
             )
 
 
+_template_hashes: dict[bytes, str] = {}
+
+
 def _template_hash(template: JsonDict) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
-    return digest[:10]
+    """The revision hash of a pod template (memoized: every sync of a StatefulSet asks)."""
+    try:
+        key: bytes | None = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # beyond orjson: hash without the memo
+        key = None
+    found = _template_hashes.get(key) if key is not None else None
+    if found is None:
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        found = digest[:10]
+        if key is not None:
+            if len(_template_hashes) >= 4096:
+                _template_hashes.clear()
+            _template_hashes[key] = found
+    return found
 
 
 def _pod_revision(pod: JsonDict) -> str:

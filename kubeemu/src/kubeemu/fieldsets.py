@@ -329,16 +329,15 @@ def fields_of(obj: Mapping[str, Any], schema: SchemaNode) -> FieldSet:
 
 
 def drop_prefixes(fields: Iterable[Path], prefixes: Iterable[Path]) -> FieldSet:
+    """The paths of ``fields`` under none of ``prefixes`` (a prefix is under itself)."""
     prefix_list = list(prefixes)
+    if not prefix_list:
+        return frozenset(fields)
+    if all(len(p) == 1 for p in prefix_list):
+        # the reset fields of every kind: one top-level field (``status``, ``spec``)
+        heads = {p[0] for p in prefix_list}
+        return frozenset(path for path in fields if not path or path[0] not in heads)
     return frozenset(path for path in fields if not any(path[: len(p)] == p for p in prefix_list))
-
-
-class _Tree:
-    __slots__ = ("children", "member")
-
-    def __init__(self) -> None:
-        self.member = False
-        self.children: dict[PathElement, _Tree] = {}
 
 
 _CACHE_LIMIT: Final = 4096
@@ -371,23 +370,37 @@ def to_fields_v1(fields: Iterable[Path]) -> JsonDict:
     return clone(encoded)
 
 
+_TreeNode = list[Any]
+"""``[member, children]``: whether the path is in the set, and the nodes below it by element."""
+
+
 def _encode_fields(fields: Iterable[Path]) -> JsonDict:
-    root = _Tree()
+    root: dict[PathElement, _TreeNode] = {}
     for path in fields:
-        node = root
-        for element in path:
-            node = node.children.setdefault(element, _Tree())
-        if path:
-            node.member = True
+        if not path:
+            continue
+        children = root
+        for element in path[:-1]:
+            node = children.get(element)
+            if node is None:
+                node = children[element] = [False, {}]
+            children = node[1]
+        node = children.get(path[-1])
+        if node is None:
+            children[path[-1]] = [True, {}]
+        else:
+            node[0] = True
     return _emit(root)
 
 
-def _emit(node: _Tree) -> JsonDict:
+def _emit(children: dict[PathElement, _TreeNode]) -> JsonDict:
     out: JsonDict = {}
-    if node.member and node.children:
-        out["."] = {}
-    for element in sorted(node.children, key=_element_sort_key):
-        out[_encode_element(element)] = _emit(node.children[element])
+    for element in sorted(children, key=_element_sort_key):
+        member, below = children[element]
+        encoded = _emit(below)
+        if member and below:
+            encoded = {".": {}, **encoded}
+        out[_encode_element(element)] = encoded
     return out
 
 
@@ -451,10 +464,15 @@ class _Comparison:
 
 
 def _shape(left: Any, right: Any) -> str:
-    kinds = {type(v) for v in (left, right) if v is not ABSENT and v is not None}
-    if kinds == {dict}:
+    """``map`` or ``list`` when every value present (not absent, not null) is one, else ``leaf``."""
+    left_type = None if left is ABSENT or left is None else type(left)
+    right_type = None if right is ABSENT or right is None else type(right)
+    kind = left_type or right_type
+    if kind is None or (left_type is not None and right_type is not None and left_type != kind):
+        return "leaf"
+    if kind is dict:
         return "map"
-    if kinds == {list}:
+    if kind is list:
         return "list"
     return "leaf"
 

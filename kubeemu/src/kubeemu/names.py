@@ -52,13 +52,16 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
     return errs
 
 
+_QUALIFIED_NAME_REGEX_ERROR = regex_error(
+    QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc"
+)
+
+
 def qualified_name_errors(value: str) -> list[str]:
     """Upstream ``IsQualifiedName``: an optional DNS-subdomain prefix, ``/``, and a name ≤63."""
     errs: list[str] = []
     parts = value.split("/")
-    name_regex_error = regex_error(
-        QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc"
-    )
+    name_regex_error = _QUALIFIED_NAME_REGEX_ERROR
     if len(parts) == 1:
         name = parts[0]
     elif len(parts) == 2:

@@ -87,6 +87,8 @@ def _prune(
                     _prune_metadata(value[key], field_path, dropped, delete)
                 continue
             if key in properties or isinstance(extra, dict):
+                if not isinstance(value[key], dict | list):
+                    continue  # nothing to prune in a scalar
                 _prune(
                     value[key],
                     node.property(key),
@@ -104,7 +106,10 @@ def _prune(
     elif isinstance(value, list):
         items = node.items()
         for position, item in enumerate(value):
-            _prune(item, items, index_path(path, position), dropped, embedded=False, delete=delete)
+            if isinstance(item, dict | list):  # nothing to prune in a scalar
+                _prune(
+                    item, items, index_path(path, position), dropped, embedded=False, delete=delete
+                )
 
 
 def _prune_inside_preserved(
@@ -121,6 +126,8 @@ def _prune_inside_preserved(
                     _prune_metadata(value[key], field_path, dropped, delete)
                 continue
             if key in properties or has_extra_schema:
+                if not isinstance(value[key], dict | list):
+                    continue
                 _prune(
                     value[key],
                     node.property(key),
@@ -132,7 +139,10 @@ def _prune_inside_preserved(
     elif isinstance(value, list):
         items = node.items()
         for position, item in enumerate(value):
-            _prune(item, items, index_path(path, position), dropped, embedded=False, delete=delete)
+            if isinstance(item, dict | list):  # nothing to prune in a scalar
+                _prune(
+                    item, items, index_path(path, position), dropped, embedded=False, delete=delete
+                )
 
 
 def _prune_metadata(metadata: Any, path: str, dropped: list[str], delete: bool) -> None:
@@ -154,7 +164,9 @@ def _prune_typed(
             return
         for key in list(value):
             if (properties and key in properties) or isinstance(extra, dict):
-                _prune_typed(value[key], node.property(key), child_path(path, key), dropped, delete)
+                child = value[key]
+                if isinstance(child, dict | list):  # nothing to prune in a scalar
+                    _prune_typed(child, node.property(key), child_path(path, key), dropped, delete)
             elif extra is not True:
                 dropped.append(child_path(path, key))
                 if delete:
@@ -162,7 +174,8 @@ def _prune_typed(
     elif isinstance(value, list):
         items = node.items()
         for position, item in enumerate(value):
-            _prune_typed(item, items, index_path(path, position), dropped, delete)
+            if isinstance(item, dict | list):
+                _prune_typed(item, items, index_path(path, position), dropped, delete)
 
 
 def drop_non_nullable_nulls(obj: JsonDict, schema: SchemaNode) -> JsonDict:
@@ -235,13 +248,16 @@ def _default(value: Any, node: SchemaNode, *, root: bool = False) -> None:
         for key, item in value.items():
             if root and key in META_FIELDS:
                 continue
+            if not isinstance(item, dict | list):
+                continue  # nothing to default inside a scalar
             field_schema = _field_schema(node, key)
             if field_schema is not None:
                 _default(item, field_schema)
     elif isinstance(value, list):
         items = node.items()
         for item in value:
-            _default(item, items)
+            if isinstance(item, dict | list):
+                _default(item, items)
 
 
 def prune_and_default(obj: JsonDict, schema: SchemaNode) -> tuple[JsonDict, list[str]]:
