@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,8 @@ APPLY_PATCH = "application/apply-patch+yaml"
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 PODS = ("", "pods")
+PRESENTED_KEPT = 512
+"""Stored objects whose served form :meth:`Api.presented` keeps (the most recent ones)."""
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SERVER_MANAGED_META = (
     "uid",
@@ -130,22 +133,49 @@ class Api:
         self._random = random.Random()
         self.hold_pod_deletion: Callable[[], bool] = lambda: False
         """Set by the fake controllers: keep deleted pods Terminating (a kubelet that waits)."""
+        self._presented: OrderedDict[tuple[int, int], tuple[JsonDict, ResourceType, JsonDict]] = (
+            OrderedDict()
+        )
 
     # --- reads ----------------------------------------------------------------------------------
     def get(self, rtype: ResourceType, namespace: str, name: str) -> JsonDict:
         obj = self.store.get(rtype.group_resource, namespace, name)
         if obj is None:
             raise errors.not_found(rtype.resource, rtype.group, name)
-        return self.present(rtype, obj)
+        return self.presented(rtype, obj)
+
+    def presented(self, rtype: ResourceType, stored: JsonDict) -> JsonDict:
+        """:meth:`present` of a stored object, shared: to encode or read, never to change.
+
+        A write's response and the watch events it causes present the same stored object (as
+        does a read soon after); the recent ones are kept.  Stored objects are never changed
+        in place (a write stores a new object), so an entry stays right while it is kept;
+        holding the object and the type also keeps their ids from being reused.
+        """
+        key = (id(stored), id(rtype))
+        entry = self._presented.get(key)
+        if entry is None:
+            entry = (stored, rtype, self.present(rtype, stored))
+            self._presented[key] = entry
+            if len(self._presented) > PRESENTED_KEPT:
+                self._presented.popitem(last=False)
+        return entry[2]
 
     def present(self, rtype: ResourceType, obj: JsonDict) -> JsonDict:
-        """The stored object as served at ``rtype``'s version (apiVersion set, defaults read)."""
+        """The stored object as served at ``rtype``'s version (apiVersion set, defaults read).
+
+        A fresh copy, the caller's to change.
+        """
         served = conversion.from_storage(rtype, clone(obj))
         served["apiVersion"] = rtype.group_version
         served["kind"] = rtype.kind
         if rtype.is_custom:
             served = admission.default_object(rtype, served, copy=False)
         return served
+
+    def _written(self, rtype: ResourceType, obj: JsonDict, stored: JsonDict) -> JsonDict:
+        """The body answering a write of ``obj``, now ``stored`` (shared when it is the same)."""
+        return self.presented(rtype, stored) if stored is obj else self.present(rtype, obj)
 
     def require_namespace(
         self, rtype: ResourceType, namespace: str, *, creating: bool, name: str = ""
@@ -260,8 +290,8 @@ class Api:
             return Result(code, self.present(rtype, obj), warnings)
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self.store.next_revision())
-        self.store.put(rtype.group_resource, self._storage_form(rtype, obj))
-        return Result(code, self.present(rtype, obj), warnings, changed=True)
+        stored = self.store.put(rtype.group_resource, self._storage_form(rtype, obj))
+        return Result(code, self._written(rtype, obj, stored), warnings, changed=True)
 
     # --- update / patch -------------------------------------------------------------------------
     def update(
@@ -481,8 +511,8 @@ class Api:
             self._after_remove(rtype, final or proposed)
             return Result(200, self.present(rtype, final or proposed), warnings, changed=True)
         meta["resourceVersion"] = str(self.store.next_revision())
-        self.store.put(rtype.group_resource, self._storage_form(rtype, proposed))
-        return Result(200, self.present(rtype, proposed), warnings, changed=True)
+        stored = self.store.put(rtype.group_resource, self._storage_form(rtype, proposed))
+        return Result(200, self._written(rtype, proposed, stored), warnings, changed=True)
 
     # --- delete ---------------------------------------------------------------------------------
     def delete(

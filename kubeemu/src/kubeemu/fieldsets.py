@@ -345,9 +345,11 @@ _CACHE_LIMIT: Final = 4096
 _encoded_sets: dict[FieldSet, JsonDict] = {}
 _decoded_sets: dict[bytes, FieldSet] = {}
 _zero_objects: dict[int, tuple[SchemaNode, JsonDict]] = {}
+_element_texts: dict[PathElement, str] = {}
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Store ``value`` under ``key``, emptying ``memo`` first once it is full."""
     if len(memo) >= _CACHE_LIMIT:
         memo.clear()
     memo[key] = value
@@ -395,12 +397,18 @@ def _encode_fields(fields: Iterable[Path]) -> JsonDict:
 
 def _emit(children: dict[PathElement, _TreeNode]) -> JsonDict:
     out: JsonDict = {}
-    for element in sorted(children, key=_element_sort_key):
+    ordered = sorted(children, key=_element_sort_key) if len(children) > 1 else children
+    for element in ordered:
         member, below = children[element]
-        encoded = _emit(below)
-        if member and below:
-            encoded = {".": {}, **encoded}
-        out[_encode_element(element)] = encoded
+        text = _element_texts.get(element)
+        if text is None:
+            text = _encode_element(element)
+            _remember(_element_texts, element, text)
+        if below:
+            encoded = _emit(below)
+            out[text] = {".": {}, **encoded} if member else encoded
+        else:
+            out[text] = {}
     return out
 
 

@@ -204,9 +204,9 @@ async def _send_bookmark(
 
 
 def _render(emulator: Emulator, target: Target, obj: JsonDict, as_table: bool) -> JsonDict:
-    presented = emulator.api.present(target.rtype, obj)
     if not as_table:
-        return presented
+        return emulator.api.presented(target.rtype, obj)
+    presented = emulator.api.present(target.rtype, obj)
     metadata = {"resourceVersion": presented["metadata"].get("resourceVersion", "")}
     return table_of(target.rtype, [presented], metadata, "Metadata")
 
