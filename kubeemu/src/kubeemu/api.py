@@ -15,12 +15,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import yaml
 
 from kubeemu import admission, conversion, errors, jsonio, managed_fields, patch
 from kubeemu.clone import clone
+from kubeemu.fieldsets import Path as FieldPath
 from kubeemu.registry import Registry, ResourceType
 from kubeemu.store import Store
 
@@ -30,7 +32,7 @@ APPLY_PATCH = "application/apply-patch+yaml"
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 PODS = ("", "pods")
-PRESENTED_KEPT = 512
+PRESENTED_KEPT = 2048
 """Stored objects whose served form :meth:`Api.presented` keeps (the most recent ones)."""
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SERVER_MANAGED_META = (
@@ -75,13 +77,25 @@ def _normalize_managed_field_times(meta: JsonDict) -> None:
         stamp = entry.get("time") if isinstance(entry, dict) else None
         if not isinstance(stamp, str):
             continue
-        try:
-            parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            raise errors.bad_request(f"metadata.managedFields: invalid time {stamp!r}") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        entry["time"] = parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        normalized = _server_time(stamp)
+        if normalized is None:
+            raise errors.bad_request(f"metadata.managedFields: invalid time {stamp!r}")
+        entry["time"] = normalized
+
+
+@lru_cache(maxsize=4096)
+def _server_time(stamp: str) -> str | None:
+    """``stamp`` as the server writes times (UTC, whole seconds, ``Z``); None if no time.
+
+    Memoized: every update reads back the times of every managedFields entry.
+    """
+    try:
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -103,7 +117,11 @@ class WriteOptions:
 
 @dataclass
 class Result:
-    """What a write returns: HTTP code, body, warnings and whether the store changed."""
+    """What a write returns: HTTP code, body, warnings and whether the store changed.
+
+    The body may be shared with the emulator's served copies (:meth:`Api.presented`): it is
+    to encode or read, never to change.
+    """
 
     code: int
     body: JsonDict
@@ -139,10 +157,18 @@ class Api:
 
     # --- reads ----------------------------------------------------------------------------------
     def get(self, rtype: ResourceType, namespace: str, name: str) -> JsonDict:
+        """The object as served (a copy, the caller's to change)."""
+        return self.present(rtype, self._stored(rtype, namespace, name))
+
+    def get_shared(self, rtype: ResourceType, namespace: str, name: str) -> JsonDict:
+        """What :meth:`get` answers, shared with other readers: to encode, never to change."""
+        return self.presented(rtype, self._stored(rtype, namespace, name))
+
+    def _stored(self, rtype: ResourceType, namespace: str, name: str) -> JsonDict:
         obj = self.store.get(rtype.group_resource, namespace, name)
         if obj is None:
             raise errors.not_found(rtype.resource, rtype.group, name)
-        return self.presented(rtype, obj)
+        return obj
 
     def presented(self, rtype: ResourceType, stored: JsonDict) -> JsonDict:
         """:meth:`present` of a stored object, shared: to encode or read, never to change.
@@ -349,7 +375,7 @@ class Api:
         live = self.store.get(rtype.group_resource, namespace, name)
         if live is None:
             raise errors.not_found(rtype.resource, rtype.group, name)
-        current = self.present(rtype, live)
+        current = self.presented(rtype, live)  # every kind of patch works on a copy
         patched = patch.apply_patch(
             media_type, current, raw_body, rtype.schema, is_custom_resource=rtype.is_custom
         )
@@ -413,17 +439,27 @@ class Api:
             and str(meta["resourceVersion"]) != live["metadata"]["resourceVersion"]
         ):
             raise errors.conflict(rtype.resource, rtype.group, name)
+        checked: set[FieldPath] | None = None
         if rtype.schema.known:
             # SSA converts the configuration to a typed object first: an undeclared field is the
             # apiserver's 500 "failed to create typed patch object", whatever fieldValidation says
-            managed_fields.check_apply_configuration(applied, rtype.schema, rtype.group_version)
+            checked = managed_fields.check_apply_configuration(
+                applied, rtype.schema, rtype.group_version
+            )
         warnings = admission.Warnings()
+        configuration = applied
         applied = admission.prune_unknown_fields(rtype, applied, options.field_validation, warnings)
+        if applied is not configuration:
+            checked = None  # pruned: the fields are no longer those checked
         now = self.clock()
         if live is None:
             if subresource:
                 raise errors.not_found(rtype.resource, rtype.group, name)
             self.require_namespace(rtype, namespace, creating=True, name=name)
+            if any(key in meta for key in _SERVER_MANAGED_META) or (
+                rtype.has_status and "status" in applied
+            ):
+                checked = None  # what the apiserver sets is dropped from the configuration
             for key in _SERVER_MANAGED_META:
                 meta.pop(key, None)
             if rtype.has_status:
@@ -437,11 +473,12 @@ class Api:
                 api_version=rtype.group_version,
                 now=now,
                 status_subresource=rtype.has_status,
+                configuration_fields=checked,
             )
             merged = admission.default_object(rtype, merged, copy=False)
             admission.validate_object(rtype, merged, None)
             return self._insert(rtype, merged, options, warnings, now, code=201)
-        current = self.present(rtype, live)
+        current = self.presented(rtype, live)  # server_side_apply only reads it
         merged = managed_fields.server_side_apply(
             current,
             applied,
@@ -452,6 +489,7 @@ class Api:
             now=now,
             status_subresource=rtype.has_status,
             subresource=subresource,
+            configuration_fields=checked,
         )
         result = self._update_from(rtype, live, merged, subresource, options, apply=True)
         result.warnings.messages[:0] = warnings.messages
@@ -468,8 +506,11 @@ class Api:
         apply: bool,
         patched: bool = False,
     ) -> Result:
-        """Turn a proposed object into the stored one: isolation, admission, bookkeeping."""
-        old = self.present(rtype, live)
+        """Turn a proposed object into the stored one: isolation, admission, bookkeeping.
+
+        ``old`` is only read (and answered as is when the write changes nothing).
+        """
+        old = self.presented(rtype, live)
         warnings = admission.Warnings()
         proposed = _isolate_subresource(rtype, old, new, subresource, apply=apply)
         _keep_server_metadata(rtype, old, proposed)

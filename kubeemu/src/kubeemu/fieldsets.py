@@ -510,6 +510,8 @@ def _check_typed(value: Any, node: SchemaNode, path: Path) -> None:
     values, which fails on an associative list item without its key: this walks the lists
     the comparison would index, in its order, and indexes them the same way.
     """
+    if not node.keyed_lists_below:
+        return
     if isinstance(value, dict):
         if not value or node.map_type == "atomic":
             return

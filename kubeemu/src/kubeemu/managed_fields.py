@@ -79,14 +79,15 @@ BEFORE_FIRST_APPLY: Final = "before-first-apply"
 
 def check_apply_configuration(
     applied: Mapping[str, Any], schema: SchemaNode, api_version: str
-) -> None:
+) -> set[Path]:
     """Raise the apiserver's 500 when an apply configuration does not convert to the typed object.
 
     That is: an undeclared field (``.spec.foo: field not declared in schema``), a duplicate
-    list-map key, a list-map item without its key.
+    list-map key, a list-map item without its key.  Returns the configuration's fields, which
+    :func:`server_side_apply` takes as ``configuration_fields`` while ``applied`` is unchanged.
     """
     try:
-        raw_fields(without_managed_fields(applied), schema, strict=True)
+        return raw_fields(without_managed_fields(applied), schema, strict=True)
     except TypedConversionError as error:
         raise ApiError(
             500,
@@ -460,8 +461,12 @@ def server_side_apply(
     now: str,
     subresource: str | None = None,
     status_subresource: bool | None = None,
+    configuration_fields: set[Path] | None = None,
 ) -> JsonDict:
     """The object after ``manager`` applies ``applied`` to ``live`` (``None``: create).
+
+    ``configuration_fields``: what :func:`check_apply_configuration` returned for this very
+    ``applied``, when the caller checked it (they are not computed again).
 
     ``status_subresource`` says whether the kind has a status subresource (``None``: it has one
     when the schema declares ``status``; pass ``False`` for a CRD without the subresource).
@@ -474,9 +479,9 @@ def server_side_apply(
     config = without_managed_fields(applied)
     ignored = _reset_prefixes(schema, subresource, status_subresource)
     try:
-        applied_fields = drop_prefixes(
-            frozenset(raw_fields(config, schema, strict=True)) - UNTRACKED_PATHS, ignored
-        )
+        if configuration_fields is None:
+            configuration_fields = raw_fields(config, schema, strict=True)
+        applied_fields = drop_prefixes(frozenset(configuration_fields) - UNTRACKED_PATHS, ignored)
     except TypedConversionError as error:
         raise ApiError(
             500,

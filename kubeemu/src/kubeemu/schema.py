@@ -202,6 +202,28 @@ class SchemaNode:
         return found
 
     @builtins.property
+    def keyed_lists_below(self) -> bool:
+        """Whether a list keyed by fields (a list-map) is here or anywhere below.
+
+        Only such lists can fail to turn into field sets (an item without its key).  Walks
+        what :meth:`property` and :meth:`items` can reach; a recursive schema counts as yes.
+        """
+        if self._raw is None:
+            return False  # the unknown node: every list below it is atomic
+        memo = self._memo
+        found = memo.get("keyed_lists_below")
+        if found is None:
+            memo["keyed_lists_below"] = True  # while deciding: a cycle says yes
+            children = [*self.properties.values(), self.items()]
+            if self.additional_properties is not None:
+                children.append(self.additional_properties)
+            found = (self.list_type == "map" and bool(self.list_map_keys)) or any(
+                child.keyed_lists_below for child in children
+            )
+            memo["keyed_lists_below"] = found
+        return found
+
+    @builtins.property
     def map_type(self) -> str:
         """``granular`` (default) or ``atomic`` for objects and maps."""
         declared = self.raw.get("x-kubernetes-map-type")
