@@ -533,7 +533,31 @@ def _check_typed(value: Any, node: SchemaNode, path: Path) -> None:
                 _check_typed(item, item_node, (*path, item_element(item, node)))
 
 
+def _all_paths(value: Any, node: SchemaNode, path: Path, out: set[Path]) -> None:
+    """Add ``path`` and every path below it: comparing with a side that is absent.
+
+    What :func:`_compare` finds for a value added (or removed) whole: every granular map or
+    list it walks, every leaf, and the typed-value errors of its associative lists.
+    """
+    if value:
+        if isinstance(value, dict):
+            if node.map_type != "atomic":
+                for name, child in value.items():
+                    _all_paths(child, node.property(name), (*path, ("f", name)), out)
+        elif isinstance(value, list) and node.list_type != "atomic":
+            item_node = node.items()
+            for element, item in index_items(value, node, path).items():
+                _all_paths(item, item_node, (*path, element), out)
+    out.add(path)
+
+
 def _compare(old: Any, new: Any, node: SchemaNode, path: Path, out: _Comparison) -> None:
+    if old is ABSENT:
+        _all_paths(new, node, path, out.added)
+        return
+    if new is ABSENT:
+        _all_paths(old, node, path, out.removed)
+        return
     if isinstance(old, dict | list) and type(old) is type(new) and _same_json(old, new):
         _check_typed(old, node, path)  # no difference below, but the same typed-value errors
         return
