@@ -176,12 +176,20 @@ class Api:
         A write's response and the watch events it causes present the same stored object (as
         does a read soon after); the recent ones are kept.  Stored objects are never changed
         in place (a write stores a new object), so an entry stays right while it is kept;
-        holding the object and the type also keeps their ids from being reused.
+        holding the object and the type also keeps their ids from being reused.  A built-in
+        kind's served form shares all but its top level with the stored object: only custom
+        resources need a copy, for the defaults read adds.
         """
         key = (id(stored), id(rtype))
         entry = self._presented.get(key)
         if entry is None:
-            entry = (stored, rtype, self.present(rtype, stored))
+            if rtype.is_custom:
+                served = self.present(rtype, stored)
+            else:
+                served = conversion.from_storage(rtype, stored)  # a new top level only
+                served["apiVersion"] = rtype.group_version
+                served["kind"] = rtype.kind
+            entry = (stored, rtype, served)
             self._presented[key] = entry
             if len(self._presented) > PRESENTED_KEPT:
                 self._presented.popitem(last=False)
