@@ -245,9 +245,16 @@ class Api:
 
     # --- create ---------------------------------------------------------------------------------
     def create(
-        self, rtype: ResourceType, namespace: str, body: JsonDict, options: WriteOptions
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        body: JsonDict,
+        options: WriteOptions,
+        *,
+        owned: bool = False,
     ) -> Result:
-        obj = self._check_type_meta(rtype, clone(body))
+        """Create ``body`` (copied first, unless ``owned``: the caller gives it up)."""
+        obj = self._check_type_meta(rtype, body if owned else clone(body))
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
@@ -336,8 +343,11 @@ class Api:
         body: JsonDict,
         subresource: str | None,
         options: WriteOptions,
+        *,
+        owned: bool = False,
     ) -> Result:
-        new = self._check_type_meta(rtype, clone(body))
+        """Replace the object with ``body`` (copied first, unless ``owned``)."""
+        new = self._check_type_meta(rtype, body if owned else clone(body))
         meta = new.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise errors.bad_request(

@@ -426,7 +426,9 @@ class Controllers:
         }
         if not pod["metadata"]["annotations"]:
             del pod["metadata"]["annotations"]
-        self.api.create(pods_type, meta["namespace"], pod, WriteOptions(field_manager=MANAGER))
+        self.api.create(
+            pods_type, meta["namespace"], pod, WriteOptions(field_manager=MANAGER), owned=True
+        )
         ready = self.settings.statefulset == "instant"
         self.set_pod_state(meta["namespace"], pod_name, "ready" if ready else "pending")
 
@@ -442,7 +444,13 @@ class Controllers:
         updated = clone(pod)
         updated["status"] = status
         result = self.api.update(
-            pods_type, namespace, name, updated, "status", WriteOptions(field_manager=KUBELET)
+            pods_type,
+            namespace,
+            name,
+            updated,
+            "status",
+            WriteOptions(field_manager=KUBELET),
+            owned=True,
         )
         return result.body
 
@@ -484,6 +492,7 @@ class Controllers:
                 updated,
                 "status",
                 WriteOptions(field_manager=MANAGER),
+                owned=True,
             )
 
 

@@ -522,11 +522,16 @@ def _check_typed(value: Any, node: SchemaNode, path: Path) -> None:
         if not value or node.list_type == "atomic":
             return
         item_node = node.items()
-        if node.list_type == "map" and node.list_map_keys:
-            # the first item of each key only, as index_items keeps it
-            for element, item in index_items(value, node, path).items():
-                if isinstance(item, dict | list):
-                    _check_typed(item, item_node, (*path, element))
+        keys = node.list_map_keys if node.list_type == "map" else ()
+        if keys:
+            if item_node.keyed_lists_below or not all(
+                isinstance(item, dict) and all(key in item for key in keys) for item in value
+            ):
+                # index the items as comparing does: its errors, and the first item of each key
+                for element, item in index_items(value, node, path).items():
+                    if isinstance(item, dict | list):
+                        _check_typed(item, item_node, (*path, element))
+            # else every item has its keys, and nothing below them can fail: no error here
             return
         for item in value:  # a set: its items are their own keys, and cannot fail to be keyed
             if isinstance(item, dict | list):
