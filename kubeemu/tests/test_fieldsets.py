@@ -163,3 +163,26 @@ def test_true_and_one_are_not_the_same_value() -> None:
     old = {"metadata": {"name": "p"}, "spec": {"hostNetwork": True}}
     new = {"metadata": {"name": "p"}, "spec": {"hostNetwork": 1}}
     assert compare_objects(old, new, POD).modified == {(("f", "spec"), ("f", "hostNetwork"))}
+
+
+def test_identical_objects_of_a_recursive_schema_compare_without_endless_descent() -> None:
+    crd_schema = builtin_schema("apiextensions.k8s.io", "v1", "CustomResourceDefinition")
+    crd = {
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {"openAPIV3Schema": {"type": "object"}},
+                }
+            ],
+        },
+    }
+    assert crd_schema.keyed_lists_below
+    found = compare_objects(crd, copy.deepcopy(crd), crd_schema)
+    assert (found.added, found.modified, found.removed) == (set(), set(), set())

@@ -356,20 +356,24 @@ def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
 
 
 def to_fields_v1(fields: Iterable[Path]) -> JsonDict:
-    """The ``fieldsV1`` JSON of a field set, keys in SMD's serialization order.
-
-    Field sets recur (every write re-encodes the managedFields of every manager): the
-    encoding of a frozen set is memoized, and each call returns a fresh copy.
-    """
+    """The ``fieldsV1`` JSON of a field set, keys in SMD's serialization order (a fresh copy)."""
     if not isinstance(fields, frozenset):
         return _encode_fields(fields)
+    return clone(shared_fields_v1(fields))
+
+
+def shared_fields_v1(fields: FieldSet) -> JsonDict:
+    """:func:`to_fields_v1`, memoized and shared: to store or encode, never to change.
+
+    Field sets recur (every write re-encodes the managedFields of every manager).
+    """
     encoded = _encoded_sets.get(fields)
     if encoded is None:
         encoded = _encode_fields(fields)
         _remember(_encoded_sets, fields, encoded)
         # the next write of the object decodes this very text: have its answer ready
         _remember(_decoded_sets, orjson.dumps(encoded), fields)
-    return clone(encoded)
+    return encoded
 
 
 _TreeNode = list[Any]

@@ -65,7 +65,7 @@ from kubeemu.fieldsets import (
     item_elements,
     iteration_key,
     raw_fields,
-    to_fields_v1,
+    shared_fields_v1,
     without_managed_fields,
     zero_object,
 )
@@ -106,11 +106,18 @@ def _merge(live: Any, config: Any, node: SchemaNode, path: Path) -> Any:
     if isinstance(config, dict):
         if not isinstance(live, dict) or node.map_type == "atomic" or (not live and not config):
             return clone(config)
-        merged = clone(live)
-        for name, value in config.items():
-            merged[name] = _merge(
-                live.get(name, ABSENT), value, node.property(name), (*path, ("f", name))
-            )
+        # merged in the configuration's order (the order errors surface in), laid out as
+        # the live map with the new names after; each value is copied once
+        merged_values = {
+            name: _merge(live.get(name, ABSENT), value, node.property(name), (*path, ("f", name)))
+            for name, value in config.items()
+        }
+        merged = {
+            name: merged_values[name] if name in merged_values else clone(value)
+            for name, value in live.items()
+        }
+        for name, value in merged_values.items():
+            merged.setdefault(name, value)
         return merged
     if isinstance(config, list):
         if not isinstance(live, list) or node.list_type == "atomic" or (not live and not config):
@@ -318,7 +325,9 @@ class _Entry:
         if self.time:
             entry["time"] = self.time
         entry["fieldsType"] = "FieldsV1"
-        entry["fieldsV1"] = clone(self.encoded) or to_fields_v1(self.fields)
+        # shared, not copied: fieldsV1 objects are never changed in place (stored objects
+        # are not, and every write builds its managedFields entries anew)
+        entry["fieldsV1"] = self.encoded or shared_fields_v1(self.fields)
         if self.key.subresource:
             entry["subresource"] = self.key.subresource
         return entry

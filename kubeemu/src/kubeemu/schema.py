@@ -206,21 +206,27 @@ class SchemaNode:
         """Whether a list keyed by fields (a list-map) is here or anywhere below.
 
         Only such lists can fail to turn into field sets (an item without its key).  Walks
-        what :meth:`property` and :meth:`items` can reach; a recursive schema counts as yes.
+        what :meth:`property` and :meth:`items` can reach, to a depth of
+        :data:`_KEYED_LISTS_DEPTH`: deeper (a recursive schema such as a CRD's) counts as yes.
         """
+        return self._keyed_lists_below(_KEYED_LISTS_DEPTH)
+
+    def _keyed_lists_below(self, depth: int) -> bool:
         if self._raw is None:
             return False  # the unknown node: every list below it is atomic
         memo = self._memo
         found = memo.get("keyed_lists_below")
-        if found is None:
-            memo["keyed_lists_below"] = True  # while deciding: a cycle says yes
-            children = [*self.properties.values(), self.items()]
-            if self.additional_properties is not None:
-                children.append(self.additional_properties)
-            found = (self.list_type == "map" and bool(self.list_map_keys)) or any(
-                child.keyed_lists_below for child in children
-            )
-            memo["keyed_lists_below"] = found
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        if depth == 0:
+            return True  # too deep to tell: a yes is always safe
+        children = [*self.properties.values(), self.items()]
+        if self.additional_properties is not None:
+            children.append(self.additional_properties)
+        found = (self.list_type == "map" and bool(self.list_map_keys)) or any(
+            child._keyed_lists_below(depth - 1) for child in children
+        )
+        memo["keyed_lists_below"] = found
         return found
 
     @builtins.property
@@ -257,6 +263,8 @@ class SchemaNode:
         return node
 
 
+_KEYED_LISTS_DEPTH = 24
+"""How deep :attr:`SchemaNode.keyed_lists_below` looks (Kubernetes kinds nest about 12 deep)."""
 UNKNOWN = SchemaNode(None)
 _UNKNOWN_NODE = SchemaNode(None)
 """What ``property()`` and ``items()`` answer where nothing is known (never exposed mutated)."""
