@@ -21,7 +21,8 @@ read around each step: the table gives CPU ms per request of each kind, includin
 request sets off in kubeemu (watch events, the StatefulSet controller's pods and status).
 ``--order interleaved`` runs the steps per DeviceServer, as the operator does, and gives
 only the total. ``--rounds 2`` replays the mix again (the applies are then no-ops).
-``--py-spy FILE`` records a raw py-spy profile of kubeemu during the mix.
+``--py-spy FILE`` records a raw py-spy profile of kubeemu during the mix (of the thread
+holding the GIL; ``BENCH_PY_SPY_ARGS`` replaces that ``--gil`` with other py-spy options).
 """
 
 from __future__ import annotations
@@ -318,7 +319,8 @@ def _py_spy(pid: int, output: Path | None) -> Iterator[None]:
         yield
         return
     spy = Path(sys.executable).with_name("py-spy")
-    argv = [str(spy), "record", "-p", str(pid), "-f", "raw", "--gil", "-r", "200"]
+    argv = [str(spy), "record", "-p", str(pid), "-f", "raw", "-r", "200"]
+    argv += os.environ.get("BENCH_PY_SPY_ARGS", "--gil").split()
     process = subprocess.Popen([*argv, "-o", str(output)], stdout=subprocess.DEVNULL)
     time.sleep(1.0)  # attached
     try:

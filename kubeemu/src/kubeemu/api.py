@@ -343,11 +343,8 @@ class Api:
         body: JsonDict,
         subresource: str | None,
         options: WriteOptions,
-        *,
-        owned: bool = False,
     ) -> Result:
-        """Replace the object with ``body`` (copied first, unless ``owned``)."""
-        new = self._check_type_meta(rtype, body if owned else clone(body))
+        new = self._check_type_meta(rtype, clone(body))
         meta = new.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise errors.bad_request(
@@ -363,6 +360,25 @@ class Api:
             raise errors.conflict(rtype.resource, rtype.group, name)
         _normalize_managed_field_times(meta)
         return self._update_from(rtype, live, new, subresource, options, apply=False)
+
+    def update_status(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        status: JsonDict,
+        options: WriteOptions,
+    ) -> Result:
+        """A PUT of ``/status`` with the live object and ``status`` (the fake controllers').
+
+        What :meth:`update` does with a copy of the live object carrying ``status``, without
+        the copy: a status write takes nothing else from its body, and the live object's
+        name, namespace, resourceVersion and managedFields times pass every check.
+        """
+        live = self.store.get(rtype.group_resource, namespace, name)
+        if live is None:
+            raise errors.not_found(rtype.resource, rtype.group, name)
+        return self._update_from(rtype, live, {"status": status}, "status", options, apply=False)
 
     def patch(
         self,

@@ -441,16 +441,8 @@ class Controllers:
         now = self.api.clock()
         containers = [c.get("name", "") for c in pod.get("spec", {}).get("containers", [])]
         status = _pod_status(state, containers, now, message, pod.get("status", {}))
-        updated = clone(pod)
-        updated["status"] = status
-        result = self.api.update(
-            pods_type,
-            namespace,
-            name,
-            updated,
-            "status",
-            WriteOptions(field_manager=KUBELET),
-            owned=True,
+        result = self.api.update_status(
+            pods_type, namespace, name, status, WriteOptions(field_manager=KUBELET)
         )
         return result.body
 
@@ -481,18 +473,14 @@ class Controllers:
             del status["currentReplicas"], status["updatedReplicas"]
         if statefulset.get("status") == status:
             return
-        updated = clone(statefulset)
-        updated["status"] = status
         meta = statefulset["metadata"]
         with contextlib.suppress(errors.ApiError):
-            self.api.update(
+            self.api.update_status(
                 sts_type,
                 meta["namespace"],
                 meta["name"],
-                updated,
-                "status",
+                status,
                 WriteOptions(field_manager=MANAGER),
-                owned=True,
             )
 
 
