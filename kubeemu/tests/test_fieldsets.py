@@ -15,7 +15,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubeemu.fieldsets import ABSENT, Path, TypedConversionError, compare_objects, index_items
+from kubeemu.fieldsets import (
+    ABSENT,
+    Path,
+    TypedConversionError,
+    compare_objects,
+    configuration_fields,
+    equal_objects,
+    index_items,
+    raw_fields,
+)
 from kubeemu.goformat import json_equal
 from kubeemu.schema import SchemaNode, builtin_schema
 
@@ -186,3 +195,28 @@ def test_identical_objects_of_a_recursive_schema_compare_without_endless_descent
     assert crd_schema.keyed_lists_below
     found = compare_objects(crd, copy.deepcopy(crd), crd_schema)
     assert (found.added, found.modified, found.removed) == (set(), set(), set())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "equal"),
+    [
+        ({"a": [1, {"b": "c"}]}, {"a": [1, {"b": "c"}]}, True),
+        ({"a": 1}, {"a": 1.0}, True),
+        ({"a": True}, {"a": 1}, False),
+        ({"a": [False]}, {"a": [0]}, False),
+        ({"a": 1}, {"a": 2}, False),
+        ({"a": 1, "b": 2}, {"b": 2, "a": 1}, True),
+    ],
+)
+def test_equal_objects_is_json_equality(old: JsonDict, new: JsonDict, equal: bool) -> None:
+    assert equal_objects(old, new) is equal
+
+
+def test_configuration_fields_are_remembered_and_failures_raised_every_time() -> None:
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    assert configuration_fields(pod, POD) == frozenset(raw_fields(pod, POD, strict=True))
+    assert configuration_fields(copy.deepcopy(pod), POD) is configuration_fields(pod, POD)
+    undeclared = {"metadata": {"name": "p"}, "spec": {"bogus": 1}}
+    for _ in range(2):
+        with pytest.raises(TypedConversionError, match="field not declared in schema"):
+            configuration_fields(undeclared, POD)

@@ -75,6 +75,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 @dataclass
 class Step:
     """One kind of request: how many were sent, and kubeemu's CPU seconds while they ran."""
@@ -389,7 +397,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(table(steps))
         watches.stop()
-        print(f"\naudit records: {len(emu.audit(mark))}; watch lines: {watches.events}")
+        print(
+            f"\naudit records: {len(emu.audit(mark))}; watch lines: {watches.events}; "
+            f"kubeemu RSS: {rss_mib(pid):.0f} MiB"
+        )
     return 0
 
 

@@ -22,7 +22,7 @@ import yaml
 
 from kubeemu import admission, conversion, errors, jsonio, managed_fields, patch
 from kubeemu.clone import clone
-from kubeemu.fieldsets import Path as FieldPath
+from kubeemu.fieldsets import FieldSet
 from kubeemu.registry import Registry, ResourceType
 from kubeemu.store import Store
 
@@ -473,7 +473,7 @@ class Api:
             and str(meta["resourceVersion"]) != live["metadata"]["resourceVersion"]
         ):
             raise errors.conflict(rtype.resource, rtype.group, name)
-        checked: set[FieldPath] | None = None
+        checked: FieldSet | None = None
         if rtype.schema.known:
             # SSA converts the configuration to a typed object first: an undeclared field is the
             # apiserver's 500 "failed to create typed patch object", whatever fieldValidation says
@@ -507,7 +507,7 @@ class Api:
                 api_version=rtype.group_version,
                 now=now,
                 status_subresource=rtype.has_status,
-                configuration_fields=checked,
+                checked_fields=checked,
             )
             merged = admission.default_object(rtype, merged, copy=False)
             admission.validate_object(rtype, merged, None)
@@ -523,7 +523,7 @@ class Api:
             now=now,
             status_subresource=rtype.has_status,
             subresource=subresource,
-            configuration_fields=checked,
+            checked_fields=checked,
         )
         result = self._update_from(rtype, live, merged, subresource, options, apply=True)
         result.warnings.messages[:0] = warnings.messages

@@ -346,6 +346,7 @@ _encoded_sets: dict[FieldSet, JsonDict] = {}
 _decoded_sets: dict[bytes, FieldSet] = {}
 _zero_objects: dict[int, tuple[SchemaNode, JsonDict]] = {}
 _element_texts: dict[PathElement, str] = {}
+_configuration_fields: dict[tuple[int, bytes], tuple[SchemaNode, FieldSet]] = {}
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
@@ -505,6 +506,36 @@ def _same_json(old: Any, new: Any) -> bool:
         return orjson.dumps(old) == orjson.dumps(new)
     except TypeError:  # beyond orjson (an integer over 64 bits): compare the long way
         return False
+
+
+def equal_objects(old: JsonDict, new: JsonDict) -> bool:
+    """``json_equal`` of two decoded objects, in C when they are identical or plainly differ.
+
+    ``==`` failing means ``json_equal`` fails too; identical encodings mean it holds.  Only
+    what ``==`` cannot tell (``true`` against ``1``, ``1`` against ``1.0``) takes the walk.
+    """
+    if old != new:
+        return False
+    return _same_json(old, new) or json_equal(old, new)
+
+
+def configuration_fields(config: JsonDict, schema: SchemaNode) -> FieldSet:
+    """``raw_fields(config, schema, strict=True)``, remembered by the configuration's JSON.
+
+    Controllers apply the same configurations again and again; a configuration that does
+    not convert raises :class:`TypedConversionError` every time.
+    """
+    try:
+        key: tuple[int, bytes] | None = (id(schema), orjson.dumps(config))
+    except TypeError:  # beyond orjson: no memo
+        key = None
+    entry = _configuration_fields.get(key) if key is not None else None
+    if entry is not None:
+        return entry[1]  # the node is kept in the entry: its id stays its own
+    fields = frozenset(raw_fields(config, schema, strict=True))
+    if key is not None:
+        _remember(_configuration_fields, key, (schema, fields))
+    return fields
 
 
 def _check_typed(value: Any, node: SchemaNode, path: Path) -> None:

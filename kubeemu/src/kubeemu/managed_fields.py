@@ -56,7 +56,9 @@ from kubeemu.fieldsets import (
     PathElement,
     TypedConversionError,
     compare_objects,
+    configuration_fields,
     drop_prefixes,
+    equal_objects,
     field_path,
     format_path,
     from_fields_v1,
@@ -64,12 +66,11 @@ from kubeemu.fieldsets import (
     item_element,
     item_elements,
     iteration_key,
-    raw_fields,
     shared_fields_v1,
     without_managed_fields,
     zero_object,
 )
-from kubeemu.goformat import go_json, go_quote, json_equal
+from kubeemu.goformat import go_json, go_quote
 from kubeemu.schema import SchemaNode
 
 APPLY: Final = "Apply"
@@ -79,7 +80,7 @@ BEFORE_FIRST_APPLY: Final = "before-first-apply"
 
 def check_apply_configuration(
     applied: Mapping[str, Any], schema: SchemaNode, api_version: str
-) -> set[Path]:
+) -> FieldSet:
     """Raise the apiserver's 500 when an apply configuration does not convert to the typed object.
 
     That is: an undeclared field (``.spec.foo: field not declared in schema``), a duplicate
@@ -87,7 +88,7 @@ def check_apply_configuration(
     :func:`server_side_apply` takes as ``configuration_fields`` while ``applied`` is unchanged.
     """
     try:
-        return raw_fields(without_managed_fields(applied), schema, strict=True)
+        return configuration_fields(without_managed_fields(applied), schema)
     except TypedConversionError as error:
         raise ApiError(
             500,
@@ -101,6 +102,8 @@ def check_apply_configuration(
 
 def _merge(live: Any, config: Any, node: SchemaNode, path: Path) -> Any:
     """SMD ``Merge``: the applied configuration over the live value."""
+    if config is not None and not isinstance(config, dict | list):
+        return config  # a scalar replaces whatever is there
     if live is ABSENT:
         return clone(config)
     if isinstance(config, dict):
@@ -470,11 +473,11 @@ def server_side_apply(
     now: str,
     subresource: str | None = None,
     status_subresource: bool | None = None,
-    configuration_fields: set[Path] | None = None,
+    checked_fields: FieldSet | None = None,
 ) -> JsonDict:
     """The object after ``manager`` applies ``applied`` to ``live`` (``None``: create).
 
-    ``configuration_fields``: what :func:`check_apply_configuration` returned for this very
+    ``checked_fields``: what :func:`check_apply_configuration` returned for this very
     ``applied``, when the caller checked it (they are not computed again).
 
     ``status_subresource`` says whether the kind has a status subresource (``None``: it has one
@@ -488,9 +491,9 @@ def server_side_apply(
     config = without_managed_fields(applied)
     ignored = _reset_prefixes(schema, subresource, status_subresource)
     try:
-        if configuration_fields is None:
-            configuration_fields = raw_fields(config, schema, strict=True)
-        applied_fields = drop_prefixes(frozenset(configuration_fields) - UNTRACKED_PATHS, ignored)
+        if checked_fields is None:
+            checked_fields = configuration_fields(config, schema)
+        applied_fields = drop_prefixes(checked_fields - UNTRACKED_PATHS, ignored)
     except TypedConversionError as error:
         raise ApiError(
             500,
@@ -538,7 +541,7 @@ def server_side_apply(
     updated: Managed = {
         k: e.with_fields(e.fields - changed - comparison.removed) for k, e in others.items()
     }
-    object_changed = live is None or not json_equal(base, result)
+    object_changed = live is None or not equal_objects(base, result)
     time = now if object_changed else (previous.time if previous else None)
     if previous is not None and previous.fields == applied_fields:
         updated[key] = replace(previous, api_version=api_version, time=time)
