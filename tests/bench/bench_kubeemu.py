@@ -106,6 +106,7 @@ class CustomResource:
     name: str
     body: JsonDict = field(default_factory=dict)
     children: list[JsonDict] = field(default_factory=list)
+    """Its ConfigMap, Service and StatefulSet, rendered once it is created."""
 
 
 class Watches:
@@ -189,8 +190,6 @@ def _requests(cr: CustomResource, kube: Kube) -> dict[str, Callable[[], None]]:
 
     def apply(index: int) -> Callable[[], None]:
         def run() -> None:
-            if not cr.children:
-                cr.children = _render(cr.body)
             kube.apply(cr.children[index])
 
         return run
@@ -355,7 +354,9 @@ def emulator(crs: int, namespaces: int) -> Iterator[tuple[KubeEmu, list[CustomRe
                 CustomResource(f"team-{i % namespaces:02d}", f"ds-{i:04d}") for i in range(crs)
             ]
             for cr in resources:
-                create_device_server(api, cr.name, cr.namespace)
+                # rendered now, not while kubeemu's CPU is measured: the children depend on
+                # the DeviceServer's name, uid and spec only
+                cr.children = _render(create_device_server(api, cr.name, cr.namespace))
             yield emu, resources
         finally:
             api.close()
