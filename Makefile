@@ -73,6 +73,10 @@ bench-fairness: venv tools system-deps ## A flood of 2,000 CRs vs one late CR in
 bench-wakeup: venv tools system-deps ## Dependency wake-up latency, chains of depth 1/3/10, vs the legacy flow's model
 	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
 
+.PHONY: bench-kubeemu
+bench-kubeemu: venv ## kubeemu's CPU ms per request under the operator's request mix (seconds)
+	$(BIN)/python -m tests.bench.bench_kubeemu $(BENCH_KUBEEMU_ARGS)
+
 .PHONY: bench-tango
 bench-tango: venv system-deps ## TANGO dependency checks/s, cache on vs off (updates docs/benchmarks.md)
 	$(BIN)/python -m tests.bench.bench_tango $(BENCH_TANGO_ARGS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -55,6 +56,33 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+GC_INTERVAL_SECONDS = 30.0
+"""How often the server runs the cycle collector, which it otherwise keeps off."""
+
+
+def _tune_garbage_collector() -> None:
+    """Freeze what start-up built, and collect cycles on a timer instead of by allocation counts.
+
+    Every request allocates thousands of dicts and lists (JSON copies), and each write keeps a
+    new object (and the watch history its predecessor): CPython's allocation-driven collector
+    would traverse those survivors again and again, a tenth of the server's time under load.
+    They hold no reference cycles — reference counting frees them — and a load test leaves
+    only a few thousand cyclic objects a minute (aiohttp and asyncio bookkeeping), which a full
+    collection every :data:`GC_INTERVAL_SECONDS` reclaims.  Frozen objects (the Kubernetes
+    OpenAPI definitions alone are hundreds of thousands) are never traversed again.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+
+
+async def _collect_cycles() -> None:
+    """Run the cycle collector every :data:`GC_INTERVAL_SECONDS` until cancelled."""
+    while True:
+        await asyncio.sleep(GC_INTERVAL_SECONDS)
+        gc.collect()
+
+
 async def _serve(args: argparse.Namespace) -> None:
     settings = EmulatorSettings(bookmark_interval=args.bookmark_interval)
     controllers = ControllerSettings(
@@ -66,6 +94,8 @@ async def _serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, shutdown_timeout=1.0)
     await site.start()
+    _tune_garbage_collector()
+    collector = asyncio.get_running_loop().create_task(_collect_cycles())
     port = runner.addresses[0][1]
     url = f"http://{args.host}:{port}"
     if args.kubeconfig:
@@ -76,6 +106,7 @@ async def _serve(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+    collector.cancel()
     await runner.cleanup()
 
 

@@ -88,9 +88,9 @@ def prune_unknown_fields(
     """
     if not rtype.schema.known:
         return obj
-    pruned, dropped = structural.prune(obj, rtype.schema)
-    if not dropped:
+    if not structural.unknown_fields(obj, rtype.schema):
         return obj
+    pruned, dropped = structural.prune(obj, rtype.schema)
     names = [path.lstrip(".") for path in dropped]
     if field_validation == "Strict":
         listing = ", ".join(f'unknown field "{name}"' for name in names)
@@ -125,10 +125,11 @@ def _strict_decoding_error(
     )
 
 
-def default_object(rtype: ResourceType, obj: JsonDict) -> JsonDict:
+def default_object(rtype: ResourceType, obj: JsonDict, *, copy: bool = True) -> JsonDict:
+    """``obj`` with the kind's defaults: a copy, or ``obj`` itself changed when not ``copy``."""
     if rtype.is_custom:
-        return structural.apply_defaults(obj, rtype.schema)
-    return defaults.apply_builtin_defaults(rtype.group, rtype.version, rtype.kind, obj)
+        return structural.apply_defaults(obj, rtype.schema, copy=copy)
+    return defaults.apply_builtin_defaults(rtype.group, rtype.version, rtype.kind, obj, copy=copy)
 
 
 def validate_object(rtype: ResourceType, obj: JsonDict, old: JsonDict | None) -> None:

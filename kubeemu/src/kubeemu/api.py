@@ -8,18 +8,21 @@ subresource isolation, the finalizer/deletionTimestamp flow, dry runs and no-op 
 
 from __future__ import annotations
 
-import json
 import random
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import yaml
 
-from kubeemu import admission, conversion, errors, managed_fields, patch
+from kubeemu import admission, conversion, errors, jsonio, managed_fields, patch
 from kubeemu.clone import clone
+from kubeemu.fieldsets import FieldSet
 from kubeemu.registry import Registry, ResourceType
 from kubeemu.store import Store
 
@@ -29,6 +32,8 @@ APPLY_PATCH = "application/apply-patch+yaml"
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 CRD_CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 PODS = ("", "pods")
+PRESENTED_KEPT = 2048
+"""Stored objects whose served form :meth:`Api.presented` keeps (the most recent ones)."""
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _SERVER_MANAGED_META = (
     "uid",
@@ -41,8 +46,16 @@ _SERVER_MANAGED_META = (
 )
 
 
+_last_second: tuple[int, str] = (-1, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current UTC time in whole seconds, ``2024-05-01T10:00:00Z`` (formatted once a second)."""
+    global _last_second  # noqa: PLW0603 - a one-entry memo
+    second = int(time.time())
+    if second != _last_second[0]:
+        _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second)))
+    return _last_second[1]
 
 
 def _seconds_after(stamp: str, seconds: int) -> str:
@@ -64,13 +77,25 @@ def _normalize_managed_field_times(meta: JsonDict) -> None:
         stamp = entry.get("time") if isinstance(entry, dict) else None
         if not isinstance(stamp, str):
             continue
-        try:
-            parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-        except ValueError:
-            raise errors.bad_request(f"metadata.managedFields: invalid time {stamp!r}") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        entry["time"] = parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        normalized = _server_time(stamp)
+        if normalized is None:
+            raise errors.bad_request(f"metadata.managedFields: invalid time {stamp!r}")
+        entry["time"] = normalized
+
+
+@lru_cache(maxsize=4096)
+def _server_time(stamp: str) -> str | None:
+    """``stamp`` as the server writes times (UTC, whole seconds, ``Z``); None if no time.
+
+    Memoized: every update reads back the times of every managedFields entry.
+    """
+    try:
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -92,7 +117,11 @@ class WriteOptions:
 
 @dataclass
 class Result:
-    """What a write returns: HTTP code, body, warnings and whether the store changed."""
+    """What a write returns: HTTP code, body, warnings and whether the store changed.
+
+    The body may be shared with the emulator's served copies (:meth:`Api.presented`): it is
+    to encode or read, never to change.
+    """
 
     code: int
     body: JsonDict
@@ -122,22 +151,65 @@ class Api:
         self._random = random.Random()
         self.hold_pod_deletion: Callable[[], bool] = lambda: False
         """Set by the fake controllers: keep deleted pods Terminating (a kubelet that waits)."""
+        self._presented: OrderedDict[tuple[int, int], tuple[JsonDict, ResourceType, JsonDict]] = (
+            OrderedDict()
+        )
 
     # --- reads ----------------------------------------------------------------------------------
     def get(self, rtype: ResourceType, namespace: str, name: str) -> JsonDict:
+        """The object as served (a copy, the caller's to change)."""
+        return self.present(rtype, self._stored(rtype, namespace, name))
+
+    def get_shared(self, rtype: ResourceType, namespace: str, name: str) -> JsonDict:
+        """What :meth:`get` answers, shared with other readers: to encode, never to change."""
+        return self.presented(rtype, self._stored(rtype, namespace, name))
+
+    def _stored(self, rtype: ResourceType, namespace: str, name: str) -> JsonDict:
         obj = self.store.get(rtype.group_resource, namespace, name)
         if obj is None:
             raise errors.not_found(rtype.resource, rtype.group, name)
-        return self.present(rtype, obj)
+        return obj
+
+    def presented(self, rtype: ResourceType, stored: JsonDict) -> JsonDict:
+        """:meth:`present` of a stored object, shared: to encode or read, never to change.
+
+        A write's response and the watch events it causes present the same stored object (as
+        does a read soon after); the recent ones are kept.  Stored objects are never changed
+        in place (a write stores a new object), so an entry stays right while it is kept;
+        holding the object and the type also keeps their ids from being reused.  A built-in
+        kind's served form shares all but its top level with the stored object: only custom
+        resources need a copy, for the defaults read adds.
+        """
+        key = (id(stored), id(rtype))
+        entry = self._presented.get(key)
+        if entry is None:
+            if rtype.is_custom:
+                served = self.present(rtype, stored)
+            else:
+                served = conversion.from_storage(rtype, stored)  # a new top level only
+                served["apiVersion"] = rtype.group_version
+                served["kind"] = rtype.kind
+            entry = (stored, rtype, served)
+            self._presented[key] = entry
+            if len(self._presented) > PRESENTED_KEPT:
+                self._presented.popitem(last=False)
+        return entry[2]
 
     def present(self, rtype: ResourceType, obj: JsonDict) -> JsonDict:
-        """The stored object as served at ``rtype``'s version (apiVersion set, defaults read)."""
+        """The stored object as served at ``rtype``'s version (apiVersion set, defaults read).
+
+        A fresh copy, the caller's to change.
+        """
         served = conversion.from_storage(rtype, clone(obj))
         served["apiVersion"] = rtype.group_version
         served["kind"] = rtype.kind
         if rtype.is_custom:
-            served = admission.default_object(rtype, served)
+            served = admission.default_object(rtype, served, copy=False)
         return served
+
+    def _written(self, rtype: ResourceType, obj: JsonDict, stored: JsonDict) -> JsonDict:
+        """The body answering a write of ``obj``, now ``stored`` (shared when it is the same)."""
+        return self.presented(rtype, stored) if stored is obj else self.present(rtype, obj)
 
     def require_namespace(
         self, rtype: ResourceType, namespace: str, *, creating: bool, name: str = ""
@@ -173,9 +245,16 @@ class Api:
 
     # --- create ---------------------------------------------------------------------------------
     def create(
-        self, rtype: ResourceType, namespace: str, body: JsonDict, options: WriteOptions
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        body: JsonDict,
+        options: WriteOptions,
+        *,
+        owned: bool = False,
     ) -> Result:
-        obj = self._check_type_meta(rtype, clone(body))
+        """Create ``body`` (copied first, unless ``owned``: the caller gives it up)."""
+        obj = self._check_type_meta(rtype, body if owned else clone(body))
         meta = obj.setdefault("metadata", {})
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
@@ -218,7 +297,7 @@ class Api:
             obj.pop("status", None)
         warnings = admission.Warnings()
         obj = admission.prune_unknown_fields(rtype, obj, options.field_validation, warnings)
-        obj = admission.default_object(rtype, obj)
+        obj = admission.default_object(rtype, obj, copy=False)
         admission.validate_object(rtype, obj, None)
         now = self.clock()
         obj = managed_fields.record_update(
@@ -229,6 +308,7 @@ class Api:
             api_version=rtype.group_version,
             now=now,
             status_subresource=rtype.has_status,
+            copy=False,
         )
         return self._insert(rtype, obj, options, warnings, now)
 
@@ -251,8 +331,8 @@ class Api:
             return Result(code, self.present(rtype, obj), warnings)
         meta = obj["metadata"]
         meta["resourceVersion"] = str(self.store.next_revision())
-        self.store.put(rtype.group_resource, self._storage_form(rtype, obj))
-        return Result(code, self.present(rtype, obj), warnings, changed=True)
+        stored = self.store.put(rtype.group_resource, self._storage_form(rtype, obj))
+        return Result(code, self._written(rtype, obj, stored), warnings, changed=True)
 
     # --- update / patch -------------------------------------------------------------------------
     def update(
@@ -280,6 +360,25 @@ class Api:
             raise errors.conflict(rtype.resource, rtype.group, name)
         _normalize_managed_field_times(meta)
         return self._update_from(rtype, live, new, subresource, options, apply=False)
+
+    def update_status(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        status: JsonDict,
+        options: WriteOptions,
+    ) -> Result:
+        """A PUT of ``/status`` with the live object and ``status`` (the fake controllers').
+
+        What :meth:`update` does with a copy of the live object carrying ``status``, without
+        the copy: a status write takes nothing else from its body, and the live object's
+        name, namespace, resourceVersion and managedFields times pass every check.
+        """
+        live = self.store.get(rtype.group_resource, namespace, name)
+        if live is None:
+            raise errors.not_found(rtype.resource, rtype.group, name)
+        return self._update_from(rtype, live, {"status": status}, "status", options, apply=False)
 
     def patch(
         self,
@@ -310,7 +409,7 @@ class Api:
         live = self.store.get(rtype.group_resource, namespace, name)
         if live is None:
             raise errors.not_found(rtype.resource, rtype.group, name)
-        current = self.present(rtype, live)
+        current = self.presented(rtype, live)  # every kind of patch works on a copy
         patched = patch.apply_patch(
             media_type, current, raw_body, rtype.schema, is_custom_resource=rtype.is_custom
         )
@@ -374,17 +473,27 @@ class Api:
             and str(meta["resourceVersion"]) != live["metadata"]["resourceVersion"]
         ):
             raise errors.conflict(rtype.resource, rtype.group, name)
+        checked: FieldSet | None = None
         if rtype.schema.known:
             # SSA converts the configuration to a typed object first: an undeclared field is the
             # apiserver's 500 "failed to create typed patch object", whatever fieldValidation says
-            managed_fields.check_apply_configuration(applied, rtype.schema, rtype.group_version)
+            checked = managed_fields.check_apply_configuration(
+                applied, rtype.schema, rtype.group_version
+            )
         warnings = admission.Warnings()
+        configuration = applied
         applied = admission.prune_unknown_fields(rtype, applied, options.field_validation, warnings)
+        if applied is not configuration:
+            checked = None  # pruned: the fields are no longer those checked
         now = self.clock()
         if live is None:
             if subresource:
                 raise errors.not_found(rtype.resource, rtype.group, name)
             self.require_namespace(rtype, namespace, creating=True, name=name)
+            if any(key in meta for key in _SERVER_MANAGED_META) or (
+                rtype.has_status and "status" in applied
+            ):
+                checked = None  # what the apiserver sets is dropped from the configuration
             for key in _SERVER_MANAGED_META:
                 meta.pop(key, None)
             if rtype.has_status:
@@ -398,11 +507,12 @@ class Api:
                 api_version=rtype.group_version,
                 now=now,
                 status_subresource=rtype.has_status,
+                checked_fields=checked,
             )
-            merged = admission.default_object(rtype, merged)
+            merged = admission.default_object(rtype, merged, copy=False)
             admission.validate_object(rtype, merged, None)
             return self._insert(rtype, merged, options, warnings, now, code=201)
-        current = self.present(rtype, live)
+        current = self.presented(rtype, live)  # server_side_apply only reads it
         merged = managed_fields.server_side_apply(
             current,
             applied,
@@ -413,6 +523,7 @@ class Api:
             now=now,
             status_subresource=rtype.has_status,
             subresource=subresource,
+            checked_fields=checked,
         )
         result = self._update_from(rtype, live, merged, subresource, options, apply=True)
         result.warnings.messages[:0] = warnings.messages
@@ -429,15 +540,18 @@ class Api:
         apply: bool,
         patched: bool = False,
     ) -> Result:
-        """Turn a proposed object into the stored one: isolation, admission, bookkeeping."""
-        old = self.present(rtype, live)
+        """Turn a proposed object into the stored one: isolation, admission, bookkeeping.
+
+        ``old`` is only read (and answered as is when the write changes nothing).
+        """
+        old = self.presented(rtype, live)
         warnings = admission.Warnings()
         proposed = _isolate_subresource(rtype, old, new, subresource, apply=apply)
         _keep_server_metadata(rtype, old, proposed)
         proposed = admission.prune_unknown_fields(
             rtype, proposed, options.field_validation, warnings, patched=patched
         )
-        proposed = admission.default_object(rtype, proposed)
+        proposed = admission.default_object(rtype, proposed, copy=False)
         admission.validate_object(rtype, proposed, old)
         now = self.clock()
         if not apply:
@@ -450,6 +564,7 @@ class Api:
                 now=now,
                 status_subresource=rtype.has_status,
                 subresource=subresource,
+                copy=False,
             )
         # admission and bookkeeping above return new dicts: take metadata from the final object
         meta = proposed["metadata"]
@@ -471,8 +586,8 @@ class Api:
             self._after_remove(rtype, final or proposed)
             return Result(200, self.present(rtype, final or proposed), warnings, changed=True)
         meta["resourceVersion"] = str(self.store.next_revision())
-        self.store.put(rtype.group_resource, self._storage_form(rtype, proposed))
-        return Result(200, self.present(rtype, proposed), warnings, changed=True)
+        stored = self.store.put(rtype.group_resource, self._storage_form(rtype, proposed))
+        return Result(200, self._written(rtype, proposed, stored), warnings, changed=True)
 
     # --- delete ---------------------------------------------------------------------------------
     def delete(
@@ -756,7 +871,7 @@ def _decode_yaml_or_json(raw: bytes) -> JsonDict:
     try:
         # apply bodies are JSON from most clients (kubectl, the Python clients): parse that
         # first; libyaml's loader, when present, for real YAML
-        decoded = json.loads(raw)
+        decoded = jsonio.loads(raw)
     except ValueError:
         decoded = None
     if isinstance(decoded, dict):

@@ -25,6 +25,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import orjson
+
 from kubeemu import errors
 from kubeemu.api import CRD_CLEANUP_FINALIZER, CRDS, Api, DeleteOptions, WriteOptions
 from kubeemu.clone import clone
@@ -424,7 +426,9 @@ class Controllers:
         }
         if not pod["metadata"]["annotations"]:
             del pod["metadata"]["annotations"]
-        self.api.create(pods_type, meta["namespace"], pod, WriteOptions(field_manager=MANAGER))
+        self.api.create(
+            pods_type, meta["namespace"], pod, WriteOptions(field_manager=MANAGER), owned=True
+        )
         ready = self.settings.statefulset == "instant"
         self.set_pod_state(meta["namespace"], pod_name, "ready" if ready else "pending")
 
@@ -437,10 +441,8 @@ class Controllers:
         now = self.api.clock()
         containers = [c.get("name", "") for c in pod.get("spec", {}).get("containers", [])]
         status = _pod_status(state, containers, now, message, pod.get("status", {}))
-        updated = clone(pod)
-        updated["status"] = status
-        result = self.api.update(
-            pods_type, namespace, name, updated, "status", WriteOptions(field_manager=KUBELET)
+        result = self.api.update_status(
+            pods_type, namespace, name, status, WriteOptions(field_manager=KUBELET)
         )
         return result.body
 
@@ -471,23 +473,35 @@ class Controllers:
             del status["currentReplicas"], status["updatedReplicas"]
         if statefulset.get("status") == status:
             return
-        updated = clone(statefulset)
-        updated["status"] = status
         meta = statefulset["metadata"]
         with contextlib.suppress(errors.ApiError):
-            self.api.update(
+            self.api.update_status(
                 sts_type,
                 meta["namespace"],
                 meta["name"],
-                updated,
-                "status",
+                status,
                 WriteOptions(field_manager=MANAGER),
             )
 
 
+_template_hashes: dict[bytes, str] = {}
+
+
 def _template_hash(template: JsonDict) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
-    return digest[:10]
+    """The revision hash of a pod template (memoized: every sync of a StatefulSet asks)."""
+    try:
+        key: bytes | None = orjson.dumps(template, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # beyond orjson: hash without the memo
+        key = None
+    found = _template_hashes.get(key) if key is not None else None
+    if found is None:
+        digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+        found = digest[:10]
+        if key is not None:
+            if len(_template_hashes) >= 4096:
+                _template_hashes.clear()
+            _template_hashes[key] = found
+    return found
 
 
 def _pod_revision(pod: JsonDict) -> str:

@@ -34,9 +34,14 @@ DEFAULT_IP_FAMILY = "IPv4"  # the emulator is a single-stack IPv4 cluster
 _Defaulter = Callable[[JsonDict], None]
 
 
-def apply_builtin_defaults(group: str, version: str, kind: str, obj: JsonDict) -> JsonDict:
-    """A defaulted copy of ``obj``; kinds without defaults come back as an unchanged copy."""
-    result = clone(obj)
+def apply_builtin_defaults(
+    group: str, version: str, kind: str, obj: JsonDict, *, copy: bool = True
+) -> JsonDict:
+    """A defaulted copy of ``obj``; kinds without defaults come back as an unchanged copy.
+
+    Without ``copy``, ``obj`` itself is defaulted in place and returned.
+    """
+    result = clone(obj) if copy else obj
     defaulter = _DEFAULTERS.get((group, version, kind))
     if defaulter is not None:
         defaulter(result)

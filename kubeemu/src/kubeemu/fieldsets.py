@@ -26,7 +26,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
+
+import orjson
 
 from kubeemu.clone import clone
 from kubeemu.goformat import go_float, go_json, go_quote, json_equal
@@ -94,10 +97,15 @@ class TypedConversionError(Exception):
 
 
 def without_managed_fields(obj: Mapping[str, Any]) -> JsonDict:
-    result = clone(dict(obj))
+    """``obj`` without ``metadata.managedFields``, to read: everything else is shared with it.
+
+    Only the top level and ``metadata`` are new dicts; callers that change the result must
+    copy what they change (field sets and comparisons only read it).
+    """
+    result = dict(obj)
     metadata = result.get("metadata")
-    if isinstance(metadata, dict):
-        metadata.pop("managedFields", None)
+    if isinstance(metadata, dict) and "managedFields" in metadata:
+        result["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
     return result
 
 
@@ -186,8 +194,9 @@ def _value_sort_key(value: Any) -> tuple[int, Any]:
     return (5, 0)
 
 
+@lru_cache(maxsize=1 << 16)
 def _element_sort_key(element: PathElement) -> tuple[int, Any]:
-    """SMD ``PathElement.Compare`` order: fields < keys < values < indices."""
+    """SMD ``PathElement.Compare`` order: fields < keys < values < indices (memoized)."""
     kind, value = element
     if kind == "f":
         return (0, value)
@@ -320,44 +329,112 @@ def fields_of(obj: Mapping[str, Any], schema: SchemaNode) -> FieldSet:
 
 
 def drop_prefixes(fields: Iterable[Path], prefixes: Iterable[Path]) -> FieldSet:
+    """The paths of ``fields`` under none of ``prefixes`` (a prefix is under itself)."""
     prefix_list = list(prefixes)
+    if not prefix_list:
+        return frozenset(fields)
+    if all(len(p) == 1 for p in prefix_list):
+        # the reset fields of every kind: one top-level field (``status``, ``spec``)
+        heads = {p[0] for p in prefix_list}
+        return frozenset(path for path in fields if not path or path[0] not in heads)
     return frozenset(path for path in fields if not any(path[: len(p)] == p for p in prefix_list))
 
 
-class _Tree:
-    __slots__ = ("children", "member")
+_CACHE_LIMIT: Final = 4096
+"""Entries each memo below holds before it starts over (a few managers per stored object)."""
+_encoded_sets: dict[FieldSet, JsonDict] = {}
+_decoded_sets: dict[bytes, FieldSet] = {}
+_zero_objects: dict[int, tuple[SchemaNode, JsonDict]] = {}
+_element_texts: dict[PathElement, str] = {}
+_configuration_fields: dict[tuple[int, bytes], tuple[SchemaNode, FieldSet]] = {}
 
-    def __init__(self) -> None:
-        self.member = False
-        self.children: dict[PathElement, _Tree] = {}
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Store ``value`` under ``key``, emptying ``memo`` first once it is full."""
+    if len(memo) >= _CACHE_LIMIT:
+        memo.clear()
+    memo[key] = value
 
 
 def to_fields_v1(fields: Iterable[Path]) -> JsonDict:
-    """The ``fieldsV1`` JSON of a field set, keys in SMD's serialization order."""
-    root = _Tree()
+    """The ``fieldsV1`` JSON of a field set, keys in SMD's serialization order (a fresh copy)."""
+    if not isinstance(fields, frozenset):
+        return _encode_fields(fields)
+    return clone(shared_fields_v1(fields))
+
+
+def shared_fields_v1(fields: FieldSet) -> JsonDict:
+    """:func:`to_fields_v1`, memoized and shared: to store or encode, never to change.
+
+    Field sets recur (every write re-encodes the managedFields of every manager).
+    """
+    encoded = _encoded_sets.get(fields)
+    if encoded is None:
+        encoded = _encode_fields(fields)
+        _remember(_encoded_sets, fields, encoded)
+        # the next write of the object decodes this very text: have its answer ready
+        _remember(_decoded_sets, orjson.dumps(encoded), fields)
+    return encoded
+
+
+_TreeNode = list[Any]
+"""``[member, children]``: whether the path is in the set, and the nodes below it by element."""
+
+
+def _encode_fields(fields: Iterable[Path]) -> JsonDict:
+    root: dict[PathElement, _TreeNode] = {}
     for path in fields:
-        node = root
-        for element in path:
-            node = node.children.setdefault(element, _Tree())
-        if path:
-            node.member = True
+        if not path:
+            continue
+        children = root
+        for element in path[:-1]:
+            node = children.get(element)
+            if node is None:
+                node = children[element] = [False, {}]
+            children = node[1]
+        node = children.get(path[-1])
+        if node is None:
+            children[path[-1]] = [True, {}]
+        else:
+            node[0] = True
     return _emit(root)
 
 
-def _emit(node: _Tree) -> JsonDict:
+def _emit(children: dict[PathElement, _TreeNode]) -> JsonDict:
     out: JsonDict = {}
-    if node.member and node.children:
-        out["."] = {}
-    for element in sorted(node.children, key=_element_sort_key):
-        out[_encode_element(element)] = _emit(node.children[element])
+    ordered = sorted(children, key=_element_sort_key) if len(children) > 1 else children
+    for element in ordered:
+        member, below = children[element]
+        text = _element_texts.get(element)
+        if text is None:
+            text = _encode_element(element)
+            _remember(_element_texts, element, text)
+        if below:
+            encoded = _emit(below)
+            out[text] = {".": {}, **encoded} if member else encoded
+        else:
+            out[text] = {}
     return out
 
 
 def from_fields_v1(encoded: Mapping[str, Any]) -> FieldSet:
-    """Parse a ``fieldsV1`` JSON object; raises ``ValueError`` when it is malformed."""
-    out: set[Path] = set()
-    _parse_fields_v1(encoded, (), out)
-    return frozenset(out)
+    """Parse a ``fieldsV1`` JSON object; raises ``ValueError`` when it is malformed.
+
+    Memoized by the object's JSON text: every write decodes the managedFields of the live
+    object, which mostly are those the previous write encoded.
+    """
+    try:
+        key = orjson.dumps(encoded)
+    except TypeError:  # not JSON (a non-string key...): parse it, and let that fail
+        key = None
+    fields = _decoded_sets.get(key) if key is not None else None
+    if fields is None:
+        out: set[Path] = set()
+        _parse_fields_v1(encoded, (), out)
+        fields = frozenset(out)
+        if key is not None:
+            _remember(_decoded_sets, key, fields)
+    return fields
 
 
 def _parse_fields_v1(node: Mapping[str, Any], prefix: Path, out: set[Path]) -> None:
@@ -400,10 +477,15 @@ class _Comparison:
 
 
 def _shape(left: Any, right: Any) -> str:
-    kinds = {type(v) for v in (left, right) if v is not ABSENT and v is not None}
-    if kinds == {dict}:
+    """``map`` or ``list`` when every value present (not absent, not null) is one, else ``leaf``."""
+    left_type = None if left is ABSENT or left is None else type(left)
+    right_type = None if right is ABSENT or right is None else type(right)
+    kind = left_type or right_type
+    if kind is None or (left_type is not None and right_type is not None and left_type != kind):
+        return "leaf"
+    if kind is dict:
         return "map"
-    if kinds == {list}:
+    if kind is list:
         return "list"
     return "leaf"
 
@@ -412,7 +494,113 @@ def _is_empty(value: Any) -> bool:
     return value is ABSENT or value is None or value in ({}, [])
 
 
+def _same_json(old: Any, new: Any) -> bool:
+    """Whether two containers are the same JSON, to the type of every value.
+
+    ``==`` alone takes ``true`` for ``1``; the encodings tell them apart (and ``1`` from
+    ``1.0``, which only sends that pair down the full comparison).
+    """
+    if old != new:
+        return False
+    try:
+        return orjson.dumps(old) == orjson.dumps(new)
+    except TypeError:  # beyond orjson (an integer over 64 bits): compare the long way
+        return False
+
+
+def equal_objects(old: JsonDict, new: JsonDict) -> bool:
+    """``json_equal`` of two decoded objects, in C when they are identical or plainly differ.
+
+    ``==`` failing means ``json_equal`` fails too; identical encodings mean it holds.  Only
+    what ``==`` cannot tell (``true`` against ``1``, ``1`` against ``1.0``) takes the walk.
+    """
+    if old != new:
+        return False
+    return _same_json(old, new) or json_equal(old, new)
+
+
+def configuration_fields(config: JsonDict, schema: SchemaNode) -> FieldSet:
+    """``raw_fields(config, schema, strict=True)``, remembered by the configuration's JSON.
+
+    Controllers apply the same configurations again and again; a configuration that does
+    not convert raises :class:`TypedConversionError` every time.
+    """
+    try:
+        key: tuple[int, bytes] | None = (id(schema), orjson.dumps(config))
+    except TypeError:  # beyond orjson: no memo
+        key = None
+    entry = _configuration_fields.get(key) if key is not None else None
+    if entry is not None:
+        return entry[1]  # the node is kept in the entry: its id stays its own
+    fields = frozenset(raw_fields(config, schema, strict=True))
+    if key is not None:
+        _remember(_configuration_fields, key, (schema, fields))
+    return fields
+
+
+def _check_typed(value: Any, node: SchemaNode, path: Path) -> None:
+    """Raise what comparing ``value`` with an identical value raises, or nothing.
+
+    Comparing identical values finds no difference, but it still turns them into typed
+    values, which fails on an associative list item without its key: this walks the lists
+    the comparison would index, in its order, and indexes them the same way.
+    """
+    if not node.keyed_lists_below:
+        return
+    if isinstance(value, dict):
+        if not value or node.map_type == "atomic":
+            return
+        for name, child in value.items():
+            if isinstance(child, dict | list):
+                _check_typed(child, node.property(name), (*path, ("f", name)))
+    elif isinstance(value, list):
+        if not value or node.list_type == "atomic":
+            return
+        item_node = node.items()
+        keys = node.list_map_keys if node.list_type == "map" else ()
+        if keys:
+            if item_node.keyed_lists_below or not all(
+                isinstance(item, dict) and all(key in item for key in keys) for item in value
+            ):
+                # index the items as comparing does: its errors, and the first item of each key
+                for element, item in index_items(value, node, path).items():
+                    if isinstance(item, dict | list):
+                        _check_typed(item, item_node, (*path, element))
+            # else every item has its keys, and nothing below them can fail: no error here
+            return
+        for item in value:  # a set: its items are their own keys, and cannot fail to be keyed
+            if isinstance(item, dict | list):
+                _check_typed(item, item_node, (*path, item_element(item, node)))
+
+
+def _all_paths(value: Any, node: SchemaNode, path: Path, out: set[Path]) -> None:
+    """Add ``path`` and every path below it: comparing with a side that is absent.
+
+    What :func:`_compare` finds for a value added (or removed) whole: every granular map or
+    list it walks, every leaf, and the typed-value errors of its associative lists.
+    """
+    if value:
+        if isinstance(value, dict):
+            if node.map_type != "atomic":
+                for name, child in value.items():
+                    _all_paths(child, node.property(name), (*path, ("f", name)), out)
+        elif isinstance(value, list) and node.list_type != "atomic":
+            item_node = node.items()
+            for element, item in index_items(value, node, path).items():
+                _all_paths(item, item_node, (*path, element), out)
+    out.add(path)
+
+
 def _compare(old: Any, new: Any, node: SchemaNode, path: Path, out: _Comparison) -> None:
+    if old is ABSENT:
+        _all_paths(new, node, path, out.added)
+        return
+    if new is ABSENT:
+        _all_paths(old, node, path, out.removed)
+        return
+    if isinstance(old, dict | list) and type(old) is type(new) and _same_json(old, new):
+        _check_typed(old, node, path)  # no difference below, but the same typed-value errors
+        return
     shape = _shape(old, new)
     granular = (
         (shape == "map" and node.map_type != "atomic")
@@ -482,7 +670,12 @@ def zero_object(schema: SchemaNode) -> JsonDict:
     """
     if "x-kubernetes-group-version-kind" not in schema.raw:
         return {}
-    return _zero_struct(schema, depth=0)
+    cached = _zero_objects.get(id(schema))
+    if cached is None:
+        # the node is kept with its zero object: its id stays its own while the entry lives
+        cached = (schema, _zero_struct(schema, depth=0))
+        _remember(_zero_objects, id(schema), cached)
+    return clone(cached[1])
 
 
 def _is_struct(node: SchemaNode) -> bool:

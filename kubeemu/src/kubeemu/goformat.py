@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -202,7 +203,13 @@ def _json_parts(value: Any) -> list[str]:
     return [json.dumps(value)]
 
 
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f<>&\u2028\u2029]')
+"""What Go's encoder writes escaped in a string: quotes, backslashes, control and HTML chars."""
+
+
 def _json_string(text: str) -> str:
+    if _NEEDS_ESCAPE.search(text) is None:
+        return f'"{text}"'  # the common case: nothing that Go's encoder escapes
     encoded = json.dumps(text, ensure_ascii=False)
     for raw, escaped in _JSON_HTML_ESCAPES:
         encoded = encoded.replace(raw, escaped)

@@ -56,7 +56,9 @@ from kubeemu.fieldsets import (
     PathElement,
     TypedConversionError,
     compare_objects,
+    configuration_fields,
     drop_prefixes,
+    equal_objects,
     field_path,
     format_path,
     from_fields_v1,
@@ -64,12 +66,11 @@ from kubeemu.fieldsets import (
     item_element,
     item_elements,
     iteration_key,
-    raw_fields,
-    to_fields_v1,
+    shared_fields_v1,
     without_managed_fields,
     zero_object,
 )
-from kubeemu.goformat import go_json, go_quote, json_equal
+from kubeemu.goformat import go_json, go_quote
 from kubeemu.schema import SchemaNode
 
 APPLY: Final = "Apply"
@@ -79,14 +80,15 @@ BEFORE_FIRST_APPLY: Final = "before-first-apply"
 
 def check_apply_configuration(
     applied: Mapping[str, Any], schema: SchemaNode, api_version: str
-) -> None:
+) -> FieldSet:
     """Raise the apiserver's 500 when an apply configuration does not convert to the typed object.
 
     That is: an undeclared field (``.spec.foo: field not declared in schema``), a duplicate
-    list-map key, a list-map item without its key.
+    list-map key, a list-map item without its key.  Returns the configuration's fields, which
+    :func:`server_side_apply` takes as ``configuration_fields`` while ``applied`` is unchanged.
     """
     try:
-        raw_fields(without_managed_fields(applied), schema, strict=True)
+        return configuration_fields(without_managed_fields(applied), schema)
     except TypedConversionError as error:
         raise ApiError(
             500,
@@ -100,16 +102,25 @@ def check_apply_configuration(
 
 def _merge(live: Any, config: Any, node: SchemaNode, path: Path) -> Any:
     """SMD ``Merge``: the applied configuration over the live value."""
+    if config is not None and not isinstance(config, dict | list):
+        return config  # a scalar replaces whatever is there
     if live is ABSENT:
         return clone(config)
     if isinstance(config, dict):
         if not isinstance(live, dict) or node.map_type == "atomic" or (not live and not config):
             return clone(config)
-        merged = clone(live)
-        for name, value in config.items():
-            merged[name] = _merge(
-                live.get(name, ABSENT), value, node.property(name), (*path, ("f", name))
-            )
+        # merged in the configuration's order (the order errors surface in), laid out as
+        # the live map with the new names after; each value is copied once
+        merged_values = {
+            name: _merge(live.get(name, ABSENT), value, node.property(name), (*path, ("f", name)))
+            for name, value in config.items()
+        }
+        merged = {
+            name: merged_values[name] if name in merged_values else clone(value)
+            for name, value in live.items()
+        }
+        for name, value in merged_values.items():
+            merged.setdefault(name, value)
         return merged
     if isinstance(config, list):
         if not isinstance(live, list) or node.list_type == "atomic" or (not live and not config):
@@ -317,7 +328,9 @@ class _Entry:
         if self.time:
             entry["time"] = self.time
         entry["fieldsType"] = "FieldsV1"
-        entry["fieldsV1"] = clone(self.encoded) or to_fields_v1(self.fields)
+        # shared, not copied: fieldsV1 objects are never changed in place (stored objects
+        # are not, and every write builds its managedFields entries anew)
+        entry["fieldsV1"] = self.encoded or shared_fields_v1(self.fields)
         if self.key.subresource:
             entry["subresource"] = self.key.subresource
         return entry
@@ -349,12 +362,9 @@ def _decode_managed_fields(raw: Any) -> Managed:
             raise ValueError(f"duplicate manager {key.identifier()}")
         encoded = entry.get("fieldsV1") or {}
         time = entry.get("time")
+        # ``encoded`` is not copied: entries only read it, and to_json copies it out
         managed[key] = _Entry(
-            key,
-            api_version,
-            str(time) if time else None,
-            from_fields_v1(encoded),
-            clone(encoded),
+            key, api_version, str(time) if time else None, from_fields_v1(encoded), encoded
         )
     return managed
 
@@ -463,8 +473,12 @@ def server_side_apply(
     now: str,
     subresource: str | None = None,
     status_subresource: bool | None = None,
+    checked_fields: FieldSet | None = None,
 ) -> JsonDict:
     """The object after ``manager`` applies ``applied`` to ``live`` (``None``: create).
+
+    ``checked_fields``: what :func:`check_apply_configuration` returned for this very
+    ``applied``, when the caller checked it (they are not computed again).
 
     ``status_subresource`` says whether the kind has a status subresource (``None``: it has one
     when the schema declares ``status``; pass ``False`` for a CRD without the subresource).
@@ -477,9 +491,9 @@ def server_side_apply(
     config = without_managed_fields(applied)
     ignored = _reset_prefixes(schema, subresource, status_subresource)
     try:
-        applied_fields = drop_prefixes(
-            frozenset(raw_fields(config, schema, strict=True)) - UNTRACKED_PATHS, ignored
-        )
+        if checked_fields is None:
+            checked_fields = configuration_fields(config, schema)
+        applied_fields = drop_prefixes(checked_fields - UNTRACKED_PATHS, ignored)
     except TypedConversionError as error:
         raise ApiError(
             500,
@@ -527,7 +541,7 @@ def server_side_apply(
     updated: Managed = {
         k: e.with_fields(e.fields - changed - comparison.removed) for k, e in others.items()
     }
-    object_changed = live is None or not json_equal(base, result)
+    object_changed = live is None or not equal_objects(base, result)
     time = now if object_changed else (previous.time if previous else None)
     if previous is not None and previous.fields == applied_fields:
         updated[key] = replace(previous, api_version=api_version, time=time)
@@ -589,6 +603,7 @@ def record_update(
     now: str,
     subresource: str | None = None,
     status_subresource: bool | None = None,
+    copy: bool = True,
 ) -> JsonDict:
     """``new`` with the ownership changes of a non-apply write by ``manager`` recorded.
 
@@ -597,9 +612,11 @@ def record_update(
     the entry changes only when the write gave it fields.  As upstream, an existing object with no
     tracked fields (or a write sending ``managedFields: []``) stays untracked: the result has no
     ``managedFields``; so does a write whose object the schema cannot key (upstream
-    ``UpdateNoErrors`` drops managedFields on error).
+    ``UpdateNoErrors`` drops managedFields on error).  The result is a copy of ``new``; without
+    ``copy`` it shares ``new``'s contents and rewrites its ``metadata`` in place (for a caller
+    that gives ``new`` up).
     """
-    result = clone(dict(new))
+    result = clone(dict(new)) if copy else dict(new)
     managed = _tracking_base(old, new, subresource)
     if old is not None and not managed:
         return _with_managed_fields(result, {})

@@ -8,7 +8,9 @@ into field errors or 400 messages.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 
 QUALIFIED_NAME_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
 QUALIFIED_NAME_ERR = (
@@ -31,6 +33,20 @@ _LABEL_VALUE_RE = re.compile(f"^{LABEL_VALUE_FMT}$")
 _DNS1123_SUBDOMAIN_RE = re.compile(f"^{DNS1123_SUBDOMAIN_FMT}$")
 
 
+def _memoized(check: Callable[[str], list[str]]) -> Callable[[str], list[str]]:
+    """``check`` remembered for recent values (names, keys and labels recur on every write).
+
+    Each call still gets a list of its own.
+    """
+    remembered = functools.lru_cache(maxsize=8192)(lambda value: tuple(check(value)))
+
+    @functools.wraps(check)
+    def memoized(value: str) -> list[str]:
+        return list(remembered(value))
+
+    return memoized
+
+
 def regex_error(message: str, fmt: str, *examples: str) -> str:
     """Upstream's ``RegexError`` text, including its double space before `` or ``."""
     if not examples:
@@ -43,6 +59,7 @@ def max_len_error(length: int) -> str:
     return f"must be no more than {length} characters"
 
 
+@_memoized
 def dns1123_subdomain_errors(value: str) -> list[str]:
     errs = []
     if len(value) > 253:
@@ -52,13 +69,17 @@ def dns1123_subdomain_errors(value: str) -> list[str]:
     return errs
 
 
+_QUALIFIED_NAME_REGEX_ERROR = regex_error(
+    QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc"
+)
+
+
+@_memoized
 def qualified_name_errors(value: str) -> list[str]:
     """Upstream ``IsQualifiedName``: an optional DNS-subdomain prefix, ``/``, and a name ≤63."""
     errs: list[str] = []
     parts = value.split("/")
-    name_regex_error = regex_error(
-        QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, "MyName", "my.name", "123-abc"
-    )
+    name_regex_error = _QUALIFIED_NAME_REGEX_ERROR
     if len(parts) == 1:
         name = parts[0]
     elif len(parts) == 2:
@@ -82,6 +103,7 @@ def qualified_name_errors(value: str) -> list[str]:
     return errs
 
 
+@_memoized
 def label_value_errors(value: str) -> list[str]:
     errs = []
     if len(value) > 63:
@@ -104,6 +126,7 @@ _DNS1123_LABEL_RE = re.compile(f"^{DNS1123_LABEL_FMT}$")
 _DNS1035_LABEL_RE = re.compile(f"^{_DNS1035_LABEL_FMT}$")
 
 
+@_memoized
 def dns1123_label_errors(value: str) -> list[str]:
     errs = []
     if len(value) > 63:
@@ -113,6 +136,7 @@ def dns1123_label_errors(value: str) -> list[str]:
     return errs
 
 
+@_memoized
 def dns1035_label_errors(value: str) -> list[str]:
     errs = []
     if len(value) > 63:

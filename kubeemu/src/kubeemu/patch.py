@@ -25,7 +25,7 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
-from kubeemu import errors
+from kubeemu import errors, jsonio
 from kubeemu.clone import clone
 from kubeemu.goformat import json_type_name
 from kubeemu.schema import SchemaNode
@@ -79,7 +79,7 @@ def _decode_json_body(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise errors.bad_request("invalid character in JSON input: body is not UTF-8") from exc
     try:
-        return json.loads(text)
+        return jsonio.loads(text)
     except json.JSONDecodeError as exc:
         raise errors.bad_request(_go_syntax_error(text, exc)) from exc
 
@@ -87,7 +87,7 @@ def _decode_json_body(body: bytes) -> Any:
 def _decode_merge_patch_body(body: bytes) -> Any:
     """The json-patch library behind the apiserver answers any unparsable merge patch so."""
     try:
-        return json.loads(body.decode("utf-8"))
+        return jsonio.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.bad_request("Invalid JSON Patch") from exc
 

@@ -328,12 +328,14 @@ class Registry:
 
     def __init__(self) -> None:
         self._types: dict[tuple[str, str, str], ResourceType] = {}
+        self._versions: dict[tuple[str, str], list[ResourceType]] = {}
         for resource_type in builtin_types():
             self._add(resource_type)
 
     def _add(self, resource_type: ResourceType) -> None:
         key = (resource_type.group, resource_type.version, resource_type.resource)
         self._types[key] = resource_type
+        self._versions.clear()
 
     def install_crd(self, crd: JsonDict) -> None:
         """Serve (or re-serve, after an update) the versions of an established CRD."""
@@ -345,6 +347,7 @@ class Registry:
     def remove_crd(self, crd_name: str) -> None:
         for key in [k for k, t in self._types.items() if t.crd_name == crd_name]:
             del self._types[key]
+        self._versions.clear()
 
     def get(self, group: str, version: str, resource: str) -> ResourceType | None:
         return self._types.get((group, version, resource))
@@ -361,8 +364,16 @@ class Registry:
         return None
 
     def versions_of(self, group: str, resource: str) -> list[ResourceType]:
-        """Every served version of one group/resource (they share one storage)."""
-        return [t for t in self._types.values() if t.group_resource == (group, resource)]
+        """Every served version of one group/resource (they share one storage).
+
+        Remembered until the set of types changes: the fake controllers ask on every change.
+        """
+        found = self._versions.get((group, resource))
+        if found is None:
+            found = self._versions[(group, resource)] = [
+                t for t in self._types.values() if t.group_resource == (group, resource)
+            ]
+        return list(found)
 
     def __iter__(self) -> Iterator[ResourceType]:
         return iter(sorted(self._types.values(), key=lambda t: (t.group, t.version, t.resource)))

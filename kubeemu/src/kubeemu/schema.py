@@ -29,14 +29,20 @@ class SchemaNode:
     A node built from ``None`` is the *unknown* node: any value is allowed there, nothing about it
     is known (lists are atomic, maps granular).  ``property()``/``items()`` of the unknown node and
     of nodes preserving unknown fields return the unknown node, so callers can walk any path.
+
+    Schemas never change once built, and every write walks them several times (pruning,
+    defaulting, validation, field sets): children and the answers of the accessors below are
+    computed once per node and memoized.
     """
 
-    __slots__ = ("_defs", "_kids", "_raw")
+    __slots__ = ("_defs", "_kids", "_memo", "_props", "_raw")
 
     def __init__(self, raw: Mapping[str, Any] | None, defs: Mapping[str, JsonDict] | None = None):
         self._defs: Mapping[str, JsonDict] = defs or {}
         self._raw: JsonDict | None = _resolve(raw, self._defs) if raw is not None else None
         self._kids: dict[int, SchemaNode] = {}
+        self._props: dict[str, SchemaNode] = {}
+        self._memo: dict[str, Any] = {}
 
     # --- identity -------------------------------------------------------------------------------
     @property
@@ -51,7 +57,7 @@ class SchemaNode:
     def _child(self, raw: Mapping[str, Any] | None) -> SchemaNode:
         """The node of a sub-schema, resolved once: schemas never change, walks repeat."""
         if raw is None:
-            return SchemaNode(None, self._defs)
+            return _UNKNOWN_NODE
         kid = self._kids.get(id(raw))
         if kid is None:
             kid = self._kids[id(raw)] = SchemaNode(raw, self._defs)
@@ -61,6 +67,9 @@ class SchemaNode:
     @property
     def types(self) -> frozenset[str]:
         """JSON types allowed here, without ``null``; empty means unconstrained."""
+        memo = self._memo
+        if "types" in memo:
+            return memo["types"]  # type: ignore[no-any-return]
         raw = self.raw
         declared = raw.get("type")
         if isinstance(declared, str):
@@ -74,7 +83,8 @@ class SchemaNode:
         found.discard("null")
         if raw.get("x-kubernetes-int-or-string"):
             found |= {"integer", "string"}
-        return frozenset(found)
+        memo["types"] = result = frozenset(found)
+        return result
 
     @property
     def nullable(self) -> bool:
@@ -93,17 +103,29 @@ class SchemaNode:
     # --- structure ------------------------------------------------------------------------------
     @property
     def properties(self) -> dict[str, SchemaNode]:
-        return {name: self._child(sub) for name, sub in self.raw.get("properties", {}).items()}
+        """The declared properties by name (a fresh dict, in the schema's order)."""
+        memo = self._memo
+        found = memo.get("properties")
+        if found is None:
+            found = memo["properties"] = {
+                name: self._child(sub) for name, sub in self.raw.get("properties", {}).items()
+            }
+        return dict(found)
 
     @property
     def additional_properties(self) -> SchemaNode | None:
         """The schema of map values, or None when the object has fixed properties only."""
+        memo = self._memo
+        if "additional" in memo:
+            return memo["additional"]  # type: ignore[no-any-return]
         extra = self.raw.get("additionalProperties")
+        found: SchemaNode | None = None
         if isinstance(extra, dict):
-            return self._child(extra)
-        if extra is True:
-            return SchemaNode(None)
-        return None
+            found = self._child(extra)
+        elif extra is True:
+            found = _UNKNOWN_NODE
+        memo["additional"] = found
+        return found
 
     @property
     def preserve_unknown_fields(self) -> bool:
@@ -125,36 +147,87 @@ class SchemaNode:
 
     def property(self, name: str) -> SchemaNode:
         """The schema of field ``name``; the unknown node when nothing describes it."""
+        kid = self._props.get(name)
+        if kid is not None:
+            return kid
         props = self.raw.get("properties", {})
         if name in props:
-            return self._child(props[name])
+            # only declared names are remembered: map keys (labels, data) are unbounded
+            kid = self._props[name] = self._child(props[name])
+            return kid
         extra = self.additional_properties
         if extra is not None:
             return extra
-        return SchemaNode(None)
+        return _UNKNOWN_NODE
 
     def items(self) -> SchemaNode:
-        raw_items = self.raw.get("items")
-        return self._child(raw_items) if isinstance(raw_items, dict) else SchemaNode(None)
+        memo = self._memo
+        found = memo.get("items")
+        if found is None:
+            raw_items = self.raw.get("items")
+            found = memo["items"] = (
+                self._child(raw_items) if isinstance(raw_items, dict) else _UNKNOWN_NODE
+            )
+        return found
 
     # --- merge semantics ------------------------------------------------------------------------
     @builtins.property
     def list_type(self) -> str:
         """``atomic``, ``set`` or ``map``; unannotated lists are atomic, as in the apiserver."""
-        declared = self.raw.get("x-kubernetes-list-type")
-        if declared in ("atomic", "set", "map"):
-            return str(declared)
-        if self.patch_merge_key:
-            return "map"
-        return "atomic"
+        memo = self._memo
+        found = memo.get("list_type")
+        if found is None:
+            declared = self.raw.get("x-kubernetes-list-type")
+            if declared in ("atomic", "set", "map"):
+                found = str(declared)
+            elif self.patch_merge_key:
+                found = "map"
+            else:
+                found = "atomic"
+            memo["list_type"] = found
+        return found
 
     @builtins.property
     def list_map_keys(self) -> tuple[str, ...]:
-        keys = self.raw.get("x-kubernetes-list-map-keys")
-        if isinstance(keys, list) and keys:
-            return tuple(str(k) for k in keys)
-        merge_key = self.patch_merge_key
-        return (merge_key,) if merge_key else ()
+        memo = self._memo
+        found = memo.get("list_map_keys")
+        if found is None:
+            keys = self.raw.get("x-kubernetes-list-map-keys")
+            if isinstance(keys, list) and keys:
+                found = tuple(str(k) for k in keys)
+            else:
+                merge_key = self.patch_merge_key
+                found = (merge_key,) if merge_key else ()
+            memo["list_map_keys"] = found
+        return found
+
+    @builtins.property
+    def keyed_lists_below(self) -> bool:
+        """Whether a list keyed by fields (a list-map) is here or anywhere below.
+
+        Only such lists can fail to turn into field sets (an item without its key).  Walks
+        what :meth:`property` and :meth:`items` can reach, to a depth of
+        :data:`_KEYED_LISTS_DEPTH`: deeper (a recursive schema such as a CRD's) counts as yes.
+        """
+        return self._keyed_lists_below(_KEYED_LISTS_DEPTH)
+
+    def _keyed_lists_below(self, depth: int) -> bool:
+        if self._raw is None:
+            return False  # the unknown node: every list below it is atomic
+        memo = self._memo
+        found = memo.get("keyed_lists_below")
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        if depth == 0:
+            return True  # too deep to tell: a yes is always safe
+        children = [*self.properties.values(), self.items()]
+        if self.additional_properties is not None:
+            children.append(self.additional_properties)
+        found = (self.list_type == "map" and bool(self.list_map_keys)) or any(
+            child._keyed_lists_below(depth - 1) for child in children
+        )
+        memo["keyed_lists_below"] = found
+        return found
 
     @builtins.property
     def map_type(self) -> str:
@@ -190,7 +263,11 @@ class SchemaNode:
         return node
 
 
+_KEYED_LISTS_DEPTH = 24
+"""How deep :attr:`SchemaNode.keyed_lists_below` looks (Kubernetes kinds nest about 12 deep)."""
 UNKNOWN = SchemaNode(None)
+_UNKNOWN_NODE = SchemaNode(None)
+"""What ``property()`` and ``items()`` answer where nothing is known (never exposed mutated)."""
 
 
 def _resolve(raw: Mapping[str, Any], defs: Mapping[str, JsonDict]) -> JsonDict:
@@ -241,8 +318,13 @@ def builtin_schema(group: str, version: str, kind: str) -> SchemaNode:
     return SchemaNode(defs[name], defs)
 
 
+@cache
 def builtin_definition(name: str) -> SchemaNode:
-    """A named definition, e.g. ``io.k8s.api.core.v1.PodTemplateSpec``."""
+    """A named definition, e.g. ``io.k8s.api.core.v1.PodTemplateSpec``.
+
+    One node per name for the life of the process, so that its memoized children are reused
+    (custom resources' metadata is pruned against ObjectMeta's on every write).
+    """
     defs, _ = _builtin_definitions()
     return SchemaNode(defs.get(name), defs) if name in defs else UNKNOWN
 

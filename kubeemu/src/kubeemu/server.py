@@ -202,7 +202,7 @@ async def _dispatch(
         return await scale.serve(emulator, request, target, verb)
     ns = target.storage_namespace
     if verb == "get":
-        obj = api.get(rtype, ns, target.name)
+        obj = api.get_shared(rtype, ns, target.name)
         return _object_response(request, target, obj), False
     if verb == "list":
         return listing.list_response(emulator, request, target), False

@@ -71,6 +71,8 @@ class Store:
 
     def __init__(self, history_size: int = DEFAULT_HISTORY):
         self._objects: dict[GroupResource, dict[ObjectKey, JsonDict]] = {}
+        self._namespaces: dict[GroupResource, dict[str, dict[ObjectKey, JsonDict]]] = {}
+        """The same objects by namespace: the controllers list one namespace's pods often."""
         self._revision = 1
         self._history: deque[Change] = deque(maxlen=history_size)
         self._compacted = 0
@@ -106,9 +108,11 @@ class Store:
 
     def list(self, group_resource: GroupResource, namespace: str | None = None) -> list[JsonDict]:
         """Objects sorted by namespace then name; ``namespace=None`` lists all namespaces."""
-        bucket = self._objects.get(group_resource, {})
-        keys = sorted(k for k in bucket if namespace is None or k[0] == namespace)
-        return [bucket[k] for k in keys]
+        if namespace is None:
+            bucket = self._objects.get(group_resource, {})
+        else:
+            bucket = self._namespaces.get(group_resource, {}).get(namespace, {})
+        return [bucket[k] for k in sorted(bucket)]
 
     def all_objects(self) -> Iterator[tuple[GroupResource, JsonDict]]:
         for group_resource, bucket in self._objects.items():
@@ -126,6 +130,7 @@ class Store:
         bucket = self._objects.setdefault(group_resource, {})
         old = bucket.get(key)
         bucket[key] = obj
+        self._namespaces.setdefault(group_resource, {}).setdefault(key[0], {})[key] = obj
         self._emit(
             Change(
                 int(meta["resourceVersion"]),
@@ -143,6 +148,10 @@ class Store:
         old = bucket.pop((namespace, name), None)
         if old is None:
             return None
+        in_namespace = self._namespaces[group_resource][namespace]
+        del in_namespace[(namespace, name)]
+        if not in_namespace:
+            del self._namespaces[group_resource][namespace]
         final = clone(old)
         final["metadata"]["resourceVersion"] = str(self.next_revision())
         self._emit(Change(self._revision, "DELETED", group_resource, final, old))

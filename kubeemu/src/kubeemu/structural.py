@@ -39,14 +39,28 @@ def prune(obj: JsonDict, schema: SchemaNode) -> tuple[JsonDict, list[str]]:
     inside the properties it does specify.
     """
     result = clone(obj)
+    return result, _walk(result, schema, delete=True)
+
+
+def unknown_fields(obj: JsonDict, schema: SchemaNode) -> list[str]:
+    """The paths :func:`prune` would drop, in its order, without copying or changing ``obj``.
+
+    Most writes carry no unknown field: the admission layer asks this first and copies
+    only when there is something to drop.
+    """
+    return _walk(obj, schema, delete=False)
+
+
+def _walk(obj: JsonDict, schema: SchemaNode, *, delete: bool) -> list[str]:
+    """Find (and with ``delete``, drop) the fields ``schema`` does not specify."""
     dropped: list[str] = []
     if _is_builtin_kind(schema):
-        _prune_typed(result, schema, "", dropped)
-        return result, dropped
-    _prune(result, schema, "", dropped, embedded=True)
+        _prune_typed(obj, schema, "", dropped, delete)
+        return dropped
+    _prune(obj, schema, "", dropped, embedded=True, delete=delete)
     # The body is pruned first; metadata is coerced (and its unknown fields listed) afterwards.
     dropped.sort(key=lambda path: path.startswith("metadata."))
-    return result, dropped
+    return dropped
 
 
 def _is_builtin_kind(schema: SchemaNode) -> bool:
@@ -54,11 +68,13 @@ def _is_builtin_kind(schema: SchemaNode) -> bool:
     return "x-kubernetes-group-version-kind" in schema.raw
 
 
-def _prune(value: Any, node: SchemaNode, path: str, dropped: list[str], *, embedded: bool) -> None:
+def _prune(
+    value: Any, node: SchemaNode, path: str, dropped: list[str], *, embedded: bool, delete: bool
+) -> None:
     if not node.known:
         return
     if node.preserve_unknown_fields:
-        _prune_inside_preserved(value, node, path, dropped, embedded=embedded)
+        _prune_inside_preserved(value, node, path, dropped, embedded=embedded, delete=delete)
         return
     if isinstance(value, dict):
         is_embedded = embedded or node.embedded_resource
@@ -68,23 +84,36 @@ def _prune(value: Any, node: SchemaNode, path: str, dropped: list[str], *, embed
             field_path = child_path(path, key)
             if is_embedded and key in META_FIELDS:
                 if key == "metadata":
-                    _prune_metadata(value[key], field_path, dropped)
+                    _prune_metadata(value[key], field_path, dropped, delete)
                 continue
             if key in properties or isinstance(extra, dict):
-                _prune(value[key], node.property(key), field_path, dropped, embedded=False)
+                if not isinstance(value[key], dict | list):
+                    continue  # nothing to prune in a scalar
+                _prune(
+                    value[key],
+                    node.property(key),
+                    field_path,
+                    dropped,
+                    embedded=False,
+                    delete=delete,
+                )
             elif extra is True:
                 continue
             else:
                 dropped.append(field_path)
-                del value[key]
+                if delete:
+                    del value[key]
     elif isinstance(value, list):
         items = node.items()
         for position, item in enumerate(value):
-            _prune(item, items, index_path(path, position), dropped, embedded=False)
+            if isinstance(item, dict | list):  # nothing to prune in a scalar
+                _prune(
+                    item, items, index_path(path, position), dropped, embedded=False, delete=delete
+                )
 
 
 def _prune_inside_preserved(
-    value: Any, node: SchemaNode, path: str, dropped: list[str], *, embedded: bool
+    value: Any, node: SchemaNode, path: str, dropped: list[str], *, embedded: bool, delete: bool
 ) -> None:
     if isinstance(value, dict):
         is_embedded = embedded or node.embedded_resource
@@ -94,23 +123,37 @@ def _prune_inside_preserved(
             field_path = child_path(path, key)
             if is_embedded and key in META_FIELDS:
                 if key == "metadata":
-                    _prune_metadata(value[key], field_path, dropped)
+                    _prune_metadata(value[key], field_path, dropped, delete)
                 continue
             if key in properties or has_extra_schema:
-                _prune(value[key], node.property(key), field_path, dropped, embedded=False)
+                if not isinstance(value[key], dict | list):
+                    continue
+                _prune(
+                    value[key],
+                    node.property(key),
+                    field_path,
+                    dropped,
+                    embedded=False,
+                    delete=delete,
+                )
     elif isinstance(value, list):
         items = node.items()
         for position, item in enumerate(value):
-            _prune(item, items, index_path(path, position), dropped, embedded=False)
+            if isinstance(item, dict | list):  # nothing to prune in a scalar
+                _prune(
+                    item, items, index_path(path, position), dropped, embedded=False, delete=delete
+                )
 
 
-def _prune_metadata(metadata: Any, path: str, dropped: list[str]) -> None:
+def _prune_metadata(metadata: Any, path: str, dropped: list[str], delete: bool) -> None:
     """Keep only ObjectMeta's fields, like the apiserver's strict ObjectMeta round trip."""
     if isinstance(metadata, dict):
-        _prune_typed(metadata, builtin_definition(_OBJECT_META), path, dropped)
+        _prune_typed(metadata, builtin_definition(_OBJECT_META), path, dropped, delete)
 
 
-def _prune_typed(value: Any, node: SchemaNode, path: str, dropped: list[str]) -> None:
+def _prune_typed(
+    value: Any, node: SchemaNode, path: str, dropped: list[str], delete: bool = True
+) -> None:
     """Strict decoding into a Go type: objects without declared fields (FieldsV1) are opaque."""
     if not node.known:
         return
@@ -121,14 +164,18 @@ def _prune_typed(value: Any, node: SchemaNode, path: str, dropped: list[str]) ->
             return
         for key in list(value):
             if (properties and key in properties) or isinstance(extra, dict):
-                _prune_typed(value[key], node.property(key), child_path(path, key), dropped)
+                child = value[key]
+                if isinstance(child, dict | list):  # nothing to prune in a scalar
+                    _prune_typed(child, node.property(key), child_path(path, key), dropped, delete)
             elif extra is not True:
                 dropped.append(child_path(path, key))
-                del value[key]
+                if delete:
+                    del value[key]
     elif isinstance(value, list):
         items = node.items()
         for position, item in enumerate(value):
-            _prune_typed(item, items, index_path(path, position), dropped)
+            if isinstance(item, dict | list):
+                _prune_typed(item, items, index_path(path, position), dropped, delete)
 
 
 def drop_non_nullable_nulls(obj: JsonDict, schema: SchemaNode) -> JsonDict:
@@ -173,14 +220,15 @@ def _field_schema(node: SchemaNode, key: str) -> SchemaNode | None:
 # ================================================================================================
 # Defaulting
 # ================================================================================================
-def apply_defaults(obj: JsonDict, schema: SchemaNode) -> JsonDict:
+def apply_defaults(obj: JsonDict, schema: SchemaNode, *, copy: bool = True) -> JsonDict:
     """Apply ``default:`` values the way the apiserver does (on write and on read).
 
     A property's default is set when the property is absent (or null while not nullable) and
     its parent object exists; defaults under ``items`` apply to every item, under
     ``additionalProperties`` to every map value; defaulted values are defaulted further.
+    The result is a defaulted copy, or ``obj`` itself defaulted in place when not ``copy``.
     """
-    result = clone(obj)
+    result = clone(obj) if copy else obj
     _default(result, schema, root=True)
     return result
 
@@ -200,13 +248,16 @@ def _default(value: Any, node: SchemaNode, *, root: bool = False) -> None:
         for key, item in value.items():
             if root and key in META_FIELDS:
                 continue
+            if not isinstance(item, dict | list):
+                continue  # nothing to default inside a scalar
             field_schema = _field_schema(node, key)
             if field_schema is not None:
                 _default(item, field_schema)
     elif isinstance(value, list):
         items = node.items()
         for item in value:
-            _default(item, items)
+            if isinstance(item, dict | list):
+                _default(item, items)
 
 
 def prune_and_default(obj: JsonDict, schema: SchemaNode) -> tuple[JsonDict, list[str]]:

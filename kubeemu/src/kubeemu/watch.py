@@ -13,13 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import math
 from typing import Any, Literal
 
 from aiohttp import web
 
-from kubeemu import errors
+from kubeemu import errors, jsonio
 from kubeemu.emulator import Emulator, Target
 from kubeemu.listing import Selection, table_of
 from kubeemu.store import Change, Subscription
@@ -205,16 +204,15 @@ async def _send_bookmark(
 
 
 def _render(emulator: Emulator, target: Target, obj: JsonDict, as_table: bool) -> JsonDict:
-    presented = emulator.api.present(target.rtype, obj)
     if not as_table:
-        return presented
+        return emulator.api.presented(target.rtype, obj)
+    presented = emulator.api.present(target.rtype, obj)
     metadata = {"resourceVersion": presented["metadata"].get("resourceVersion", "")}
     return table_of(target.rtype, [presented], metadata, "Metadata")
 
 
 async def _send(response: web.StreamResponse, event_type: str, obj: JsonDict) -> None:
-    line = json.dumps({"type": event_type, "object": obj}, separators=(",", ":")) + "\n"
-    await response.write(line.encode())
+    await response.write(jsonio.dumps({"type": event_type, "object": obj}) + b"\n")
 
 
 def _timeout(request: web.Request, default: float) -> float:

@@ -9,14 +9,13 @@ Used by ``kubeemu.server``, ``kubeemu.scale`` and ``kubeemu.watch``.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
 from aiohttp import web
 from multidict import CIMultiDict
 
-from kubeemu import errors, protobuf
+from kubeemu import errors, jsonio, protobuf
 from kubeemu.api import DeleteOptions, Result, WriteOptions
 from kubeemu.emulator import Target
 from kubeemu.registry import ResourceType
@@ -80,7 +79,7 @@ async def read_body(request: web.Request, rtype: ResourceType) -> JsonDict:
         if content_type in _YAML_TYPES:
             decoded = yaml.safe_load(raw.decode("utf-8"))
         else:
-            decoded = json.loads(raw.decode("utf-8")) if raw else None
+            decoded = jsonio.loads(raw.decode("utf-8")) if raw else None
     except (ValueError, yaml.YAMLError) as exc:
         raise errors.bad_request(f"error decoding the request body: {exc}") from None
     if not isinstance(decoded, dict):
@@ -115,7 +114,7 @@ async def delete_options(request: web.Request) -> DeleteOptions:
         body = protobuf.decode(raw)
     elif raw.strip():
         try:
-            decoded = json.loads(raw)
+            decoded = jsonio.loads(raw)
         except ValueError as exc:
             raise errors.bad_request(f"error decoding DeleteOptions: {exc}") from None
         if isinstance(decoded, dict):
@@ -138,7 +137,7 @@ def json_response(
 ) -> web.Response:
     """A compact ``application/json`` response."""
     return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(),
+        body=jsonio.dumps(body),
         status=status,
         content_type="application/json",
         headers=headers,
