@@ -29,11 +29,13 @@ from devstack.runner.plan import free_port
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
 from tango_operator import crd
+from tango_operator.keys import Key
+from tango_operator.workqueue import WorkQueue
 from tests.chart.chart import JsonDict, container, find, render
 from tests.chart.proxy import UserAgentProxy
 from tests.chart.rbac import Grants, Request
 from tests.support.metrics import scrape
-from tests.support.workers import REPO, WorkerPool, wait_for
+from tests.support.workers import REPO, Producer, WorkerPool, wait_for
 
 pytestmark = [pytest.mark.helm, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -207,6 +209,26 @@ def _live_through(life: Life, watcher_port: int) -> None:
         wait_for(lambda k=kind, n=name: life.get(k, n) is None, timeout=60, what=f"{name} gone")
 
 
+def _read_without_copies(redis: RedisServer, pool: WorkerPool) -> None:
+    """Workers with no owner copy in Redis (a fresh or flushed one) read the CR from the API.
+
+    A message for a key of each kind, of CRs that do not exist: each worker GETs it (404).
+    """
+    producer = Producer.connect(WorkQueue(redis.client()), redis.url)
+    keys = [Key(kind.value, NAMESPACE, "never-copied") for kind in crd.Kind]
+    for key in keys:
+        producer.enqueue(key)
+    with redis.client() as connection:
+        wait_for(
+            lambda: not connection.zcard("tango-operator:queued")
+            and not connection.zcard("tango-operator:processing"),
+            timeout=60,
+            what="the keys without copies reconciled",
+        )
+    assert pool.running
+    assert all(p.poll() is None for p in pool.running)
+
+
 @pytest.mark.parametrize("mode", MODES, ids=str)
 def test_rbac_allows_exactly_what_the_operator_does(
     mode: str, kubeemu: KubeEmu, redis: RedisServer, tmp_path: Path
@@ -262,6 +284,7 @@ def test_rbac_allows_exactly_what_the_operator_does(
     )
     try:
         pool.start()
+        _read_without_copies(redis, pool)
         _live_through(life, watcher_port)
     finally:
         watcher.terminate()
