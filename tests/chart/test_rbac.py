@@ -220,8 +220,10 @@ def _read_without_copies(redis: RedisServer, pool: WorkerPool) -> None:
         producer.enqueue(key)
     with redis.client() as connection:
         wait_for(
-            lambda: not connection.zcard("tango-operator:queued")
-            and not connection.zcard("tango-operator:processing"),
+            lambda: (
+                not connection.zcard("tango-operator:queued")
+                and not connection.zcard("tango-operator:processing")
+            ),
             timeout=60,
             what="the keys without copies reconciled",
         )
