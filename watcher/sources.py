@@ -27,7 +27,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,18 +193,37 @@ class Source:
             return [*query, ("labelSelector", self.resource.label_selector)]
         return query
 
+    def _pages(self) -> Iterator[JsonDict]:
+        """The list, a page of ``LIST_PAGE`` objects at a time (as client-go's reflector pages).
+
+        A list of ten thousand objects in one answer is tens of MiB of JSON parsed at once,
+        and the process keeps that peak; pages keep it to one page. An expired continue
+        token is an ``ApiError`` 410, which the caller handles like any failed list.
+        """
+        token = ""
+        while True:
+            query = [("limit", str(LIST_PAGE)), *([("continue", token)] if token else [])]
+            page = self.kube.get(
+                self.resource.type.path(self.namespace),
+                query=self._query(query),
+                timeout=(5.0, 60.0),
+            )
+            yield page
+            token = str((page.get("metadata") or {}).get("continue") or "")
+            if not token or self.stop.is_set():
+                return
+
     def _list(self) -> str:
-        listed = self.kube.get(
-            self.resource.type.path(self.namespace), query=self._query([]), timeout=(5.0, 60.0)
-        )
         present: dict[ObjectKey, JsonDict] = {}
-        for item in listed.get("items") or []:
-            if self.stop.is_set():
-                break
-            item.setdefault("kind", self.resource.kind)  # built-in list items carry no type
-            item.setdefault("apiVersion", self.resource.type.api_version)
-            present[_key(item)] = _last_known(item)
-            self._emit("ADDED", item)
+        listed: JsonDict = {}
+        for listed in self._pages():
+            for item in listed.get("items") or []:
+                if self.stop.is_set():
+                    break
+                item.setdefault("kind", self.resource.kind)  # built-in list items carry no type
+                item.setdefault("apiVersion", self.resource.type.api_version)
+                present[_key(item)] = _last_known(item)
+                self._emit("ADDED", item)
         if self.stop.is_set():  # stopped part-way: the rest of the list is unknown
             self.known.update(present)
         else:
@@ -305,6 +324,10 @@ class Source:
 def _key(obj: JsonDict) -> ObjectKey:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+LIST_PAGE = 500
+"""Objects per page of a list (client-go's reflector asks for 500 as well)."""
 
 
 def _last_known(obj: JsonDict) -> JsonDict:

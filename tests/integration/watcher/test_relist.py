@@ -27,7 +27,7 @@ from tango_operator import crd, resources
 from tests.integration.watcher.conftest import StartWatcher, create_ds, ds_key
 from tests.support.workers import wait_for
 from watcher.kube import Kube
-from watcher.sources import Resource, Source
+from watcher.sources import LIST_PAGE, Resource, Source
 
 JsonDict = dict[str, Any]
 NAMESPACE = "relist"
@@ -164,3 +164,35 @@ def test_cr_deleted_in_a_watch_gap_is_forgotten_uncounted_and_enqueued(
     # the resync after the relist offers the live CR again; the deleted one is offered once
     wait_for(lambda: watcher.offered.count(stays) >= 2, timeout=5, what="the resync")
     assert watcher.offered.count(goes) == 2
+
+
+def test_a_list_longer_than_a_page_is_read_page_by_page(
+    quiet: tuple[KubeEmu, client.ApiClient],
+) -> None:
+    emulator, api_client = quiet
+    names = [f"paged-{i:04d}" for i in range(2 * LIST_PAGE + 7)]
+    core = client.CoreV1Api(api_client)
+    for name in names:
+        core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": name}})
+    mark = emulator.mark()
+    emitted: list[str] = []
+    stop = threading.Event()
+    source = Source(
+        Kube(api_client),
+        Resource(resources.CONFIG_MAP),
+        NAMESPACE,
+        lambda _kind, _type, obj: emitted.append(obj["metadata"]["name"]),
+        stop,
+        inactivity_seconds=5,
+    )
+    thread = threading.Thread(target=source.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: emulator.stats()["openWatches"] >= 1, timeout=20, what="the watch")
+        assert sorted(n for n in emitted if n.startswith("paged-")) == names
+        lists = [r for r in emulator.audit(mark) if r["verb"] == "list"]
+        assert len(lists) == 3, "three pages of at most LIST_PAGE objects"
+        assert len(source.known) >= len(names)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
