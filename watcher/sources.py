@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,8 +41,10 @@ JsonDict = dict[str, Any]
 Emit = Callable[[str, str, JsonDict], None]
 ObjectKey = tuple[str, str]
 """(namespace or "", name)."""
-_LAST_KNOWN = ("name", "namespace", "uid", "resourceVersion", "labels", "ownerReferences")
-"""The metadata a source remembers per object: what mapping a deletion to keys needs."""
+_LAST_KNOWN = ("name", "namespace", "uid", "resourceVersion")
+"""The metadata a source remembers per object: what mapping a deletion to keys needs, with
+the controller ownerReference (``_OWNER_FIELDS`` of it)."""
+_OWNER_FIELDS = ("apiVersion", "kind", "name", "controller")
 
 
 @dataclass(frozen=True)
@@ -331,10 +334,22 @@ LIST_PAGE = 500
 
 
 def _last_known(obj: JsonDict) -> JsonDict:
-    """What a synthetic DELETED for ``obj`` will carry: its type and identifying metadata."""
+    """What a synthetic DELETED for ``obj`` will carry: its type and identifying metadata.
+
+    Kept for every listed object, so kept small: the controller ownerReference only, with
+    the fields that map it to its owner's key, and the type's strings shared.
+    """
     meta = obj.get("metadata") or {}
+    kept = {name: meta[name] for name in _LAST_KNOWN if name in meta}
+    owners = [
+        {field: owner[field] for field in _OWNER_FIELDS if field in owner}
+        for owner in meta.get("ownerReferences") or []
+        if owner.get("controller")
+    ]
+    if owners:
+        kept["ownerReferences"] = owners
     return {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "metadata": {name: meta[name] for name in _LAST_KNOWN if name in meta},
+        "apiVersion": sys.intern(str(obj.get("apiVersion") or "")),
+        "kind": sys.intern(str(obj.get("kind") or "")),
+        "metadata": kept,
     }
