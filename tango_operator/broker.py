@@ -12,12 +12,20 @@ pool; pipelines and pub/sub, which are not, are made from it per use, as before)
 ``tango_operator.celery_app.make_app`` selects it (Celery's ``broker_transport``) for the
 watcher and the workers. Flower keeps kombu's own class: it rebuilds its broker connection
 from the connection's URL, which names the transport by its alias.
+
+A connection given a transport by its class path prints that path where the URL's scheme
+belongs (``tango_operator.broker:Transport://…``) — in Celery's banner and in its "Cannot
+connect to …" errors, the lines a user reads to see where the broker is and whether TLS is
+on. ``AMQP`` (Celery's ``amqp`` class, also selected by ``make_app``) builds ``Connection``s
+that print ``redis://`` or ``rediss://`` instead, password masked as before.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import kombu
+from celery.app import amqp as celery_amqp
 from kombu.transport import redis as kombu_redis
 
 TRANSPORT = "tango_operator.broker:Transport"
@@ -45,3 +53,22 @@ class Transport(kombu_redis.Transport):
     """kombu's Redis transport with ``Channel``."""
 
     Channel = Channel
+
+
+class Connection(kombu.Connection):
+    """kombu's connection, printing the Redis URL's own scheme rather than ``TRANSPORT``."""
+
+    def as_uri(self, include_password: bool = False, mask: str = "**", **fields: Any) -> str:
+        """The URL as kombu prints it, with ``redis`` or ``rediss`` (TLS) for its scheme."""
+        uri: str = super().as_uri(include_password, mask, **fields)
+        if self.transport_cls != TRANSPORT:
+            return uri
+        scheme = "rediss" if self.ssl else "redis"
+        return scheme + uri.removeprefix(TRANSPORT)
+
+
+class AMQP(celery_amqp.AMQP):  # type: ignore[misc]
+    """Celery's messaging helpers, making ``Connection``s."""
+
+    Connection = Connection
+    BrokerConnection = Connection

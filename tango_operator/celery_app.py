@@ -33,7 +33,7 @@ def make_app(
     that was handed its URL rather than reading it. ``shared_clients`` selects the transport
     of ``tango_operator.broker`` (False: kombu's own, which Flower needs).
     """
-    app = Celery(name, include=list(include))
+    app = Celery(name, include=list(include), amqp=broker.AMQP if shared_clients else None)
     app.config_from_object(CONFIG_MODULE)
     if redis_url is not None:
         app.conf.broker_url = celery_url(redis_url)

@@ -20,6 +20,8 @@ def test_the_operator_shares_one_client_per_channel_and_flower_does_not(
     with app.connection_for_write() as connection:
         channel = connection.default_channel
         assert isinstance(connection.transport, broker.Transport)
+        # Celery's banner and its "Cannot connect to" lines print this: the URL, not a class path
+        assert connection.as_uri() == f"redis://:**@127.0.0.1:{redis.port}/0", connection.as_uri()
         first = channel._create_client()
         assert channel._create_client() is first, "one client for every command"
         with channel.conn_or_acquire() as client:
