@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import kombu
 from celery.app import amqp as celery_amqp
+from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
 
 TRANSPORT = "tango_operator.broker:Transport"
@@ -55,7 +55,7 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-class Connection(kombu.Connection):
+class Connection(kombu_connection.Connection):  # type: ignore[misc]
     """kombu's connection, printing the Redis URL's own scheme rather than ``TRANSPORT``."""
 
     def as_uri(self, include_password: bool = False, mask: str = "**", **fields: Any) -> str:
