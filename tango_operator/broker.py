@@ -16,15 +16,14 @@ from the connection's URL, which names the transport by its alias.
 A connection given a transport by its class path prints that path where the URL's scheme
 belongs (``tango_operator.broker:Transport://…``) — in Celery's banner and in its "Cannot
 connect to …" errors, the lines a user reads to see where the broker is and whether TLS is
-on. ``AMQP`` (Celery's ``amqp`` class, also selected by ``make_app``) builds ``Connection``s
-that print ``redis://`` or ``rediss://`` instead, password masked as before.
+on. ``make_app`` has Celery build ``Connection``s (through its ``amqp`` class), which print
+``redis://`` or ``rediss://`` instead, password masked as before.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.app import amqp as celery_amqp
 from kombu import connection as kombu_connection
 from kombu.transport import redis as kombu_redis
 
@@ -55,20 +54,13 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
-class Connection(kombu_connection.Connection):  # type: ignore[misc]
+class Connection(kombu_connection.Connection):
     """kombu's connection, printing the Redis URL's own scheme rather than ``TRANSPORT``."""
 
-    def as_uri(self, include_password: bool = False, mask: str = "**", **fields: Any) -> str:
+    def as_uri(self, include_password: Any = False, mask: Any = "**", *args: Any) -> str:
         """The URL as kombu prints it, with ``redis`` or ``rediss`` (TLS) for its scheme."""
-        uri: str = super().as_uri(include_password, mask, **fields)
+        uri: str = super().as_uri(include_password, mask, *args)
         if self.transport_cls != TRANSPORT:
             return uri
         scheme = "rediss" if self.ssl else "redis"
         return scheme + uri.removeprefix(TRANSPORT)
-
-
-class AMQP(celery_amqp.AMQP):  # type: ignore[misc]
-    """Celery's messaging helpers, making ``Connection``s."""
-
-    Connection = Connection
-    BrokerConnection = Connection

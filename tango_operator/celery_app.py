@@ -11,12 +11,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from celery import Celery
+from celery.app.amqp import AMQP
 
 from tango_operator import broker
 from tango_operator.messages import Publisher
 from tango_operator.redis_url import celery_url
 
 CONFIG_MODULE = "tango_operator.celeryconfig"
+
+
+class BrokerAMQP(AMQP):  # type: ignore[misc]
+    """Celery's messaging helpers, making ``tango_operator.broker.Connection``s."""
+
+    Connection = broker.Connection
+    BrokerConnection = broker.Connection
 
 
 def make_app(
@@ -33,7 +41,7 @@ def make_app(
     that was handed its URL rather than reading it. ``shared_clients`` selects the transport
     of ``tango_operator.broker`` (False: kombu's own, which Flower needs).
     """
-    app = Celery(name, include=list(include), amqp=broker.AMQP if shared_clients else None)
+    app = Celery(name, include=list(include), amqp=BrokerAMQP if shared_clients else None)
     app.config_from_object(CONFIG_MODULE)
     if redis_url is not None:
         app.conf.broker_url = celery_url(redis_url)
