@@ -27,11 +27,11 @@ help: ## Show this help, grouped by purpose
 ##@ Run
 
 .PHONY: demo
-demo: venv tools system-deps ## The operator on its embedded local stack with helm/samples (Ctrl-C stops it)
+demo: venv cli-tools system-deps ## The operator on its embedded local stack with helm/samples (Ctrl-C stops it)
 	$(BIN)/python -m devstack demo $(DEMO_ARGS)
 
 .PHONY: emulator
-emulator: venv tools ## Run kubeemu on a free port and write .cache/kubeconfig (Ctrl-C stops it)
+emulator: venv cli-tools ## Run kubeemu on a free port and write .cache/kubeconfig (Ctrl-C stops it)
 	@mkdir -p .cache
 	$(BIN)/python -m kubeemu --port 0 --kubeconfig .cache/kubeconfig
 
@@ -54,7 +54,7 @@ soak: venv system-deps ## Fault soak: 500 DeviceServers through API faults, kill
 ##@ Benchmark
 
 .PHONY: bench
-bench: venv tools system-deps ## Every benchmark (minutes; prints tables, updates docs/benchmarks.md)
+bench: venv cli-tools system-deps ## Every benchmark (minutes; prints tables, updates docs/benchmarks.md)
 	$(BIN)/python -m tests.bench.bench_reconcile $(BENCH_ARGS)
 	$(BIN)/python -m tests.bench.bench_tango $(BENCH_TANGO_ARGS)
 	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
@@ -62,15 +62,15 @@ bench: venv tools system-deps ## Every benchmark (minutes; prints tables, update
 	$(BIN)/python -m tests.bench.bench_memory $(BENCH_MEMORY_ARGS)
 
 .PHONY: bench-memory
-bench-memory: venv tools system-deps ## Resident memory with 2,000 and 10,000 reconciled DeviceServers, beside kopf
+bench-memory: venv cli-tools system-deps ## Resident memory with 2,000 and 10,000 reconciled DeviceServers, beside kopf
 	$(BIN)/python -m tests.bench.bench_memory $(BENCH_MEMORY_ARGS)
 
 .PHONY: bench-fairness
-bench-fairness: venv tools system-deps ## A flood of 2,000 CRs vs one late CR in another namespace, fair vs FIFO dispatch
+bench-fairness: venv cli-tools system-deps ## A flood of 2,000 CRs vs one late CR in another namespace, fair vs FIFO dispatch
 	$(BIN)/python -m tests.bench.bench_fairness $(BENCH_FAIRNESS_ARGS)
 
 .PHONY: bench-wakeup
-bench-wakeup: venv tools system-deps ## Dependency wake-up latency, chains of depth 1/3/10, vs the legacy flow's model
+bench-wakeup: venv cli-tools system-deps ## Dependency wake-up latency, chains of depth 1/3/10, vs the legacy flow's model
 	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
 
 .PHONY: bench-kubeemu
@@ -106,8 +106,15 @@ $(STAMP): pyproject.toml kubeemu/pyproject.toml
 venv: $(STAMP) ## Create .venv and install the project, kubeemu and the dev tools into it
 
 .PHONY: tools
-tools: ## Fetch kubectl 1.31 and helm 3.17 into .tools/bin (pinned, verified)
+tools: cli-tools controlplane ## The client binaries and the control plane the tests use (both below)
+
+.PHONY: cli-tools
+cli-tools: ## Fetch kubectl 1.31 and helm 3.17 into .tools/bin (pinned, verified)
 	@scripts/fetch-tools.sh
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver, kube-controller-manager, kube-scheduler 1.32 and etcd into .tools/controlplane (Go; minutes cold, seconds warm)
+	@scripts/build-controlplane.sh
 
 .PHONY: system-deps
 system-deps: ## Install the programs the tests start themselves (redis-server, TANGO, MariaDB), or say how
