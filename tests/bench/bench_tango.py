@@ -1,14 +1,15 @@
 """Benchmark: dependency checks per second one worker process sustains, cache on vs off.
 
-Run by ``make bench-tango`` (and ``make bench``); not part of the test suite. Starts a
-real DataBaseds — PyTango's (sqlite) and, when Debian's tango-db is installed and MariaDB
-reachable, the C++ one — and one real PyTango device server (``EchoServer``) with
-``--devices`` devices, then calls ``PyTangoPort.device_ready`` on them round-robin from
-this single process for ``--seconds`` per row, as a storm of reconciles would: once with
-the probe cache off (every check is a DB ``DbImportDevice`` plus a ping of the device) and
-once with the default cache (1.5 s TTL). DB round trips are counted by the DataBaseds
-itself (its ``Timing_calls`` counters). Prints a table and writes ``docs/benchmarks.md``'s
-section between its markers.
+Run by ``make bench-tango`` (and ``make bench``); not part of the test suite. Starts a real
+DataBaseds — PyTango's (sqlite) and, when Debian's mariadb-server, tango-db and tango-test
+are installed, the C++ one on a MariaDB server of its own (a throw-away ``mariadbd``,
+tests/support/mariadb_server.py) — and one real PyTango device server (``EchoServer``) with
+``--devices`` devices, then calls ``PyTangoPort.device_ready`` on them round-robin from this
+single process for ``--seconds`` per row, as a storm of reconciles would: once with the
+probe cache off (every check is a DB ``DbImportDevice`` plus a ping of the device) and once
+with the default cache (1.5 s TTL). DB round trips are counted by the DataBaseds itself (its
+``Timing_calls`` counters). Prints a table and writes ``docs/benchmarks.md``'s section
+between its markers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.mariadb_server import MariaDBServer
 from tests.support.tango_db import CppDatabase, PyTangoDatabase, TangoDatabase, cpp_unavailable
 from tests.support.tango_servers import TangoServers
 from tests.support.workers import REPO
@@ -115,7 +117,7 @@ def main() -> None:
         results += bench_database(db, "PyTango (sqlite)", options.devices, options.seconds)
     reason = cpp_unavailable()
     if reason is None:
-        with CppDatabase() as cpp:
+        with MariaDBServer() as mariadb, CppDatabase(mariadb) as cpp:
             results += bench_database(cpp, "C++ (MariaDB)", options.devices, options.seconds)
     else:
         print(f"C++ DataBaseds skipped: {reason}", flush=True)

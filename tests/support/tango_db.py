@@ -8,9 +8,13 @@ Two kinds, one interface (:class:`TangoDatabase`):
   ``pytango`` wheel, so it is always available. ``restart`` keeps the file: the DB comes
   back on the same port with its data.
 * :class:`CppDatabase` — Debian's C++ DataBaseds (``/usr/lib/tango/DataBaseds`` from the
-  ``tango-db`` package) on MariaDB, in a database of its own (``tango_test_<random>``,
-  created from the package's schema and dropped by ``close``). :func:`cpp_unavailable`
-  says why it cannot run here (package missing, MariaDB not reachable), for a skip.
+  ``tango-db`` package, ``DataBaseds 2 -ORBendPoint giop:tcp:127.0.0.1:P`` with the
+  ``MYSQL_HOST``/``MYSQL_USER``/``MYSQL_PASSWORD``/``MYSQL_DATABASE`` variables) on the tests'
+  own MariaDB (:class:`tests.support.mariadb_server.MariaDBServer`, which the caller starts),
+  in a database of its own (``tango_test_<random>``, created as root from the SQL the package
+  ships under ``/usr/share/dbconfig-common/data/tango-db/install/mysql`` and
+  ``/usr/share/tango-db``, and dropped by ``close``). :func:`cpp_unavailable` says which
+  Debian packages are missing, for a skip (or, under ``CI=true``, a failure).
 
 Both wait until ``sys/database/2`` answers a real query before ``start`` returns. The
 object also reads the DB device's per-command call counters (``call_counts``: the
@@ -38,14 +42,19 @@ from typing import Any, Self
 import tango
 
 from devstack.runner.plan import free_port
+from tests.support import mariadb_server
+from tests.support.mariadb_server import MariaDBServer, MariaDBServerError
 
 CPP_DATABASEDS = Path("/usr/lib/tango/DataBaseds")
 CPP_SCHEMA = Path("/usr/share/tango-db")
 CPP_INSTALL_SQL = Path("/usr/share/dbconfig-common/data/tango-db/install/mysql")
-CPP_INSTALL_HINT = "Debian tango-db not installed: apt-get install tango-db tango-test"
-MYSQL_HOST = os.environ.get("TANGO_TEST_MYSQL_HOST", "127.0.0.1")
-MYSQL_USER = os.environ.get("TANGO_TEST_MYSQL_USER", "root")
-MYSQL_PASSWORD = os.environ.get("TANGO_TEST_MYSQL_PASSWORD", "")
+CPP_TANGOTEST = Path("/usr/lib/tango/TangoTest")
+CPP_PROGRAMS = {
+    CPP_DATABASEDS: "tango-db",
+    CPP_INSTALL_SQL: "tango-db",
+    CPP_TANGOTEST: "tango-test",
+}
+"""What the C++ tier needs of Debian's TANGO packages -> the package that has it."""
 
 SNAPSHOT_TABLES = (
     "device",
@@ -263,27 +272,14 @@ class PyTangoDatabase(TangoDatabase):
         return argv, {"PYTANGO_DATABASE_NAME": str(self.sqlite_file)}
 
 
-def _mysql(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    argv = ["mysql", "-h", MYSQL_HOST, "-u", MYSQL_USER, "--batch", *args]
-    env = {**os.environ, "MYSQL_PWD": MYSQL_PASSWORD}
-    return subprocess.run(
-        argv, input=stdin, capture_output=True, text=True, env=env, timeout=60, check=False
-    )
-
-
 def cpp_unavailable() -> str | None:
-    """Why the C++ DataBaseds cannot run here, or None when it can."""
-    if not CPP_DATABASEDS.exists() or not CPP_INSTALL_SQL.exists():
-        return CPP_INSTALL_HINT
-    if shutil.which("mysql") is None:
-        return "the mysql client is missing: apt-get install mariadb-client"
-    probe = _mysql("-e", "SELECT 1")
-    if probe.returncode != 0:
-        return (
-            f"MariaDB not reachable as {MYSQL_USER}@{MYSQL_HOST} "
-            f"(TANGO_TEST_MYSQL_* variables): {probe.stderr.strip()}"
-        )
-    return None
+    """Why the C++ tier cannot run here (which Debian packages are missing), or None."""
+    absent = {package for path, package in CPP_PROGRAMS.items() if not path.exists()}
+    if mariadb_server.missing():
+        absent.add("mariadb-server")
+    if not absent:
+        return None
+    return f"{', '.join(sorted(absent))} not installed: {mariadb_server.INSTALL_HINT}"
 
 
 def _schema_sql(database: str) -> str:
@@ -298,31 +294,36 @@ def _schema_sql(database: str) -> str:
 
 
 class CppDatabase(TangoDatabase):
-    """Debian's C++ DataBaseds on MariaDB, with a database created for this object."""
+    """Debian's C++ DataBaseds on ``server``, with a database created for this object."""
 
     kind = "C++ DataBaseds"
 
-    def __init__(self, workdir: Path | None = None, *, start_timeout: float = 30.0) -> None:
+    def __init__(
+        self, server: MariaDBServer, workdir: Path | None = None, *, start_timeout: float = 30.0
+    ) -> None:
         reason = cpp_unavailable()
         if reason:
             raise TangoDatabaseError(reason)
         super().__init__(workdir, start_timeout=start_timeout)
+        self.server = server
         self.schema = f"tango_test_{secrets.token_hex(4)}"
-        created = _mysql("-e", f"CREATE DATABASE {self.schema}")
-        loaded = _mysql(self.schema, stdin=_schema_sql(self.schema))
-        if created.returncode or loaded.returncode:
-            raise TangoDatabaseError(f"creating {self.schema}: {created.stderr}{loaded.stderr}")
+        try:
+            server.execute(f"CREATE DATABASE {self.schema}")
+            server.execute(_schema_sql(self.schema), database=self.schema)
+        except MariaDBServerError as error:
+            raise TangoDatabaseError(f"creating {self.schema}: {error}") from error
 
     def command(self, port: int) -> tuple[list[str], dict[str, str]]:
         argv = [str(CPP_DATABASEDS), self.instance, "-ORBendPoint", f"giop:tcp:127.0.0.1:{port}"]
         env = {
-            "MYSQL_HOST": MYSQL_HOST,
-            "MYSQL_USER": MYSQL_USER,
-            "MYSQL_PASSWORD": MYSQL_PASSWORD,
+            "MYSQL_HOST": self.server.address,
+            "MYSQL_USER": self.server.user,
+            "MYSQL_PASSWORD": self.server.password,
             "MYSQL_DATABASE": self.schema,
         }
         return argv, env
 
     def close(self) -> None:
         super().close()
-        _mysql("-e", f"DROP DATABASE IF EXISTS {self.schema}")
+        if self.server.process is not None:
+            self.server.admin("-e", f"DROP DATABASE IF EXISTS {self.schema}")

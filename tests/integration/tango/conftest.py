@@ -6,6 +6,10 @@
   restart it.
 * ``servers`` — registers and runs device servers against ``tango_db``; all stopped after
   the test.
+* ``mariadb`` — the session's own MariaDB server (``mariadbd`` on a data directory of its own,
+  a free loopback port), for the C++ DataBaseds of ``test_cpp.py``; started by the first test
+  that needs it, stopped and deleted at the end of the session. Where it cannot run it skips
+  the tests that need it with the reason, or fails them under ``CI=true``.
 * ``port`` — a PyTangoPort with the cache off (every call is a real round trip);
   ``cached_port`` — with the default cache.
 """
@@ -19,7 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.tango_db import PyTangoDatabase
+from tests.support.mariadb_server import MariaDBServer, MariaDBServerError
+from tests.support.real_parts import unavailable
+from tests.support.tango_db import PyTangoDatabase, cpp_unavailable
 from tests.support.tango_servers import TangoServers
 from workers.tango import PyTangoPort
 
@@ -30,6 +36,25 @@ _names = itertools.count()
 def tango_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyTangoDatabase]:
     with PyTangoDatabase(tmp_path_factory.mktemp("tangodb")) as db:
         yield db
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    reason = cpp_unavailable()
+    if reason:
+        unavailable(reason)
+    server = MariaDBServer()
+    try:
+        server.start()
+    except MariaDBServerError as error:
+        server.stop()  # its directory stays: the log the reason points at
+        reason = f"the tests' own MariaDB did not start: {error}"
+    if reason:  # outside the except block: no chained traceback in the report
+        unavailable(reason)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

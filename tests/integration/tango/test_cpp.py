@@ -1,8 +1,11 @@
 """The slower tier: Debian's C++ DataBaseds on MariaDB and the C++ TangoTest server.
 
-Skipped, with the reason, where ``tango-db``/``tango-test`` or MariaDB are missing
-(``make test`` installs the packages when it runs as root with apt; see
-scripts/system-deps.sh). Each module run gets a database of its own in MariaDB.
+MariaDB is the session's own (fixture ``mariadb`` in conftest.py: ``mariadbd`` on a temporary
+data directory and a free loopback port); each module run gets a database of its own in it
+(``tango_test_<random>``, the tango-db package's schema), and so does the test that stops its
+DataBaseds. Where ``mariadb-server``, ``tango-db`` or ``tango-test`` are missing the tests skip
+with the reason, and fail under ``CI=true`` (``make test`` installs the packages when it runs as
+root with apt; see scripts/system-deps.sh).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import pytest
 from dsconfig.json2tango import apply_config as json2tango_apply
 from dsconfig.json2tango import prepare_config
 
-from tests.support.tango_db import CppDatabase, cpp_unavailable
+from tests.support.mariadb_server import MariaDBServer
+from tests.support.tango_db import CppDatabase
 from tests.support.tango_servers import TANGO_TEST, TangoServers
 from workers.reconcile.ports import ConfigConflictError
 from workers.tango import PyTangoPort
@@ -34,13 +38,10 @@ AWKWARD = {
 
 
 @pytest.fixture(scope="module")
-def cpp_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CppDatabase]:
-    reason = cpp_unavailable()
-    if reason is None and not TANGO_TEST.exists():
-        reason = "Debian tango-test not installed: apt-get install tango-db tango-test"
-    if reason:
-        pytest.skip(reason)
-    with CppDatabase(tmp_path_factory.mktemp("cppdb")) as db:
+def cpp_db(
+    mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CppDatabase]:
+    with CppDatabase(mariadb, tmp_path_factory.mktemp("cppdb")) as db:
         yield db
 
 
@@ -126,10 +127,10 @@ def test_device_added_to_a_running_config_is_idempotent_here_where_json2tango_is
     assert [(method, args) for method, args, _ in calls] == [("delete_device_alias", ("",))]
 
 
-def test_database_alive_false_when_the_cpp_db_stops(tmp_path: Path, port: PyTangoPort) -> None:
-    if cpp_unavailable():
-        pytest.skip(cpp_unavailable() or "")
-    with CppDatabase(tmp_path / "own-cpp") as db:
+def test_database_alive_false_when_the_cpp_db_stops(
+    mariadb: MariaDBServer, tmp_path: Path, port: PyTangoPort
+) -> None:
+    with CppDatabase(mariadb, tmp_path / "own-cpp") as db:
         assert port.database_alive(db.tango_host).ok
         db.stop()
         started = time.monotonic()
