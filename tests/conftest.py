@@ -1,7 +1,14 @@
 """Shared fixtures.
 
-Kubeemu (fresh or shared), real-client factories, the pinned CLI tools, a redis-server per test and
-an official client on the test's kubeemu with the CRDs.
+Kubeemu (fresh or shared), the real control plane (``control_plane``: kube-apiserver, etcd,
+controllers and scheduler built by ``make controlplane``, one per session), real-client
+factories, the pinned CLI tools, a redis-server per test and an official client on the test's
+kubeemu with the CRDs.
+
+``--kube-api`` picks the API servers of the tiers that run on both: ``both`` (the default,
+what ``make test`` runs), ``kubeemu`` (the edit-test loop, no build needed) or ``real``.
+Without the control plane's binaries a real-server test is skipped with the build hint —
+and fails under ``CI=true``, where a tier of real parts that cannot run is an error.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from devstack.controlplane import ControlPlane, ControlPlaneError
 from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
+from tests.support.real_parts import unavailable
 
 pytest_plugins = ["kubeemu.pytest_plugin"]
 
@@ -30,6 +39,39 @@ def _tool(name: str) -> str:
     if pinned.exists():
         return str(pinned)
     pytest.fail(f"{name} is missing: run `make tools` (make test does it for you)")
+
+
+KUBE_APIS = ("kubeemu", "real")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--kube-api",
+        choices=("both", *KUBE_APIS),
+        default="both",
+        help="the API servers of the tiers that run on both: kubeemu, the real control plane, both",
+    )
+
+
+def selected_kube_apis(config: pytest.Config) -> tuple[str, ...]:
+    """The API servers ``--kube-api`` selects."""
+    chosen = str(config.getoption("--kube-api"))
+    return KUBE_APIS if chosen == "both" else (chosen,)
+
+
+@pytest.fixture(scope="session")
+def control_plane(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    """The real control plane of this session (started on first use, stopped at the end)."""
+    if "real" not in selected_kube_apis(request.config):
+        pytest.skip("--kube-api=kubeemu: the real control plane is not used")
+    try:
+        plane = ControlPlane.start(tmp_path_factory.mktemp("controlplane"))
+    except ControlPlaneError as error:
+        unavailable(str(error))
+    with plane:
+        yield plane
 
 
 @pytest.fixture

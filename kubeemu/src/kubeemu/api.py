@@ -584,7 +584,10 @@ class Api:
         ):
             final = self.store.remove(rtype.group_resource, self._ns(rtype, meta), meta["name"])
             self._after_remove(rtype, final or proposed)
-            return Result(200, self.present(rtype, final or proposed), warnings, changed=True)
+            # the answer is the object as updated (finalizers gone), as kube-apiserver's
+            if final is not None:
+                meta["resourceVersion"] = final["metadata"]["resourceVersion"]
+            return Result(200, self.present(rtype, proposed), warnings, changed=True)
         meta["resourceVersion"] = str(self.store.next_revision())
         stored = self.store.put(rtype.group_resource, self._storage_form(rtype, proposed))
         return Result(200, self._written(rtype, proposed, stored), warnings, changed=True)

@@ -494,6 +494,7 @@ def _default_secret(obj: JsonDict) -> None:
         for key, value in string_data.items():
             data[str(key)] = base64.b64encode(str(value).encode("utf-8")).decode("ascii")
         obj["data"] = data
+    _drop_empty_data(obj)
 
 
 def _default_namespace(obj: JsonDict) -> None:
@@ -513,6 +514,17 @@ def _default_namespace(obj: JsonDict) -> None:
     _default_string(_child(obj, "status"), "phase", "Active")
 
 
+def _drop_empty_data(obj: JsonDict) -> None:
+    """ConfigMap and Secret: an empty ``data``/``binaryData``/``stringData`` is not kept.
+
+    Not a default but Go's encoding: the maps are ``omitempty``, so ``data: {}`` is read back
+    as no ``data`` at all, and no ``f:data`` is recorded in managedFields.
+    """
+    for key in ("data", "binaryData", "stringData"):
+        if obj.get(key) == {}:
+            del obj[key]
+
+
 def _default_network_policy(obj: JsonDict) -> None:
     spec = _child(obj, "spec")
     for direction in ("ingress", "egress"):
@@ -529,6 +541,7 @@ _DEFAULTERS: dict[tuple[str, str, str], _Defaulter] = {
     ("", "v1", "ReplicationController"): _default_replication_controller,
     ("", "v1", "Service"): _default_service,
     ("", "v1", "Secret"): _default_secret,
+    ("", "v1", "ConfigMap"): _drop_empty_data,
     ("", "v1", "Namespace"): _default_namespace,
     ("", "v1", "PersistentVolumeClaim"): _default_persistent_volume_claim,
     ("", "v1", "PersistentVolume"): _default_persistent_volume,

@@ -80,7 +80,9 @@ def list_response(emulator: Emulator, request: web.Request, target: Target) -> w
     """A page of the selected objects as a ``<Kind>List``, or as a Table when asked."""
     rtype = target.rtype
     store = emulator.store
-    selected = select(emulator, request, target)
+    selection = Selection(request, target)
+    stored = store.list(rtype.group_resource, selection.namespace)
+    selected = [obj for obj in stored if selection.matches(obj)]
     list_rv = store.revision
     token = request.query.get("continue")
     if token:
@@ -99,7 +101,9 @@ def list_response(emulator: Emulator, request: web.Request, target: Target) -> w
         remaining = len(selected) - limit
         selected = selected[:limit]
         metadata["continue"] = _encode_continue(list_rv, _sort_key(selected[-1]))
-        metadata["remainingItemCount"] = remaining
+        if selection.labels is None and selection.fields is None:
+            # counted only without selectors: kube-apiserver cannot know how many would match
+            metadata["remainingItemCount"] = remaining
     if wants_table(request):
         objects = [emulator.api.present(rtype, obj) for obj in selected]
         include = request.query.get("includeObject", "Metadata")
@@ -144,16 +148,38 @@ def _sort_key(obj: JsonDict) -> tuple[str, str]:
     return (str(meta.get("namespace") or ""), str(meta["name"]))
 
 
+_URL_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
 def _encode_continue(resource_version: int, last: tuple[str, str]) -> str:
+    """An opaque token, unpadded URL-safe base64 of JSON as kube-apiserver's (another layout)."""
     payload = json.dumps({"v": "emu/1", "rv": resource_version, "start": list(last)})
-    return base64.urlsafe_b64encode(payload.encode()).decode()
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _base64_error_offset(token: str) -> int | None:
+    """Where Go's ``base64.RawURLEncoding`` stops decoding ``token`` (None: it decodes)."""
+    for offset, character in enumerate(token):
+        if character not in _URL_ALPHABET:
+            return offset
+    if len(token) % 4 == 1:  # a lone last character carries fewer than 8 bits
+        return len(token) - 1
+    return None
 
 
 def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    """The list's version and last key of a token; 400 with kube-apiserver's messages if bad."""
+    offset = _base64_error_offset(token)
+    if offset is not None:
+        raise errors.bad_request(
+            "invalid continue token: continue key is not valid: "
+            f"illegal base64 data at input byte {offset}"
+        )
     try:
-        payload = json.loads(base64.urlsafe_b64decode(token.encode()))
+        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         return int(payload["rv"]), (str(payload["start"][0]), str(payload["start"][1]))
     except (ValueError, KeyError, IndexError, TypeError):
         raise errors.bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion"
+            "invalid continue token: continue key is not valid: "
+            "server does not recognize this encoded version"
         ) from None

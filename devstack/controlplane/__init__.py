@@ -1,0 +1,325 @@
+"""A real Kubernetes control plane on this machine: etcd, kube-apiserver, controllers, scheduler.
+
+The binaries come from ``make controlplane`` (``scripts/build-controlplane.sh`` builds them from
+the Go module in this directory into ``.tools/controlplane``). ``ControlPlane.start`` makes a
+throw-away PKI in its work directory (``devstack.pki``: a CA, kube-apiserver's serving
+certificate, an admin client certificate in ``system:masters``, the service-account signing
+key), starts
+
+- etcd (its own data directory, ``--unsafe-no-fsync``: a test store, not a durable one),
+- kube-apiserver with RBAC authorization, service-account tokens and the usual admission
+  plugins,
+- kube-controller-manager with the controllers the operator relies on (StatefulSet, garbage
+  collector, namespace, service accounts and their tokens, endpoints and EndpointSlices,
+  ReplicaSet/Deployment for the chart's own pods, the root CA publisher), and
+- kube-scheduler,
+
+all on free loopback ports, each logging to ``<name>.log`` in the work directory, and writes a
+kubeconfig (``kubeconfig``: the admin user) that the official clients, kubectl and helm read.
+The interface matches kubeemu's ``KubeEmu`` where the two overlap (``url``, ``kubeconfig``,
+``start``/``stop``, a context manager), so a fixture can hand either to a test.
+There is no kubelet: ``devstack.runner.node`` plays the node. Nothing here is used by the
+operator itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import yaml
+
+from devstack import pki
+from devstack.runner.plan import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARIES = ROOT / ".tools" / "controlplane"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+SERVICE_CIDR = "10.96.0.0/16"
+CONTROLLERS = (
+    "statefulset-controller",
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "replicaset-controller",
+    "deployment-controller",
+    "root-ca-certificate-publisher-controller",
+)
+BUILD_HINT = "run `make controlplane` (make test does it for you)"
+
+
+class ControlPlaneError(RuntimeError):
+    """A binary is missing, or a component did not start (the message holds its log's tail)."""
+
+
+def binary(name: str) -> Path:
+    """The path of a control-plane binary; ``ControlPlaneError`` with the build hint if absent."""
+    path = BINARIES / name
+    if not path.exists():
+        raise ControlPlaneError(f"{path} is missing: {BUILD_HINT}")
+    return path
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+@dataclass
+class _Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class ControlPlane:
+    """A running control plane: its URL, kubeconfig and processes."""
+
+    workdir: Path
+    url: str = ""
+    kubeconfig: Path = field(default_factory=Path)
+    etcd_url: str = ""
+    ca_file: Path = field(default_factory=Path)
+    admin: pki.Certificate | None = None
+    processes: list[_Process] = field(default_factory=list)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    @classmethod
+    def start(cls, workdir: Path, *, timeout: float = 90.0) -> ControlPlane:
+        """Start every component in ``workdir`` and wait until the API server is ready."""
+        for name in COMPONENTS:
+            binary(name)
+        workdir.mkdir(parents=True, exist_ok=True)
+        plane = cls(workdir=workdir)
+        try:
+            plane._start(timeout)
+        except BaseException:
+            plane.stop()
+            raise
+        return plane
+
+    def _start(self, timeout: float) -> None:
+        secrets = self.workdir / "pki"
+        ca = pki.make_ca(secrets, "kubernetes-ca")
+        self.ca_file = ca.cert_file
+        serving = pki.issue(
+            ca,
+            secrets,
+            "kube-apiserver",
+            (
+                "127.0.0.1",
+                "10.96.0.1",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+            ),
+        )
+        self.admin = pki.issue(ca, secrets, "admin", organisations=("system:masters",))
+        signing_key, verifying_key = pki.make_rsa_key_pair(secrets, "service-account")
+        deadline = time.monotonic() + timeout
+
+        etcd_port, peer_port = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self._spawn(
+            "etcd",
+            "--name=controlplane",
+            f"--data-dir={self.workdir / 'etcd-data'}",
+            f"--listen-client-urls={self.etcd_url}",
+            f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+            f"--initial-cluster=controlplane=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        )
+        self._wait("etcd", lambda: self._get(f"{self.etcd_url}/health", tls=False), deadline)
+
+        port = free_port()
+        self.url = f"https://127.0.0.1:{port}"
+        self._spawn(
+            "kube-apiserver",
+            f"--etcd-servers={self.etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            f"--tls-cert-file={serving.cert_file}",
+            f"--tls-private-key-file={serving.key_file}",
+            f"--client-ca-file={ca.cert_file}",
+            "--authorization-mode=RBAC",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-account-key-file={verifying_key}",
+            f"--service-account-signing-key-file={signing_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--allow-privileged=true",
+            "--profiling=false",
+            f"--cert-dir={secrets}",
+        )
+        self._wait("kube-apiserver", lambda: self._get(f"{self.url}/readyz"), deadline)
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.kubeconfig.write_text(yaml.safe_dump(self._kubeconfig()))
+
+        self._spawn(
+            "kube-controller-manager",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            f"--controllers={','.join(CONTROLLERS)}",
+            f"--service-account-private-key-file={signing_key}",
+            f"--root-ca-file={ca.cert_file}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            "--concurrent-statefulset-syncs=10",
+            "--concurrent-gc-syncs=20",
+        )
+        self._spawn(
+            "kube-scheduler",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--authentication-kubeconfig={self.kubeconfig}",
+            f"--authorization-kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+        )
+        # the controllers are ready when they have made the default namespace's ServiceAccount
+        self._wait(
+            "kube-controller-manager",
+            lambda: self._get(f"{self.url}/api/v1/namespaces/default/serviceaccounts/default"),
+            deadline,
+        )
+
+    def _kubeconfig(self) -> dict[str, object]:
+        assert self.admin is not None
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "controlplane",
+                    "cluster": {"server": self.url, "certificate-authority": str(self.ca_file)},
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {
+                        "client-certificate": str(self.admin.cert_file),
+                        "client-key": str(self.admin.key_file),
+                    },
+                }
+            ],
+            "contexts": [
+                {"name": "controlplane", "context": {"cluster": "controlplane", "user": "admin"}}
+            ],
+            "current-context": "controlplane",
+        }
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log_path = self.workdir / f"{name}.log"
+        with log_path.open("wb") as log:
+            popen = subprocess.Popen(
+                [str(binary(name)), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "GOMAXPROCS": os.environ.get("GOMAXPROCS", "2")},
+            )
+        self.processes.append(_Process(name, popen, log_path))
+
+    def _wait(self, name: str, ready: Callable[[], bool], deadline: float) -> None:
+        process = next(p for p in self.processes if p.name == name)
+        while True:
+            if process.popen.poll() is not None:
+                raise ControlPlaneError(
+                    f"{name} exited ({process.popen.returncode}):\n{_tail(process.log_path)}"
+                )
+            try:
+                if ready():
+                    return
+            except (OSError, urllib.error.URLError):
+                pass
+            if time.monotonic() > deadline:
+                raise ControlPlaneError(f"{name} was not ready in time:\n{_tail(process.log_path)}")
+            time.sleep(0.2)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        assert self.admin is not None
+        context.load_cert_chain(str(self.admin.cert_file), str(self.admin.key_file))
+        return context
+
+    def _get(self, url: str, *, tls: bool = True) -> bool:
+        context = self._ssl_context() if tls else None
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=context) as answer:
+                return bool(answer.status == 200)
+        except urllib.error.HTTPError:
+            return False
+
+    def request(self, method: str, path: str, body: object | None = None) -> object:
+        """One admin request to the API server; the decoded JSON answer."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30, context=self._ssl_context()) as answer:
+            return json.loads(answer.read())
+
+    def compact(self) -> int:
+        """Compact etcd up to its current revision (old watches then get 410 Gone).
+
+        Returns the revision compacted to. etcd's own v3 JSON gateway does it, no client library.
+        """
+        header = self._etcd("/v3/kv/range", {"key": "AA==", "limit": 1})["header"]
+        assert isinstance(header, dict)
+        revision = int(header["revision"])
+        self._etcd("/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
+
+    def _etcd(self, path: str, body: dict[str, object]) -> dict[str, object]:
+        request = urllib.request.Request(
+            f"{self.etcd_url}{path}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            decoded: dict[str, object] = json.loads(answer.read())
+        return decoded
+
+    def stop(self) -> None:
+        """Stop the components, newest first (SIGTERM, then SIGKILL after 10 s)."""
+        for process in reversed(self.processes):
+            if process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.popen.kill()
+                process.popen.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> ControlPlane:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()

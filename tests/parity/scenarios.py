@@ -1,0 +1,250 @@
+"""What the parity tests do to both servers, as transcripts that can be compared.
+
+A scenario takes a ``Wire`` and a namespace, makes its requests and returns a transcript: a
+list of ``(step, what the client saw)`` with the varying parts normalised
+(``tests.parity.wire.normalise``). The same scenario on kubeemu and on kube-apiserver must give
+the same transcript. Relations that the values hide (a no-op write keeps the resourceVersion)
+are recorded as explicit facts.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from tests.kubeapi.crds import PLURAL, WIDGET_CRD
+from tests.parity.wire import APPLY, MERGE, STRATEGIC, Answer, JsonDict, Wire, normalise
+
+Transcript = list[tuple[str, Any]]
+
+
+def seen(answer: Answer) -> JsonDict:
+    """An answer as a transcript entry: its status and normalised body."""
+    return {"status": answer.status, "body": normalise(answer.body)}
+
+
+def version_of(answer: Answer) -> str:
+    return str(answer.body["metadata"]["resourceVersion"])
+
+
+def config_map(name: str, data: dict[str, str]) -> JsonDict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}
+
+
+def config_map_writes(wire: Wire, namespace: str) -> Transcript:
+    """Create, read, conflict, validation, no-op patches and deletion of a ConfigMap."""
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    steps: Transcript = []
+    created = wire.call("POST", base, config_map("settings", {"a": "1"}))
+    steps.append(("create", seen(created)))
+    steps.append(("create again", seen(wire.call("POST", base, config_map("settings", {})))))
+    steps.append(("get", seen(wire.call("GET", f"{base}/settings"))))
+    steps.append(("get missing", seen(wire.call("GET", f"{base}/absent"))))
+    bad = config_map("Bad_Name", {})
+    steps.append(("invalid name", seen(wire.call("POST", base, bad))))
+    updated_body = {**created.body, "data": {"a": "2"}}
+    updated = wire.call("PUT", f"{base}/settings", updated_body)
+    steps.append(("update", seen(updated)))
+    steps.append(("stale update", seen(wire.call("PUT", f"{base}/settings", updated_body))))
+    same = wire.call("PATCH", f"{base}/settings", {"data": {"a": "2"}}, content_type=MERGE)
+    steps.append(("no-op merge patch", seen(same)))
+    steps.append(("no-op keeps the version", version_of(same) == version_of(updated)))
+    strategic = wire.call("PATCH", f"{base}/settings", {"data": {"b": "3"}}, content_type=STRATEGIC)
+    steps.append(("strategic merge patch", seen(strategic)))
+    steps.append(("delete", seen(wire.call("DELETE", f"{base}/settings"))))
+    steps.append(("get deleted", seen(wire.call("GET", f"{base}/settings"))))
+    steps.append(("delete again", seen(wire.call("DELETE", f"{base}/settings"))))
+    return steps
+
+
+def server_side_apply(wire: Wire, namespace: str) -> Transcript:
+    """Apply by two managers: creation, a no-op re-apply, a conflict, a forced take-over."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps/applied"
+    steps: Transcript = []
+    body = config_map("applied", {"owner": "alpha", "shared": "x"})
+
+    def apply(manager: str, document: JsonDict, force: bool = False) -> Answer:
+        query = {"fieldManager": manager, **({"force": "true"} if force else {})}
+        return wire.call("PATCH", path, document, content_type=APPLY, query=query)
+
+    first = apply("alpha", body)
+    steps.append(("apply creates", seen(first)))
+    again = apply("alpha", body)
+    steps.append(("re-apply", seen(again)))
+    steps.append(("re-apply keeps the version", version_of(again) == version_of(first)))
+    rival = config_map("applied", {"shared": "y"})
+    steps.append(("conflicting apply", seen(apply("beta", rival))))
+    steps.append(("forced apply", seen(apply("beta", rival, force=True))))
+    steps.append(
+        ("apply without a manager", seen(wire.call("PATCH", path, body, content_type=APPLY)))
+    )
+    shrunk = config_map("applied", {"owner": "alpha"})
+    steps.append(("alpha gives a field up", seen(apply("alpha", shrunk))))
+    return steps
+
+
+def paged_list(wire: Wire, namespace: str) -> Transcript:
+    """A list read two items at a time, following continue tokens."""
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    for number in range(5):
+        item = config_map(f"item-{number}", {"n": str(number)})
+        item["metadata"]["labels"] = {"parity": "paged"}
+        assert wire.call("POST", base, item).status == 201
+    steps: Transcript = []
+    query = {"limit": "2", "labelSelector": "parity=paged"}
+    pages = 0
+    while True:
+        page = wire.call("GET", base, query=query)
+        names = [item["metadata"]["name"] for item in page.body["items"]]
+        metadata = page.body["metadata"]
+        steps.append(
+            (f"page {pages}", {"status": page.status, "names": names,
+                               "remaining": metadata.get("remainingItemCount"),
+                               "more": bool(metadata.get("continue"))})
+        )  # fmt: skip
+        pages += 1
+        if not metadata.get("continue") or pages > 5:
+            break
+        query = {"limit": "2", "labelSelector": "parity=paged", "continue": metadata["continue"]}
+    steps.append(("bad continue token", seen(wire.call("GET", base, query={"continue": "x"}))))
+    return steps
+
+
+def namespace_contents(wire: Wire, namespace: str) -> Transcript:
+    """What a new namespace holds before anyone writes to it (after the controllers' turn)."""
+    wire.eventually(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts",
+        lambda answer: answer.status == 200 and answer.body["items"],
+        timeout=5,
+        what="the default ServiceAccount",
+    )
+    names = {}
+    for resource in ("configmaps", "serviceaccounts", "secrets"):
+        listed = wire.call("GET", f"/api/v1/namespaces/{namespace}/{resource}")
+        names[resource] = sorted(item["metadata"]["name"] for item in listed.body["items"])
+    return [("contents", names)]
+
+
+def custom_resource_definition(group: str) -> JsonDict:
+    """The Widget CRD of the Kubernetes API tier, in a group of the test's own."""
+    crd = copy.deepcopy(WIDGET_CRD)
+    crd["metadata"]["name"] = f"{PLURAL}.{group}"
+    crd["spec"]["group"] = group
+    return crd
+
+
+def custom_resources(wire: Wire, namespace: str) -> Transcript:
+    """A CRD with a status subresource and defaults: validation, patches, status, finalizers."""
+    group = f"{namespace}.example.com"
+    made = wire.call(
+        "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        custom_resource_definition(group),
+    )  # fmt: skip
+    steps: Transcript = [("create the CRD", made.status)]
+    wire.eventually(
+        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{group}",
+        lambda answer: any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (answer.body.get("status") or {}).get("conditions") or []
+        ),
+        what="the CRD established",
+    )
+    base = f"/apis/{group}/v1/namespaces/{namespace}/{PLURAL}"
+    wire.eventually(base, lambda answer: answer.status == 200, what="the CRD served")
+
+    def widget(name: str, spec: JsonDict) -> JsonDict:
+        return {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": name},
+                "spec": spec}  # fmt: skip
+
+    steps.append(("invalid", seen(wire.call("POST", base, widget("bad", {"color": "pink"})))))
+    created = wire.call("POST", base, widget("w", {"size": 1}))
+    steps.append(("create, defaulted", seen(created)))
+    path = f"{base}/w"
+    steps.append(
+        ("strategic merge patch", seen(wire.call("PATCH", path, {"spec": {"size": 2}},
+                                                 content_type=STRATEGIC)))
+    )  # fmt: skip
+    spec = wire.call("PATCH", path, {"spec": {"size": 2}}, content_type=MERGE)
+    steps.append(("merge patch of spec", seen(spec)))
+    ignored = wire.call("PATCH", path, {"status": {"phase": "Ready"}}, content_type=MERGE)
+    steps.append(("status through the main resource", seen(ignored)))
+    steps.append(("that changed nothing", version_of(ignored) == version_of(spec)))
+    status = wire.call("PATCH", f"{path}/status", {"status": {"phase": "Ready"}},
+                       content_type=MERGE)  # fmt: skip
+    steps.append(("status through /status", seen(status)))
+    applied = wire.call(
+        "PATCH", path, widget("w", {"size": 3, "tags": ["a"]}), content_type=APPLY,
+        query={"fieldManager": "parity"},
+    )  # fmt: skip
+    steps.append(("apply", seen(applied)))
+    held = wire.call("PATCH", path, {"metadata": {"finalizers": ["parity/hold"]}},
+                     content_type=MERGE)  # fmt: skip
+    steps.append(("add a finalizer", seen(held)))
+    steps.append(("delete while held", seen(wire.call("DELETE", path))))
+    steps.append(("get while held", seen(wire.call("GET", path))))
+    released = wire.call("PATCH", path, {"metadata": {"finalizers": None}}, content_type=MERGE)
+    steps.append(("release", seen(released)))
+    steps.append(("gone", seen(wire.call("GET", path))))
+    wire.call("DELETE", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{PLURAL}.{group}")
+    return steps
+
+
+def watch_events(wire: Wire, namespace: str) -> Transcript:
+    """A watch from a list's version sees the writes after it, in order; a too-old one is 410."""
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    query = {"labelSelector": "parity=watched"}
+    first = config_map("watched", {"n": "0"})
+    first["metadata"]["labels"] = {"parity": "watched"}
+    assert wire.call("POST", base, first).status == 201
+    listed = wire.call("GET", base, query=query)
+    since = listed.body["metadata"]["resourceVersion"]
+    wire.call("PATCH", f"{base}/watched", {"data": {"n": "1"}}, content_type=MERGE)
+    second = config_map("other", {})
+    second["metadata"]["labels"] = {"parity": "watched"}
+    wire.call("POST", base, second)
+    wire.call("DELETE", f"{base}/watched")
+    events = list(wire.watch(base, {**query, "resourceVersion": since}, events=3))
+    steps: Transcript = [
+        (f"event {number}", {"type": event["type"], "object": normalise(event["object"])})
+        for number, event in enumerate(events)
+    ]
+    old = list(wire.watch(base, {**query, "resourceVersion": "1"}, events=1, timeout=3))
+    steps.append(("watch from version 1", [
+        {"type": event["type"], "object": normalise(event["object"])} for event in old
+    ]))  # fmt: skip
+    return steps
+
+
+def garbage_collection(wire: Wire, namespace: str) -> Transcript:
+    """Dependents of a deleted owner: background (deleted), foreground (owner waits), orphan."""
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    steps: Transcript = []
+    for policy in ("Background", "Foreground", "Orphan"):
+        owner_name, child_name = f"owner-{policy.lower()}", f"child-{policy.lower()}"
+        owner = wire.call("POST", base, config_map(owner_name, {}))
+        child = config_map(child_name, {})
+        child["metadata"]["ownerReferences"] = [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": owner_name,
+            "uid": owner.body["metadata"]["uid"], "controller": True,
+            "blockOwnerDeletion": True,
+        }]  # fmt: skip
+        assert wire.call("POST", base, child).status == 201
+        deleted = wire.call(
+            "DELETE", f"{base}/{owner_name}",
+            {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": policy},
+        )  # fmt: skip
+        steps.append((f"{policy}: delete the owner", seen(deleted)))
+        wire.eventually(f"{base}/{owner_name}", lambda answer: answer.status == 404,
+                        what=f"{policy}: the owner gone")  # fmt: skip
+        if policy == "Orphan":
+            kept = wire.eventually(
+                f"{base}/{child_name}",
+                lambda answer: not answer.body["metadata"].get("ownerReferences"),
+                what="the orphan's owner reference removed",
+            )
+            steps.append((f"{policy}: the child", seen(kept)))
+        else:
+            wire.eventually(f"{base}/{child_name}", lambda answer: answer.status == 404,
+                            what=f"{policy}: the child collected")  # fmt: skip
+            steps.append((f"{policy}: the child collected", True))
+    return steps
