@@ -3,8 +3,8 @@
 The binaries come from ``make controlplane`` (``scripts/build-controlplane.sh`` builds them from
 the Go module in this directory into ``.tools/controlplane``). ``ControlPlane.start`` makes a
 throw-away PKI in its work directory (``devstack.pki``: a CA, kube-apiserver's serving
-certificate, an admin client certificate in ``system:masters``, the service-account signing
-key), starts
+certificate, an admin client certificate in ``system:masters`` and an admin bearer token, the
+service-account signing key), starts
 
 - etcd (its own data directory, ``--unsafe-no-fsync``: a test store, not a durable one),
 - kube-apiserver with RBAC authorization, service-account tokens and the usual admission
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets as secrets_module
 import signal
 import ssl
 import subprocess
@@ -97,6 +98,7 @@ class ControlPlane:
     etcd_url: str = ""
     ca_file: Path = field(default_factory=Path)
     admin: pki.Certificate | None = None
+    admin_token: str = ""
     processes: list[_Process] = field(default_factory=list)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -132,6 +134,12 @@ class ControlPlane:
         )
         self.admin = pki.issue(ca, secrets, "admin", organisations=("system:masters",))
         signing_key, verifying_key = pki.make_rsa_key_pair(secrets, "service-account")
+        # a bearer token for the admin too, for clients that cannot present a certificate
+        # (a proxy in front of the server forwards the Authorization header as it is)
+        self.admin_token = secrets_module.token_urlsafe(32)
+        tokens = secrets / "tokens.csv"
+        tokens.write_text(f'{self.admin_token},admin-token,admin-token,"system:masters"\n')
+        tokens.chmod(0o600)
         deadline = time.monotonic() + timeout
 
         etcd_port, peer_port = free_port(), free_port()
@@ -161,6 +169,7 @@ class ControlPlane:
             f"--tls-cert-file={serving.cert_file}",
             f"--tls-private-key-file={serving.key_file}",
             f"--client-ca-file={ca.cert_file}",
+            f"--token-auth-file={tokens}",
             "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={verifying_key}",
