@@ -25,22 +25,45 @@ SCENARIOS: dict[str, Callable[[Wire, str], Transcript]] = {
     "custom_resources": scenarios.custom_resources,
     "watch_events": scenarios.watch_events,
     "garbage_collection": scenarios.garbage_collection,
+    "operator_children": scenarios.operator_children,
+    "events_and_leases": scenarios.events_and_leases,
+    "device_server_validation": scenarios.device_server_validation,
+    "tables_and_discovery": scenarios.tables_and_discovery,
+    "namespace_contents": scenarios.namespace_contents,
+}
+
+# Differences kubeemu keeps on purpose, each listed in kubeemu/README.md ("Checked against
+# kube-apiserver"). A listed step must still differ: when kubeemu is fixed, the list is updated.
+KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
+    ("events_and_leases", "post an Event: managedFields"): (
+        "managedFields of built-in objects with null or non-pointer struct fields "
+        "(Event.eventTime owned, Event.source with a '.' entry)"
+    ),
+    ("namespace_contents", "contents"): (
+        "no kube-root-ca.crt ConfigMap and no default ServiceAccount in new namespaces"
+    ),
 }
 
 
-def assert_same(servers: Servers, scenario: Callable[[Wire, str], Transcript]) -> None:
+def assert_same(servers: Servers, name: str) -> None:
+    scenario = SCENARIOS[name]
     emulated = scenario(servers.kubeemu, servers.namespace)
     real = scenario(servers.real, servers.namespace)
     assert [step for step, _ in emulated] == [step for step, _ in real]
-    differences = [
-        f"step {step!r}:\n  kubeemu:        {json.dumps(mine, sort_keys=True)}\n"
-        f"  kube-apiserver: {json.dumps(theirs, sort_keys=True)}"
-        for (step, mine), (_, theirs) in zip(emulated, real, strict=True)
-        if mine != theirs
-    ]
+    differences = []
+    for (step, mine), (_, theirs) in zip(emulated, real, strict=True):
+        known = KNOWN_DIFFERENCES.get((name, step))
+        if known is not None:
+            assert mine != theirs, f"{name}/{step} is listed as a difference but is now equal"
+            continue
+        if mine != theirs:
+            differences.append(
+                f"step {step!r}:\n  kubeemu:        {json.dumps(mine, sort_keys=True)}\n"
+                f"  kube-apiserver: {json.dumps(theirs, sort_keys=True)}"
+            )
     assert not differences, "kubeemu differs from kube-apiserver:\n" + "\n".join(differences)
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_scenario(servers: Servers, name: str) -> None:
-    assert_same(servers, SCENARIOS[name])
+    assert_same(servers, name)

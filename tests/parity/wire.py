@@ -57,6 +57,7 @@ class Wire:
         body: Any = None,
         *,
         content_type: str = JSON,
+        accept: str = JSON,
         query: Mapping[str, str] | None = None,
     ) -> Answer:
         """One request; the answer whatever its status."""
@@ -65,7 +66,7 @@ class Wire:
                 path,
                 method,
                 query_params=list((query or {}).items()),
-                header_params={"Content-Type": content_type, "Accept": JSON},
+                header_params={"Content-Type": content_type, "Accept": accept},
                 body=body,
                 auth_settings=["BearerToken"],
                 _preload_content=False,
@@ -127,7 +128,8 @@ def _decode(payload: bytes | str | None) -> Any:
 def normalise(value: Any, key: str = "") -> Any:
     """``value`` with what legitimately varies between servers replaced by placeholders."""
     if isinstance(value, dict):
-        return {k: normalise(v, k) for k, v in value.items()}
+        # managedFields keys name owners by uid: k:{"uid":"…"}
+        return {UID.sub("<uid>", k): normalise(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [normalise(item, key) for item in value]
     if key in VARYING_KEYS and value not in (None, ""):

@@ -525,6 +525,11 @@ def _drop_empty_data(obj: JsonDict) -> None:
             del obj[key]
 
 
+def _default_event(obj: JsonDict) -> None:
+    """``eventTime`` is a non-pointer MicroTime: kube-apiserver always writes it (null if unset)."""
+    obj.setdefault("eventTime", None)
+
+
 def _default_network_policy(obj: JsonDict) -> None:
     spec = _child(obj, "spec")
     for direction in ("ingress", "egress"):
@@ -542,6 +547,7 @@ _DEFAULTERS: dict[tuple[str, str, str], _Defaulter] = {
     ("", "v1", "Service"): _default_service,
     ("", "v1", "Secret"): _default_secret,
     ("", "v1", "ConfigMap"): _drop_empty_data,
+    ("", "v1", "Event"): _default_event,
     ("", "v1", "Namespace"): _default_namespace,
     ("", "v1", "PersistentVolumeClaim"): _default_persistent_volume_claim,
     ("", "v1", "PersistentVolume"): _default_persistent_volume,

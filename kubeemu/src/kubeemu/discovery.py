@@ -9,6 +9,7 @@ kubeemu/README.md).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from typing import Any
@@ -69,7 +70,7 @@ def api_resource_list(registry: Registry, group: str, version: str) -> JsonDict 
             entry["shortNames"] = list(resource_type.short_names)
         if resource_type.categories:
             entry["categories"] = list(resource_type.categories)
-        entry["storageVersionHash"] = _hash(resource_type.group_version + resource_type.kind)[:12]
+        entry["storageVersionHash"] = storage_version_hash(resource_type)
         resources.append(entry)
         if resource_type.has_status:
             resources.append(
@@ -98,6 +99,16 @@ def _subresource(rtype: ResourceType, name: str, kind: str, verbs: list[str]) ->
         "kind": kind,
         "verbs": verbs,
     }
+
+
+def storage_version_hash(rtype: ResourceType) -> str:
+    """Upstream's ``discovery.StorageVersionHash``: base64 of sha256("group/version/kind")[:8].
+
+    kube-apiserver hashes the storage version; here every served version is its own (the same
+    for all single-version kinds, which is every kind the operator serves).
+    """
+    digest = hashlib.sha256(f"{rtype.group}/{rtype.version}/{rtype.kind}".encode()).digest()
+    return base64.b64encode(digest[:8]).decode()
 
 
 def _hash(text: str) -> str:

@@ -29,6 +29,18 @@ ALL_VERBS: tuple[str, ...] = (
     "watch",
 )
 
+# apiextensions-apiserver lists a custom resource's verbs in this order, not sorted
+CUSTOM_RESOURCE_VERBS: tuple[str, ...] = (
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "create",
+    "update",
+    "watch",
+)
+
 
 @dataclass(frozen=True)
 class ResourceType:
@@ -314,6 +326,7 @@ def custom_resource_types(crd: JsonDict) -> list[ResourceType]:
                 has_status="status" in subresources,
                 has_scale=scale_paths is not None,
                 has_generation=True,
+                verbs=CUSTOM_RESOURCE_VERBS,
                 crd_name=str(crd.get("metadata", {}).get("name", "")),
                 printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
                 schema=crd_schema((version.get("schema") or {}).get("openAPIV3Schema")),
