@@ -14,7 +14,8 @@ service-account signing key), starts
   ReplicaSet/Deployment for the chart's own pods, the root CA publisher), and
 - kube-scheduler,
 
-all on free loopback ports, each logging to ``<name>.log`` in the work directory, and writes a
+all on free loopback ports, each logging to ``<name>.log`` in the work directory (and
+kube-apiserver its audit events, at level Metadata, to ``audit.log``), and writes a
 kubeconfig (``kubeconfig``: the admin user) that the official clients, kubectl and helm read.
 The interface matches kubeemu's ``KubeEmu`` where the two overlap (``url``, ``kubeconfig``,
 ``start``/``stop``, a context manager), so a fixture can hand either to a test.
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 
@@ -60,6 +62,13 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
 )
 BUILD_HINT = "run `make controlplane` (make test does it for you)"
+AUDIT_POLICY = """\
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+"""
 
 
 class ControlPlaneError(RuntimeError):
@@ -99,6 +108,7 @@ class ControlPlane:
     ca_file: Path = field(default_factory=Path)
     admin: pki.Certificate | None = None
     admin_token: str = ""
+    audit_log: Path = field(default_factory=Path)
     processes: list[_Process] = field(default_factory=list)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -158,6 +168,9 @@ class ControlPlane:
         )
         self._wait("etcd", lambda: self._get(f"{self.etcd_url}/health", tls=False), deadline)
 
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(AUDIT_POLICY)
+        self.audit_log = self.workdir / "audit.log"
         port = free_port()
         self.url = f"https://127.0.0.1:{port}"
         self._spawn(
@@ -178,6 +191,10 @@ class ControlPlane:
             "--allow-privileged=true",
             "--profiling=false",
             f"--cert-dir={secrets}",
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-mode=blocking",
+            "--audit-log-format=json",
         )
         self._wait("kube-apiserver", lambda: self._get(f"{self.url}/readyz"), deadline)
         self.kubeconfig = self.workdir / "kubeconfig"
@@ -289,6 +306,20 @@ class ControlPlane:
         request.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(request, timeout=30, context=self._ssl_context()) as answer:
             return json.loads(answer.read())
+
+    def audit(self, since: int = 0) -> list[dict[str, Any]]:
+        """The audit events (level Metadata, stage ResponseComplete) from line ``since`` on.
+
+        Each names the user (``user.username``, a ServiceAccount's as
+        ``system:serviceaccount:<ns>:<name>``), the ``verb``, the ``objectRef`` and the answer's
+        ``responseStatus.code``: what kube-apiserver itself decided, RBAC included.
+        """
+        lines = self.audit_log.read_text().splitlines()[since:]
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def audit_mark(self) -> int:
+        """The number of audit lines so far, for ``audit(since=...)``."""
+        return len(self.audit_log.read_text().splitlines())
 
     def compact(self) -> int:
         """Compact etcd up to its current revision (old watches then get 410 Gone).
