@@ -38,14 +38,14 @@ emulator: venv cli-tools ## Run kubeemu on a free port and write .cache/kubeconf
 ##@ Test
 
 .PHONY: test
-test: venv tools system-deps ## The whole test suite (kubeemu's own, then every tier); prints the 20 slowest
+test: venv tools system-deps ## The whole test suite (kubeemu's own, then every tier on kubeemu and the real control plane); prints the 20 slowest
 	cd kubeemu && ../$(BIN)/pytest -q
 	$(BIN)/pytest --durations=20 $(PYTEST_ARGS)
 
 .PHONY: test-fast
-test-fast: venv tools system-deps ## The edit-test loop: unit, Kubernetes API and fast integration tests
+test-fast: venv cli-tools system-deps ## The edit-test loop: unit, Kubernetes API and fast integration tests, on kubeemu only (no Go build)
 	cd kubeemu && ../$(BIN)/pytest -q -x
-	$(BIN)/pytest -m "not slow" --durations=10 $(FAST_TIERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" --kube-api=kubeemu --durations=10 $(FAST_TIERS) $(PYTEST_ARGS)
 
 .PHONY: soak
 soak: venv system-deps ## Fault soak: 500 DeviceServers through API faults, kills, a Redis flush, a leader kill, a TANGO outage (minutes; updates docs/benchmarks.md)
