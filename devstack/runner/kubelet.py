@@ -1,19 +1,35 @@
-"""The local kubelet: pods of the operator's StatefulSets in kubeemu → processes here.
+"""The local kubelet: pods from the Kubernetes API → processes here, and their status back.
 
-Reads pods from the Kubernetes API (list + watch, official client; kubeemu runs with its
-StatefulSet controller in ``manual`` mode, so pods wait for a kubelet), keeps one
-``LocalPod`` per pod uid, and writes what it observes back to the pod's ``status`` — phase,
-conditions, container state, restart count — through the status subresource, as a kubelet
-does; kubeemu's StatefulSet controller turns that into ``readyReplicas`` and the watcher into
-a reconcile. A pod that disappears (scale down, a new template, the CR deleted) has its
-process stopped.
+Reads pods from the Kubernetes API (list + watch, official client), keeps one ``LocalPod`` per
+pod uid, and writes what it observes back to the pod's ``status`` — phase, conditions,
+container state and last state, restart count, host and pod IP (127.0.0.1: every process
+listens on loopback), start time — through the status subresource, as a kubelet does; the
+StatefulSet controller turns that into ``readyReplicas`` and the watcher into a reconcile.
+
+Which pods are its own depends on the server:
+
+- kubeemu (``node_name`` None, the default): its StatefulSet controller in ``manual`` mode
+  makes pods that are never scheduled, so the kubelet takes the pods labelled
+  ``app.kubernetes.io/managed-by=tango-operator``. A pod that disappears (scale down, a new
+  template, the CR deleted) or gets a ``deletionTimestamp`` has its process stopped.
+- a real kube-apiserver (``node_name`` set; ``devstack.runner.node`` registers that Node and
+  starts this kubelet): kube-scheduler binds pods to the Node, and the kubelet takes those
+  (``spec.nodeName`` field selector), whatever made them. A pod being deleted keeps its
+  ``deletionTimestamp`` until its kubelet says its containers are gone, so the kubelet stops
+  the process and then deletes the pod for good (grace period 0, on the pod's uid), as a
+  kubelet does. ``container_log`` serves the node's log endpoint
+  (``devstack.runner.logserver``, for ``kubectl logs``).
+
+Only a pod's first container runs (the operator's pods have one), always as with
+``restartPolicy: Always``; init containers and probes other than TCP readiness are not run.
 
 What runs depends on the pod's ``app.kubernetes.io/component`` label, set by the operator's
 templates: ``device-server`` and ``databaseds`` pods run their container (``plan``; the
 DataBaseds of the images is replaced by PyTango's, keeping its sqlite file under the work
 directory), ``database`` (MariaDB) pods are reported ready without a process — PyTango's
-DataBaseds needs no MariaDB. Pods without ``app.kubernetes.io/managed-by=tango-operator``
-are not this kubelet's.
+DataBaseds needs no MariaDB. On kubeemu, pods of other components run nothing; on a real
+server (a node's pods) any other pod runs its container's command (an image's entrypoint
+cannot run here: such a pod waits with the reason).
 """
 
 from __future__ import annotations
@@ -23,12 +39,13 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, watch
 
 from devstack.runner import plan
+from devstack.runner.logserver import LogUnavailableError, LogView
+from devstack.runner.podstatus import now_text, pod_status
 from devstack.runner.process import LocalPod, Observation, RestartPolicy
 
 log = logging.getLogger(__name__)
@@ -68,70 +85,6 @@ class ApiReader:
         return plan.decode_secret(found.data or {})
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pod_status(pod: JsonDict, observation: Observation, now: str) -> JsonDict:
-    """The status a kubelet would write for ``observation`` of the pod's first container."""
-    ready = observation.state == "ready"
-    running = observation.state in ("ready", "running")
-    old = pod.get("status") or {}
-    previous = {c.get("type"): c for c in old.get("conditions") or []}
-
-    def condition(kind: str, value: bool) -> JsonDict:
-        flag = "True" if value else "False"
-        before = previous.get(kind) or {}
-        entry: JsonDict = {
-            "type": kind,
-            "status": flag,
-            "lastProbeTime": None,
-            "lastTransitionTime": before.get("lastTransitionTime", now)
-            if before.get("status") == flag
-            else now,
-        }
-        if not value and kind in ("Ready", "ContainersReady"):
-            entry["reason"] = "ContainersNotReady"
-        return entry
-
-    container = pod["spec"]["containers"][0]
-    state: JsonDict
-    if running:
-        started = datetime.fromtimestamp(observation.started_at or time.time(), UTC)
-        state = {"running": {"startedAt": started.strftime("%Y-%m-%dT%H:%M:%SZ")}}
-    elif observation.state == "backoff":
-        state = {"waiting": {"reason": "CrashLoopBackOff", "message": observation.message}}
-    else:
-        state = {"waiting": {"reason": "ContainerCreating"}}
-    container_status: JsonDict = {
-        "name": container["name"],
-        "ready": ready,
-        "started": running,
-        "restartCount": observation.restarts,
-        "image": container.get("image", ""),
-        "imageID": "",
-        "state": state,
-    }
-    if observation.exit_code is not None:
-        container_status["lastState"] = {
-            "terminated": {"exitCode": observation.exit_code, "reason": "Error", "finishedAt": now}
-        }
-    return {
-        "phase": "Running" if running else "Pending",
-        "conditions": [
-            condition("PodReadyToStartContainers", running),
-            condition("Initialized", True),
-            condition("Ready", ready),
-            condition("ContainersReady", ready),
-            condition("PodScheduled", True),
-        ],
-        "containerStatuses": [container_status],
-        "hostIP": plan.LOCAL_ADDRESS,
-        "podIP": plan.LOCAL_ADDRESS,
-        "startTime": old.get("startTime") or now,
-    }
-
-
 class LocalKubelet:
     """Runs the operator's pods from one Kubernetes API on this machine (see module doc)."""
 
@@ -143,8 +96,16 @@ class LocalKubelet:
         restart: RestartPolicy | None = None,
         probe_period_cap: float = 1.0,
         tick: float = 0.2,
+        node_name: str | None = None,
     ) -> None:
+        """``node_name``: the Node whose pods to run (a real server); None: kubeemu's way."""
         self.core = client.CoreV1Api(api_client)
+        self.node_name = node_name
+        self.selectors: dict[str, str] = (
+            {"label_selector": SELECTOR}
+            if node_name is None
+            else {"field_selector": f"spec.nodeName={node_name}"}
+        )
         self.reader = ApiReader(self.core)
         self.settings = settings
         self.restart = restart or RestartPolicy()
@@ -186,13 +147,13 @@ class LocalKubelet:
         while not stop.is_set():
             try:
                 listing = self.core.api_client.sanitize_for_serialization(
-                    self.core.list_pod_for_all_namespaces(label_selector=SELECTOR)
+                    self.core.list_pod_for_all_namespaces(**self.selectors)
                 )
                 self.events.put(("SYNC", listing))
                 stream = watch.Watch()
                 for event in stream.stream(
                     self.core.list_pod_for_all_namespaces,
-                    label_selector=SELECTOR,
+                    **self.selectors,
                     resource_version=listing["metadata"]["resourceVersion"],
                     timeout_seconds=60,
                     _request_timeout=90,
@@ -208,15 +169,23 @@ class LocalKubelet:
 
     def _absorb(self, kind: str, body: JsonDict) -> None:
         if kind == "SYNC":
-            self.pods = {item["metadata"]["uid"]: item for item in body.get("items") or []}
+            self.pods = {
+                item["metadata"]["uid"]: item
+                for item in body.get("items") or []
+                if not self._gone(item)
+            }
             return
         if kind == "ERROR" or "metadata" not in body:
             return
         uid = body["metadata"]["uid"]
-        if kind == "DELETED" or body["metadata"].get("deletionTimestamp"):
+        if kind == "DELETED" or self._gone(body):
             self.pods.pop(uid, None)
         else:
             self.pods[uid] = body
+
+    def _gone(self, pod: JsonDict) -> bool:
+        """A pod being deleted is gone on kubeemu; a node's stays until ``_terminate``."""
+        return bool(pod["metadata"].get("deletionTimestamp")) and self.node_name is None
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -241,6 +210,9 @@ class LocalKubelet:
         for uid in [u for u in self.running if u not in self.pods]:
             self._forget(uid)
         for uid, pod in list(self.pods.items()):
+            if pod["metadata"].get("deletionTimestamp"):
+                self._terminate(uid, pod)
+                continue
             if uid not in self.running:
                 self.running[uid] = self._start(pod)
             self._report(uid, pod)
@@ -249,7 +221,9 @@ class LocalKubelet:
         meta = pod["metadata"]
         component = (meta.get("labels") or {}).get(COMPONENT)
         name = f"{meta['namespace']}/{meta['name']}"
-        if component in NO_PROCESS or component not in RUN_CONTAINER:
+        if component in NO_PROCESS:
+            return None
+        if component not in RUN_CONTAINER and self.node_name is None:
             return None
         try:
             launch = plan.plan_container(
@@ -300,7 +274,7 @@ class LocalKubelet:
                 # the uid makes the patch fail (409) on a newer pod of the same name
                 body={
                     "metadata": {"uid": uid},
-                    "status": pod_status(pod, observation, _now()),
+                    "status": pod_status(pod, observation, now_text()),
                 },
                 auth_settings=["BearerToken"],
                 _preload_content=False,
@@ -312,6 +286,58 @@ class LocalKubelet:
             return
         self.reported[uid] = fingerprint
         log.info("pod=%s/%s state=%s", meta["namespace"], meta["name"], observation.state)
+
+    def _terminate(self, uid: str, pod: JsonDict) -> None:
+        """Stop the process of a pod being deleted, then delete the pod (grace 0, on its uid).
+
+        A kubelet confirms that way that the pod's containers are gone; until then the pod
+        stays (Terminating) on the server. A failed delete is tried again on the next step.
+        """
+        self._forget(uid)
+        meta = pod["metadata"]
+        try:
+            self.core.delete_namespaced_pod(
+                meta["name"],
+                meta["namespace"],
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
+            )
+        except client.ApiException as exc:
+            if exc.status not in (404, 409):  # gone already, or a newer pod of that name
+                log.warning("pod not deleted pod=%s/%s: %s", meta["namespace"], meta["name"], exc)
+                return
+        self.pods.pop(uid, None)
+        log.info("pod=%s/%s terminated", meta["namespace"], meta["name"])
+
+    # -- the node's log endpoint -----------------------------------------------------------
+
+    def container_log(self, namespace: str, pod: str, container: str, *, previous: bool) -> LogView:
+        """Where the output of ``container`` of pod ``namespace/pod`` is (``LogSource``)."""
+        # list(): one atomic copy, the loop thread may change the dict meanwhile
+        found = [
+            (uid, body)
+            for uid, body in list(self.pods.items())
+            if body["metadata"]["namespace"] == namespace and body["metadata"]["name"] == pod
+        ]
+        if not found:
+            raise LogUnavailableError(404, f'pod "{pod}" does not exist')
+        uid, body = found[-1]
+        names = [c["name"] for c in body["spec"]["containers"]]
+        if container not in names:
+            raise LogUnavailableError(404, f'container "{container}" not found in pod "{pod}"')
+        local = self.running.get(uid) if container == names[0] else None
+        run = None
+        if local is not None:
+            run = local.last_finished_run() if previous else local.current_run()
+        if run is not None and local is not None:
+            return LogView(local.log_path, run)
+        if previous:
+            raise LogUnavailableError(
+                400, f'previous terminated container "{container}" in pod "{pod}" not found'
+            )
+        reason = "CrashLoopBackOff" if uid in self.plan_errors else "ContainerCreating"
+        raise LogUnavailableError(
+            400, f'container "{container}" in pod "{pod}" is waiting to start: {reason}'
+        )
 
     def _forget(self, uid: str) -> None:
         local = self.running.pop(uid, None)

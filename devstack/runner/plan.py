@@ -1,4 +1,4 @@
-"""From a pod in kubeemu to a command line on this machine: what the local kubelet runs.
+"""From a pod to a command line on this machine: what the local kubelet runs.
 
 Input: the pod (as the API returns it), the ConfigMaps and Secrets it refers to (through
 ``ObjectReader``), and the runner's settings. Output: a ``Launch`` — argv, environment,
@@ -213,7 +213,7 @@ def _env_value(
             "metadata.uid": pod["metadata"]["uid"],
             "status.podIP": LOCAL_ADDRESS,
             "status.hostIP": LOCAL_ADDRESS,
-            "spec.nodeName": "localhost",
+            "spec.nodeName": pod["spec"].get("nodeName") or "localhost",
             "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
         }
         if path not in fields:

@@ -11,6 +11,12 @@ container's TCP readiness probe against its local port, probed at most every
 without a probe is ready once started. The postStart hook runs before the container counts
 as started and a failing hook kills it, as in Kubernetes; preStop runs before SIGTERM, and
 SIGKILL follows after the grace period.
+
+Output: every start appends to the pod's one log file (``log_path``), after a ``--- start``
+line; each ``Run`` remembers where in that file its output begins and ends, so the node's log
+server (``devstack.runner.logserver``) answers ``kubectl logs`` with the current run's output
+and ``--previous`` with the last finished run's, as a kubelet does with one file per container
+instance.
 """
 
 from __future__ import annotations
@@ -46,6 +52,25 @@ class Observation:
     exit_code: int | None = None
     started_at: float | None = None
     """Unix time the current process started."""
+    last_run: Run | None = None
+    """The last run that ended (the container's ``lastState.terminated``), if any."""
+
+
+@dataclass
+class Run:
+    """One start of the container (a container instance, to a kubelet): times, exit, output.
+
+    ``log_start``/``log_end`` are byte offsets into the pod's log file; ``log_end`` and
+    ``finished_at`` stay None while the process runs.
+    """
+
+    started_at: float
+    """Unix time."""
+    log_start: int
+    finished_at: float | None = None
+    log_end: int | None = None
+    exit_code: int | None = None
+    """As ``subprocess`` reports it: negative for a signal (-9 is SIGKILL)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +124,8 @@ class LocalPod:
         self.last_exit: int | None = None
         self.message = ""
         self.hook_failure: str | None = None
+        self.runs: list[Run] = []
+        """The current run and the one before it (older ones are forgotten)."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -108,6 +135,7 @@ class LocalPod:
         with self.log_path.open("ab") as output:
             output.write(f"--- start: {' '.join(self.launch.argv)}\n".encode())
             output.flush()
+            log_start = output.tell()
             self.process = subprocess.Popen(
                 self.launch.argv,
                 env=self.launch.env,
@@ -119,6 +147,7 @@ class LocalPod:
             )
         self.started_at = self.clock()
         self.started_wall = time.time()
+        self.runs = [*self.runs[-1:], Run(started_at=self.started_wall, log_start=log_start)]
         self.ready = False
         self.next_probe = self.started_at
         log.info("started pod=%s pid=%d", self.name, self.process.pid)
@@ -176,7 +205,29 @@ class LocalPod:
             self.crashes = 0
         return self._observation("ready" if self.ready else "running")
 
+    def _finish_run(self, code: int) -> None:
+        """Close the current run (if one is open) with its exit code and output's end."""
+        if not self.runs or self.runs[-1].finished_at is not None:
+            return
+        run = self.runs[-1]
+        try:
+            run.log_end = self.log_path.stat().st_size
+        except OSError:
+            run.log_end = run.log_start
+        run.exit_code = code
+        run.finished_at = time.time()
+
+    def current_run(self) -> Run | None:
+        """The latest run: the running process's, or the last one that ended."""
+        return self.runs[-1] if self.runs else None
+
+    def last_finished_run(self) -> Run | None:
+        """The latest run that ended (a kubelet's ``lastState.terminated``)."""
+        finished = [run for run in self.runs if run.finished_at is not None]
+        return finished[-1] if finished else None
+
     def _crashed(self, now: float, *, code: int) -> None:
+        self._finish_run(code)
         self.process = None
         self.ready = False
         self.last_exit = code
@@ -196,12 +247,15 @@ class LocalPod:
             message=self.message if state == "backoff" else "",
             exit_code=self.last_exit,
             started_at=self.started_wall,
+            last_run=self.last_finished_run(),
         )
 
     def stop(self) -> None:
         """preStop, SIGTERM, then SIGKILL after the grace period (at most MAX_GRACE)."""
         process = self.process
         if process is None or process.poll() is not None:
+            if process is not None and process.returncode is not None:
+                self._finish_run(process.returncode)
             self.process = None
             return
         if self.launch.pre_stop:
@@ -213,5 +267,6 @@ class LocalPod:
             self._kill()
         except ProcessLookupError:
             pass
+        self._finish_run(process.returncode if process.returncode is not None else -9)
         self.process = None
         log.info("stopped pod=%s", self.name)
