@@ -24,8 +24,11 @@ from kubernetes import client, config
 
 from devstack.controlplane import ControlPlane, ControlPlaneError
 from devstack.redis_server import RedisServer
+from devstack.runner import plan
+from devstack.runner.node import LocalNode
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
+from tests.support.kube_api import KubeApi, clean_namespace
 from tests.support.real_parts import unavailable
 
 pytest_plugins = ["kubeemu.pytest_plugin"]
@@ -74,14 +77,49 @@ def control_plane(
         yield plane
 
 
-@pytest.fixture
-def kubectl(kubeemu: KubeEmu, tmp_path: Path) -> Cli:
-    return Cli(_tool("kubectl"), kubeemu.kubeconfig, tmp_path)
+def _kubeconfig_of(request: pytest.FixtureRequest) -> Path:
+    """The kubeconfig of the test's ``kube_api`` if it runs on both servers, else its kubeemu."""
+    if "kube_api" in request.fixturenames:
+        kube_api: KubeApi = request.getfixturevalue("kube_api")
+        return kube_api.kubeconfig
+    emulator: KubeEmu = request.getfixturevalue("kubeemu")
+    return emulator.kubeconfig
+
+
+SIMULATED_NODE = "simulated-node"
+
+
+@pytest.fixture(scope="session")
+def local_node(
+    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalNode]:
+    """A Node of the session's control plane whose pods are ready at once, with no process.
+
+    The real StatefulSet controller, scheduler and garbage collector do their part; the node
+    plays kubeemu's ``instant`` pods (``devstack.runner.node``, ``simulate=True``), for the
+    tiers whose pods name programs that do not exist here.
+    """
+    api_client = config.new_client_from_config(config_file=str(control_plane.kubeconfig))
+    node = LocalNode(
+        api_client,
+        plan.Settings(workdir=tmp_path_factory.mktemp("simulated-node")),
+        name=SIMULATED_NODE,
+        simulate=True,
+        tick=0.05,
+    )
+    with node:
+        yield node
+    api_client.close()
 
 
 @pytest.fixture
-def helm(kubeemu: KubeEmu, tmp_path: Path) -> Cli:
-    return Cli(_tool("helm"), kubeemu.kubeconfig, tmp_path)
+def kubectl(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
+    return Cli(_tool("kubectl"), _kubeconfig_of(request), tmp_path)
+
+
+@pytest.fixture
+def helm(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
+    return Cli(_tool("helm"), _kubeconfig_of(request), tmp_path)
 
 
 @pytest.fixture
@@ -92,10 +130,43 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that requests ``kube_api`` runs once per server ``--kube-api`` selects."""
+    if "kube_api" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "kube_api", selected_kube_apis(metafunc.config), indirect=True, scope="function"
+        )
+
+
 @pytest.fixture
-def kube_client(kubeemu: KubeEmu) -> Iterator[client.ApiClient]:
-    """The official client on this test's kubeemu, with the operator's CRDs installed."""
-    api_client = config.new_client_from_config(config_file=str(kubeemu.kubeconfig))
+def kube_api(request: pytest.FixtureRequest) -> Iterator[KubeApi]:
+    """The API server of this run of the test (``tests/support/kube_api.py``).
+
+    The real one comes with the session's node (``local_node``), and ``default`` is cleaned
+    after the test, as a fresh kubeemu would be.
+    """
+    if request.param == "kubeemu":
+        emulator: KubeEmu = request.getfixturevalue("kubeemu")
+        yield KubeApi("kubeemu", emulator.kubeconfig, emulator.url, emulator=emulator)
+        return
+    plane: ControlPlane = request.getfixturevalue("control_plane")
+    request.getfixturevalue("local_node")
+    yield KubeApi("real", plane.kubeconfig, plane.url, plane=plane)
+    api_client = config.new_client_from_config(config_file=str(plane.kubeconfig))
+    try:
+        clean_namespace(api_client, "default")
+    finally:
+        api_client.close()
+
+
+@pytest.fixture
+def kube_client(request: pytest.FixtureRequest) -> Iterator[client.ApiClient]:
+    """The official client with the operator's CRDs installed.
+
+    On this test's ``kube_api`` when it asks for one (it runs on both servers), else on its
+    kubeemu.
+    """
+    api_client = config.new_client_from_config(config_file=str(_kubeconfig_of(request)))
     install_crds(api_client)
     try:
         yield api_client

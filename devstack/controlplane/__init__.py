@@ -11,7 +11,8 @@ service-account signing key), starts
   plugins,
 - kube-controller-manager with the controllers the operator relies on (StatefulSet, garbage
   collector, namespace, service accounts and their tokens, endpoints and EndpointSlices,
-  ReplicaSet/Deployment for the chart's own pods, the root CA publisher), and
+  ReplicaSet/Deployment for the chart's own pods, the root CA publisher, the PersistentVolume
+  binder, the protection of claims and volumes in use, and the pod garbage collector), and
 - kube-scheduler,
 
 all on free loopback ports, each logging to ``<name>.log`` in the work directory (and
@@ -60,6 +61,10 @@ CONTROLLERS = (
     "replicaset-controller",
     "deployment-controller",
     "root-ca-certificate-publisher-controller",
+    "persistentvolume-binder-controller",
+    "persistentvolumeclaim-protection-controller",
+    "persistentvolume-protection-controller",
+    "pod-garbage-collector-controller",
 )
 BUILD_HINT = "run `make controlplane` (make test does it for you)"
 AUDIT_POLICY = """\

@@ -97,10 +97,17 @@ class LocalKubelet:
         probe_period_cap: float = 1.0,
         tick: float = 0.2,
         node_name: str | None = None,
+        simulate: bool = False,
     ) -> None:
-        """``node_name``: the Node whose pods to run (a real server); None: kubeemu's way."""
+        """``node_name``: the Node whose pods to run (a real server); None: kubeemu's way.
+
+        ``simulate``: run no process at all and report every pod Running and Ready at once,
+        as kubeemu's ``instant`` StatefulSets do — for tests whose pods name programs that do
+        not exist here (the reconcile tier, the RBAC run) on the real control plane.
+        """
         self.core = client.CoreV1Api(api_client)
         self.node_name = node_name
+        self.simulate = simulate
         self.selectors: dict[str, str] = (
             {"label_selector": SELECTOR}
             if node_name is None
@@ -221,7 +228,7 @@ class LocalKubelet:
         meta = pod["metadata"]
         component = (meta.get("labels") or {}).get(COMPONENT)
         name = f"{meta['namespace']}/{meta['name']}"
-        if component in NO_PROCESS:
+        if self.simulate or component in NO_PROCESS:
             return None
         if component not in RUN_CONTAINER and self.node_name is None:
             return None
@@ -256,7 +263,7 @@ class LocalKubelet:
         if uid in self.plan_errors:
             return Observation("backoff", message=self.plan_errors[uid])
         component = (pod["metadata"].get("labels") or {}).get(COMPONENT)
-        if component in NO_PROCESS:
+        if self.simulate or component in NO_PROCESS:
             return Observation("ready", started_at=time.time())
         return Observation("pending")
 

@@ -8,6 +8,8 @@ scale tests but with the pods' processes really run, by starting and stopping to
 - ``devstack.runner.nodeagent.NodeAgent``: the Node object, its Lease and heartbeat;
 - ``devstack.runner.kubelet.LocalKubelet`` with ``node_name``: runs the pods bound to the Node
   and writes their status;
+- ``devstack.runner.volumes.LocalVolumeProvisioner`` reserves a local volume for every
+  pending PersistentVolumeClaim (the cluster's storage provisioner).
 - ``devstack.runner.logserver.KubeletServer``: answers the log requests kube-apiserver
   forwards, over HTTPS with a certificate of a throw-away CA (``devstack.pki``, made under the
   kubelet's work directory), on a free loopback port that the Node advertises.
@@ -28,6 +30,7 @@ from devstack.runner.kubelet import LocalKubelet
 from devstack.runner.logserver import KubeletServer
 from devstack.runner.nodeagent import LEASE_NAMESPACE, NODE_NAME, NodeAgent
 from devstack.runner.process import RestartPolicy
+from devstack.runner.volumes import LocalVolumeProvisioner
 
 __all__ = ["LEASE_NAMESPACE", "NODE_NAME", "LocalNode", "NodeAgent"]
 
@@ -46,7 +49,9 @@ class LocalNode:
         tick: float = 0.2,
         lease_period: float = 10.0,
         status_period: float = 60.0,
+        simulate: bool = False,
     ) -> None:
+        """``simulate``: the kubelet runs no process and reports every pod ready at once."""
         self.api_client = api_client
         self.settings = settings
         self.name = name
@@ -59,6 +64,7 @@ class LocalNode:
             probe_period_cap=probe_period_cap,
             tick=tick,
             node_name=name,
+            simulate=simulate,
         )
         self.server: KubeletServer | None = None
         self.agent: NodeAgent | None = None
@@ -92,7 +98,12 @@ class LocalNode:
             status_period=self.status_period,
         )
         self.agent.register()
-        for target, label in ((self.agent.run, "node-agent"), (self.kubelet.run, "kubelet")):
+        volumes = LocalVolumeProvisioner(self.api_client, self.settings.workdir / "volumes")
+        for target, label in (
+            (self.agent.run, "node-agent"),
+            (self.kubelet.run, "kubelet"),
+            (volumes.run, "volumes"),
+        ):
             thread = threading.Thread(target=target, args=(self._stop,), name=label, daemon=True)
             thread.start()
             self._threads.append(thread)

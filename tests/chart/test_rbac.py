@@ -13,6 +13,7 @@ namespaced Roles (``watchNamespaces`` plus ``namespaceSelector``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -63,6 +64,18 @@ RARELY_USED: dict[str, set[tuple[str, str, str]]] = {
     # state a worker recorded from its apply (workers/reconcile/children.py, current_status)
     "worker": {("apps", "statefulsets", "get")},
 }
+
+
+def authorized_as(record: JsonDict) -> list[Request]:
+    """What kube-apiserver authorizes for an audited request.
+
+    A server-side apply that creates its object (201) is authorized as a patch and as a
+    create (the apiserver's patch handler checks both), so the chart must grant both.
+    """
+    request = Request.from_audit(record)
+    if request.verb == "patch" and record["code"] == 201:
+        return [request, dataclasses.replace(request, verb="create")]
+    return [request]
 
 
 def _component(user_agent: str) -> str | None:
@@ -301,10 +314,10 @@ def test_rbac_allows_exactly_what_the_operator_does(
         component = _component(record["user_agent"])
         if component is None:
             continue
-        request = Request.from_audit(record)
-        used[component].add((request.group, request.resource, request.verb))
-        if not grants.allows(accounts[component], request):
-            denied.append(f"{component}: {request}")
+        for request in authorized_as(record):
+            used[component].add((request.group, request.resource, request.verb))
+            if not grants.allows(accounts[component], request):
+                denied.append(f"{component}: {request}")
     assert used["watcher"], "no request of the watcher was audited"
     assert used["worker"], "no request of the workers was audited"
     assert not denied, "requests the chart's RBAC would refuse:\n" + "\n".join(sorted(denied))

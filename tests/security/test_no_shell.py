@@ -153,6 +153,8 @@ SHELL_CALLS = {
 }
 KNOWN = {
     # module: the argv each call starts, as docs/security.md justifies it
+    "devstack/controlplane/__init__.py": 1,  # etcd and the Kubernetes binaries, our options
+    "devstack/pki.py": 1,  # openssl with fixed options and paths of the caller's
     "devstack/redis_server.py": 1,  # redis-server, fixed options and paths of its own
     "devstack/runner/process.py": 2,  # a pod's argv and its hooks' argv, as the manifest says
     "devstack/stack.py": 1,  # python -m watcher / tango_operator.cli / workers.flower

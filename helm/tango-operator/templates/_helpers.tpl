@@ -88,8 +88,8 @@ watcher-namespaces-clusterrole.yaml).
   (dict "apiGroups" (list $group) "resources" (list "deviceservers") "verbs" (list "get" "list" "patch"))
   (dict "apiGroups" (list $group) "resources" (list "databaseds") "verbs" (list "get" "patch"))
   (dict "apiGroups" (list $group) "resources" (list "deviceservers/status" "databaseds/status") "verbs" (list "patch"))
-  (dict "apiGroups" (list "apps") "resources" (list "statefulsets") "verbs" (list "get" "patch"))
-  (dict "apiGroups" (list "") "resources" (list "configmaps" "persistentvolumeclaims" "services") "verbs" (list "patch"))
+  (dict "apiGroups" (list "apps") "resources" (list "statefulsets") "verbs" (list "create" "get" "patch"))
+  (dict "apiGroups" (list "") "resources" (list "configmaps" "persistentvolumeclaims" "services") "verbs" (list "create" "patch"))
   (dict "apiGroups" (list "") "resources" (list "secrets") "verbs" (list "create" "get"))
   (dict "apiGroups" (list "") "resources" (list "events") "verbs" (list "create"))
 ) }}

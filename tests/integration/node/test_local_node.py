@@ -54,6 +54,8 @@ def statefulset(name: str, replicas: int, program: str) -> JsonDict:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    # this module's node: a simulated one of the session may be up as well
+                    "nodeSelector": {"kubernetes.io/hostname": NODE},
                     "terminationGracePeriodSeconds": 1,
                     "containers": [
                         {

@@ -1,7 +1,10 @@
-"""DeviceServer and DatabaseDS reconciliation against kubeemu, with a stand-in TANGO side.
+"""DeviceServer and DatabaseDS reconciliation against the API, with a stand-in TANGO side.
 
 The CRs are the ones the SKA charts render, applied with the real kubectl; the reconcilers
-run in-process (no queue) through ``tests.support.operator.Operator``.
+run in-process (no queue) through ``tests.support.operator.Operator``. The tests that take
+``kube_api`` run on kubeemu and on the real control plane (its StatefulSet controller, garbage
+collector and scheduler, the local node reporting pods ready); the others use kubeemu's admin
+API (its audit log, pod states set by hand).
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from kubernetes import client
 from kubeemu.testing import KubeEmu
 from tango_operator import crd, names
 from tests.conftest import Cli
+from tests.support.kube_api import KubeApi
 from tests.support.operator import Operator, db_key, ds_key
 
 JsonDict = dict[str, Any]
 DATA = Path(__file__).resolve().parents[2] / "data" / "crs"
+OURS = {"label_selector": "app.kubernetes.io/managed-by=tango-operator"}
 
 
 def _load(name: str) -> JsonDict:
@@ -115,7 +120,9 @@ def test_ska_examples_are_accepted_unchanged_and_reach_running(
     assert len(operator.tango.writes) == writes, "an unchanged config is not rewritten"
 
 
-def test_children_match_the_cr(operator: Operator, kube_client: client.ApiClient) -> None:
+def test_children_match_the_cr(
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
+) -> None:
     _create(kube_client, _device_server("motor-1", dependsOn=["db-host:3306"]))
     operator.settle(ds_key("motor-1"))
     apps = client.AppsV1Api(kube_client)
@@ -133,7 +140,7 @@ def test_children_match_the_cr(operator: Operator, kube_client: client.ApiClient
 
 # --- drift ------
 def test_drift_is_repaired_and_foreign_fields_are_left_alone(
-    operator: Operator, kube_client: client.ApiClient, kubectl: Cli
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient, kubectl: Cli
 ) -> None:
     _create(kube_client, _device_server("motor-2"))
     operator.settle(ds_key("motor-2"))
@@ -159,7 +166,7 @@ def test_drift_is_repaired_and_foreign_fields_are_left_alone(
 
 # --- deletion ------
 def test_delete_runs_the_finalizer_and_gc_removes_every_child(
-    operator: Operator, kube_client: client.ApiClient
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     _create(
         kube_client,
@@ -182,11 +189,14 @@ def test_delete_runs_the_finalizer_and_gc_removes_every_child(
 
     core = client.CoreV1Api(kube_client)
     apps = client.AppsV1Api(kube_client)
-    deadline = time.monotonic() + 10
+    # kube-controller-manager's garbage collector maps a new CRD's owners only after its next
+    # discovery refresh (every 30 s): on a fresh real cluster, collection can take that long
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         left = (
             [s.metadata.name for s in apps.list_namespaced_stateful_set("default").items]
-            + [s.metadata.name for s in core.list_namespaced_service("default").items]
+            # a real server's own Service `kubernetes` lives in default too
+            + [s.metadata.name for s in core.list_namespaced_service("default", **OURS).items]
             + [
                 c.metadata.name
                 for c in core.list_namespaced_config_map("default").items
@@ -202,7 +212,7 @@ def test_delete_runs_the_finalizer_and_gc_removes_every_child(
 
 # --- waiting and dependencies ------
 def test_waiting_for_a_dependency_then_running(
-    operator: Operator, kube_client: client.ApiClient
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     operator.tango.unready_devices.add("lab/power/1")
     operator.tango.unreachable_endpoints.add("plc.example:502")
@@ -230,7 +240,7 @@ def test_waiting_for_a_dependency_then_running(
 
 
 def test_a_running_provider_wakes_its_waiters(
-    operator: Operator, kube_client: client.ApiClient
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     operator.tango.unready_devices.add("lab/power/2")
     _create(kube_client, _device_server("consumer", dependsOn=["lab/power/2"]))
@@ -251,7 +261,7 @@ def test_a_running_provider_wakes_its_waiters(
 
 
 def test_a_dependency_cycle_is_an_error_on_every_member_until_it_is_broken(
-    operator: Operator, kube_client: client.ApiClient
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     # a → b → c → a; d waits on a but is not in the cycle
     ring = {"a": ("lab/a/1", "lab/b/1"), "b": ("lab/b/1", "lab/c/1"), "c": ("lab/c/1", "lab/a/1")}
@@ -427,7 +437,7 @@ BAD_SPECS: list[tuple[str, JsonDict, str]] = [
 
 
 def test_bad_specs_end_in_error_and_the_others_still_run(
-    operator: Operator, kube_client: client.ApiClient
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     for name, spec, _ in BAD_SPECS:
         resource = _device_server(name, **spec)
@@ -448,7 +458,9 @@ def test_bad_specs_end_in_error_and_the_others_still_run(
         assert expected in events[0].message
 
 
-def test_fixing_the_spec_leaves_error(operator: Operator, kube_client: client.ApiClient) -> None:
+def test_fixing_the_spec_leaves_error(
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
+) -> None:
     _create(kube_client, _device_server("fixme", config="{oops"))
     assert operator.reconcile(ds_key("fixme")).state == "Error"
     _custom(kube_client).patch_namespaced_custom_object(
@@ -466,7 +478,7 @@ def test_fixing_the_spec_leaves_error(operator: Operator, kube_client: client.Ap
 
 
 def test_a_device_claimed_twice_is_an_error_for_the_second_only(
-    operator: Operator, kube_client: client.ApiClient
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     _create(kube_client, _device_server("first", config=_config("Motor", "first", "lab/shared/1")))
     operator.settle(ds_key("first"))
@@ -482,7 +494,7 @@ def test_a_device_claimed_twice_is_an_error_for_the_second_only(
 
 
 def test_a_long_name_gets_stable_short_children(
-    operator: Operator, kube_client: client.ApiClient
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     name = "a-very-long-device-server-name-that-goes-on-and-on-beyond-the-limits-of-labels"
     _create(kube_client, _device_server(name))
@@ -495,7 +507,7 @@ def test_a_long_name_gets_stable_short_children(
 
 
 def test_spec_change_rolls_out_and_bumps_observed_generation(
-    operator: Operator, kube_client: client.ApiClient
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     _create(kube_client, _device_server("motor-7"))
     operator.settle(ds_key("motor-7"))
