@@ -13,6 +13,7 @@ and fails under ``CI=true``, where a tier of real parts that cannot run is an er
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import subprocess
@@ -131,11 +132,15 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A test that requests ``kube_api`` runs once per server ``--kube-api`` selects."""
+    """A test that requests ``kube_api`` runs once per server ``--kube-api`` selects.
+
+    One that also takes ``kubeemu`` itself (its admin API, raw HTTP to it) is kubeemu's only.
+    """
     if "kube_api" in metafunc.fixturenames:
-        metafunc.parametrize(
-            "kube_api", selected_kube_apis(metafunc.config), indirect=True, scope="function"
-        )
+        servers = selected_kube_apis(metafunc.config)
+        if "kubeemu" in inspect.signature(metafunc.function).parameters:
+            servers = ("kubeemu",)
+        metafunc.parametrize("kube_api", servers, indirect=True, scope="function")
 
 
 @pytest.fixture

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client, config
 
-from kubeemu.testing import KubeEmu
-from tests.kubeapi.crds import WIDGET_CRD
+from tests.conftest import _kubeconfig_of
+from tests.kubeapi.crds import GROUP, PLURAL, VERSION, WIDGET_CRD
 
 
 @pytest.fixture
-def api_client(kubeemu: KubeEmu) -> Iterator[client.ApiClient]:
-    api = config.new_client_from_config(config_file=str(kubeemu.kubeconfig))
+def api_client(request: pytest.FixtureRequest) -> Iterator[client.ApiClient]:
+    """The official client on the test's kubeemu, or on its ``kube_api`` if it runs on both."""
+    api = config.new_client_from_config(config_file=str(_kubeconfig_of(request)))
     try:
         yield api
     finally:
@@ -23,6 +25,22 @@ def api_client(kubeemu: KubeEmu) -> Iterator[client.ApiClient]:
 @pytest.fixture
 def widget_crd(api_client: client.ApiClient) -> dict[str, object]:
     """Install the Widget CRD and return it as stored."""
+    """Install the Widget CRD (kept when a shared server has it already); wait until served."""
     extensions = client.ApiextensionsV1Api(api_client)
-    created = extensions.create_custom_resource_definition(body=WIDGET_CRD)
+    try:
+        created = extensions.create_custom_resource_definition(body=WIDGET_CRD)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
+        created = extensions.read_custom_resource_definition(WIDGET_CRD["metadata"]["name"])
+    custom = client.CustomObjectsApi(api_client)
+    deadline = time.monotonic() + 30
+    while True:  # a real server answers 429 until the new resource's storage is ready
+        try:
+            custom.list_namespaced_custom_object(GROUP, VERSION, "default", PLURAL)
+            break
+        except client.ApiException as exc:
+            if exc.status not in (404, 429) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
     return api_client.sanitize_for_serialization(created)  # type: ignore[no-any-return]

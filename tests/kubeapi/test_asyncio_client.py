@@ -8,6 +8,9 @@ from kubernetes_asyncio.client.rest import ApiException
 
 from kubeemu.testing import KubeEmu
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 
 async def test_asyncio_watch_sees_changes_and_gets_410(kubeemu: KubeEmu) -> None:
     api_client = await config.new_client_from_config(config_file=str(kubeemu.kubeconfig))

@@ -14,6 +14,9 @@ from kubeemu.testing import KubeEmu
 from tests.kubeapi.crds import GROUP, PLURAL, VERSION, WIDGET_CRD, widget
 from tests.kubeapi.raw import call
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 JsonDict = dict[str, Any]
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import urllib.request
 
+import pytest
+
 from kubeemu.testing import KubeEmu
 from tests.kubeapi.raw import call, status_body
+
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
 
 AGGREGATED = (
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,"

@@ -12,6 +12,9 @@ from kubernetes.client.rest import ApiException
 
 from tests.kubeapi.crds import GROUP, KIND, VERSION, widget
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 
 @pytest.fixture
 def dyn(api_client: client.ApiClient, tmp_path: Path) -> dynamic.DynamicClient:

@@ -14,6 +14,9 @@ from kubernetes.client.rest import ApiException
 
 from kubeemu.testing import EmulatorError, KubeEmu
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 
 def test_error_rate_per_verb_and_resource(kubeemu: KubeEmu, api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)

@@ -9,7 +9,12 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Cli
+
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
 
 CHART = Path(__file__).parent / "charts" / "sample"
 

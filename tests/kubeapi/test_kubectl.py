@@ -7,11 +7,15 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 import yaml
 
 from kubeemu.testing import KubeEmu
 from tests.conftest import Cli
 from tests.kubeapi.crds import WIDGET_CRD, widget
+
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
 
 
 def _write(path: Path, *documents: Mapping[str, object]) -> str:

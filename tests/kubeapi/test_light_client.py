@@ -14,10 +14,14 @@ import sys
 from pathlib import Path
 
 import kubernetes
+import pytest
 
 from kubeemu.testing import KubeEmu
 from tango_operator import kubeclient
 from tests.support.workers import REPO
+
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
 
 FRESH_PROCESS = """
 import json, sys

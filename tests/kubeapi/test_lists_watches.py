@@ -22,6 +22,9 @@ from tests.conftest import Cli
 from tests.kubeapi.crds import GROUP, PLURAL, VERSION, widget
 from tests.kubeapi.raw import call, status_body
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 JsonDict = dict[str, Any]
 CM = "/api/v1/namespaces/default/configmaps"
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"

@@ -17,6 +17,9 @@ from kubernetes.client.rest import ApiException
 from kubeemu.testing import KubeEmu
 from tests.kubeapi.raw import call, status_body
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 JsonDict = dict[str, Any]
 RFC3339_SECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -411,9 +414,21 @@ def test_statefulset_spec_is_immutable_except_the_allowed_fields(
             apps.patch_namespaced_stateful_set("imm", "default", {"spec": change})
         body = json.loads(caught.value.body)
         assert caught.value.status == 422, change
-        assert body["details"]["causes"][0]["field"] == "spec"
-        assert body["message"] == (
-            'StatefulSet.apps "imm" is invalid: spec: Forbidden: updates to statefulset spec for '
+        forbidden = (
+            "spec: Forbidden: updates to statefulset spec for "
             "fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', "
             "'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"
         )
+        if "selector" in change:
+            # the template's labels no longer match: checked first, as kube-apiserver does
+            mismatch = (
+                "spec.template.metadata.labels: Invalid value: "
+                'map[string]string{"app":"imm", "extra":"x"}: '
+                "`selector` does not match template `labels`"
+            )
+            fields = ["spec.template.metadata.labels", "spec"]
+            message = f'StatefulSet.apps "imm" is invalid: [{mismatch}, {forbidden}]'
+        else:
+            fields, message = ["spec"], f'StatefulSet.apps "imm" is invalid: {forbidden}'
+        assert [cause["field"] for cause in body["details"]["causes"]] == fields
+        assert body["message"] == message

@@ -11,6 +11,9 @@ from kubernetes.client.rest import ApiException
 
 from tests.kubeapi.crds import GROUP, PLURAL, VERSION, widget
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 
 def _status(exc: ApiException) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(exc.body)

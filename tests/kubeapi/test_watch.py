@@ -12,6 +12,9 @@ from kubernetes.client.rest import ApiException
 
 from kubeemu.testing import KubeEmu
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 
 def _create(core: client.CoreV1Api, name: str) -> None:
     core.create_namespaced_config_map("default", {"metadata": {"name": name}})

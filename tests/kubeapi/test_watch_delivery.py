@@ -31,6 +31,9 @@ from kubernetes import client, config, watch
 
 from kubeemu.testing import KubeEmu
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 JsonDict = dict[str, Any]
 INTERVAL = 0.2
 """Seconds between bookmarks of the emulators of this module."""

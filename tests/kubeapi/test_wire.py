@@ -18,6 +18,9 @@ from kubernetes import client
 
 from kubeemu.testing import KubeEmu
 
+# runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
+pytestmark = pytest.mark.usefixtures("kube_api")
+
 JsonDict = dict[str, Any]
 
 

@@ -20,7 +20,6 @@ from kubernetes import client
 
 from devstack.controlplane import ControlPlane
 from kubeemu.testing import KubeEmu
-from tango_operator import crd
 
 KEPT = {
     "configmaps": {"kube-root-ca.crt"},
@@ -45,25 +44,38 @@ class KubeApi:
         return self.plane is not None
 
 
+def _custom_resources(api_client: client.ApiClient) -> list[tuple[str, str, str]]:
+    """(group, version, plural) of every namespaced custom resource the server serves."""
+    crds = client.ApiextensionsV1Api(api_client).list_custom_resource_definition().items
+    return [
+        (
+            item.spec.group,
+            next(v.name for v in item.spec.versions if v.storage),
+            item.spec.names.plural,
+        )
+        for item in crds
+        if item.spec.scope == "Namespaced"
+    ]
+
+
 def clean_namespace(api_client: client.ApiClient, namespace: str, timeout: float = 60) -> None:
     """Delete what a test left in ``namespace`` of a shared server and wait until it is gone."""
     custom = client.CustomObjectsApi(api_client)
-    for kind in crd.Kind:
-        for item in custom.list_namespaced_custom_object(
-            crd.GROUP, crd.VERSION, namespace, kind.plural
-        )["items"]:
+    kinds = _custom_resources(api_client)
+    for group, version, plural in kinds:
+        for item in custom.list_namespaced_custom_object(group, version, namespace, plural)[
+            "items"
+        ]:
             name = item["metadata"]["name"]
             with contextlib.suppress(client.ApiException):
                 custom.patch_namespaced_custom_object(
-                    crd.GROUP, crd.VERSION, namespace, kind.plural, name,
-                    {"metadata": {"finalizers": None}},
-                )  # fmt: skip
-            with contextlib.suppress(client.ApiException):
-                custom.delete_namespaced_custom_object(
-                    crd.GROUP, crd.VERSION, namespace, kind.plural, name
+                    group, version, namespace, plural, name, {"metadata": {"finalizers": None}}
                 )
+            with contextlib.suppress(client.ApiException):
+                custom.delete_namespaced_custom_object(group, version, namespace, plural, name)
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
     apps.delete_collection_namespaced_stateful_set(namespace)
+    apps.delete_collection_namespaced_deployment(namespace)
     for resource, lister, deleter in (
         ("services", core.list_namespaced_service, core.delete_namespaced_service),
         ("configmaps", core.list_namespaced_config_map, core.delete_namespaced_config_map),
@@ -78,11 +90,11 @@ def clean_namespace(api_client: client.ApiClient, namespace: str, timeout: float
     deadline = time.monotonic() + timeout
     while True:
         left = [
-            f"{kind.plural}/{item['metadata']['name']}"
-            for kind in crd.Kind
-            for item in custom.list_namespaced_custom_object(
-                crd.GROUP, crd.VERSION, namespace, kind.plural
-            )["items"]
+            f"{plural}/{item['metadata']['name']}"
+            for group, version, plural in kinds
+            for item in custom.list_namespaced_custom_object(group, version, namespace, plural)[
+                "items"
+            ]
         ] + [f"pods/{pod.metadata.name}" for pod in core.list_namespaced_pod(namespace).items]
         if not left:
             return

@@ -143,6 +143,8 @@ def validate_object(rtype: ResourceType, obj: JsonDict, old: JsonDict | None) ->
         causes += validation.validate_event(obj, api_group=rtype.group)
     elif rtype.resource == "customresourcedefinitions":
         causes += crds.validate_crd(obj)
+    else:
+        causes += validation.validate_workload(rtype.kind, rtype.group, obj)
     if old is not None:
         causes += validation.validate_update_immutable(rtype.kind, rtype.group, old, obj)
         causes += _validate_new_finalizers_while_deleting(old, obj)

@@ -68,7 +68,8 @@ def to_scale(obj: JsonDict, target: Target) -> JsonDict:
             "resourceVersion": meta.get("resourceVersion"),
             "creationTimestamp": meta.get("creationTimestamp"),
         },
-        "spec": {"replicas": int(_read(obj, spec_path) or 0)},
+        # ScaleSpec.replicas is omitempty: a Scale of 0 replicas has an empty spec
+        "spec": {"replicas": replicas} if (replicas := int(_read(obj, spec_path) or 0)) else {},
         "status": {
             "replicas": int(_read(obj, status_path) or 0),
             "selector": _selector_text(obj, selector_path),

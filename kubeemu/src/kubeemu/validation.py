@@ -316,6 +316,52 @@ def _secret_immutable(old: JsonDict, new: JsonDict) -> list[Cause]:
     return causes
 
 
+_WORKLOADS = frozenset({"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet"})
+
+
+def _selector_matches(selector: JsonDict, labels: dict[str, str]) -> bool:
+    """Whether ``labels`` satisfy a LabelSelector (matchLabels and matchExpressions)."""
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression.get("key"), expression.get("operator")
+        values = set(expression.get("values") or [])
+        present = key in labels
+        if (
+            (operator == "In" and (not present or labels[key] not in values))
+            or (operator == "NotIn" and present and labels[key] in values)
+            or (operator == "Exists" and not present)
+            or (operator == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
+def validate_workload(kind: str, group: str, obj: JsonDict) -> list[Cause]:
+    """A workload's template labels must match its selector (``ValidateStatefulSetSpec``...).
+
+    Checked on create and update, before the update's immutability rules, as upstream does.
+    """
+    if group != "apps" or kind not in _WORKLOADS:
+        return []
+    spec = _spec(obj)
+    selector = spec.get("selector")
+    template = spec.get("template")
+    if not isinstance(selector, dict) or not isinstance(template, dict):
+        return []
+    if not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        return []
+    raw_labels = (template.get("metadata") or {}).get("labels") or {}
+    labels = {str(k): str(v) for k, v in raw_labels.items()}
+    if _selector_matches(selector, labels):
+        return []
+    message = (
+        f"Invalid value: {string_map(labels).text}: `selector` does not match template `labels`"
+    )
+    return [("spec.template.metadata.labels", "FieldValueInvalid", message)]
+
+
 def validate_update_immutable(kind: str, group: str, old: JsonDict, new: JsonDict) -> list[Cause]:
     """Causes for changes the apiserver refuses on update of a built-in kind."""
     if group == "apps" and kind == "StatefulSet":
