@@ -115,15 +115,24 @@ class ControlPlane:
     admin_token: str = ""
     audit_log: Path = field(default_factory=Path)
     processes: list[_Process] = field(default_factory=list)
+    new_session: bool = False
+    """Each component in a session of its own (``start``)."""
 
     # --- lifecycle ------------------------------------------------------------------------------
     @classmethod
-    def start(cls, workdir: Path, *, timeout: float = 90.0) -> ControlPlane:
-        """Start every component in ``workdir`` and wait until the API server is ready."""
+    def start(
+        cls, workdir: Path, *, timeout: float = 90.0, new_session: bool = False
+    ) -> ControlPlane:
+        """Start every component in ``workdir`` and wait until the API server is ready.
+
+        ``new_session``: the components leave the caller's process group, so that a
+        terminal's Ctrl-C reaches only the program that started them, which then stops them
+        after what uses them (``make demo``); by default they share the caller's group.
+        """
         for name in COMPONENTS:
             binary(name)
         workdir.mkdir(parents=True, exist_ok=True)
-        plane = cls(workdir=workdir)
+        plane = cls(workdir=workdir, new_session=new_session)
         try:
             plane._start(timeout)
         except BaseException:
@@ -200,6 +209,9 @@ class ControlPlane:
             f"--audit-log-path={self.audit_log}",
             "--audit-log-mode=blocking",
             "--audit-log-format=json",
+            # on SIGTERM, end the open watches (a client's long watch would otherwise hold the
+            # graceful shutdown past stop()'s 10 s, until it is killed)
+            "--shutdown-watch-termination-grace-period=2s",
         )
         self._wait("kube-apiserver", lambda: self._get(f"{self.url}/readyz"), deadline)
         self.kubeconfig = self.workdir / "kubeconfig"
@@ -271,6 +283,7 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, "GOMAXPROCS": os.environ.get("GOMAXPROCS", "2")},
+                start_new_session=self.new_session,
             )
         self.processes.append(_Process(name, popen, log_path))
 
