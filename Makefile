@@ -26,9 +26,13 @@ help: ## Show this help, grouped by purpose
 
 ##@ Run
 
+# the demo's Kubernetes API: kubeemu (no build) or real (builds the control plane first)
+API ?= kubeemu
+DEMO_BUILDS := $(if $(filter real,$(API)),controlplane)
+
 .PHONY: demo
-demo: venv cli-tools system-deps ## The operator on its embedded local stack with helm/samples (Ctrl-C stops it)
-	$(BIN)/python -m devstack demo $(DEMO_ARGS)
+demo: venv cli-tools system-deps $(DEMO_BUILDS) ## The operator on its local stack with helm/samples, on kubeemu; API=real: on a real kube-apiserver (Ctrl-C stops it)
+	$(BIN)/python -m devstack demo --api $(API) $(DEMO_ARGS)
 
 .PHONY: emulator
 emulator: venv cli-tools ## Run kubeemu on a free port and write .cache/kubeconfig (Ctrl-C stops it)

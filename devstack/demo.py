@@ -1,11 +1,14 @@
 """``make demo``: the operator on its embedded local stack, with the chart's samples.
 
 Reads the sample resources (``helm/samples/*.yaml`` unless told otherwise), starts a
-``LocalStack`` with a local port for every DatabaseDS among them, creates the samples, and
-shows a table of their states — redrawn in place on a terminal, a line per change
-otherwise — until every one is Running. Then it prints where Flower, the metrics and a
-kubeconfig for ``kubectl`` are, and keeps the stack up until Ctrl-C (or, with
-``--until-running``, exits 0 at once; 1 if ``--timeout`` passes first or a process dies).
+``LocalStack`` with a local port for every DatabaseDS among them — on kubeemu, or with
+``--api real`` (``make demo API=real``) on a real control plane of its own
+(``devstack.stack_api``) — creates the samples, and shows a table of their states — redrawn
+in place on a terminal, a line per change otherwise — until every one is Running. Then it
+prints where the API server, Flower, the metrics and a kubeconfig for ``kubectl`` (the API
+server's admin one) are, and keeps the stack up until Ctrl-C (or, with ``--until-running``,
+exits 0 at once; 1 if ``--timeout`` passes first, a process dies or the control plane cannot
+start).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any, TextIO
 import yaml
 from kubernetes import client
 
+from devstack.controlplane import ControlPlaneError
 from devstack.stack import ROOT, LocalStack, StackOptions
+from devstack.stack_api import API_CHOICES
 
 JsonDict = dict[str, Any]
 SAMPLES = ROOT / "helm" / "samples"
@@ -113,21 +118,26 @@ class Display:
 
 def summary(stack: LocalStack) -> str:
     """What the user is told once every sample runs: the endpoints and how to use them."""
-    assert stack.kubeemu is not None
     kubectl = ROOT / ".tools" / "bin" / "kubectl"
+    command = kubectl if kubectl.exists() else "kubectl"
+    width = max(26, *(len(endpoint.name) for endpoint in stack.endpoints))
     lines = ["", "The operator is running on this machine:"]
     for endpoint in stack.endpoints:
-        lines.append(f"  {endpoint.name:<26} {endpoint.url}")
+        lines.append(f"  {endpoint.name:<{width}} {endpoint.url}")
     if stack.flower_credentials:
         user, password = stack.flower_credentials
-        lines.append(f"  {'Flower login':<26} {user} / {password}")
+        lines.append(f"  {'Flower login':<{width}} {user} / {password}")
     lines += [
-        f"  {'logs':<26} {stack.logs}",
+        f"  {'logs':<{width}} {stack.logs}",
         "",
         "Try:",
-        f"  export KUBECONFIG={stack.kubeemu.kubeconfig}",
-        f"  {kubectl if kubectl.exists() else 'kubectl'} get deviceservers,databaseds -A -o wide",
+        f"  export KUBECONFIG={stack.api.kubeconfig}",
+        f"  {command} get deviceservers,databaseds -A -o wide",
     ]
+    if stack.api.name == "real":
+        # a Node and a kubelet serving logs are there only on the real control plane
+        lines.append(f"  {command} get nodes,statefulsets,pods -A -o wide")
+        lines.append(f"  {command} logs sample-source-0")
     return "\n".join(lines)
 
 
@@ -150,14 +160,20 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     stack = LocalStack(
         StackOptions(
             workdir=workdir,
+            api=args.api,
             databaseds=databaseds_of(documents),
             workers=args.workers,
             flower=not args.no_flower,
         )
     )
-    print(f"starting the local stack in {workdir} …", file=out, flush=True)
+    server = "a real control plane" if args.api == "real" else "kubeemu"
+    print(f"starting the local stack ({server}) in {workdir} …", file=out, flush=True)
     try:
-        stack.start()
+        try:
+            stack.start()
+        except ControlPlaneError as error:
+            print(f"the control plane did not start: {error}", file=out)
+            return 1
         assert stack.api_client is not None
         resources = stack.apply(documents)
         print(f"created {len(resources)} resources; waiting for them to run", file=out)
@@ -194,6 +210,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "samples", nargs="*", help="YAML files or directories (default: helm/samples)"
     )
     parser.add_argument("--workdir", default=str(ROOT / ".cache" / "demo"))
+    parser.add_argument(
+        "--api",
+        choices=API_CHOICES,
+        default="kubeemu",
+        help="the Kubernetes API: kubeemu (default) or real (kube-apiserver and etcd of its own,"
+        " built by `make controlplane`)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--no-flower", action="store_true", help="do not start Flower")
     parser.add_argument(

@@ -1,11 +1,14 @@
-"""The whole operator on one machine: kubeemu, Redis, watcher, workers, Flower, a kubelet.
+"""The whole operator on one machine: an API server, Redis, watcher, workers, Flower, a kubelet.
 
 Used by ``make demo`` (``devstack.demo``) and by the end-to-end tests, so both run exactly
-the same processes: ``python -m kubeemu`` with its StatefulSet controller in ``manual`` mode
-(pods wait for a kubelet), a throw-away ``redis-server``, the operator's CRDs from the chart,
-``python -m watcher``, ``tango-operator worker`` processes with the real PyTango side,
-optionally Flower, and ``devstack.runner``'s local kubelet in a thread, which starts the
-device servers and PyTango's DataBaseds when the operator scales their StatefulSets up.
+the same processes: a Kubernetes API (``StackOptions.api``, ``devstack.stack_api``: kubeemu
+with its StatefulSet controller in ``manual`` mode, or a real control plane of the stack's
+own), a throw-away ``redis-server``, the operator's CRDs from the chart, ``python -m
+watcher``, ``tango-operator worker`` processes with the real PyTango side, optionally Flower,
+and ``devstack.runner``'s local kubelet (on kubeemu in a thread; on the real control plane as
+its Node, ``devstack.runner.node``), which starts the device servers and PyTango's DataBaseds
+when the operator scales their StatefulSets up. The watcher and the workers get the API's
+admin kubeconfig.
 
 Addresses: the workers run outside any cluster, so the in-cluster TANGO hosts of the
 DatabaseDS resources named in ``databaseds`` are mapped to local ports chosen here
@@ -26,7 +29,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +42,7 @@ from devstack.redis_server import RedisServer, RedisTls
 from devstack.runner import plan
 from devstack.runner.kubelet import LocalKubelet
 from devstack.runner.process import RestartPolicy
-from kubeemu.testing import KubeEmu
+from devstack.stack_api import ApiChoice, StackApi, make_api
 
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
@@ -59,6 +61,9 @@ class StackOptions:
     """What the local stack runs: its directory, DatabaseDSs, workers, Flower, Redis security."""
 
     workdir: Path
+    api: ApiChoice = "kubeemu"
+    """The Kubernetes API: ``kubeemu``, or ``real`` (a control plane of the stack's own, built
+    by ``make controlplane``; ``devstack.controlplane.ControlPlaneError`` if it is missing)."""
     databaseds: tuple[tuple[str, str], ...] = ()
     """(namespace, name) of the DatabaseDS resources that will be created: each gets a
     local port for its DataBaseds."""
@@ -93,7 +98,7 @@ class LocalStack:
         self.options = options
         self.workdir = options.workdir
         self.logs = self.workdir / "logs"
-        self.kubeemu: KubeEmu | None = None
+        self.api: StackApi = make_api(options.api, self.workdir)
         self.redis: RedisServer | None = None
         self.api_client: client.ApiClient | None = None
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -104,14 +109,16 @@ class LocalStack:
             self.host_map.setdefault(
                 cluster_tango_host(name, namespace), f"127.0.0.1:{plan.free_port()}"
             )
-        self._kubelet_stop = threading.Event()
-        self._kubelet_thread: threading.Thread | None = None
-        self.kubelet: LocalKubelet | None = None
+
+    @property
+    def kubelet(self) -> LocalKubelet | None:
+        """The kubelet running the pods (``suspend``/``resume`` a pod's process with it)."""
+        return self.api.kubelet
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start kubeemu, Redis, the kubelet and the operator; on failure stop what started."""
+        """Start the API, Redis, the kubelet and the operator; on failure stop what started."""
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
             self._start()
@@ -120,8 +127,8 @@ class LocalStack:
             raise
 
     def _start(self) -> None:
-        self.kubeemu = KubeEmu.start(self.workdir / "kubeemu", ["--statefulsets", "manual"])
-        self.endpoints.append(Endpoint("Kubernetes API (kubeemu)", self.kubeemu.url))
+        self.api.start()
+        self.endpoints.append(Endpoint(self.api.label, self.api.url))
         (self.workdir / "redis").mkdir(parents=True, exist_ok=True)
         self.redis = RedisServer(
             self.workdir / "redis",
@@ -130,19 +137,14 @@ class LocalStack:
         )
         self.redis.start()
         self.endpoints.append(Endpoint("Redis", self.redis.url))
-        self.api_client = config.new_client_from_config(config_file=str(self.kubeemu.kubeconfig))
+        self.api_client = config.new_client_from_config(config_file=str(self.api.kubeconfig))
         install_crds(self.api_client)
-
-        self.kubelet = LocalKubelet(
+        self.api.run_pods(
             self.api_client,
             plan.Settings(workdir=self.workdir / "kubelet", host_map=self.host_map),
             restart=RestartPolicy(base=1.0, cap=10.0),
             probe_period_cap=0.5,
         )
-        self._kubelet_thread = threading.Thread(
-            target=self.kubelet.run, args=(self._kubelet_stop,), name="kubelet", daemon=True
-        )
-        self._kubelet_thread.start()
 
         environment = self.operator_environment()
         watcher_env = {**environment, "TANGO_OPERATOR_IDENTITY": "demo-watcher"}
@@ -189,11 +191,11 @@ class LocalStack:
 
     def operator_environment(self) -> dict[str, str]:
         """The settings the watcher and the workers of this stack run with."""
-        if self.kubeemu is None or self.redis is None:
+        if self.api_client is None or self.redis is None:
             raise RuntimeError("the stack is not started")
         return {
             **os.environ,
-            "KUBECONFIG": str(self.kubeemu.kubeconfig),
+            "KUBECONFIG": str(self.api.kubeconfig),
             "TANGO_OPERATOR_REDIS_URL": self.redis.url,
             "TANGO_OPERATOR_HOST_MAP": json.dumps(self.host_map, sort_keys=True),
             "TANGO_OPERATOR_RESYNC_SECONDS": "60",
@@ -232,14 +234,13 @@ class LocalStack:
     def check(self) -> list[str]:
         """Names of the processes that have exited (they should all keep running)."""
         dead = [name for name, process in self.processes.items() if process.poll() is not None]
-        if self.kubeemu and self.kubeemu.process and self.kubeemu.process.poll() is not None:
-            dead.append("kubeemu")
-        return dead
+        return dead + self.api.dead()
 
     def stop(self) -> None:
         """Stop every process this stack started.
 
-        Operator first, the kubelet's device servers next, then Redis and the API.
+        Operator first, the kubelet's (or the Node's) device servers next, then Redis and
+        the API (on the real control plane: scheduler and controllers, kube-apiserver, etcd).
         """
         for process in self.processes.values():
             if process.poll() is None:
@@ -254,15 +255,12 @@ class LocalStack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.processes.clear()
-        self._kubelet_stop.set()
-        if self._kubelet_thread is not None:
-            self._kubelet_thread.join(timeout=30)
+        self.api.stop_pods()
         if self.redis is not None:
             self.redis.stop()
         if self.api_client is not None:
             self.api_client.close()
-        if self.kubeemu is not None:
-            self.kubeemu.stop()
+        self.api.stop()
 
     def __enter__(self) -> LocalStack:
         self.start()

@@ -1,10 +1,18 @@
-"""One local stack for the end-to-end tests: every part real.
+"""One local stack per Kubernetes API for the end-to-end tests: every part real.
 
-kubeemu (StatefulSets in manual mode), redis-server, the watcher, two supervised worker
-processes with the PyTango side (``workers.tango``), and the local kubelet, which starts
-PyTango's DataBaseds for each DatabaseDS and the device servers from their ``script``.
-Each test works in its own namespace with its own DatabaseDS (so its own TANGO DB); the
-namespaces are declared here because the stack maps each DataBaseds to a local port.
+An API server (kubeemu with StatefulSets in manual mode, or a real control plane of the
+stack's own: ``devstack.stack_api``), redis-server, the watcher, two supervised worker
+processes with the PyTango side (``workers.tango``), and the local kubelet (on the real
+control plane, this machine as its Node), which starts PyTango's DataBaseds for each
+DatabaseDS and the device servers from their ``script``. Each test works in its own namespace
+with its own DatabaseDS (so its own TANGO DB); the namespaces are declared here because the
+stack maps each DataBaseds to a local port.
+
+Every test that uses the stack (or asks for ``stack_api``) runs once per server ``--kube-api``
+selects (``tests/conftest.py``). ``stack_api`` is a session-scoped parameter, so pytest groups
+the tests by server and keeps one stack at a time: two stack starts per session, not one per
+test. Without the control plane's binaries the real-server runs skip (fail under
+``CI=true``).
 """
 
 from __future__ import annotations
@@ -20,8 +28,12 @@ import pytest
 import tango
 from kubernetes import client
 
+from devstack.controlplane import COMPONENTS, ControlPlaneError, binary
 from devstack.stack import LocalStack, StackOptions, cluster_tango_host
+from devstack.stack_api import ApiChoice
 from tango_operator import crd
+from tests.conftest import selected_kube_apis
+from tests.support.real_parts import unavailable
 
 JsonDict = dict[str, Any]
 NAMESPACES = ("chain", "outage", "config", "claims", "cleanup")
@@ -146,12 +158,32 @@ def device_server(
     }
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that uses ``stack_api`` (the ``e2e`` stack does) runs once per selected server."""
+    if "stack_api" in metafunc.fixturenames:
+        metafunc.parametrize("stack_api", selected_kube_apis(metafunc.config), scope="session")
+
+
+def require(api: ApiChoice) -> None:
+    """Skip (fail under ``CI=true``) when ``api`` is ``real`` and its binaries are missing."""
+    if api != "real":
+        return
+    try:
+        for name in COMPONENTS:
+            binary(name)
+    except ControlPlaneError as error:
+        unavailable(str(error))
+
+
 @pytest.fixture(scope="session")
-def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
-    workdir: Path = tmp_path_factory.mktemp("e2e-stack")
+def e2e(stack_api: ApiChoice, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    """The stack on ``stack_api``, with the tests' namespaces made."""
+    require(stack_api)
+    workdir: Path = tmp_path_factory.mktemp(f"e2e-stack-{stack_api}")
     stack = LocalStack(
         StackOptions(
             workdir=workdir,
+            api=stack_api,
             databaseds=(
                 *((namespace, DATABASEDS) for namespace in NAMESPACES),
                 (SKA_NAMESPACE, SKA_DATABASEDS),
@@ -160,7 +192,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
             flower=False,
         )
     )
-    stack.start()
+    stack.start()  # a control plane that does not start (binaries present) is an error
     try:
         assert stack.api_client is not None
         core = client.CoreV1Api(stack.api_client)

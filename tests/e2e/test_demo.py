@@ -1,6 +1,7 @@
-"""`make demo`'s program from start to finish, as a user runs it.
+"""`make demo`'s program from start to finish, as a user runs it, on each selected server.
 
-Every sample Running, the endpoints printed, and nothing left running afterwards.
+Every sample Running, the endpoints printed (the kubeconfig the API server's), and nothing
+left running afterwards — on the real control plane etcd and kube-apiserver included.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from devstack.stack_api import ApiChoice
+from tests.e2e.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,11 +31,14 @@ def _descendants_alive(marker: str) -> list[str]:
     return alive
 
 
-def test_the_demo_brings_every_sample_to_running_and_cleans_up(tmp_path: Path) -> None:
+def test_the_demo_brings_every_sample_to_running_and_cleans_up(
+    stack_api: ApiChoice, tmp_path: Path
+) -> None:
+    require(stack_api)
     workdir = tmp_path / "demo"
     result = subprocess.run(
         [
-            sys.executable, "-m", "devstack", "demo",
+            sys.executable, "-m", "devstack", "demo", "--api", stack_api,
             "--until-running", "--timeout", "300", "--workdir", str(workdir),
         ],
         cwd=ROOT,
@@ -55,4 +62,10 @@ def test_the_demo_brings_every_sample_to_running_and_cleans_up(tmp_path: Path) -
     }
     for endpoint in ("Flower", "Flower login", "worker0 metrics", "watcher metrics", "KUBECONFIG="):
         assert endpoint in output
+    server, kubeconfig = {
+        "kubeemu": ("Kubernetes API (kubeemu)", workdir / "kubeemu" / "kubeconfig"),
+        "real": ("Kubernetes API (kube-apiserver)", workdir / "controlplane" / "kubeconfig"),
+    }[stack_api]
+    assert server in output
+    assert f"export KUBECONFIG={kubeconfig}\n" in output
     assert _descendants_alive(str(workdir)) == [], "every process the demo started is gone"
