@@ -34,7 +34,10 @@ The admin interface is kubeemu's ``KubeEmu`` one, as methods of the in-process o
 :meth:`~FaultProxy.set_faults`, :meth:`~FaultProxy.clear_faults`,
 :meth:`~FaultProxy.drop_watches` (ends every open watch stream cleanly, as kubeemu's drop does;
 clients see the stream end and re-watch), :meth:`~FaultProxy.compact` (etcd compaction, through
-``ControlPlane.compact``) and :meth:`~FaultProxy.stats`. The proxy runs its own event loop in a
+``ControlPlane.compact``) and :meth:`~FaultProxy.stats`. The errors it answers never reach
+kube-apiserver, so its audit log has no trace of them: :meth:`~FaultProxy.injections` keeps a
+record of each (:class:`Injection`: when, the request and its User-Agent, the code), the
+counterpart of kubeemu's audit records with ``injected`` set. The proxy runs its own event loop in a
 daemon thread of the process that made it: tests already hold the control plane in-process,
 so they get synchronous calls with no admin endpoint and no process to start, and the proxy's
 socket serves clients in other processes (the operator, kubectl, helm) all the same.
@@ -50,6 +53,8 @@ import contextlib
 import json
 import ssl
 import threading
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +94,8 @@ _GO_TRUE = frozenset({"1", "t", "T", "true", "True", "TRUE"})
 # subresources of a namespace: /api/v1/namespaces/{name}/status is not a namespaced resource
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+INJECTIONS_KEPT = 200_000
+"""The injected errors :meth:`FaultProxy.injections` keeps (the oldest fall off first)."""
 
 
 class Upstream(Protocol):
@@ -101,6 +108,22 @@ class Upstream(Protocol):
     def compact(self) -> int:
         """Compact the server's storage; the revision compacted to."""
         ...
+
+
+@dataclass(frozen=True)
+class Injection:
+    """One error the proxy answered in kube-apiserver's place (the request never reached it)."""
+
+    time: float
+    """When the request arrived (``time.time()``, before any injected latency)."""
+    method: str
+    path: str
+    verb: str
+    resource: str
+    group: str
+    namespace: str
+    user_agent: str
+    code: int
 
 
 class FaultProxyError(RuntimeError):
@@ -198,6 +221,7 @@ class FaultProxy:
         self.ca_file: Path | None = None  # the CA of the proxy's own certificate (HTTPS only)
         self._serving: ssl.SSLContext | None = None
         self._faults = FaultInjector()
+        self._injections: deque[Injection] = deque(maxlen=INJECTIONS_KEPT)
         self._watches: set[asyncio.Task[None]] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -321,6 +345,10 @@ class FaultProxy:
             lambda: {"faultsInjected": self._faults.injected, "openWatches": len(self._watches)}
         )
 
+    def injections(self) -> list[Injection]:
+        """The errors injected so far, oldest first (at most ``INJECTIONS_KEPT``)."""
+        return self._call(lambda: list(self._injections))
+
     def write_kubeconfig(self, path: Path, token: str, *, user: str = "proxy-user") -> Path:
         """Write a kubeconfig for the proxy that authenticates with ``token``; return ``path``."""
         path.write_text(yaml.safe_dump(kubeconfig_document(self.url, token, self.ca_file, user)))
@@ -337,10 +365,24 @@ class FaultProxy:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         info = request_info(request.method, request.path, request.query)
         if info is not None:
+            arrived = time.time()
             decision = self._faults.decide(info.verb, info.resource, info.group, info.namespace)
             if decision.delay_seconds:
                 await asyncio.sleep(decision.delay_seconds)
             if decision.code:
+                self._injections.append(
+                    Injection(
+                        time=arrived,
+                        method=request.method,
+                        path=request.path,
+                        verb=info.verb,
+                        resource=info.resource,
+                        group=info.group,
+                        namespace=info.namespace,
+                        user_agent=request.headers.get("User-Agent", ""),
+                        code=decision.code,
+                    )
+                )
                 error = status_error(decision.code, decision.message, decision.retry_after_seconds)
                 return web.Response(
                     body=json.dumps(error.status(), separators=(",", ":")).encode(),

@@ -57,6 +57,16 @@ def test_error_rule_is_an_api_exception_with_a_status_body(
     core.list_namespaced_config_map(namespace)
     core.create_namespaced_secret(namespace, {"metadata": {"name": "passes"}})
     assert fault_proxy.stats()["faultsInjected"] == 1
+    # the refused request is on the proxy's record (kube-apiserver's audit log never saw it)
+    (injected,) = fault_proxy.injections()
+    assert (injected.verb, injected.resource, injected.namespace, injected.code) == (
+        "create",
+        "configmaps",
+        namespace,
+        503,
+    )
+    assert injected.path == f"/api/v1/namespaces/{namespace}/configmaps"
+    assert injected.user_agent == proxy_client.user_agent
     fault_proxy.clear_faults()
     made = core.create_namespaced_config_map(namespace, _config_map("accepted"))
     assert made.metadata.namespace == namespace
