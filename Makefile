@@ -51,8 +51,11 @@ test-fast: venv cli-tools system-deps ## The edit-test loop: unit, Kubernetes AP
 	cd kubeemu && ../$(BIN)/pytest -q -x
 	$(BIN)/pytest -m "not slow" --kube-api=kubeemu --durations=10 $(FAST_TIERS) $(PYTEST_ARGS)
 
+# `make soak SOAK_ARGS=--api real` runs it on the real control plane (built first)
+SOAK_BUILDS := $(if $(findstring real,$(SOAK_ARGS)),controlplane)
+
 .PHONY: soak
-soak: venv system-deps ## Fault soak: 500 DeviceServers through API faults, kills, a Redis flush, a leader kill, a TANGO outage (minutes; updates docs/benchmarks.md)
+soak: venv system-deps $(SOAK_BUILDS) ## Fault soak: 500 DeviceServers through API faults, kills, a Redis flush, a leader kill, a TANGO outage, on kubeemu (SOAK_ARGS=--api real: kube-apiserver) (minutes; updates docs/benchmarks.md)
 	$(BIN)/python -m tests.soak.soak $(SOAK_ARGS)
 
 ##@ Benchmark

@@ -1,7 +1,7 @@
 """The soak's verdicts. Each check returns the problems it found (empty: passed).
 
 Inputs come from ``tests.soak.soak``: the custom resources and their children as listed
-from kubeemu at the end, the reconcile trace the stand-in wrote in every worker process
+from the API server at the end, the reconcile trace the stand-in wrote in every worker process
 (``tests.support.standin_tango.trace_reconciles``) with the pids the soak killed, and the
 audit log's traffic (``tests.soak.traffic``). Expectations come from ``tests.soak.plan``.
 """

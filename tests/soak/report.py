@@ -3,7 +3,8 @@
 ``Figures`` is filled by ``tests.soak.soak.run`` from the audit log (``tests.soak.traffic``),
 the reconcile trace (``tests.soak.checks.reconciles``), the chaos helpers' counters and the
 convergence poller's samples; ``markdown`` renders a table of figures and a timeline, and
-``write_doc`` puts them between the ``soak`` markers (``tests.bench.report.write_section``).
+``write_doc`` puts them between the ``soak`` markers (``tests.bench.report.write_section``;
+``soak-real`` for a run on the real server).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from tests.bench.report import write_section
 from tests.soak.checks import Window
@@ -56,6 +57,11 @@ class Timeline:
 @dataclass
 class Figures:
     config: Config
+    server: Literal["kubeemu", "real"]
+    injector: str
+    """What injected the API faults."""
+    notes: tuple[str, ...]
+    """What the figures and checks do differently on this server, and why."""
     plan: Plan
     seconds: float
     chaos_began: float
@@ -97,7 +103,18 @@ class Figures:
             "not converged" if self.converged_after is None else f"{self.converged_after:.1f} s"
         )
         lease = config.watcher_lease
+        if self.server == "real":
+            api = (
+                "kube-apiserver 1.32 (etcd, its StatefulSet controller and garbage collector, a "
+                "simulated node: pods Running and Ready at once, no process), faults from "
+                "`devstack.faultproxy` in front; " + "; ".join(self.notes)
+            )
+            writes_are = "write requests that succeeded, no-ops included"
+        else:
+            api = "kubeemu (StatefulSets instant), its own faults and audit log"
+            writes_are = "writes"
         return [
+            ("API server", api),
             (
                 "CRs",
                 f"{servers} DeviceServers ({len(plan.bad)} in Error by design: 4 invalid specs "
@@ -131,7 +148,7 @@ class Figures:
                 f"{self.compactions} of them after compacting the history",
             ),
             (
-                "API faults injected (kubeemu)",
+                f"API faults injected ({self.injector})",
                 f"{self.faults_injected} in all; in the operator's {len(chaos.records)} requests "
                 f"{injected.get('500', 0)} x 500, {injected.get('503', 0)} x 503, "
                 f"{injected.get('429', 0)} x 429 ({share:.1f} %), and 0-200 ms on each",
@@ -144,8 +161,8 @@ class Figures:
             ),
             (
                 "API requests per CR",
-                f"{len(run.records) / crs:.1f}, of them {len(run.mutations()) / crs:.1f} writes "
-                "(faults on to the end of the quiet window)",
+                f"{len(run.records) / crs:.1f}, of them {len(run.mutations()) / crs:.1f} "
+                f"{writes_are} (faults on to the end of the quiet window)",
             ),
             (
                 "request rate",
@@ -199,4 +216,4 @@ class Figures:
 
 
 def write_doc(figures: Figures) -> None:
-    write_section("soak", figures.markdown())
+    write_section("soak" if figures.server == "kubeemu" else "soak-real", figures.markdown())

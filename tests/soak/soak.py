@@ -6,9 +6,11 @@ then every CR must be in its right state, and the operator quiet.
 ``python -m tests.soak.soak`` (``make soak``) runs ``FULL`` — 500 DeviceServers and 20
 DatabaseDS in 20 namespaces, minutes — and writes its figures into ``docs/benchmarks.md``
 (section ``soak``); ``tests/soak/test_soak_short.py`` runs ``SHORT`` inside ``make test``.
-Both run the same scenario with real parts: kubeemu over HTTP (StatefulSets instant),
-redis-server, two ``python -m watcher`` replicas and ``tango-operator worker`` processes
-with the TANGO stand-in (``SoakStandIn``, fed by ``tests.soak.tango_side``).
+Both run the same scenario with real parts: an API server (``tests.soak.servers``: kubeemu
+over HTTP with its StatefulSets instant, or with ``--api real`` a real kube-apiserver with
+its controllers, a simulated node and the fault proxy in front), redis-server, two
+``python -m watcher`` replicas and ``tango-operator worker`` processes with the TANGO
+stand-in (``SoakStandIn``, fed by ``tests.soak.tango_side``).
 
 The timeline (``Config``): the faults of ``tests.soak.chaos.api_faults`` are on for
 ``chaos_seconds``; the CRs (``tests.soak.plan``) are created during its first part; the
@@ -18,6 +20,12 @@ watches are dropped every ``drop_every`` seconds and the history compacted at ev
 Redis restarts empty once, the leading watcher is killed once, and the TANGO DBs are down
 for ``outage_seconds``. Then the faults stop; once every CR is in its final state, a quiet
 window follows. The verdicts are ``tests.soak.checks``'; the figures ``tests.soak.report``'s.
+
+On the real server every check runs; one is adapted (``REAL_SERVER_NOTES``): kube-apiserver's
+audit log does not say whether a write changed anything, so the quiet window's "no write but
+the Lease's" is decided from the resourceVersions of the soak's objects listed at the window's
+start and end (``tests.soak.traffic.settle_changes``), and the run's write figures count the
+write requests that succeeded, no-op ones included.
 """
 
 from __future__ import annotations
@@ -41,13 +49,14 @@ from kubernetes import client
 
 from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
-from kubeemu.testing import KubeEmu
 from tango_operator import crd
-from tests.soak import checks, plan
+from tests.soak import checks, plan, servers
 from tests.soak.chaos import WatcherPair, WorkerFleet, api_faults
 from tests.soak.report import Figures, Timeline, write_doc
+from tests.soak.servers import ApiChoice, Server
 from tests.soak.tango_side import TangoSide, driver_client
-from tests.soak.traffic import Traffic
+from tests.soak.traffic import ObjectRef, Traffic, settle_changes
+from tests.support.kube_api import KEPT
 from tests.support.workers import WorkerPool
 
 log = logging.getLogger("soak")
@@ -55,6 +64,24 @@ JsonDict = dict[str, Any]
 T = TypeVar("T")
 SOURCES = 6
 """The leading watcher's list + watch sources (two CR kinds, four child kinds)."""
+CHILD_LISTS = {
+    "StatefulSet": ("apps", "v1", "statefulsets"),
+    "Service": ("", "v1", "services"),
+    "ConfigMap": ("", "v1", "configmaps"),
+    "Secret": ("", "v1", "secrets"),
+    "PersistentVolumeClaim": ("", "v1", "persistentvolumeclaims"),
+}
+"""The children's kinds as (API group, version, resource)."""
+REAL_SERVER_NOTES = (
+    "kube-apiserver's audit log (level Metadata) does not say whether a write changed "
+    "anything: the quiet window's writes are judged by the resourceVersions of the soak's "
+    "CRs and children listed at its start and end, and the write counts outside it are "
+    "write requests that succeeded, no-op ones included (an upper bound)",
+    "the injected faults are the fault proxy's record (they never reach kube-apiserver)",
+    "a compaction does not make a recent watch 410 (the watch cache keeps ~75 s of history): "
+    "after a drop the watchers mostly resume their watches rather than relist",
+)
+"""What differs on the real server, for the figures."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +168,7 @@ class Run:
     config: Config
     workdir: Path
     plan: plan.Plan
-    emu: KubeEmu
+    server: Server
     redis: RedisServer
     api_client: client.ApiClient
     tango: TangoSide
@@ -175,24 +202,50 @@ class Run:
                 found[(kind.value, meta["namespace"], meta["name"])] = item
         return found
 
+    def _list(self, group: str, version: str, resource: str) -> list[JsonDict]:
+        """Every object of a resource in the soak's namespaces (one cluster-wide list)."""
+        prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+
+        def call() -> Any:
+            return self.api_client.call_api(
+                f"{prefix}/{resource}",
+                "GET",
+                header_params={"Accept": "application/json"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _return_http_data_only=True,
+                _request_timeout=(5.0, 60.0),
+            )
+
+        listed = json.loads(retried(call, f"listing {resource}").data)
+        namespaces = set(self.plan.namespaces)
+        return [
+            item
+            for item in listed.get("items") or []
+            if item["metadata"].get("namespace") in namespaces
+        ]
+
     def children(self) -> list[JsonDict]:
-        apps, core = client.AppsV1Api(self.api_client), client.CoreV1Api(self.api_client)
-        listers: dict[str, Callable[[str], Any]] = {
-            "StatefulSet": apps.list_namespaced_stateful_set,
-            "Service": core.list_namespaced_service,
-            "ConfigMap": core.list_namespaced_config_map,
-            "Secret": core.list_namespaced_secret,
-            "PersistentVolumeClaim": core.list_namespaced_persistent_volume_claim,
-        }
+        """The children's kinds in the soak's namespaces.
+
+        Without what the server itself puts into every namespace (a real one's root CA
+        ConfigMap).
+        """
         found = []
-        for namespace in self.plan.namespaces:
-            for kind, lister in listers.items():
-                listed = retried(
-                    lambda lister=lister, namespace=namespace: lister(namespace),  # type: ignore[misc]
-                    f"listing {kind}",
-                )
-                for item in self.api_client.sanitize_for_serialization(listed)["items"]:
+        for kind, (group, version, resource) in CHILD_LISTS.items():
+            for item in self._list(group, version, resource):
+                if item["metadata"]["name"] not in KEPT.get(resource, set()):
                     found.append({**item, "kind": kind})
+        return found
+
+    def versions(self) -> dict[ObjectRef, str]:
+        """The resourceVersion of every CR and child-kind object in the soak's namespaces."""
+        found: dict[ObjectRef, str] = {}
+        kinds = [(crd.GROUP, crd.VERSION, kind.plural) for kind in crd.Kind]
+        for group, version, resource in [*kinds, *CHILD_LISTS.values()]:
+            for item in self._list(group, version, resource):
+                meta = item["metadata"]
+                found[(group, resource, meta["namespace"], meta["name"])] = meta["resourceVersion"]
         return found
 
     # --- the scenario ----------------------------------------------------------------------
@@ -249,9 +302,9 @@ class Run:
                 self.drops += 1
                 compact = self.drops % self.config.compact_every == 0
                 if compact:
-                    self.emu.compact()
+                    self.server.compact()
                     self.compactions += 1
-                dropped = self.emu.drop_watches()
+                dropped = self.server.drop_watches()
                 self.note(f"dropped {dropped} watches" + (" after compacting" if compact else ""))
 
     def chaos(self) -> None:
@@ -259,7 +312,7 @@ class Run:
         config = self.config
         length = config.chaos_seconds
         rng = random.Random(config.seed)
-        self.emu.set_faults(api_faults(), seed=config.seed)
+        self.server.set_faults(api_faults(), seed=config.seed)
         self.note("API faults on")
         stop = threading.Event()
         helpers = [
@@ -307,7 +360,7 @@ class Run:
             stop.set()
             for helper in helpers:
                 helper.join(timeout=60)
-            self.emu.clear_faults()
+            self.server.clear_faults()
             self.tango.outage(False)
         self.note("API faults off")
 
@@ -369,31 +422,31 @@ def _environment(config: Config, pool: WorkerPool, tango: TangoSide) -> dict[str
     }
 
 
-def run(config: Config, workdir: Path) -> Figures:
-    """One soak in ``workdir`` (logs and the trace stay there).
+def run(config: Config, workdir: Path, api: ApiChoice = "kubeemu") -> Figures:
+    """One soak in ``workdir`` on the API server ``api`` (logs and the trace stay there).
 
     The figures, with every problem the checks found in ``Figures.problems``.
     """
     began = time.time()
     scenario = plan.build(config.size)
     (workdir / "redis").mkdir(parents=True, exist_ok=True)
-    with KubeEmu.start(workdir / "emu") as emu, RedisServer(workdir / "redis") as redis:
-        api_client = driver_client(emu.kubeconfig)
+    with servers.start(api, workdir) as server, RedisServer(workdir / "redis") as redis:
+        api_client = driver_client(server.kubeconfig)
         install_crds(api_client)
         core = client.CoreV1Api(api_client)
         for namespace in scenario.namespaces:
             core.create_namespace({"metadata": {"name": namespace}})
         pool = WorkerPool(
-            kubeconfig=emu.kubeconfig,
+            kubeconfig=server.kubeconfig,
             redis_url=redis.url,
             workdir=workdir,
             concurrency=config.concurrency,
         )
-        tango = TangoSide(emu.kubeconfig, scenario, workdir)
+        tango = TangoSide(server.kubeconfig, scenario, workdir)
         pool.extra_env.update(_environment(config, pool, tango))
         fleet = WorkerFleet(pool, config.worker_pods, random.Random(config.seed))
         watchers = WatcherPair(pool.environment(), workdir, api_client)
-        soak = Run(config, workdir, scenario, emu, redis, api_client, tango, fleet, watchers)
+        soak = Run(config, workdir, scenario, server, redis, api_client, tango, fleet, watchers)
         stop_polling = threading.Event()
         poller = threading.Thread(target=soak.poll, args=(stop_polling, 3.0), daemon=True)
         try:
@@ -406,24 +459,27 @@ def run(config: Config, workdir: Path) -> Figures:
                     raise AssertionError("no watcher took the Lease within 60s")
                 time.sleep(0.2)
             soak.note(f"{watchers.holder()} leads")
-            mark, chaos_began = emu.mark(), time.time()
+            mark, chaos_began = server.mark(), time.time()
             poller.start()
             soak.chaos()
             faults_off = time.time()
             faults_off_mono = time.monotonic()
             converged_at = _converge(soak, faults_off_mono)
             time.sleep(5)  # the last transition's Event, trailing no-op follow-ups
+            versions_before = soak.versions()
             quiet_began, quiet_began_mono = time.time(), time.monotonic()
             time.sleep(config.quiet_seconds)
             quiet_ended, quiet_ended_mono = time.time(), time.monotonic()
             stop_polling.set()
+            versions_after = soak.versions()
             observed = soak.observe()
             children = soak.children()
-            stats = emu.stats()
-            records = _audit(emu, mark)
+            faults_injected = server.faults_injected()
+            records = server.records(mark)
+            # the writes the server's records leave undecided (the real server's), by version
+            settle_changes(records, versions_before, versions_after, quiet_began, quiet_ended)
             traffic = Traffic.of(records)
-            with (workdir / "audit.jsonl").open("w") as dump:  # for a post-mortem
-                dump.writelines(json.dumps(record) + "\n" for record in records)
+            servers.dump(records, workdir / "audit.jsonl")  # for a post-mortem
         finally:
             stop_polling.set()
             watchers.stop()
@@ -451,6 +507,9 @@ def run(config: Config, workdir: Path) -> Figures:
     timeline = Timeline(chaos_began, soak.events, soak.samples, config.timeline_bucket)
     return Figures(
         config=config,
+        server=api,
+        injector=server.injector,
+        notes=REAL_SERVER_NOTES if api == "real" else (),
         plan=scenario,
         seconds=time.time() - began,
         chaos_began=chaos_began,
@@ -464,7 +523,7 @@ def run(config: Config, workdir: Path) -> Figures:
         watchers=watchers,
         drops=soak.drops,
         compactions=soak.compactions,
-        faults_injected=int(stats["faultsInjected"]),
+        faults_injected=faults_injected,
         timeline=timeline,
         problems=problems,
     )
@@ -485,21 +544,17 @@ def _converge(soak: Run, since: float) -> float | None:
     return None
 
 
-def _audit(emu: KubeEmu, since: int) -> list[JsonDict]:
-    """The audit log from ``since``, in pages."""
-    records: list[JsonDict] = []
-    while True:
-        page = emu.audit(since, limit=20_000)
-        records.extend(page)
-        if len(page) < 20_000:
-            return records
-        since = int(page[-1]["seq"]) + 1
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="the make-test size")
     parser.add_argument("--chaos-seconds", type=float)
+    parser.add_argument(
+        "--api",
+        choices=servers.API_CHOICES,
+        default="kubeemu",
+        help="the API server: kubeemu, or real (kube-apiserver from `make controlplane`, "
+        "faults by devstack.faultproxy)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep logs and trace here")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
     options = parser.parse_args(argv)
@@ -509,10 +564,10 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, chaos_seconds=options.chaos_seconds)
     if options.workdir:
         options.workdir.mkdir(parents=True, exist_ok=True)
-        figures = run(config, options.workdir)
+        figures = run(config, options.workdir, options.api)
     else:
         with tempfile.TemporaryDirectory(prefix="soak-") as scratch:
-            figures = run(config, Path(scratch))
+            figures = run(config, Path(scratch), options.api)
     print(figures.markdown(), flush=True)
     if figures.problems:
         print("\nFAILED:\n" + "\n".join(figures.problems[:50]), flush=True)

@@ -1,7 +1,8 @@
-"""The API traffic of a soak, from kubeemu's audit log.
+"""The API traffic of a soak, from the server's audit log.
 
-Every record (``KubeEmu.audit``: verb, path, namespace, user agent, code, injected fault,
-whether it changed the store, start time) is attributed to who sent it:
+Every record (``tests.soak.servers.RECORD_FIELDS``: verb, path, namespace, user agent, code,
+injected fault, whether it changed the store, start time; from kubeemu's audit log, or on the
+real server from kube-apiserver's and the fault proxy's) is attributed to who sent it:
 
 - ``driver`` — the soak itself (``tests.soak.tango_side.DRIVER_AGENT``): creating the CRs,
   following StatefulSets for the TANGO side, polling for convergence, reading the Lease;
@@ -9,7 +10,11 @@ whether it changed the store, start time) is attributed to who sent it:
   resync; ``TANGO_OPERATOR_NAMESPACES`` is unset, so the watcher never asks per namespace);
 - ``worker`` — everything else: the workers only ever read and write in a CR's namespace.
 
-``tests.soak.checks`` and ``tests.soak.report`` read the counts and rates from here.
+``changed`` is None where the server does not say (kube-apiserver's audit log): such a write
+counts as a mutation when it succeeded (an upper bound: no-op writes included) until
+``settle_changes`` decides it from the objects' resourceVersions, as the soak does for its
+quiet window. ``tests.soak.checks`` and ``tests.soak.report`` read the counts and rates from
+here.
 """
 
 from __future__ import annotations
@@ -35,8 +40,56 @@ def sender(record: JsonDict) -> str:
 
 
 def is_mutation(record: JsonDict) -> bool:
-    """A write that changed the store."""
-    return record["verb"] in MUTATING_VERBS and bool(record["changed"])
+    """A write that changed the store (``changed`` unknown: a write that succeeded)."""
+    if record["verb"] not in MUTATING_VERBS:
+        return False
+    changed = record.get("changed")
+    if changed is None:
+        return not record.get("injected") and 200 <= int(record.get("code") or 0) < 300
+    return bool(changed)
+
+
+ObjectRef = tuple[str, str, str, str]
+"""(API group, resource, namespace, name)."""
+
+
+def settle_changes(
+    records: Iterable[JsonDict],
+    before: dict[ObjectRef, str],
+    after: dict[ObjectRef, str],
+    start: float,
+    end: float,
+) -> int:
+    """Decide the unknown ``changed`` of the writes in [start, end); how many it decided.
+
+    ``before`` and ``after`` are the resourceVersions of the objects that may be written,
+    listed just before ``start`` and at ``end``: an object whose version did not move was not
+    changed by any write in between (a server-side apply or patch that changes nothing leaves
+    the resourceVersion as it was). A write that failed changed nothing, a create or delete
+    that succeeded did; a patch or update that succeeded changed something if its object's
+    version moved (or the object came or went) — also when someone else moved it, so the
+    verdict errs towards "changed". Writes to objects outside ``before``/``after``'s kinds
+    stay unknown.
+    """
+    kinds = {(group, resource) for group, resource, _, _ in (*before, *after)}
+    decided = 0
+    for record in records:
+        if record.get("changed") is not None or record["verb"] not in MUTATING_VERBS:
+            continue
+        if not start <= record["time"] < end:
+            continue
+        ok = not record.get("injected") and 200 <= int(record.get("code") or 0) < 300
+        ref = (record["group"], record["resource"], record["namespace"], record["name"])
+        if not ok:
+            record["changed"] = False
+        elif record["verb"] in ("create", "delete", "deletecollection"):
+            record["changed"] = True
+        elif (ref[0], ref[1]) in kinds and ref[3]:
+            record["changed"] = before.get(ref) != after.get(ref)
+        else:
+            continue
+        decided += 1
+    return decided
 
 
 @dataclass
