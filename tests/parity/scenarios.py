@@ -200,7 +200,13 @@ def custom_resources(wire: Wire, namespace: str) -> Transcript:
 
 
 def watch_events(wire: Wire, namespace: str) -> Transcript:
-    """A watch from a list's version sees the writes after it, in order; a too-old one is 410."""
+    """A watch from a list's version sees the writes after it, in order.
+
+    A watch from a too-old version is not compared: kube-apiserver answers from its watch
+    cache, whose window depends on the server's history (resourceVersion 1 is still served on
+    a fresh server, 410 after some thousand writes); tests/integration/faultproxy pins what
+    gives 410 on the real server.
+    """
     base = f"/api/v1/namespaces/{namespace}/configmaps"
     query = {"labelSelector": "parity=watched"}
     first = config_map("watched", {"n": "0"})
@@ -218,10 +224,6 @@ def watch_events(wire: Wire, namespace: str) -> Transcript:
         (f"event {number}", {"type": event["type"], "object": normalise(event["object"])})
         for number, event in enumerate(events)
     ]
-    old = list(wire.watch(base, {**query, "resourceVersion": "1"}, events=1, timeout=3))
-    steps.append(("watch from version 1", [
-        {"type": event["type"], "object": normalise(event["object"])} for event in old
-    ]))  # fmt: skip
     return steps
 
 
