@@ -28,10 +28,21 @@ broker_url = celery_url(redis_url())
 broker_use_ssl = redis_tls() or False
 broker_connection_retry_on_startup = True
 # A reconcile lasts seconds; nothing is ever scheduled with an ETA or countdown (delays live
-# in the work queue's Redis sorted set), so an unacked message older than this really is lost.
-# The priority steps put a dependency wake-up ahead of the messages already queued
-# (tango_operator.messages); Flower's broker page reads them from here too.
-broker_transport_options = {"visibility_timeout": 900, **BROKER_PRIORITY_OPTIONS}
+# in the work queue's Redis sorted set), and one message at most waits prefetched behind a
+# running reconcile, so an unacked message older than VISIBILITY_TIMEOUT really is lost: its
+# worker died after the delivery was recorded. kombu puts it back then (swept every
+# unacked_restore_interval seconds, every sweep a scan: throttle 1). It must come back well
+# before the work queue's queued mark of the key goes stale (WorkQueue.stale_after, 600 s):
+# until one or the other, every event and resync of the key is a duplicate. Found by the soak:
+# a worker killed between the delivery and the lease left its key idle for ten minutes. A
+# reconcile that outlasts it is delivered again and finds its key busy (a follow-up).
+VISIBILITY_TIMEOUT = 120
+broker_transport_options = {
+    "visibility_timeout": VISIBILITY_TIMEOUT,
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+    **BROKER_PRIORITY_OPTIONS,
+}
 
 task_serializer = "json"
 result_serializer = "json"

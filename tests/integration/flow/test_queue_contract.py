@@ -12,6 +12,7 @@ looks at the key.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -22,9 +23,11 @@ import pytest
 from kubernetes import client
 
 from devstack.runner.plan import free_port
-from tango_operator import crd
+from tango_operator import celeryconfig, crd
 from tango_operator.keys import Key
+from tango_operator.messages import queue_lists
 from tango_operator.workqueue import WorkQueue
+from tango_operator.workqueue.lost import UNACKED
 from tests.support.crs import traced_device_server
 from tests.support.delivery_trace import deliveries
 from tests.support.metrics import scrape
@@ -292,3 +295,39 @@ def test_a_dead_celery_main_process_is_restarted_by_the_supervisor(
         what="a key enqueued after the crash Running",
     )
     assert "exited unexpectedly (killed by SIGKILL); restarting" in pool.logs()
+
+
+def test_a_message_of_a_worker_that_died_after_the_delivery_comes_back(
+    pool: WorkerPool, producer: Producer, queue: WorkQueue, kube_client: client.ApiClient
+) -> None:
+    """A worker killed between kombu's delivery record and the key's lease loses nothing.
+
+    The message sits in kombu's ``unacked`` hash (the lost-message sweep rightly leaves it
+    alone) and the key's queued mark turns every resync into a duplicate; kombu's visibility
+    sweep in the living workers puts it back (``tango_operator.celeryconfig``). Made here as
+    the soak met it: the message taken from the broker's list and recorded as delivered long
+    ago, by a worker that is gone.
+    """
+    _custom(kube_client).create_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("orphaned")
+    )
+    producer.enqueue(_key("orphaned"))
+    (normal,) = [name for name in queue_lists() if queue.redis.llen(name)]
+    raw = cast(bytes, queue.redis.rpop(normal))
+    envelope = json.loads(raw)
+    tag = envelope["properties"]["delivery_tag"]
+    routing = envelope["properties"]["delivery_info"]["routing_key"]
+    dead_since = time.time() - celeryconfig.VISIBILITY_TIMEOUT - 60
+    queue.redis.hset(UNACKED, tag, json.dumps([envelope, "", routing]))
+    queue.redis.zadd(UNACKED + "_index", {tag: dead_since})
+    assert producer.enqueue(_key("orphaned")).name == "DUPLICATE", "the mark holds the key"
+    assert queue.stale_after / 2 > celeryconfig.VISIBILITY_TIMEOUT
+
+    pool.processes, pool.concurrency = 1, 1
+    pool.start()
+    wait_for(
+        lambda: (producer.pump() or True) and _state(kube_client, "orphaned") == "Running",
+        timeout=60,
+        what="the dead worker's message delivered again and its key Running",
+    )
+    assert queue.redis.hlen(UNACKED) == 0
