@@ -244,6 +244,55 @@ def _read_without_copies(redis: RedisServer, pool: WorkerPool) -> None:
     assert all(p.poll() is None for p in pool.running)
 
 
+def run_the_operator_through_a_life(
+    objects: list[JsonDict],
+    life: Life,
+    redis: RedisServer,
+    tmp_path: Path,
+    *,
+    watcher_kubeconfig: Path,
+    worker_kubeconfig: Path,
+) -> None:
+    """The real watcher and workers, with the chart's environment, through ``_live_through``.
+
+    Each reaches the API with its own kubeconfig (the test picks the identity); both are
+    stopped before this returns.
+    """
+    watcher_port = free_port()
+    watcher_env = {
+        **_resolved_env(container(objects, "-watcher"), "op-tango-operator-watcher-0"),
+        "KUBECONFIG": str(watcher_kubeconfig),
+        "TANGO_OPERATOR_REDIS_URL": redis.url,
+        "TANGO_OPERATOR_METRICS_PORT": str(watcher_port),
+        "PYTHONPATH": str(REPO),
+    }
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "watcher"],
+        env={**os.environ, **watcher_env},
+        stdout=(tmp_path / "watcher.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+    )
+    pool = WorkerPool(
+        kubeconfig=worker_kubeconfig,
+        redis_url=redis.url,
+        workdir=tmp_path,
+        extra_env={
+            **_resolved_env(container(objects, "-worker"), "op-tango-operator-worker-0"),
+            "TANGO_OPERATOR_METRICS_PORT": str(free_port()),
+            "TANGO_OPERATOR_WAITING_MAX_SECONDS": "2",
+        },
+    )
+    try:
+        pool.start()
+        _read_without_copies(redis, pool)
+        _live_through(life, watcher_port)
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
+        pool.stop()
+
+
 @pytest.mark.parametrize("mode", MODES, ids=str)
 def test_rbac_allows_exactly_what_the_operator_does(
     mode: str, kubeemu: KubeEmu, redis: RedisServer, tmp_path: Path
@@ -272,39 +321,16 @@ def test_rbac_allows_exactly_what_the_operator_does(
     proxy.start()
 
     mark = kubeemu.mark()
-    watcher_port = free_port()
-    watcher_env = {
-        **_resolved_env(container(objects, "-watcher"), "op-tango-operator-watcher-0"),
-        "KUBECONFIG": str(kubeemu.kubeconfig),
-        "TANGO_OPERATOR_REDIS_URL": redis.url,
-        "TANGO_OPERATOR_METRICS_PORT": str(watcher_port),
-        "PYTHONPATH": str(REPO),
-    }
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "watcher"],
-        env={**os.environ, **watcher_env},
-        stdout=(tmp_path / "watcher.log").open("ab"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    pool = WorkerPool(
-        kubeconfig=proxy.kubeconfig(kubeemu.kubeconfig, tmp_path / "worker.kubeconfig"),
-        redis_url=redis.url,
-        workdir=tmp_path,
-        extra_env={
-            **_resolved_env(container(objects, "-worker"), "op-tango-operator-worker-0"),
-            "TANGO_OPERATOR_METRICS_PORT": str(free_port()),
-            "TANGO_OPERATOR_WAITING_MAX_SECONDS": "2",
-        },
-    )
     try:
-        pool.start()
-        _read_without_copies(redis, pool)
-        _live_through(life, watcher_port)
+        run_the_operator_through_a_life(
+            objects,
+            life,
+            redis,
+            tmp_path,
+            watcher_kubeconfig=kubeemu.kubeconfig,
+            worker_kubeconfig=proxy.kubeconfig(kubeemu.kubeconfig, tmp_path / "worker.kubeconfig"),
+        )
     finally:
-        watcher.terminate()
-        watcher.wait(timeout=30)
-        pool.stop()
         proxy.stop()
         api_client.close()
 

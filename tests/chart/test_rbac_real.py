@@ -13,9 +13,6 @@ layouts are run.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +22,8 @@ from kubernetes import config
 
 from devstack.controlplane import ControlPlane
 from devstack.redis_server import RedisServer
-from devstack.runner.plan import free_port
 from devstack.stack import install_crds
-from tests.chart.chart import container, find, render
+from tests.chart.chart import find, render
 from tests.chart.rbac import Grants
 from tests.chart.test_rbac import (
     COMPONENTS,
@@ -36,13 +32,10 @@ from tests.chart.test_rbac import (
     RARELY_USED,
     RELEASE_NAMESPACE,
     Life,
-    _live_through,
-    _read_without_copies,
-    _resolved_env,
+    run_the_operator_through_a_life,
 )
 from tests.conftest import Cli, _tool
 from tests.support.kube_api import clean_namespace, delete_namespace
-from tests.support.workers import REPO, WorkerPool
 
 pytestmark = [pytest.mark.helm, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -117,39 +110,16 @@ def test_kube_apiserver_allows_exactly_what_the_operator_does(
         )
 
     mark = control_plane.audit_mark()
-    watcher_port = free_port()
-    watcher_env = {
-        **_resolved_env(container(objects, "-watcher"), "op-tango-operator-watcher-0"),
-        "KUBECONFIG": str(kubeconfigs["watcher"]),
-        "TANGO_OPERATOR_REDIS_URL": redis.url,
-        "TANGO_OPERATOR_METRICS_PORT": str(watcher_port),
-        "PYTHONPATH": str(REPO),
-    }
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "watcher"],
-        env={**os.environ, **watcher_env},
-        stdout=(tmp_path / "watcher.log").open("ab"),
-        stderr=subprocess.STDOUT,
-        cwd=REPO,
-    )
-    pool = WorkerPool(
-        kubeconfig=kubeconfigs["worker"],
-        redis_url=redis.url,
-        workdir=tmp_path,
-        extra_env={
-            **_resolved_env(container(objects, "-worker"), "op-tango-operator-worker-0"),
-            "TANGO_OPERATOR_METRICS_PORT": str(free_port()),
-            "TANGO_OPERATOR_WAITING_MAX_SECONDS": "2",
-        },
-    )
     try:
-        pool.start()
-        _read_without_copies(redis, pool)
-        _live_through(life, watcher_port)
+        run_the_operator_through_a_life(
+            objects,
+            life,
+            redis,
+            tmp_path,
+            watcher_kubeconfig=kubeconfigs["watcher"],
+            worker_kubeconfig=kubeconfigs["worker"],
+        )
     finally:
-        watcher.terminate()
-        watcher.wait(timeout=30)
-        pool.stop()
         for namespace in (NAMESPACE, RELEASE_NAMESPACE):
             clean_namespace(admin, namespace)
             delete_namespace(admin, namespace)
