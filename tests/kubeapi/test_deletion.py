@@ -17,8 +17,7 @@ from kubeemu.testing import KubeEmu
 from tests.conftest import Cli
 from tests.kubeapi.crds import GROUP, PLURAL, VERSION, WIDGET_CRD, widget
 from tests.kubeapi.raw import call, status_body
-
-KEPT = {"kube-root-ca.crt"}
+from tests.support.kube_api import KEPT
 
 # runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
 pytestmark = pytest.mark.usefixtures("kube_api")
@@ -212,9 +211,14 @@ def test_delete_collection_by_label_selector(api_client: client.ApiClient) -> No
     core.delete_collection_namespaced_config_map("default", label_selector="tier notin (db),tier")
     left = core.list_namespaced_config_map("default", label_selector="!tier")
     # a real server's kube-root-ca.crt (kubeemu has none: kubeemu/README.md) carries no tier
-    assert [c.metadata.name for c in left.items if c.metadata.name not in KEPT] == ["c"]
+    assert [c.metadata.name for c in left.items if c.metadata.name not in KEPT["configmaps"]] == [
+        "c"
+    ]
     every = core.list_namespaced_config_map("default").items
-    assert [c.metadata.name for c in every if c.metadata.name not in KEPT] == ["b", "c"]
+    assert [c.metadata.name for c in every if c.metadata.name not in KEPT["configmaps"]] == [
+        "b",
+        "c",
+    ]
 
 
 def test_dependents_of_a_missing_owner_are_collected(kubeemu: KubeEmu) -> None:
