@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from tango_operator import tango_names
+
 GROUP = "tango.tango-controls.org"
 VERSION = "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -147,10 +149,16 @@ class TangoConfig:
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def _check_name(problem: str | None, path: str) -> None:
+    if problem:
+        raise SpecError(path, problem)
+
+
 def _check_properties(value: Any, path: str) -> None:
     if not isinstance(value, dict):
         raise SpecError(path, "must be an object of property name → list of strings")
     for name, values in value.items():
+        _check_name(tango_names.label_problem(name), f"{path}.{name}")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise SpecError(f"{path}.{name}", "property values must be a list of strings")
 
@@ -159,12 +167,12 @@ def _check_attribute_properties(value: Any, path: str) -> None:
     if not isinstance(value, dict):
         raise SpecError(path, "must be an object of attribute → properties")
     for attribute, properties in value.items():
+        _check_name(tango_names.label_problem(attribute), f"{path}.{attribute}")
         _check_properties(properties, f"{path}.{attribute}")
 
 
 def _check_device(device: str, body: Any, path: str) -> None:
-    if not _DEVICE.match(device):
-        raise SpecError(path, f"{device!r} is not a device name of the form domain/family/member")
+    _check_name(tango_names.device_problem(device), path)
     if not isinstance(body, dict):
         raise SpecError(path, "a device entry must be an object")
     for key, value in body.items():
@@ -172,7 +180,14 @@ def _check_device(device: str, body: Any, path: str) -> None:
             _check_properties(value, f"{path}.properties")
         elif key == "attribute_properties":
             _check_attribute_properties(value, f"{path}.attribute_properties")
-        elif key not in ("alias",):
+        elif key == "alias":
+            if not isinstance(value, str):
+                raise SpecError(f"{path}.alias", "must be a string")
+            if value:  # "" is no alias
+                _check_name(
+                    tango_names.word_problem(value, tango_names.NAME_MAX), f"{path}.alias"
+                )
+        else:
             raise SpecError(
                 f"{path}.{key}", "unknown key (expected properties, attribute_properties)"
             )
@@ -235,6 +250,7 @@ def _instance_devices(mine: Any, dsname: str, instance: str) -> list[str]:
     devices: list[str] = []
     for class_name, class_devices in mine.items():
         path = f"spec.config.servers.{dsname}.{instance}.{class_name}"
+        _check_name(tango_names.word_problem(class_name, tango_names.NAME_MAX), path)
         if not isinstance(class_devices, dict):
             raise SpecError(path, "must be an object of device name → device")
         for device, body in class_devices.items():
@@ -249,6 +265,7 @@ def _check_classes(classes: Any) -> None:
         raise SpecError("spec.config.classes", "must be an object")
     for class_name, body in classes.items():
         path = f"spec.config.classes.{class_name}"
+        _check_name(tango_names.word_problem(class_name, tango_names.NAME_MAX), path)
         if not isinstance(body, dict):
             raise SpecError(path, "must be an object")
         if "properties" in body:
@@ -340,9 +357,6 @@ def _required_str(spec: JsonDict, key: str) -> str:
     return value
 
 
-_TANGO_NAME = re.compile(r"^[^/\s]+$")
-_SERVER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
-"""A TANGO server (executable) name; it also names the launcher file ``<dsname>.py``."""
 RESERVED_VOLUME = "tango-operator-config"
 """The pod volume the operator adds for the launcher script and the config."""
 
@@ -354,12 +368,8 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
         raise SpecError("spec", "is required")
     dsname = _required_str(spec, "dsname")
     args = _required_str(spec, "args")
-    if not _SERVER_NAME.match(dsname):
-        raise SpecError(
-            "spec.dsname", f"{dsname!r} must be letters, digits and _ . + - (a TANGO server name)"
-        )
-    if not _TANGO_NAME.match(args) or "\x00" in args:
-        raise SpecError("spec.args", f"{args!r} must not contain '/' or whitespace")
+    _check_name(tango_names.server_problem(dsname), "spec.dsname")
+    _check_name(tango_names.word_problem(args), "spec.args")
     command = _optional_str(spec, "command")
     script = _optional_str(spec, "script")
     if command and script:

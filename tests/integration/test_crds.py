@@ -262,12 +262,12 @@ def _parser_rejects_field(key: str, value: str) -> bool:
 
 NAME_CASES: dict[str, tuple[list[str], list[str]]] = {
     "dsname": (
-        ["TangoTest", "ska_tmc-leaf.node+1", "_private", "1"],
-        ["../etc", "Tango Test", "-x", ".x", "a/b", "a:b", " "],
+        ["TangoTest", "ska_tmc-leaf.node+1", "_private", "1", "D" * 85],
+        ["../etc", "Tango Test", "-x", ".x", "a/b", "a:b", " ", "D" * 86, "Tängo"],
     ),
     "args": (
-        ["test", "ps1", "a-b_c.d", "Test:1", "ünïcode"],
-        ["a/b", "a b", "a\tb", " "],
+        ["test", "ps1", "ps-2", "a-b_c.d", "Test:1", "x" * 85, "#1", "a(b)[c]{d}"],
+        ["a/b", "a b", "a\tb", " ", "ünïcødé", "x" * 86, "it's", "50%", 'a"b', "a;b", "a*b"],
     ),
     "databaseds": (
         ["databaseds-tango-base", "tango-host.other-ns.svc.cluster.local", "db:10000", "x" * 63],

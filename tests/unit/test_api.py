@@ -98,12 +98,58 @@ def test_multi_instance_config_keeps_only_this_instance() -> None:
             "spec.config.servers.TangoTest.test.C.a/b/c.properties.p",
             "list of strings",
         ),
+        (
+            {"config": _config({"servers": {"TangoTest": {"test": {"C": {"a/ü/c": {}}}}}})},
+            "spec.config.servers.TangoTest.test.C.a/ü/c",
+            "printable ASCII",
+        ),
+        (
+            {"config": _config({"servers": {"TangoTest": {"test": {"C": {f"a/{'f' * 86}/c": {}}}}}})},
+            f"spec.config.servers.TangoTest.test.C.a/{'f' * 86}/c",
+            "over TANGO's limit of 85",
+        ),
+        (
+            {"config": _config({"servers": {"TangoTest": {"test": {"Clâss": {"a/b/c": {}}}}}})},
+            "spec.config.servers.TangoTest.test.Clâss",
+            "printable ASCII",
+        ),
+        (
+            {
+                "config": _config(
+                    {"servers": {"TangoTest": {"test": {"C": {"a/b/c": {"alias": "my alias"}}}}}}
+                )
+            },
+            "spec.config.servers.TangoTest.test.C.a/b/c.alias",
+            "without whitespace",
+        ),
+        (
+            {
+                "config": _config(
+                    {
+                        "servers": {
+                            "TangoTest": {"test": {"C": {"a/b/c": {"properties": {"nâme": []}}}}}
+                        }
+                    }
+                )
+            },
+            "spec.config.servers.TangoTest.test.C.a/b/c.properties.nâme",
+            "printable ASCII",
+        ),
+        (
+            {"config": _config({"classes": {"C": {"properties": {" padded": ["1"]}}}})},
+            "spec.config.classes.C.properties. padded",
+            "leading or trailing",
+        ),
         ({"script": "print()"}, "spec.command", "not both"),
         ({"command": None}, "spec.command", "is required"),
         ({"dependsOn": ["not a device"]}, "spec.dependsOn[0]", "neither a TANGO device"),
         ({"dependsOn": ["a/b/c/d"]}, "spec.dependsOn[0]", "neither"),
         ({"dependsOn": ["host:99999"]}, "spec.dependsOn[0]", "out of range"),
-        ({"args": "a/b"}, "spec.args", "must not contain"),
+        ({"args": "a/b"}, "spec.args", "without whitespace, '/'"),
+        ({"args": "ünïcødé"}, "spec.args", "printable ASCII"),
+        ({"args": "it's"}, "spec.args", "printable ASCII"),
+        ({"args": "x" * 86}, "spec.args", "86 characters long, over TANGO's limit of 85"),
+        ({"dsname": "D" * 300}, "spec.dsname", "300 characters long, over TANGO's limit of 85"),
         ({"databaseds": "Upper_Case"}, "spec.databaseds", "not a valid DNS name"),
         ({"databaseds": "x" * 64}, "spec.databaseds", "longer than the 63"),
         ({"image": None}, "spec.image", "is required"),

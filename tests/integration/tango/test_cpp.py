@@ -11,6 +11,7 @@ root with apt; see scripts/system-deps.sh).
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from dsconfig.json2tango import apply_config as json2tango_apply
 from dsconfig.json2tango import prepare_config
 
 from tests.support.mariadb_server import MariaDBServer
+from tango_operator import crd, tango_names
 from tests.support.tango_db import CppDatabase
 from tests.support.tango_servers import TANGO_TEST, TangoServers
 from workers.reconcile.ports import ConfigConflictError
@@ -137,3 +139,54 @@ def test_database_alive_false_when_the_cpp_db_stops(
         probe = port.database_alive(db.tango_host)
         assert time.monotonic() - started < 2.0
         assert not probe.ok
+
+
+def test_the_longest_names_round_trip_on_the_cpp_db(cpp_db: CppDatabase, unique: str) -> None:
+    """85-character dsname, args and device parts, 255-character names: MariaDB keeps them."""
+    part = tango_names.PART_MAX
+    long_name = "p" * (tango_names.NAME_MAX - len(unique)) + unique
+    dsname = ("S" * part)[: part - len(unique)] + unique
+    instance = "i" * part
+    device = f"{'d' * (part - len(unique))}{unique}/{'f' * part}/{'m' * 83}"
+    config = {
+        "servers": {
+            dsname: {
+                instance: {
+                    "LongClass": {
+                        device: {
+                            "alias": long_name,
+                            "properties": {long_name: ["v" * 1000, "ü € 日本"]},
+                            "attribute_properties": {long_name: {long_name: ["x"]}},
+                        }
+                    }
+                }
+            }
+        }
+    }
+    resource = {
+        "metadata": {"name": "long", "namespace": "default"},
+        "spec": {
+            "dsname": dsname,
+            "args": instance,
+            "command": "/bin/true",
+            "databaseds": "db",
+            "image": "x",
+            "config": json.dumps(config),
+        },
+    }
+    spec = crd.parse_device_server(resource)
+    assert spec.config is not None
+    cpp = PyTangoPort(cache_ttl=0)
+    assert cpp.apply_config(cpp_db.tango_host, spec.server_instance, spec.config.document).changed
+    database = cpp_db.database()
+    assert [d.lower() for d in database.get_device_name(spec.server_instance, "LongClass")] == [
+        device.lower()
+    ]
+    assert list(database.get_server_list(f"{dsname}/*")) == [spec.server_instance]
+    properties = database.get_device_property(device, [long_name])[long_name]
+    assert list(properties) == ["v" * 1000, "ü € 日本"]
+    before = cpp_db.snapshot()
+    second = cpp.apply_config(cpp_db.tango_host, spec.server_instance, spec.config.document)
+    assert not second.changed
+    assert cpp_db.snapshot() == before
+    cpp.remove_server(cpp_db.tango_host, spec.server_instance)
