@@ -104,7 +104,11 @@ def test_multi_instance_config_keeps_only_this_instance() -> None:
             "printable ASCII",
         ),
         (
-            {"config": _config({"servers": {"TangoTest": {"test": {"C": {f"a/{'f' * 86}/c": {}}}}}})},
+            {
+                "config": _config(
+                    {"servers": {"TangoTest": {"test": {"C": {f"a/{'f' * 86}/c": {}}}}}}
+                )
+            },
             f"spec.config.servers.TangoTest.test.C.a/{'f' * 86}/c",
             "over TANGO's limit of 85",
         ),

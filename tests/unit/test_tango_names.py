@@ -16,7 +16,10 @@ import yaml
 
 from tango_operator import tango_names
 
-CRD = Path(__file__).parents[2] / "helm/tango-operator/crds/deviceservers.tango.tango-controls.org.yaml"
+CRD = (
+    Path(__file__).parents[2]
+    / "helm/tango-operator/crds/deviceservers.tango.tango-controls.org.yaml"
+)
 
 
 def _spec_schema() -> dict[str, Any]:

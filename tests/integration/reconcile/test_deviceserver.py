@@ -23,6 +23,7 @@ from tango_operator import crd, names
 from tests.conftest import Cli
 from tests.support.kube_api import KubeApi
 from tests.support.operator import Operator, db_key, ds_key
+from workers.reconcile.ports import InMemoryChildLedger
 
 JsonDict = dict[str, Any]
 DATA = Path(__file__).resolve().parents[2] / "data" / "crs"
@@ -530,3 +531,36 @@ def test_reconcile_of_a_missing_key_is_a_no_op(operator: Operator, kubeemu: Kube
     outcome = operator.reconcile(ds_key("nobody"))
     assert outcome.state is None
     assert kubeemu.mutations(mark) == []
+
+
+def test_the_credentials_secret_is_created_once_and_never_posted_again(
+    kubeemu: KubeEmu, operator: Operator, kube_client: client.ApiClient
+) -> None:
+    """Read before create: later passes, even with the child ledger lost, never POST it (409)."""
+    kubeemu.controllers(statefulset="manual")
+    _create(
+        kube_client,
+        {
+            "apiVersion": crd.API_VERSION,
+            "kind": "DatabaseDS",
+            "metadata": {"name": "db"},
+            "spec": {},
+        },
+    )
+    mark = kubeemu.mark()
+    for _ in range(3):
+        operator.reconcile(db_key("db"))
+    operator.ledger = InMemoryChildLedger()  # a Redis restarted empty: nothing remembered
+    for _ in range(2):
+        operator.reconcile(db_key("db"))
+    secrets = [r for r in kubeemu.audit(mark) if r["resource"] == "secrets"]
+    posts = [r for r in secrets if r["verb"] == "create"]
+    assert [r["code"] for r in posts] == [201], "one create, never a 409"
+    assert [r["verb"] for r in secrets].count("get") == 2, (
+        "read once before the create and once after the ledger was lost"
+    )
+    assert (
+        client.CoreV1Api(kube_client)
+        .read_namespaced_secret("db-tangodb-credentials", "default")
+        .data
+    )
