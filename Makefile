@@ -67,6 +67,11 @@ bench: venv cli-tools system-deps ## Every benchmark (minutes; prints tables, up
 	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
 	$(BIN)/python -m tests.bench.bench_fairness $(BENCH_FAIRNESS_ARGS)
 	$(BIN)/python -m tests.bench.bench_memory $(BENCH_MEMORY_ARGS)
+	$(BIN)/python -m tests.bench.bench_faults $(BENCH_FAULTS_ARGS)
+
+.PHONY: bench-faults
+bench-faults: venv cli-tools system-deps ## 100 CRs converging under API faults (5xx, 429, jitter, dropped watches), retries on vs off
+	$(BIN)/python -m tests.bench.bench_faults $(BENCH_FAULTS_ARGS)
 
 .PHONY: bench-memory
 bench-memory: venv cli-tools system-deps ## Resident memory with 2,000 and 10,000 reconciled DeviceServers, beside kopf

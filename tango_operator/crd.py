@@ -184,9 +184,7 @@ def _check_device(device: str, body: Any, path: str) -> None:
             if not isinstance(value, str):
                 raise SpecError(f"{path}.alias", "must be a string")
             if value:  # "" is no alias
-                _check_name(
-                    tango_names.word_problem(value, tango_names.NAME_MAX), f"{path}.alias"
-                )
+                _check_name(tango_names.word_problem(value, tango_names.NAME_MAX), f"{path}.alias")
         else:
             raise SpecError(
                 f"{path}.{key}", "unknown key (expected properties, attribute_properties)"

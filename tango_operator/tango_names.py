@@ -1,4 +1,4 @@
-"""What a name written to the TANGO DB may be: the limits the CRD and the operator enforce.
+r"""What a name written to the TANGO DB may be: the limits the CRD and the operator enforce.
 
 Data in: the names a DeviceServer gives TANGO — ``spec.dsname`` and ``spec.args`` (the server
 instance ``dsname/args``) and, inside ``spec.config``, class, device, alias, property and

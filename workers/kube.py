@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,8 @@ from tango_operator.kubeclient import (
     load_incluster_config,
     load_kube_config,
 )
+from workers import metrics
+from workers.api_retry import RetryPolicy, retry_after_seconds
 from workers.events import EventRecorder
 
 log = logging.getLogger(__name__)
@@ -76,12 +79,7 @@ def _status_message(exc: Any) -> str | None:
 
 
 def _retry_after(exc: Any) -> float | None:
-    headers = exc.headers or {}
-    value = headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return retry_after_seconds(exc.headers)
 
 
 class Kube:
@@ -93,15 +91,20 @@ class Kube:
         *,
         field_manager: str = crd.FIELD_MANAGER,
         background_events: bool = False,
+        retry: RetryPolicy | None = None,
     ):
         self._client = api_client
+        self.retry = retry or RetryPolicy()
+        """Transient failures of one request are retried here (``workers.api_retry``)."""
         self.field_manager = field_manager
         self.reporting_instance = socket.gethostname()
         self.events = EventRecorder(self._post_event) if background_events else None
         """Where Events go when posted in the background (``workers.events``); None: at once."""
 
     @classmethod
-    def connect(cls, kubeconfig: str | None, *, connections: int = 32) -> Kube:
+    def connect(
+        cls, kubeconfig: str | None, *, connections: int = 32, retry: RetryPolicy | None = None
+    ) -> Kube:
         """From ``kubeconfig``, or the pod's service account when None; Events in the background.
 
         ``connections``: the connection pool's size, at least the reconciles in flight in
@@ -113,7 +116,10 @@ class Kube:
         else:
             load_incluster_config(client_configuration=configuration)
         configuration.connection_pool_maxsize = connections
-        return cls(ApiClient(configuration), background_events=True)
+        # Retries in one place, workers.api_retry: urllib3's own (the client's default) would
+        # also retry, and sleep a 429's Retry-After up to three times in a worker thread.
+        configuration.retries = False
+        return cls(ApiClient(configuration), background_events=True, retry=retry)
 
     # --- raw calls ------------------------------------------------------------------------------
     def _call(
@@ -124,6 +130,36 @@ class Kube:
         body: Any = None,
         query: list[tuple[str, str]] | None = None,
         content_type: str = _JSON,
+    ) -> JsonDict:
+        """One request, retried while it fails transiently (``workers.api_retry``)."""
+        tries = 1
+        while True:
+            try:
+                return self._call_once(method, path, body, query, content_type)
+            except ApiException as exc:
+                delay = self.retry.delay(exc.status, exc.headers, tries)
+                if delay is None:
+                    raise
+                failure = str(exc.status)
+            except (OSError, urllib3.exceptions.HTTPError) as exc:
+                delay = self.retry.delay(None, None, tries)
+                if delay is None:
+                    raise
+                failure = type(exc).__name__
+            metrics.API_RETRIES.labels(failure).inc()
+            log.debug(
+                "retrying method=%s path=%s failure=%s delay=%.2f", method, path, failure, delay
+            )
+            time.sleep(delay)
+            tries += 1
+
+    def _call_once(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        query: list[tuple[str, str]] | None,
+        content_type: str,
     ) -> JsonDict:
         response = self._client.call_api(
             path,
@@ -142,12 +178,12 @@ class Kube:
     # --- reads ----------------------------------------------------------------------------------
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> JsonDict | None:
         """The object, or None when it does not exist."""
-        try:
-            return self._call("GET", _path(api_version, kind, namespace, name))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            with _translated(f"reading {kind} {namespace}/{name}"):
+        with _translated(f"reading {kind} {namespace}/{name}"):
+            try:
+                return self._call("GET", _path(api_version, kind, namespace, name))
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
                 raise
 
     def get_custom(self, kind: crd.Kind, namespace: str, name: str) -> JsonDict | None:

@@ -39,6 +39,12 @@ RETRIES = Counter(
     "Reconciles that failed and were scheduled again with backoff.",
     ["kind"],
 )
+API_RETRIES = Counter(
+    "tango_operator_api_request_retries_total",
+    "Kubernetes API requests made again after a transient failure (workers.api_retry), "
+    "by what failed: the HTTP status or the connection error's type.",
+    ["failure"],
+)
 ACTIVE = Gauge(
     "tango_operator_active_reconciles",
     "Reconciles running now.",

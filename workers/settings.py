@@ -28,6 +28,8 @@ WAITING_MIN = "TANGO_OPERATOR_WAITING_MIN_SECONDS"
 WAITING_MAX = "TANGO_OPERATOR_WAITING_MAX_SECONDS"
 TANGO_PORT = "TANGO_OPERATOR_TANGO_PORT"
 LEASE_SECONDS = "TANGO_OPERATOR_LEASE_SECONDS"
+API_RETRIES = "TANGO_OPERATOR_API_RETRIES"
+BACKOFF_CAP = "TANGO_OPERATOR_BACKOFF_CAP_SECONDS"
 EXPORT_POLL = "TANGO_OPERATOR_EXPORT_POLL_SECONDS"
 METRICS_PORT = "TANGO_OPERATOR_METRICS_PORT"
 TEMPLATES = "TANGO_OPERATOR_TEMPLATES"
@@ -91,6 +93,10 @@ class WorkerSettings:
     """``module:Class`` of the TangoPort implementation (tests plug in a stand-in)."""
     lease_seconds: float
     """TTL of a key's lease in the work queue, renewed while the reconcile runs."""
+    api_retries: int
+    """Tries after the first of an API request that failed transiently (``workers.api_retry``)."""
+    backoff_cap_seconds: float
+    """Longest per-key backoff after failed reconciles (``tango_operator.workqueue.backoff``)."""
     export_poll_seconds: float
     """0 turns the export watcher off."""
     metrics_port: int | None
@@ -108,6 +114,8 @@ def for_process(environ: Mapping[str, str] | None = None) -> WorkerSettings:
         kubeconfig=environment.text(environ, "KUBECONFIG") or None,
         tango_port=environment.text(environ, TANGO_PORT, DEFAULT_TANGO_PORT),
         lease_seconds=environment.seconds(environ, LEASE_SECONDS, 30.0),
+        api_retries=environment.whole_number(environ, API_RETRIES, 4),
+        backoff_cap_seconds=environment.seconds(environ, BACKOFF_CAP, 60.0),
         export_poll_seconds=environment.seconds(
             environ, EXPORT_POLL, DEFAULT_EXPORT_POLL_SECONDS, zero_ok=True
         ),

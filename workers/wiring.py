@@ -26,6 +26,7 @@ from tango_operator.workqueue.hosts import RedisDatabaseStates
 from tango_operator.workqueue.ledger import RedisChildLedger
 from tango_operator.workqueue.starting import StartingServers
 from workers import settings
+from workers.api_retry import RetryPolicy
 from workers.events import EventRecorder
 from workers.execution import wake as execution_wake
 from workers.kube import Kube
@@ -94,9 +95,11 @@ def built() -> Wiring | None:
 def _build() -> Wiring:
     loaded = settings.for_process()
     redis = connect(loaded.redis_url)
-    queue = WorkQueue(redis, lease_seconds=loaded.lease_seconds)
+    queue = WorkQueue(
+        redis, lease_seconds=loaded.lease_seconds, backoff_cap=loaded.backoff_cap_seconds
+    )
     ledger = RedisChildLedger(redis)
-    kube = Kube.connect(loaded.kubeconfig)
+    kube = Kube.connect(loaded.kubeconfig, retry=RetryPolicy(retries=loaded.api_retries))
     ports = Ports(
         # custom resources from the watcher's copies (workers.reconcile.owners)
         kube=OwnerCopies(kube, ledger),

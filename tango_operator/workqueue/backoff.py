@@ -6,8 +6,9 @@ the same jitter factor from Python, so both compute the same number). Pure arith
 The delay after ``n`` consecutive failures is ``min(cap, base * 2**(n-1)) * jitter`` with
 ``jitter`` drawn uniformly from ``JITTER`` = [0.5, 1.0] ("equal jitter": at least half the
 nominal delay, so backoff keeps growing, while retries of many keys failing together
-spread out). No failures, no delay. With the defaults (base 0.5 s, cap 300 s) the nominal
-delays are 0.5, 1, 2, 4, … s and reach the cap at the 11th failure.
+spread out). No failures, no delay. With the defaults (base 0.5 s, cap 60 s, the workers'
+``TANGO_OPERATOR_BACKOFF_CAP_SECONDS``) the nominal delays are 0.5, 1, 2, 4, … s and reach
+the cap at the 8th failure; a success resets the count.
 """
 
 from __future__ import annotations

@@ -122,7 +122,7 @@ class WorkQueue:
         stale_after: float = 600.0,
         max_attempts: int = 5,
         backoff_base: float = 0.5,
-        backoff_cap: float = 300.0,
+        backoff_cap: float = 60.0,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
     ) -> None:

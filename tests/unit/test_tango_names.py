@@ -25,8 +25,10 @@ CRD = (
 def _spec_schema() -> dict[str, Any]:
     document = yaml.safe_load(CRD.read_text())
     (version,) = [v for v in document["spec"]["versions"] if v["name"] == "v1"]
-    spec: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    return spec["properties"]
+    properties: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]
+    return properties
 
 
 def test_the_crd_carries_the_operators_limits() -> None:

@@ -110,7 +110,8 @@ def test_whatever_the_parser_admits_is_written_once(
 ) -> None:
     spec = _accepted(_unique(resource))
     assume(spec is not None and spec.config is not None)
-    assert spec is not None and spec.config is not None
+    assert spec is not None
+    assert spec.config is not None
     port.remove_server(tango_db.tango_host, spec.server_instance)  # a shrunk example reruns
     port.apply_config(tango_db.tango_host, spec.server_instance, spec.config.document)
     before = tango_db.snapshot()

@@ -21,8 +21,8 @@ import pytest
 from dsconfig.json2tango import apply_config as json2tango_apply
 from dsconfig.json2tango import prepare_config
 
-from tests.support.mariadb_server import MariaDBServer
 from tango_operator import crd, tango_names
+from tests.support.mariadb_server import MariaDBServer
 from tests.support.tango_db import CppDatabase
 from tests.support.tango_servers import TANGO_TEST, TangoServers
 from workers.reconcile.ports import ConfigConflictError
