@@ -34,12 +34,15 @@ broker_connection_retry_on_startup = True
 # unacked_restore_interval seconds, every sweep a scan: throttle 1). It must come back well
 # before the work queue's queued mark of the key goes stale (WorkQueue.stale_after, 600 s):
 # until one or the other, every event and resync of the key is a duplicate. Found by the soak:
-# a worker killed between the delivery and the lease left its key idle for ten minutes. A
-# reconcile that outlasts it is delivered again and finds its key busy (a follow-up).
-VISIBILITY_TIMEOUT = 120
+# a worker killed between the delivery and the lease left its key idle for ten minutes; with
+# 120 s the kill test (test_kills_at_random_instants_lose_no_key) still waited two minutes for
+# a key. A reconcile that outlasts it (rare: TANGO calls have deadlines of seconds) is
+# delivered again and finds its key busy: one follow-up run, never two at once.
+VISIBILITY_TIMEOUT = 30
+UNACKED_RESTORE_INTERVAL = 10
 broker_transport_options = {
     "visibility_timeout": VISIBILITY_TIMEOUT,
-    "unacked_restore_interval": 10,
+    "unacked_restore_interval": UNACKED_RESTORE_INTERVAL,
     "unacked_restore_throttle": 1,
     **BROKER_PRIORITY_OPTIONS,
 }

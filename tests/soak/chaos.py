@@ -80,7 +80,21 @@ class WorkerFleet:
     """Every pid this fleet killed → time.monotonic() right after the signal."""
     child_kills: int = 0
     pod_kills: int = 0
+    main_kills: int = 0
+    """Celery main processes killed at a random instant (the pod's supervisor restarts it)."""
+    delivery_kills: int = 0
+    """Armings of ``tests.support.kill_in_delivery``: the next delivery kills its main process
+    between kombu's pop and its unacked record, losing the message."""
     restarts: int = 0
+
+    @property
+    def kills(self) -> int:
+        return self.child_kills + self.pod_kills + self.main_kills + self.delivery_kills
+
+    @property
+    def delivery_kills_fired(self) -> int:
+        armed = self.pool.kill_in_delivery
+        return len(list(armed.parent.glob(f"{armed.name}.fired-by-*")))
 
     def start(self) -> None:
         for index in range(self.pods):
@@ -106,6 +120,36 @@ class WorkerFleet:
             self.child_kills += 1
             return pid
         return None
+
+    def kill_main(self) -> int | None:
+        """SIGKILL the Celery main process of a random live pod; its pid, or None if none."""
+        mains = [
+            pid
+            for name, process in self.running.items()
+            if process.poll() is None
+            for pid in children(process.pid)
+        ]
+        if not mains:
+            return None
+        pid = self.rng.choice(mains)
+        pool_children = descendants(pid)  # Celery sets PDEATHSIG=SIGKILL: they die with it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            for dead in pool_children:
+                self.deaths[dead] = killed_at
+            self.main_kills += 1
+            return pid
+        return None
+
+    def arm_delivery_kill(self) -> bool:
+        """Make the next delivery kill its Celery main process; False if still armed."""
+        armed = self.pool.kill_in_delivery
+        if armed.exists():
+            return False
+        armed.touch()
+        self.delivery_kills += 1
+        return True
 
     def kill_pod(self) -> str | None:
         """SIGKILL a random live pod's whole process group; its name."""

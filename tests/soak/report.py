@@ -77,6 +77,8 @@ class Figures:
     drops: int
     compactions: int
     faults_injected: int
+    lost_resent: int
+    """Reconcile messages the watchers' pumps found lost on the way to a worker and sent again."""
     timeline: Timeline
     problems: list[str]
 
@@ -133,8 +135,15 @@ class Figures:
             ),
             (
                 "kills (SIGKILL)",
-                f"{self.fleet.child_kills} pool children, {self.fleet.pod_kills} whole worker "
+                f"{self.fleet.child_kills} pool children, {self.fleet.main_kills} Celery main "
+                f"processes, {self.fleet.delivery_kills} inside kombu's delivery "
+                f"({self.fleet.delivery_kills_fired} fired), {self.fleet.pod_kills} whole worker "
                 f"pods (restarted {self.fleet.restarts} times), 1 leading watcher",
+            ),
+            (
+                "messages lost between Redis and a worker",
+                f"{self.lost_resent} found by the watcher's pump and sent again "
+                "(tango_operator/workqueue/lost.py)",
             ),
             (
                 "leader takeover",

@@ -390,11 +390,17 @@ class Run:
         if done_kills % self.config.pod_kill_every == 0:
             self.note(f"kill {done_kills}: worker pod {self.fleet.kill_pod()}")
             return done_kills
-        pid = self.fleet.kill_child()
-        if pid is None:  # every pod restarting: try again shortly
+        how = self.fleet.rng.choice(["pool child", "pool child", "celery main", "in delivery"])
+        if how == "in delivery":
+            killed: int | str | None = "armed" if self.fleet.arm_delivery_kill() else None
+        elif how == "celery main":
+            killed = self.fleet.kill_main()
+        else:
+            killed = self.fleet.kill_child()
+        if killed is None:  # every pod restarting, or the last arming not fired yet
             timeline.insert(0, (at + 1.0, "kill"))
             return done_kills - 1
-        self.note(f"kill {done_kills}: pool child {pid}")
+        self.note(f"kill {done_kills}: {how} {killed}")
         return done_kills
 
     def _kill_leader(self) -> None:
@@ -502,8 +508,8 @@ def run(config: Config, workdir: Path, api: ApiChoice = "kubeemu") -> Figures:
         problems.insert(0, f"not converged {config.converge_timeout:.0f}s after the faults")
     if watchers.takeover_seconds is None:
         problems.append("the leader was not killed, or no standby took over")
-    if fleet.child_kills + fleet.pod_kills != config.kills:
-        problems.append(f"{fleet.child_kills + fleet.pod_kills} kills of {config.kills}")
+    if fleet.kills != config.kills:
+        problems.append(f"{fleet.kills} kills of {config.kills}")
     timeline = Timeline(chaos_began, soak.events, soak.samples, config.timeline_bucket)
     return Figures(
         config=config,
@@ -524,6 +530,10 @@ def run(config: Config, workdir: Path, api: ApiChoice = "kubeemu") -> Figures:
         drops=soak.drops,
         compactions=soak.compactions,
         faults_injected=faults_injected,
+        lost_resent=sum(
+            log.read_text(errors="replace").count("message lost on its way to a worker")
+            for log in workdir.rglob("*.log")
+        ),
         timeline=timeline,
         problems=problems,
     )

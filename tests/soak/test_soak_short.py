@@ -37,5 +37,5 @@ def test_short_soak(tmp_path: Path, api: servers.ApiChoice) -> None:
     summary = "\n".join(f"{name}: {value}" for name, value in figures.rows())
     assert figures.problems == [], f"{summary}\n\nlogs and trace in {tmp_path}"
     assert figures.converged_after is not None
-    assert figures.fleet.child_kills + figures.fleet.pod_kills == soak.SHORT.kills
+    assert figures.fleet.kills == soak.SHORT.kills
     assert figures.watchers.takeover_seconds is not None

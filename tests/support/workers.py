@@ -51,6 +51,11 @@ class WorkerPool:
     def deliveries(self) -> Path:
         return self.workdir / "deliveries.log"
 
+    @property
+    def kill_in_delivery(self) -> Path:
+        """Create this file to make the next delivery kill its worker (``kill_in_delivery``)."""
+        return self.workdir / "kill-in-delivery"
+
     def environment(self) -> dict[str, str]:
         return {
             **os.environ,
@@ -60,6 +65,7 @@ class WorkerPool:
             "TANGO_STANDIN_TRACE": str(self.trace),
             "TANGO_STANDIN_HOLD_MS": str(self.hold_ms),
             "TANGO_DELIVERY_TRACE": str(self.deliveries),
+            "TANGO_KILL_IN_DELIVERY": str(self.kill_in_delivery),
             "TANGO_OPERATOR_WAITING_MAX_SECONDS": "2",
             # the tests' Producer plays a FIFO watcher: wake-ups are sent at once
             "TANGO_OPERATOR_DISPATCH": "fifo",
@@ -86,7 +92,7 @@ class WorkerPool:
                 "--without-gossip",
                 "--without-mingle",
                 "--include",
-                "tests.support.delivery_trace",
+                "tests.support.delivery_trace,tests.support.kill_in_delivery",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

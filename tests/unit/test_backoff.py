@@ -65,7 +65,7 @@ def test_backoff_is_deterministic_with_an_injected_rng() -> None:
     assert sequence != [other.backoff(n) for n in range(1, 12)]
     twin = random.Random(42)
     assert sequence[3] != 0
-    assert sequence == [min(300, 0.5 * 2 ** (n - 1)) * twin.uniform(0.5, 1.0) for n in range(1, 12)]
+    assert sequence == [min(60, 0.5 * 2 ** (n - 1)) * twin.uniform(0.5, 1.0) for n in range(1, 12)]
 
 
 @pytest.mark.parametrize(
