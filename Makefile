@@ -58,6 +58,10 @@ SOAK_BUILDS := $(if $(findstring real,$(SOAK_ARGS)),controlplane)
 soak: venv system-deps $(SOAK_BUILDS) ## Fault soak: 500 DeviceServers through API faults, kills, a Redis flush, a leader kill, a TANGO outage, on kubeemu (SOAK_ARGS=--api real: kube-apiserver) (minutes; updates docs/benchmarks.md)
 	$(BIN)/python -m tests.soak.soak $(SOAK_ARGS)
 
+.PHONY: soak-tango
+soak-tango: venv system-deps ## Soak on real TANGO: PyTango DataBaseds (SIGSTOPped) and servers through API faults and kills (minutes; updates docs/benchmarks.md)
+	$(BIN)/python -m tests.soak.tango_real
+
 ##@ Benchmark
 
 .PHONY: bench

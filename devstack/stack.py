@@ -81,6 +81,8 @@ class StackOptions:
     """Redis speaks TLS only, with these files; the clients verify it with its CA file."""
     log_level: str = "INFO"
     """Of the watcher and the workers."""
+    worker_includes: tuple[str, ...] = ()
+    """More modules each worker imports at start (``celery worker --include``): test hooks."""
 
 
 @dataclass
@@ -172,6 +174,8 @@ class LocalStack:
                 "--loglevel", self.options.log_level,
                 "--without-gossip", "--without-mingle",
             ]  # fmt: skip
+            if self.options.worker_includes:
+                command += ["--include", ",".join(self.options.worker_includes)]
             self._spawn(f"worker{index}", command, worker_env)
         if self.options.flower:
             self._start_flower(environment)

@@ -42,7 +42,7 @@ return removed
 """
 
 
-def _member_of(envelope: Any) -> str | None:
+def member_of(envelope: Any) -> str | None:
     """The key a Celery message (kombu's JSON envelope) carries, if it is a reconcile."""
     if not isinstance(envelope, dict):
         return None
@@ -76,7 +76,7 @@ def messages_in_broker(queue: WorkQueue, lists: Sequence[str], unacked: str = UN
             continue
         if isinstance(delivered, list) and delivered:
             envelopes.append(delivered[0])
-    return {member for member in map(_member_of, envelopes) if member is not None}
+    return {member for member in map(member_of, envelopes) if member is not None}
 
 
 def reclaim(queue: WorkQueue, lists: Sequence[str], *, older_than: float) -> list[Key]:

@@ -45,7 +45,8 @@ HOSTILE_VALUE = (
     "'; touch pwned-quote #\" `touch pwned-backtick` $(touch pwned-dollar) && touch pwned-and"
     " | touch pwned-pipe\n touch pwned-newline {{ 7*7 }} \\$HOME ${IFS}"
 )
-HOSTILE_INSTANCE = "`touch${IFS}pwned-args`$(touch${IFS}pwned-args2);touch${IFS}pwned-args3"
+# a TANGO name (no ; or spaces), still a shell line if anything ran it through a shell
+HOSTILE_INSTANCE = "`touch${IFS}pwned-args`$(touch${IFS}pwned-args2)&&touch${IFS}pwned-args3"
 
 
 class Objects:

@@ -30,6 +30,7 @@ from typing import Any
 
 from kubernetes import client
 
+from tests.support import kill_in_delivery
 from tests.support.workers import REPO, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,11 @@ class WorkerFleet:
     def delivery_kills_fired(self) -> int:
         armed = self.pool.kill_in_delivery
         return len(list(armed.parent.glob(f"{armed.name}.fired-by-*")))
+
+    def record_delivery_deaths(self) -> None:
+        """Add the processes the in-delivery kills took (main and pool children) to deaths."""
+        for pid, when in kill_in_delivery.fired(self.pool.kill_in_delivery).items():
+            self.deaths.setdefault(pid, when)
 
     def start(self) -> None:
         for index in range(self.pods):

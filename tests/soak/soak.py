@@ -492,6 +492,7 @@ def run(config: Config, workdir: Path, api: ApiChoice = "kubeemu") -> Figures:
             fleet.stop()
             tango.stop()
             api_client.close()
+    fleet.record_delivery_deaths()
     windows = checks.reconciles(pool.trace)
     entries = Counter(w.key for w in windows if quiet_began_mono <= w.enter < quiet_ended_mono)
     periods = checks.Periods(
