@@ -143,6 +143,7 @@ def run(options: argparse.Namespace, faults: bool, env: dict[str, str], seed: in
             "TANGO_OPERATOR_RESYNC_SECONDS": "3600",
             "TANGO_OPERATOR_IDENTITY": "bench",
         }
+        del watcher_env["TANGO_OPERATOR_METRICS_PORT"]  # the worker's port
         argv = [sys.executable, "-m", "watcher", "--log-level", "WARNING"]
         if faults:
             world.emu.set_faults(fault_rules(options.jitter_ms), seed=seed)

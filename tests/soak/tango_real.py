@@ -27,6 +27,7 @@ Run it with ``make soak-tango`` (writes its table into docs/benchmarks.md); the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -176,18 +177,23 @@ def _device_server(name: str, label: str) -> JsonDict:
     }
 
 
-def _databaseds_pid(port: str) -> int | None:
-    """The local DataBaseds process listening on ``port`` (found by its command line)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+def _listener_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` (the DataBaseds of the TANGO host), from /proc."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                fields = row.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
             continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        text = b" ".join(argv).decode(errors="replace")
-        if "databaseds" in text.lower() and port in text:
-            return int(entry.name)
+        with contextlib.suppress(OSError):
+            for descriptor in (process / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(descriptor) in inodes:
+                        return int(process.name)
     return None
 
 
@@ -304,7 +310,7 @@ class Soak:
         )  # fmt: skip
 
     def _kill(self) -> None:
-        if self.figures.kills["celery main"] % 2 == 1 and not self.armed.exists():
+        if sum(self.figures.kills.values()) % 2 == 1 and not self.armed.exists():
             self.armed.touch()
             self.figures.kills["in delivery"] += 1
             return
@@ -315,8 +321,7 @@ class Soak:
             self.figures.kills["celery main"] += 1
 
     def _outage(self) -> None:
-        port = self.tango_host().rpartition(":")[2]
-        pid = _databaseds_pid(port)
+        pid = _listener_pid(int(self.tango_host().rpartition(":")[2]))
         if pid is None:
             self.figures.problems.append("no DataBaseds process found for the outage")
             return
