@@ -40,6 +40,10 @@ DATABASEDS_UNKNOWN: Final = "?"
 """A DatabaseDS state the watcher cannot vouch for (it has not listed that namespace yet)."""
 DATABASEDS_DELETING: Final = "Deleting"
 """The recorded state of a DatabaseDS with a deletionTimestamp."""
+DATABASEDS_DELETED: Final = "Deleted"
+"""The recorded state of a DatabaseDS that is gone, for ``DELETED_MEMORY_SECONDS``: its
+DeviceServers report it at once, while its DataBaseds may still answer for a moment."""
+DELETED_MEMORY_SECONDS: Final = 600
 
 
 @dataclass(frozen=True)

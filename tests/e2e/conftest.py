@@ -36,7 +36,7 @@ from tests.conftest import selected_kube_apis
 from tests.support.real_parts import unavailable
 
 JsonDict = dict[str, Any]
-NAMESPACES = ("chain", "outage", "config", "claims", "cleanup")
+NAMESPACES = ("chain", "outage", "config", "claims", "cleanup", "deletion")
 DATABASEDS = "tango-db"
 SKA_NAMESPACE, SKA_DATABASEDS = "ska", "databaseds-tango-base"
 

@@ -98,6 +98,28 @@ def test_a_lost_tango_db_is_reported_and_recovered_without_intervention(e2e: E2E
     e2e.wait_states(namespace, {"x": "Running"}, timeout=90)
 
 
+def test_deleting_the_databaseds_moves_its_servers_to_waiting_at_once(e2e: E2E) -> None:
+    """Woken by the deletion itself, well before the stack's 60 s resync; warned both sides."""
+    namespace = "deletion"
+    e2e.create(namespace, database_ds())
+    e2e.create(namespace, device_server("y", {"lab/y/1": {}}))
+    e2e.wait_states(namespace, {"y": "Running"})
+
+    e2e.custom.delete_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, namespace, "databaseds", DATABASEDS
+    )
+    e2e.wait_states(namespace, {"y": "Waiting"}, timeout=20)
+    message = e2e.status(namespace, "y")["message"]
+    assert f"DatabaseDS {DATABASEDS}" in message, message
+    warnings = {
+        (event.involved_object.name, event.reason)
+        for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
+        if event.type == "Warning"
+    }
+    assert (DATABASEDS, "DeletedWhileInUse") in warnings
+    assert ("y", "DatabaseDSDeleted") in warnings
+
+
 PROPERTY_VALUES = ['say "hi"', "two\nlines", "ünïcødé ✓", "colon: and {{ braces }}"]
 
 

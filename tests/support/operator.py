@@ -26,6 +26,7 @@ from workers.kube import Kube
 from workers.reconcile import by_kind
 from workers.reconcile.owners import OwnerCopies
 from workers.reconcile.ports import (
+    DatabaseStatesPort,
     InMemoryChildLedger,
     InMemoryDependencyIndex,
     Outcome,
@@ -57,6 +58,8 @@ class Operator:
     settings: Settings = field(default_factory=Settings)
     index: InMemoryDependencyIndex = field(default_factory=InMemoryDependencyIndex)
     ledger: InMemoryChildLedger = field(default_factory=InMemoryChildLedger)
+    databases: DatabaseStatesPort = field(default_factory=UnknownDatabaseStates)
+    """What the watcher's DatabaseDS record would say; by default nothing (the API is read)."""
 
     @property
     def ports(self) -> Ports:
@@ -66,7 +69,7 @@ class Operator:
             index=self.index,
             settings=self.settings,
             ledger=self.ledger,
-            databases=UnknownDatabaseStates(),
+            databases=self.databases,
         )
 
     def observe(self, key: Key) -> None:

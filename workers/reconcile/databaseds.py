@@ -5,7 +5,9 @@ validate (Error) → credentials (a user Secret, or one the operator creates onc
 the children, with the DataBaseds StatefulSet at 0 replicas until the TANGO DB pod is
 ready (this replaces the legacy chart's wait-for-it retry loop) → Running once the
 DataBaseds pod is ready **and** answers as a TANGO database → one status patch; on every
-change of state the DeviceServers of the namespace that use this TANGO host are woken.
+change of state the DeviceServers of the namespace that use this TANGO host are woken. So
+they are when the DatabaseDS is deleted (they report Waiting at once, not at the next
+resync), and a deletion while DeviceServers still use it is a Warning Event on both sides.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from tango_operator import crd, names
 from tango_operator.keys import Key
-from tango_operator.observed import ChildRecord, ChildState, state_of
+from tango_operator.observed import DATABASEDS_DELETING, ChildRecord, ChildState, state_of
 from workers import rendering
 from workers.reconcile import children, finalizers
 from workers.reconcile.ports import Outcome, Ports
@@ -30,13 +32,19 @@ PASSWORD_KEYS = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
 def reconcile(key: Key, ports: Ports) -> Outcome:
     """Reconcile one DatabaseDS (the steps are listed above); what the queue does next."""
     resource = ports.kube.get_custom(KIND, key.namespace, key.name)
-    if resource is None:
+    if resource is None:  # deleted (it has no finalizer: nothing outside Kubernetes)
         ports.ledger.forget(key)
-        return Outcome()
+        ports.databases.record(key.namespace, key.name, None)
+        users = _users_of(key, ports)
+        reference = {
+            "apiVersion": crd.API_VERSION,
+            "kind": KIND.value,
+            "metadata": {"name": key.name, "namespace": key.namespace},
+        }
+        _warn_users(reference, users, ports)
+        return Outcome(wake=tuple(_user_keys(users)))
     if resource["metadata"].get("deletionTimestamp"):
-        # nothing outside Kubernetes to clean up: garbage collection removes the children
-        finalizers.remove(ports.kube, resource)
-        return Outcome()
+        return _deleted(key, resource, ports)
     before = (resource.get("status") or {}).get("state")
     outcome = _reconcile(key, resource, ports)
     if outcome.state == before:
@@ -45,7 +53,42 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
     ports.databases.record(key.namespace, key.name, outcome.state or "")
     # the DeviceServers using this TANGO host look again at once, whichever way it went:
     # to Running they may start; away from it they report why they wait
-    return replace(outcome, wake=tuple(_users_of(key, ports)))
+    return replace(outcome, wake=tuple(_user_keys(_users_of(key, ports))))
+
+
+def _deleted(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
+    """Release the finalizer; the servers still using this TANGO host are told and woken.
+
+    Nothing outside Kubernetes to clean up: garbage collection removes the children.
+    """
+    users = _users_of(key, ports)
+    _warn_users(resource, users, ports)
+    # the servers woken below must not read the state the watcher recorded before
+    ports.databases.record(key.namespace, key.name, DATABASEDS_DELETING)
+    finalizers.remove(ports.kube, resource)
+    return Outcome(wake=tuple(_user_keys(users)))
+
+
+def _warn_users(resource: JsonDict, users: list[JsonDict], ports: Ports) -> None:
+    """A Warning Event on the deleted DatabaseDS naming its users, and one on each user."""
+    if not users:
+        return
+    name = resource["metadata"]["name"]
+    names_of_users = ", ".join(sorted(u["metadata"]["name"] for u in users))
+    ports.kube.emit_event(
+        resource,
+        event_type="Warning",
+        reason="DeletedWhileInUse",
+        message=f"deleted while DeviceServers use it as their TANGO host: {names_of_users}; "
+        "they wait until a DatabaseDS of this name is Running again",
+    )
+    for user in users:
+        ports.kube.emit_event(
+            user,
+            event_type="Warning",
+            reason="DatabaseDSDeleted",
+            message=f"its TANGO host, DatabaseDS {name}, was deleted; waiting for it to return",
+        )
 
 
 def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
@@ -182,11 +225,17 @@ def _building(
     )
 
 
-def _users_of(key: Key, ports: Ports) -> list[Key]:
+def _users_of(key: Key, ports: Ports) -> list[JsonDict]:
     """DeviceServers in the namespace whose ``databaseds`` is this DatabaseDS."""
-    users = []
-    for item in ports.kube.list_custom(crd.Kind.DEVICE_SERVER, key.namespace):
-        databaseds = str((item.get("spec") or {}).get("databaseds") or "")
-        if databaseds.partition(":")[0] == key.name:
-            users.append(Key(crd.Kind.DEVICE_SERVER.value, key.namespace, item["metadata"]["name"]))
-    return users
+    return [
+        item
+        for item in ports.kube.list_custom(crd.Kind.DEVICE_SERVER, key.namespace)
+        if str((item.get("spec") or {}).get("databaseds") or "").partition(":")[0] == key.name
+    ]
+
+
+def _user_keys(users: list[JsonDict]) -> list[Key]:
+    return [
+        Key(crd.Kind.DEVICE_SERVER.value, u["metadata"]["namespace"], u["metadata"]["name"])
+        for u in users
+    ]

@@ -305,11 +305,8 @@ def _finalize(key: Key, resource: JsonDict, ports: Ports) -> None:
                     ports.settings.reachable(tango_host), spec.server_instance
                 )
             except TangoUnavailableError as exc:
-                if (
-                    databaseds_lookup.wait_reason(
-                        ports, namespace=key.namespace, databaseds=spec.databaseds
-                    )
-                    == databaseds_lookup.GONE
+                if databaseds_lookup.being_deleted(
+                    ports, namespace=key.namespace, databaseds=spec.databaseds
                 ):
                     # the TANGO DB goes away with its DatabaseDS: nothing left to clean
                     log.info("TANGO DB gone, skipping cleanup key=%s", key)

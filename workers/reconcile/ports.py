@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from tango_operator import crd
 from tango_operator.keys import Key
 from tango_operator.observed import (
+    DATABASEDS_DELETED,
     DATABASEDS_UNKNOWN,
     OWNER_DELETED,
     OWNER_UNKNOWN,
@@ -205,6 +206,25 @@ class UnknownDatabaseStates:
 
     def record(self, namespace: str, name: str, state: str | None) -> None:
         """Forget it: nothing is kept."""
+
+
+@dataclass
+class InMemoryDatabaseStates:
+    """A DatabaseStatesPort in a dict, as the Redis one (``tango_operator.workqueue.hosts``).
+
+    Unknown until recorded; a DatabaseDS recorded as gone reads ``DATABASEDS_DELETED`` (kept
+    until it is recorded again: no expiry here).
+    """
+
+    _states: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def state(self, namespace: str, name: str) -> str | None:
+        """The recorded state, else ``DATABASEDS_UNKNOWN``."""
+        return self._states.get((namespace, name), DATABASEDS_UNKNOWN)
+
+    def record(self, namespace: str, name: str, state: str | None) -> None:
+        """Keep it (None: gone, which reads ``DATABASEDS_DELETED``)."""
+        self._states[(namespace, name)] = DATABASEDS_DELETED if state is None else state
 
 
 @dataclass

@@ -23,7 +23,7 @@ from tango_operator import crd, names
 from tests.conftest import Cli
 from tests.support.kube_api import KubeApi
 from tests.support.operator import Operator, db_key, ds_key
-from workers.reconcile.ports import InMemoryChildLedger
+from workers.reconcile.ports import InMemoryChildLedger, InMemoryDatabaseStates
 
 JsonDict = dict[str, Any]
 DATA = Path(__file__).resolve().parents[2] / "data" / "crs"
@@ -395,6 +395,43 @@ def test_databaseds_not_running_keeps_its_users_waiting(
     _wait_ready_replicas(kube_client, "tango-databaseds", 1)
     outcomes = operator.settle(db_key("tango-databaseds"))
     assert outcomes[ds_key("motor-6")].state == "Running"
+
+
+def test_deleting_a_databaseds_moves_its_users_to_waiting_at_once_and_warns(
+    kubeemu: KubeEmu, operator: Operator, kube_client: client.ApiClient
+) -> None:
+    """Event-driven, not at the next resync; a Warning Event on the DatabaseDS and each user.
+
+    The states are kept as the watcher's record keeps them: the DatabaseDS is gone from the API
+    before its DataBaseds stops answering (the stand-in TANGO here answers all along).
+    """
+    operator.databases = InMemoryDatabaseStates()
+    _create(
+        kube_client,
+        {"apiVersion": crd.API_VERSION, "kind": "DatabaseDS", "metadata": {"name": "tango-db"}},
+    )
+    _create(kube_client, _device_server("motor-7", databaseds="tango-db"))
+    _create(kube_client, _device_server("other", databaseds="elsewhere.example:10000"))
+    outcomes = operator.settle(db_key("tango-db"), ds_key("motor-7"), ds_key("other"))
+    assert outcomes[ds_key("motor-7")].state == "Running"
+
+    _custom(kube_client).delete_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, "default", "databaseds", "tango-db"
+    )
+    outcome = operator.reconcile(db_key("tango-db"))
+    assert outcome.wake == (ds_key("motor-7"),), "its users, and only them, look again now"
+    assert operator.reconcile(ds_key("motor-7")).state == "Waiting"
+    status = _get_ds(kube_client, "motor-7")["status"]
+    assert "DatabaseDS tango-db was deleted" in status["message"], status["message"]
+    assert operator.reconcile(ds_key("other")).state == "Running", "another TANGO host: untouched"
+    warnings = {
+        (e.involved_object.name, e.reason)
+        for e in client.CoreV1Api(kube_client).list_namespaced_event("default").items
+        if e.type == "Warning"
+    }
+    assert ("tango-db", "DeletedWhileInUse") in warnings
+    assert ("motor-7", "DatabaseDSDeleted") in warnings
+    assert ("other", "DatabaseDSDeleted") not in warnings
 
 
 def _wait_ready_replicas(kube_client: client.ApiClient, name: str, count: int) -> None:

@@ -13,8 +13,10 @@ from redis import Redis
 
 from tango_operator.keys import Key
 from tango_operator.observed import (
+    DATABASEDS_DELETED,
     DATABASEDS_DELETING,
     DATABASEDS_UNKNOWN,
+    DELETED_MEMORY_SECONDS,
     OWNER_DELETED,
     ChildState,
 )
@@ -99,6 +101,14 @@ def test_database_states_are_unknown_until_the_watcher_listed(redis_client: Redi
     states.record("lab", "db", DATABASEDS_DELETING)
     assert states.state("lab", "db") == DATABASEDS_DELETING
     states.record("lab", "db", None)
+    assert states.state("lab", "db") == DATABASEDS_DELETED, "remembered as gone for a while"
+    ttl = redis_client.ttl(states.deleted + "lab/db")
+    assert 0 < ttl <= DELETED_MEMORY_SECONDS
+    states.record("lab", "db", "Building")
+    assert states.state("lab", "db") == "Building", "created again: the memory is dropped"
+    assert not redis_client.exists(states.deleted + "lab/db")
+    states.record("lab", "db", None)
+    redis_client.delete(states.deleted + "lab/db")  # as after DELETED_MEMORY_SECONDS
     assert states.state("lab", "db") is None
     states.mark_listed(None)
     assert states.state("elsewhere", "db") is None, "a watcher of every namespace"
