@@ -92,14 +92,17 @@ class WorkerFleet:
     def kills(self) -> int:
         return self.child_kills + self.pod_kills + self.main_kills + self.delivery_kills
 
-    @property
-    def delivery_kills_fired(self) -> int:
-        armed = self.pool.kill_in_delivery
-        return len(list(armed.parent.glob(f"{armed.name}.fired-by-*")))
+    delivery_kills_fired: int = 0
+    """How many armings killed a process (``record_delivery_deaths`` counts them)."""
 
     def record_delivery_deaths(self) -> None:
-        """Add the processes the in-delivery kills took (main and pool children) to deaths."""
-        for pid, when in kill_in_delivery.fired(self.pool.kill_in_delivery).items():
+        """Add the processes the in-delivery kills took (main and pool children) to deaths.
+
+        Called at the end of the run, while the work directory and its records still exist.
+        """
+        armed = self.pool.kill_in_delivery
+        self.delivery_kills_fired = len(list(armed.parent.glob(f"{armed.name}.fired-by-*")))
+        for pid, when in kill_in_delivery.fired(armed).items():
             self.deaths.setdefault(pid, when)
 
     def start(self) -> None:
