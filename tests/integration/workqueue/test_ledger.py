@@ -7,6 +7,7 @@ cannot drift apart.
 from __future__ import annotations
 
 import threading
+from typing import cast
 
 import pytest
 from redis import Redis
@@ -102,7 +103,7 @@ def test_database_states_are_unknown_until_the_watcher_listed(redis_client: Redi
     assert states.state("lab", "db") == DATABASEDS_DELETING
     states.record("lab", "db", None)
     assert states.state("lab", "db") == DATABASEDS_DELETED, "remembered as gone for a while"
-    ttl = redis_client.ttl(states.deleted + "lab/db")
+    ttl = int(cast(int, redis_client.ttl(states.deleted + "lab/db")))
     assert 0 < ttl <= DELETED_MEMORY_SECONDS
     states.record("lab", "db", "Building")
     assert states.state("lab", "db") == "Building", "created again: the memory is dropped"
