@@ -12,7 +12,7 @@ status patch when something changed, and an Event on each state transition.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tango_operator import crd, names
@@ -27,6 +27,10 @@ from workers.reconcile.status import Condition, publish, waiting_delay
 log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 KIND = crd.Kind.DEVICE_SERVER
+MAX_MESSAGE = 1024
+"""Longest status message of a Waiting server (every unmet dependency with its reason)."""
+MAX_REASON = 256
+"""Longest reason kept per unmet dependency in the status (probe errors can be long)."""
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
@@ -65,7 +69,8 @@ def _reconcile_valid(
         probe = tango.database_alive(address)
         host_wait = None if probe.ok else f"TANGO host {tango_host} not answering: {probe.reason}"
     if host_wait is not None:
-        return _waiting(resource, spec, ports, [tango_host], host_wait, extra, host=True)
+        unmet = [(tango_host, host_wait)]
+        return _waiting(resource, spec, ports, unmet, host_wait, extra, host=True)
 
     digest = spec.config.digest if spec.config is not None else None
     status = resource.get("status") or {}
@@ -78,7 +83,8 @@ def _reconcile_valid(
             return _error(resource, ports, "DeviceClaimed", f"spec.config: {exc}", extra)
         except TangoUnavailableError as exc:
             message = f"TANGO host {tango_host} unavailable while configuring: {exc}"
-            return _waiting(resource, spec, ports, [tango_host], message, extra, host=True)
+            unmet = [(tango_host, message)]
+            return _waiting(resource, spec, ports, unmet, message, extra, host=True)
         except ValueError as exc:
             return _error(resource, ports, "ConfigRejected", f"spec.config: {exc}", extra)
         if result.changed:
@@ -91,7 +97,7 @@ def _reconcile_valid(
     # dependencies gate the start only: a started server is not checked again
     missing = [] if started else _unmet_dependencies(spec, address, ports)
     if missing:
-        waited_devices = tuple(d for d in missing if "/" in d)
+        waited_devices = tuple(m.dependency.device for m in missing if m.dependency.device)
         ports.index.register(key, waited_devices)
         _apply_children(key, resource, spec, tango_host, replicas=0, ports=ports, records=records)
         cycle = (
@@ -110,8 +116,10 @@ def _reconcile_valid(
             # in case the cycle is broken by deleting a member
             outcome = _error(resource, ports, "DependencyCycle", message, extra)
             return Outcome(state=outcome.state, requeue_after=ports.settings.waiting_max_seconds)
-        message = f"waiting for {', '.join(missing)}"
-        return _waiting(resource, spec, ports, missing, message, extra, host=False)
+        message = "waiting for " + "; ".join(f"{m.name} ({m.reason})" for m in missing)
+        message = message[:MAX_MESSAGE]
+        unmet = [(m.name, m.reason) for m in missing]
+        return _waiting(resource, spec, ports, unmet, message, extra, host=False)
     ports.index.forget(key)
     applied = _apply_children(
         key, resource, spec, tango_host, replicas=1, ports=ports, records=records
@@ -119,8 +127,25 @@ def _reconcile_valid(
     return _observe_pod(key, resource, spec, applied, ports, extra, address)
 
 
-def _unmet_dependencies(spec: crd.DeviceServerSpec, address: str, ports: Ports) -> list[str]:
-    missing: list[str] = []
+@dataclass(frozen=True)
+class Unmet:
+    """A dependency that is not ready: how ``waitingFor`` names it, and the probe's reason."""
+
+    dependency: crd.Dependency
+    reason: str
+
+    @property
+    def name(self) -> str:
+        """The full form: ``a/b/c``, ``tango://host:port/a/b/c`` or ``host:port``."""
+        if self.dependency.device is None:
+            return self.dependency.text.strip()
+        if self.dependency.tango_host:
+            return f"tango://{self.dependency.tango_host}/{self.dependency.device}"
+        return self.dependency.device
+
+
+def _unmet_dependencies(spec: crd.DeviceServerSpec, address: str, ports: Ports) -> list[Unmet]:
+    missing: list[Unmet] = []
     for dependency in spec.depends_on:
         if dependency.device is not None:
             host = (
@@ -134,8 +159,18 @@ def _unmet_dependencies(spec: crd.DeviceServerSpec, address: str, ports: Ports) 
             target_host, _, target_port = target.rpartition(":")
             probe = ports.tango.endpoint_reachable(target_host, int(target_port))
         if not probe.ok:
-            missing.append(dependency.device or dependency.text)
+            missing.append(Unmet(dependency, probe.reason or "not ready"))
     return missing
+
+
+def _unmet_status(unmet: list[tuple[str, str]]) -> JsonDict:
+    """``waitingFor`` (the names) and ``unmetDependencies`` (each with its reason)."""
+    return {
+        "waitingFor": [name for name, _ in unmet],
+        "unmetDependencies": [
+            {"name": name, "reason": reason[:MAX_REASON]} for name, reason in unmet
+        ],
+    }
 
 
 def _apply_children(
@@ -170,7 +205,7 @@ def _observe_pod(
     generation = int(detail.get("generation") or 0)
     observed_generation = int(detail.get("observedGeneration") or 0)
     ready = int(detail.get("readyReplicas") or 0)
-    extra.update(replicas=1, readyReplicas=ready, waitingFor=None)
+    extra.update(replicas=1, readyReplicas=ready, waitingFor=None, unmetDependencies=None)
     deps_ok = Condition("DependenciesReady", True, "DependenciesReady", "all dependencies ready")
     config_ok = _config_condition(spec)
 
@@ -245,14 +280,14 @@ def _waiting(
     resource: JsonDict,
     spec: crd.DeviceServerSpec,
     ports: Ports,
-    waiting_for: list[str],
+    unmet: list[tuple[str, str]],
     message: str,
     extra: JsonDict,
     *,
     host: bool,
 ) -> Outcome:
     reason = "TangoHostNotReady" if host else "DependenciesNotReady"
-    extra.update(waitingFor=waiting_for, replicas=0, readyReplicas=0)
+    extra.update(_unmet_status(unmet), replicas=0, readyReplicas=0)
     conditions = [
         Condition("Ready", False, reason, message),
         Condition("DependenciesReady", False, reason, message),
@@ -281,7 +316,7 @@ def _error(
         state="Error",
         message=message,
         conditions=conditions,
-        extra={**(extra or {}), "waitingFor": None},
+        extra={**(extra or {}), "waitingFor": None, "unmetDependencies": None},
     )
     return Outcome(state="Error")
 

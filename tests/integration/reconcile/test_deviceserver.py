@@ -224,7 +224,13 @@ def test_waiting_for_a_dependency_then_running(
     assert 0 < outcome.requeue_after <= operator.settings.waiting_max_seconds * 1.2
     status = _get_ds(kube_client, "motor-4")["status"]
     assert status["waitingFor"] == ["lab/power/1", "plc.example:502"]
-    assert "lab/power/1" in status["message"]
+    assert status["unmetDependencies"] == [
+        {"name": "lab/power/1", "reason": "not exported"},
+        {"name": "plc.example:502", "reason": "connection refused"},
+    ]
+    assert status["message"] == (
+        "waiting for lab/power/1 (not exported); plc.example:502 (connection refused)"
+    )
     statefulset = client.AppsV1Api(kube_client).read_namespaced_stateful_set("motor-4", "default")
     assert statefulset.spec.replicas == 0, "the server does not start before its dependencies"
     reasons = [e.reason for e in _events_for(kube_client, "motor-4")]
@@ -236,6 +242,7 @@ def test_waiting_for_a_dependency_then_running(
     operator.settle(ds_key("motor-4"))
     status = _get_ds(kube_client, "motor-4")["status"]
     assert "waitingFor" not in status
+    assert "unmetDependencies" not in status
     assert "Running" in {e.reason for e in _events_for(kube_client, "motor-4")}
     assert operator.index.waiters_of(("lab/power/1",)) == []
 

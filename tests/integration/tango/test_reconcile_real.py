@@ -14,6 +14,7 @@ from typing import Any, cast
 import tango
 from kubernetes import client
 
+from devstack.runner.plan import free_port
 from tango_operator import crd
 from tests.support.operator import Operator, ds_key
 from tests.support.tango_db import PyTangoDatabase
@@ -104,3 +105,33 @@ def test_config_dependency_and_export_through_real_tango(
     )
     operator.reconcile(ds_key("provider"))  # the finalizer takes the instance out of TANGO
     assert list(database.get_device_class_list(f"EchoServer/{unique}-p")) == []
+
+
+def test_each_unmet_dependency_keeps_its_full_name_and_says_why(
+    kube_client: client.ApiClient, tango_db: PyTangoDatabase, unique: str
+) -> None:
+    """The issue-15 example, on real TANGO: what each probe found goes into the status."""
+    dead_db = f"127.0.0.1:{free_port()}"  # nothing listens there
+    closed = f"127.0.0.1:{free_port()}"
+    operator = Operator(
+        kube_client,
+        tango=cast(Any, PyTangoPort()),
+        settings=Settings(host_map={IN_CLUSTER: tango_db.tango_host}),
+    )
+    missing = f"sys/{unique}/doesnotexist"
+    depends_on = [missing, f"tango://{dead_db}/a/b/c", closed, "nohost.invalid:1234"]
+    body = _device_server("waiter", f"{unique}-w", {f"test/{unique}/w": {}}, dependsOn=depends_on)
+    client.CustomObjectsApi(kube_client).create_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, "default", "deviceservers", body
+    )
+    assert operator.reconcile(ds_key("waiter")).state == "Waiting"
+    status = client.CustomObjectsApi(kube_client).get_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, "default", "deviceservers", "waiter"
+    )["status"]
+    assert status["waitingFor"] == depends_on, "each in full, the TANGO host of the URL kept"
+    reasons = {entry["name"]: entry["reason"] for entry in status["unmetDependencies"]}
+    assert "not defined in the TANGO DB" in reasons[missing], reasons
+    assert dead_db in reasons[f"tango://{dead_db}/a/b/c"], reasons
+    assert reasons[closed] != reasons["nohost.invalid:1234"], "refused is not a DNS failure"
+    for name, reason in reasons.items():
+        assert f"{name} ({reason})" in status["message"]
