@@ -161,6 +161,8 @@ def _check_properties(value: Any, path: str) -> None:
         _check_name(tango_names.label_problem(name), f"{path}.{name}")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise SpecError(f"{path}.{name}", "property values must be a list of strings")
+        if any("\x00" in v for v in values):
+            raise SpecError(f"{path}.{name}", "a NUL character cannot be stored in the TANGO DB")
 
 
 def _check_attribute_properties(value: Any, path: str) -> None:
