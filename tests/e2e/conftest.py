@@ -33,31 +33,13 @@ from devstack.stack import LocalStack, StackOptions, cluster_tango_host
 from devstack.stack_api import ApiChoice
 from tango_operator import crd
 from tests.conftest import selected_kube_apis
+from tests.support.probe_server import SERVER_SCRIPT
 from tests.support.real_parts import unavailable
 
 JsonDict = dict[str, Any]
 NAMESPACES = ("chain", "outage", "config", "claims", "cleanup", "deletion")
 DATABASEDS = "tango-db"
 SKA_NAMESPACE, SKA_DATABASEDS = "ska", "databaseds-tango-base"
-
-SERVER_SCRIPT = '''\
-from tango import AttrWriteType
-from tango.server import Device, attribute, device_property, run
-
-
-class Probe(Device):
-    """Serves its ``label`` property, so a test sees what the DB gave it at start."""
-
-    label = device_property(dtype=str, default_value="unset")
-
-    @attribute(dtype=str)
-    def label_value(self):
-        return self.label
-
-
-if __name__ == "__main__":
-    run((Probe,))
-'''
 
 
 @dataclass

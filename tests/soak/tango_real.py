@@ -48,27 +48,12 @@ from devstack.stack_api import EmulatedApi
 from tango_operator import crd
 from tests.bench.report import write_section
 from tests.soak.chaos import api_faults, children
+from tests.support.probe_server import SERVER_SCRIPT
 
 JsonDict = dict[str, Any]
 T = TypeVar("T")
 NAMESPACE, DATABASEDS = "soak", "tango-db"
 DB_WRITES = ("DbPut", "DbAdd", "DbDelete")
-
-SERVER_SCRIPT = """\
-from tango.server import Device, attribute, device_property, run
-
-
-class Probe(Device):
-    label = device_property(dtype=str, default_value="unset")
-
-    @attribute(dtype=str)
-    def label_value(self):
-        return self.label
-
-
-if __name__ == "__main__":
-    run((Probe,))
-"""
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,15 @@ def _device_server(name: str, **spec: Any) -> JsonDict:
     }
 
 
+def _database_ds(name: str) -> JsonDict:
+    return {
+        "apiVersion": crd.API_VERSION,
+        "kind": "DatabaseDS",
+        "metadata": {"name": name},
+        "spec": {},
+    }
+
+
 def _config(dsname: str, instance: str, *devices: str) -> str:
     return json.dumps(
         {"servers": {dsname: {instance: {dsname: {device: {} for device in devices}}}}}
@@ -360,15 +369,7 @@ def test_databaseds_not_running_keeps_its_users_waiting(
     kubeemu: KubeEmu, operator: Operator, kube_client: client.ApiClient
 ) -> None:
     kubeemu.controllers(statefulset="manual")
-    _create(
-        kube_client,
-        {
-            "apiVersion": crd.API_VERSION,
-            "kind": "DatabaseDS",
-            "metadata": {"name": "tango-databaseds"},
-            "spec": {},
-        },
-    )
+    _create(kube_client, _database_ds("tango-databaseds"))
     _create(kube_client, _device_server("motor-6"))
     assert operator.reconcile(db_key("tango-databaseds")).state == "Building"
     assert operator.reconcile(ds_key("motor-6")).state == "Waiting"
@@ -413,10 +414,7 @@ def test_deleting_a_databaseds_moves_its_users_to_waiting_at_once_and_warns(
     before its DataBaseds stops answering (the stand-in TANGO here answers all along).
     """
     operator.databases = InMemoryDatabaseStates()
-    _create(
-        kube_client,
-        {"apiVersion": crd.API_VERSION, "kind": "DatabaseDS", "metadata": {"name": "tango-db"}},
-    )
+    _create(kube_client, _database_ds("tango-db"))
     _create(kube_client, _device_server("motor-7", databaseds="tango-db"))
     _create(kube_client, _device_server("other", databaseds="elsewhere.example:10000"))
     outcomes = operator.settle(db_key("tango-db"), ds_key("motor-7"), ds_key("other"))
@@ -582,15 +580,7 @@ def test_the_credentials_secret_is_created_once_and_never_posted_again(
 ) -> None:
     """Read before create: later passes, even with the child ledger lost, never POST it (409)."""
     kubeemu.controllers(statefulset="manual")
-    _create(
-        kube_client,
-        {
-            "apiVersion": crd.API_VERSION,
-            "kind": "DatabaseDS",
-            "metadata": {"name": "db"},
-            "spec": {},
-        },
-    )
+    _create(kube_client, _database_ds("db"))
     mark = kubeemu.mark()
     for _ in range(3):
         operator.reconcile(db_key("db"))
