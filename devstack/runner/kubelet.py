@@ -39,6 +39,7 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, watch
@@ -85,6 +86,16 @@ class ApiReader:
         return plan.decode_secret(found.data or {})
 
 
+@dataclass(frozen=True)
+class PlanFailure:
+    """A pod whose container could not be set up: why, how often, when to try again."""
+
+    message: str
+    attempts: int
+    retry_at: float
+    """``time.monotonic()`` of the next try."""
+
+
 class LocalKubelet:
     """Runs the operator's pods from one Kubernetes API on this machine (see module doc)."""
 
@@ -124,7 +135,8 @@ class LocalKubelet:
         self.running: dict[str, LocalPod | None] = {}
         """uid → its process (None: nothing to run, or it cannot run here)."""
         self.reported: dict[str, tuple[Any, ...]] = {}
-        self.plan_errors: dict[str, str] = {}
+        self.plan_errors: dict[str, PlanFailure] = {}
+        """uid → why its container could not be set up, and when to try again."""
         self._suspended: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
@@ -220,6 +232,9 @@ class LocalKubelet:
             if pod["metadata"].get("deletionTimestamp"):
                 self._terminate(uid, pod)
                 continue
+            failure = self.plan_errors.get(uid)
+            if failure is not None and time.monotonic() >= failure.retry_at:
+                self.running.pop(uid, None)  # a kubelet retries CreateContainerConfigError
             if uid not in self.running:
                 self.running[uid] = self._start(pod)
             self._report(uid, pod)
@@ -237,9 +252,17 @@ class LocalKubelet:
                 pod, pod["spec"]["containers"][0], self.reader, self.settings
             )
         except (plan.PlanError, client.ApiException) as exc:
-            self.plan_errors[meta["uid"]] = str(exc)
-            log.warning("cannot run pod=%s: %s", name, exc)
+            # a missing ConfigMap or Secret may appear, an API error may pass: try again
+            # with the crash backoff, as a kubelet retries a container it cannot set up
+            earlier = self.plan_errors.get(meta["uid"])
+            attempts = 1 if earlier is None else earlier.attempts + 1
+            delay = self.restart.delay(attempts)
+            self.plan_errors[meta["uid"]] = PlanFailure(
+                str(exc), attempts, time.monotonic() + delay
+            )
+            log.warning("cannot run pod=%s (next try in %.0f s): %s", name, delay, exc)
             return None
+        self.plan_errors.pop(meta["uid"], None)
         if component == "databaseds" and launch.readiness_port is not None:
             # PyTango's DataBaseds takes its address from TANGO_HOST and its sqlite file
             # from PYTANGO_DATABASE_NAME, kept per pod name so that it outlives the pod
@@ -261,7 +284,7 @@ class LocalKubelet:
         if local is not None:
             return local.step()
         if uid in self.plan_errors:
-            return Observation("backoff", message=self.plan_errors[uid])
+            return Observation("config-error", message=self.plan_errors[uid].message)
         component = (pod["metadata"].get("labels") or {}).get(COMPONENT)
         if self.simulate or component in NO_PROCESS:
             return Observation("ready", started_at=time.time())
@@ -341,7 +364,7 @@ class LocalKubelet:
             raise LogUnavailableError(
                 400, f'previous terminated container "{container}" in pod "{pod}" not found'
             )
-        reason = "CrashLoopBackOff" if uid in self.plan_errors else "ContainerCreating"
+        reason = "CreateContainerConfigError" if uid in self.plan_errors else "ContainerCreating"
         raise LogUnavailableError(
             400, f'container "{container}" in pod "{pod}" is waiting to start: {reason}'
         )

@@ -75,6 +75,9 @@ def pod_status(pod: JsonDict, observation: Observation, now: str) -> JsonDict:
         state = {"running": {"startedAt": _time(observation.started_at or time.time())}}
     elif observation.state == "backoff":
         state = {"waiting": {"reason": "CrashLoopBackOff", "message": observation.message}}
+    elif observation.state == "config-error":
+        reason = "CreateContainerConfigError"
+        state = {"waiting": {"reason": reason, "message": observation.message}}
     else:
         state = {"waiting": {"reason": "ContainerCreating"}}
     container_status: JsonDict = {

@@ -46,7 +46,8 @@ class Observation:
     """What the kubelet last saw of one local process, for the pod status."""
 
     state: str
-    """``pending`` | ``running`` (started, not ready) | ``ready`` | ``backoff``"""
+    """``pending`` | ``running`` (started, not ready) | ``ready`` | ``backoff`` (crashed,
+    waiting to start again) | ``config-error`` (the container cannot be set up yet)"""
     restarts: int = 0
     message: str = ""
     exit_code: int | None = None

@@ -99,6 +99,11 @@ def test_multi_instance_config_keeps_only_this_instance() -> None:
             "list of strings",
         ),
         (
+            {"config": _config({"classes": {"C": {"properties": {"p": ["a\x00b"]}}}})},
+            "spec.config.classes.C.properties.p",
+            "NUL character",
+        ),
+        (
             {"config": _config({"servers": {"TangoTest": {"test": {"C": {"a/ü/c": {}}}}}})},
             "spec.config.servers.TangoTest.test.C.a/ü/c",
             "printable ASCII",

@@ -209,9 +209,10 @@ def test_databaseds_and_a_device_server_run_as_local_processes(stack: Stack) -> 
             os.kill(pid, 0)
 
 
-def test_a_pod_that_cannot_run_here_says_why(stack: Stack) -> None:
+def test_a_pod_that_cannot_run_yet_says_why_and_starts_once_it_can(stack: Stack) -> None:
     manifests = _device_server(stack, "broken", "lab/broken/1")
     (statefulset,) = [m for m in manifests if m["kind"] == "StatefulSet"]
+    (config_map,) = [m for m in manifests if m["kind"] == "ConfigMap"]
     stack.kube.apply(statefulset)  # without its ConfigMap, the script volume cannot be made
 
     def reported() -> bool:
@@ -220,7 +221,20 @@ def test_a_pod_that_cannot_run_here_says_why(stack: Stack) -> None:
 
     wait_for(reported, timeout=30, what="the pod status to explain")
     waiting = stack.container_status("broken-0").state.waiting
-    assert waiting.reason == "CrashLoopBackOff"
+    assert waiting.reason == "CreateContainerConfigError"
     assert 'configmap "broken-config" not found' in waiting.message
     time.sleep(0.5)
     assert not stack.ready("broken")
+
+    # the ConfigMap arrives: the kubelet tries again (with its backoff) and starts the process
+    stack.kube.apply(config_map)
+
+    def started() -> bool:
+        return any(
+            local is not None and local.name == f"{NAMESPACE}/broken-0"
+            for local in list(stack.kubelet.running.values())
+        )
+
+    wait_for(started, timeout=30, what="the process started once its ConfigMap exists")
+    waiting = stack.container_status("broken-0").state.waiting
+    assert waiting is None or waiting.reason != "CreateContainerConfigError"
