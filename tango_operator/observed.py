@@ -147,12 +147,14 @@ def state_of(obj: JsonDict) -> ChildState:
     replicas = 1 if wanted is None else int(wanted)
     ready_replicas = int(status.get("readyReplicas") or 0)
     rolled_out = observed >= generation
-    detail = {
+    detail: JsonDict = {
         "replicas": replicas,
         "readyReplicas": ready_replicas,
         "generation": generation,
         "observedGeneration": observed,
     }
+    if status.get("updateRevision"):
+        detail["updateRevision"] = str(status["updateRevision"])
     return ChildState(
         digest=digest,
         version=_version(obj),

@@ -43,6 +43,7 @@ SERVICE = ResourceType("v1", "Service", "services")
 PERSISTENT_VOLUME_CLAIM = ResourceType("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 EVENT = ResourceType("v1", "Event", "events")
 NAMESPACE = ResourceType("v1", "Namespace", "namespaces")
+POD = ResourceType("v1", "Pod", "pods")
 STATEFUL_SET = ResourceType("apps/v1", "StatefulSet", "statefulsets")
 LEASE = ResourceType("coordination.k8s.io/v1", "Lease", "leases")
 DEVICE_SERVER = ResourceType(
@@ -64,6 +65,7 @@ _BY_TYPE = {
         PERSISTENT_VOLUME_CLAIM,
         EVENT,
         NAMESPACE,
+        POD,
         STATEFUL_SET,
         LEASE,
         DEVICE_SERVER,

@@ -38,6 +38,7 @@ from watcher.kube import ConfigurationError, Kube
 from watcher.leader import LeaderElector
 from watcher.mapping import CUSTOM_KINDS, Mapper, owner_key
 from watcher.owners import OwnerRecorder
+from watcher.pods import PodTrouble
 from watcher.pump import run_pump
 from watcher.resync import resync, run_resync
 from watcher.settings import Settings, SettingsError
@@ -50,6 +51,8 @@ RESOURCES = (
     *(Resource(custom) for custom in resources.CUSTOM_RESOURCES),
     # the kinds of child the operator creates (templates/), filtered server-side
     *(Resource(child, CHILD_SELECTOR) for child in resources.CHILDREN),
+    # their pods, to notice a server container that fails (watcher.pods)
+    Resource(resources.POD, CHILD_SELECTOR),
 )
 SHUTDOWN_JOIN_SECONDS = 5.0
 """How long producers get to finish; a source blocked on a quiet stream is a daemon."""
@@ -76,6 +79,7 @@ class Watcher:
         self.fair = FairQueue(queue) if settings.dispatch.fair else None
         self.enqueuer = Enqueuer(queue, send, self.fair)
         self.mapper = Mapper()
+        self.pods = PodTrouble()
         self.ledger = RedisChildLedger(queue.redis, prefix=queue.prefix)
         self.databases = RedisDatabaseStates(queue.redis, prefix=queue.prefix)
         self.owners = OwnerRecorder(self.ledger)
@@ -129,6 +133,8 @@ class Watcher:
             self.owners.record(kind, event_type, obj)
             with self._lock:
                 keys = self.mapper.keys_for(kind, event_type, obj)
+        elif kind == resources.POD.kind:
+            keys = self.pods.pod(event_type, obj)
         else:
             keys = self._child_event(event_type, obj)
         for key in keys:
@@ -143,6 +149,8 @@ class Watcher:
     def _child_event(self, event_type: str, obj: JsonDict) -> list[Key]:
         """The owner's key if the ledger says this event of a child concerns it."""
         owner = owner_key(obj)
+        if obj.get("kind") == resources.STATEFUL_SET.kind:
+            self.pods.statefulset(event_type, obj, owner)
         if owner is None:
             return []
         state = None if event_type == "DELETED" else observed.state_of(obj)
@@ -365,6 +373,7 @@ class Watcher:
         """Forget per-object state: the next leadership starts from a fresh list."""
         with self._lock:
             self.mapper.forget_all()
+            self.pods.forget_all()
             self._selected.clear()
             self._held.clear()
         self._synced.clear()

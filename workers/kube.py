@@ -247,6 +247,20 @@ class Kube:
                 content_type=_MERGE_PATCH,
             )
 
+    def delete(self, obj: JsonDict) -> bool:
+        """Delete ``obj`` if it is still the one read (uid precondition); False if gone."""
+        meta = obj["metadata"]
+        path = _path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": meta["uid"]}}
+        with _translated(f"deleting {obj['kind']} {meta['namespace']}/{meta['name']}"):
+            try:
+                self._call("DELETE", path, body=body)
+            except ApiException as exc:
+                if exc.status in (404, 409):  # gone, or a newer object of that name
+                    return False
+                raise
+        return True
+
     def set_finalizers(self, resource: JsonDict, finalizers: list[str]) -> JsonDict:
         """Replace the finalizers, guarded by the resourceVersion read (409 if it moved)."""
         meta = resource["metadata"]

@@ -36,15 +36,32 @@ def exit_code(code: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def terminated(run: Run, now: str) -> JsonDict:
-    """``state.terminated`` of a container instance that ended (its ``lastState``)."""
+def terminated(run: Run, now: str, *, logs_on_error: bool = False) -> JsonDict:
+    """``state.terminated`` of a container instance that ended (its ``lastState``).
+
+    A run that never started is a runtime's ``StartError`` (exit code 128, the runtime's
+    message); ``logs_on_error`` (``terminationMessagePolicy: FallbackToLogsOnError``) makes
+    the tail of a failed run's output its message.
+    """
+    finished = _time(run.finished_at) if run.finished_at is not None else now
+    if run.start_error is not None:
+        return {
+            "exitCode": 128,
+            "reason": "StartError",
+            "message": run.start_error,
+            "startedAt": "1970-01-01T00:00:00Z",
+            "finishedAt": finished,
+        }
     code = exit_code(run.exit_code if run.exit_code is not None else 0)
-    return {
+    entry: JsonDict = {
         "exitCode": code,
         "reason": "Completed" if code == 0 else "Error",
         "startedAt": _time(run.started_at),
-        "finishedAt": _time(run.finished_at) if run.finished_at is not None else now,
+        "finishedAt": finished,
     }
+    if logs_on_error and code != 0 and run.output_tail:
+        entry["message"] = run.output_tail
+    return entry
 
 
 def pod_status(pod: JsonDict, observation: Observation, now: str) -> JsonDict:
@@ -91,7 +108,10 @@ def pod_status(pod: JsonDict, observation: Observation, now: str) -> JsonDict:
     }
     last = observation.last_run
     if last is not None:
-        container_status["lastState"] = {"terminated": terminated(last, now)}
+        logs_on_error = container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        container_status["lastState"] = {
+            "terminated": terminated(last, now, logs_on_error=logs_on_error)
+        }
     elif observation.exit_code is not None:
         container_status["lastState"] = {
             "terminated": {

@@ -36,6 +36,9 @@ from devstack.runner.plan import Launch
 log = logging.getLogger(__name__)
 
 HOOK_TIMEOUT = 30.0
+OUTPUT_TAIL_BYTES = 2048
+OUTPUT_TAIL_LINES = 80
+"""A kubelet's FallbackToLogsOnError keeps at most 80 lines and 2048 bytes of the log."""
 MAX_GRACE = 10.0
 """A stopping process gets at most this long after SIGTERM (the pod's own grace period is
 often 30 s; waiting that long here only slows a demo down)."""
@@ -72,6 +75,11 @@ class Run:
     log_end: int | None = None
     exit_code: int | None = None
     """As ``subprocess`` reports it: negative for a signal (-9 is SIGKILL)."""
+    start_error: str | None = None
+    """Why the process could not be started at all (a runtime's ``StartError``)."""
+    output_tail: str = ""
+    """The end of this run's output (at most ``OUTPUT_TAIL_BYTES``), for a termination
+    message under ``terminationMessagePolicy: FallbackToLogsOnError``."""
 
 
 @dataclass(frozen=True)
@@ -190,8 +198,20 @@ class LocalPod:
             try:
                 self._start()
             except OSError as exc:
-                self._crashed(now, code=127)
-                self.message = f"cannot start {self.launch.argv[0]}: {exc}"
+                # as a container runtime says it: the run ends at once with StartError, 128
+                program = self.launch.argv[0]
+                reason = exc.strerror or str(exc)
+                if isinstance(exc, FileNotFoundError):
+                    reason = "executable file not found in $PATH"
+                self.runs = [
+                    *self.runs[-1:],
+                    Run(
+                        started_at=time.time(),
+                        log_start=0,
+                        start_error=f'exec: "{program}": {reason}',
+                    ),
+                ]
+                self._crashed(now, code=128)
                 return self._observation("backoff")
         assert self.process is not None
         code = self.process.poll()
@@ -211,12 +231,29 @@ class LocalPod:
         if not self.runs or self.runs[-1].finished_at is not None:
             return
         run = self.runs[-1]
-        try:
-            run.log_end = self.log_path.stat().st_size
-        except OSError:
+        if run.start_error is not None:
             run.log_end = run.log_start
+        else:
+            try:
+                run.log_end = self.log_path.stat().st_size
+            except OSError:
+                run.log_end = run.log_start
+            run.output_tail = self._output_tail(run)
         run.exit_code = code
         run.finished_at = time.time()
+
+    def _output_tail(self, run: Run) -> str:
+        """The last lines of ``run``'s output, bounded as a kubelet bounds a log fallback."""
+        end = run.log_end if run.log_end is not None else run.log_start
+        start = max(run.log_start, end - OUTPUT_TAIL_BYTES)
+        try:
+            with self.log_path.open("rb") as output:
+                output.seek(start)
+                data = output.read(end - start)
+        except OSError:
+            return ""
+        lines = data.decode(errors="replace").splitlines()[-OUTPUT_TAIL_LINES:]
+        return "\n".join(lines)
 
     def current_run(self) -> Run | None:
         """The latest run: the running process's, or the last one that ended."""
@@ -236,9 +273,10 @@ class LocalPod:
         self.restarts += 1
         delay = self.restart.delay(self.crashes)
         self.next_start = now + delay
-        cause = self.hook_failure or f"exited with code {code}"
+        # a kubelet's CrashLoopBackOff message (and the hook that killed it, if one did)
+        hook = f" ({self.hook_failure})" if self.hook_failure else ""
         self.hook_failure = None
-        self.message = f"{cause}; restarting in {delay:.0f}s"
+        self.message = f"back-off {delay:.0f}s restarting failed container{hook}"
         log.warning("pod=%s exited code=%d restart_in=%.1fs", self.name, code, delay)
 
     def _observation(self, state: str) -> Observation:

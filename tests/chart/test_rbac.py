@@ -153,6 +153,24 @@ class Life:
         )
 
 
+CRASHING_POD_STATUS: JsonDict = {
+    "status": {
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {
+                "name": "device-server",
+                "ready": False,
+                "restartCount": 1,
+                "image": "registry.example/chain:1",
+                "imageID": "",
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}},
+                "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "message": "bad"}},
+            }
+        ],
+    }
+}
+
+
 def _live_through(life: Life, watcher_port: int) -> None:
     db, ds = crd.Kind.DATABASE_DS, crd.Kind.DEVICE_SERVER
     life.core.create_namespaced_secret(
@@ -192,6 +210,17 @@ def _live_through(life: Life, watcher_port: int) -> None:
     for kind, name in [(db, "tangodb"), (db, "tangodb-own"), *((ds, n) for n in chain)]:
         wait_for(lambda k=kind, n=name: life.running(k, n), timeout=60, what=f"{name} Running")
 
+    # ds-a's container crashes (its status written as a kubelet would): the CR says so; the
+    # new image then replaces the failing pod, which its StatefulSet would not do (OrderedReady)
+    life.core.patch_namespaced_pod_status("ds-a-0", NAMESPACE, CRASHING_POD_STATUS)
+    wait_for(
+        lambda: (
+            (life.get(ds, "ds-a") or {}).get("status", {}).get("container", {}).get("reason")
+            == "CrashLoopBackOff"
+        ),
+        timeout=30,
+        what="ds-a's crash in its status",
+    )
     life.custom.patch_namespaced_custom_object(
         crd.GROUP, crd.VERSION, NAMESPACE, ds.plural, "ds-a",
         {"spec": {"image": "registry.example/chain:2"}},

@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
     database_ds,
     device_server,
 )
+from tests.support.probe_server import SERVER_SCRIPT
 
 JsonDict = dict[str, Any]
 CRS = Path(__file__).resolve().parents[1] / "data" / "crs"
@@ -77,6 +78,7 @@ def test_a_chain_created_together_starts_in_dependency_order(e2e: E2E) -> None:
         "Ready": "True",
         "DependenciesReady": "True",
         "ConfigApplied": "True",
+        "ContainerHealthy": "True",
     }
     assert "waitingFor" not in status
 
@@ -118,6 +120,66 @@ def test_deleting_the_databaseds_moves_its_servers_to_waiting_at_once(e2e: E2E) 
     }
     assert (DATABASEDS, "DeletedWhileInUse") in warnings
     assert ("y", "DatabaseDSDeleted") in warnings
+
+
+CRASHING_SCRIPT = """\
+print("probe: reading its calibration", flush=True)
+raise RuntimeError("calibration file /etc/probe.cal missing")
+"""
+
+
+def test_a_crashing_server_and_a_missing_executable_say_why_in_their_status(e2e: E2E) -> None:
+    """The container's exit code, restarts and last output reach the CR and a Warning Event."""
+    namespace = "crash"
+    e2e.create(namespace, database_ds())
+    crashing = device_server("crashes", {"lab/crash/1": {}})
+    crashing["spec"]["script"] = CRASHING_SCRIPT
+    missing = device_server("missing", {"lab/missing/1": {}})
+    del missing["spec"]["script"]
+    missing["spec"]["command"] = "/opt/nowhere/ProbeDS"
+    e2e.create(namespace, crashing)
+    e2e.create(namespace, missing)
+
+    def container(name: str) -> JsonDict:
+        found: JsonDict = e2e.status(namespace, name).get("container") or {}
+        return found
+
+    e2e.wait(
+        lambda: container("crashes").get("reason") == "CrashLoopBackOff",
+        what="the crash loop in the status",
+    )
+    status = e2e.status(namespace, "crashes")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert status["state"] == "Pending"
+    assert conditions["Ready"]["reason"] == "CrashLoopBackOff"
+    assert conditions["ContainerHealthy"]["status"] == "False"
+    assert status["container"]["lastExitCode"] == 1
+    assert status["container"]["restartCount"] >= 1
+    assert "calibration file /etc/probe.cal missing" in status["container"]["lastOutput"]
+    assert "exited with code 1" in status["message"], status["message"]
+    assert "calibration file /etc/probe.cal missing" in status["message"]
+
+    e2e.wait(
+        lambda: container("missing").get("reason") == "CannotStart", what="the missing executable"
+    )
+    status = e2e.status(namespace, "missing")
+    assert "executable file not found" in status["message"], status["message"]
+    assert "/opt/nowhere/ProbeDS" in status["message"]
+
+    warnings = {
+        (event.involved_object.name, event.reason)
+        for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
+        if event.type == "Warning"
+    }
+    assert ("crashes", "CrashLoopBackOff") in warnings
+    assert ("missing", "CannotStart") in warnings
+
+    # fixed: the same server starts, and the crash leaves the status
+    e2e.patch(namespace, "crashes", {"script": SERVER_SCRIPT})
+    e2e.wait_states(namespace, {"crashes": "Running"})
+    status = e2e.status(namespace, "crashes")
+    assert "container" not in status
+    assert {c["type"]: c["status"] for c in status["conditions"]}["ContainerHealthy"] == "True"
 
 
 PROPERTY_VALUES = ['say "hi"', "two\nlines", "ünïcødé ✓", "colon: and {{ braces }}"]

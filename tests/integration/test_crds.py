@@ -700,9 +700,10 @@ def test_printer_columns(kubectl: Cli, crd_api_client: client.ApiClient) -> None
     )
 
     narrow = _table(kubectl.run("get", "deviceservers").stdout)
-    assert [list(row) for row in narrow] == [["NAME", "STATE", "READY", "AGE"]] * 2
+    assert [list(row) for row in narrow] == [["NAME", "STATE", "READY", "REASON", "AGE"]] * 2
     rows = {row["NAME"]: row for row in narrow}
     assert (rows["waiter"]["STATE"], rows["waiter"]["READY"]) == ("Waiting", "False")
+    assert rows["waiter"]["REASON"] == "DependenciesNotReady"
     assert (rows["fresh"]["STATE"], rows["fresh"]["READY"]) == ("", "")
     assert re.fullmatch(r"\d+s", rows["waiter"]["AGE"])
 
@@ -711,6 +712,8 @@ def test_printer_columns(kubectl: Cli, crd_api_client: client.ApiClient) -> None
         "NAME",
         "STATE",
         "READY",
+        "REASON",
+        "RESTARTS",
         "AGE",
         "WAITING FOR",
         "TANGO HOST",

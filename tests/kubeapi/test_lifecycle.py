@@ -16,7 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kubeemu.testing import KubeEmu
-from tests.support.kube_api import KEPT
+from tests.support.kube_api import KEPT, KubeApi
 
 # runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
 pytestmark = pytest.mark.usefixtures("kube_api")
@@ -420,3 +420,52 @@ def test_statefulset_replaces_pods_of_an_old_template(api_client: client.ApiClie
     pod = core.read_namespaced_pod("roll-0", "default")
     assert pod.metadata.uid != old.uid
     assert pod.spec.containers[0].image == "app:2"
+
+
+def test_a_template_change_leaves_a_pod_that_is_not_ready_until_it_is_deleted(
+    kube_api: KubeApi, api_client: client.ApiClient
+) -> None:
+    """OrderedReady stops at an unhealthy pod: a crash-looping pod is never rolled by itself.
+
+    The real controller's rule (kubernetes/kubernetes#67250), which is why the operator deletes
+    a failing pod of an old revision itself. The pod here is never ready: on the real server
+    no node matches its nodeSelector, on kubeemu the kubelet is the test (manual mode).
+    """
+    if kube_api.emulator is not None:
+        kube_api.emulator.controllers(statefulset="manual")
+    apps = client.AppsV1Api(api_client)
+    core = client.CoreV1Api(api_client)
+    manifest = _statefulset("stuck")
+    manifest["spec"]["template"]["spec"]["nodeSelector"] = {"example.org/no-such-node": "x"}
+    apps.create_namespaced_stateful_set("default", manifest)
+    eventually(lambda: _exists(lambda: core.read_namespaced_pod("stuck-0", "default")), what="pod")
+    old = core.read_namespaced_pod("stuck-0", "default").metadata
+    apps.patch_namespaced_stateful_set(
+        "stuck",
+        "default",
+        {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "app:2"}]}}}},
+    )
+    eventually(
+        lambda: (
+            apps.read_namespaced_stateful_set("stuck", "default").status.observed_generation == 2
+        ),
+        what="the new generation seen",
+    )
+    time.sleep(2)
+    status = apps.read_namespaced_stateful_set("stuck", "default").status
+    assert status.update_revision != old.labels["controller-revision-hash"]
+    assert core.read_namespaced_pod("stuck-0", "default").metadata.uid == old.uid
+
+    core.delete_namespaced_pod("stuck-0", "default", grace_period_seconds=0)
+
+    def replaced() -> bool:
+        try:
+            pod = core.read_namespaced_pod("stuck-0", "default")
+        except ApiException:
+            return False
+        return bool(
+            pod.metadata.uid != old.uid
+            and pod.metadata.labels["controller-revision-hash"] == status.update_revision
+        )
+
+    eventually(replaced, what="a new pod of the new revision")

@@ -121,3 +121,58 @@ def test_each_run_knows_its_part_of_the_log(tmp_path: Path) -> None:
     assert pod.last_finished_run() is last
     assert ends[-1].last_run is last
     assert text.count(b"--- start") == 2, "the kubelet's markers stay outside the runs"
+
+
+def _run_until_backoff(pod: LocalPod) -> Observation:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        observation = pod.step()
+        if observation.state == "backoff" and observation.restarts:
+            return observation
+        time.sleep(0.02)
+    raise AssertionError("the process never ended")
+
+
+def test_a_failed_run_leaves_its_output_tail_as_termination_message(tmp_path: Path) -> None:
+    script = "for i in range(200): print('line', i)\nraise SystemExit('bad calibration')"
+    launch = Launch(argv=[sys.executable, "-u", "-c", script], env={}, cwd=tmp_path / "p", ports={})
+    pod = LocalPod("ns/web-0", launch, tmp_path / "web-0.log", restart=RestartPolicy(base=5))
+    observation = _run_until_backoff(pod)
+    assert observation.message.startswith("back-off 5s restarting failed container")
+
+    fallback: JsonDict = {
+        **POD,
+        "spec": {
+            "containers": [
+                {
+                    **POD["spec"]["containers"][0],
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                }
+            ]
+        },
+    }
+    terminated = pod_status(fallback, observation, NOW)["containerStatuses"][0]["lastState"][
+        "terminated"
+    ]
+    assert (terminated["exitCode"], terminated["reason"]) == (1, "Error")
+    message = terminated["message"]
+    assert message.endswith("bad calibration")
+    assert len(message.encode()) <= 2048
+    assert len(message.splitlines()) <= 80
+    assert "line 0\n" not in message, "only the tail is kept"
+    # the default policy (File) reads a termination-log file, which no process here writes
+    plain = pod_status(POD, observation, NOW)["containerStatuses"][0]["lastState"]["terminated"]
+    assert "message" not in plain
+
+
+def test_a_missing_executable_is_a_start_error(tmp_path: Path) -> None:
+    launch = Launch(argv=["/opt/nowhere/server"], env={}, cwd=tmp_path / "p", ports={})
+    pod = LocalPod("ns/web-0", launch, tmp_path / "web-0.log", restart=RestartPolicy(base=5))
+    observation = _run_until_backoff(pod)
+    container = pod_status(POD, observation, NOW)["containerStatuses"][0]
+    assert container["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    terminated = container["lastState"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (128, "StartError")
+    assert (
+        terminated["message"] == 'exec: "/opt/nowhere/server": executable file not found in $PATH'
+    )

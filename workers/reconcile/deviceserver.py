@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tango_operator import crd, names
+from tango_operator import crd, names, pod_health
 from tango_operator.errors import TemporaryError
 from tango_operator.keys import Key
 from tango_operator.observed import ChildRecord
@@ -31,6 +31,10 @@ MAX_MESSAGE = 1024
 """Longest status message of a Waiting server (every unmet dependency with its reason)."""
 MAX_REASON = 256
 """Longest reason kept per unmet dependency in the status (probe errors can be long)."""
+CONTAINER = "device-server"
+"""The server's container in its pod (templates/deviceserver/statefulset.yaml.j2)."""
+MAX_EVENT_OUTPUT = 600
+"""Characters of a crash's last output quoted in its Warning Event."""
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
@@ -209,14 +213,20 @@ def _observe_pod(
     deps_ok = Condition("DependenciesReady", True, "DependenciesReady", "all dependencies ready")
     config_ok = _config_condition(spec)
 
-    def not_ready(state: str, reason: str, message: str, requeue: float | None) -> Outcome:
+    def not_ready(
+        state: str,
+        reason: str,
+        message: str,
+        requeue: float | None,
+        others: list[Condition] | None = None,
+    ) -> Outcome:
         stored = (resource.get("status") or {}).get("state")
         if applied.changed and stored != state:
             # the children were just written: a pod that starts at once makes this state
             # last milliseconds, so it is published only if it is still so a moment later
             grace = ports.settings.settling_seconds
             return Outcome(state=state, requeue_after=min(grace, requeue or grace))
-        conditions = [Condition("Ready", False, reason, message), deps_ok, config_ok]
+        conditions = [Condition("Ready", False, reason, message), *(others or [deps_ok, config_ok])]
         publish(
             ports.kube, resource, state=state, message=message, conditions=conditions, extra=extra
         )
@@ -228,25 +238,41 @@ def _observe_pod(
         return not_ready("Building", "Building", "StatefulSet rollout in progress", None)
     starting = (address, spec.devices) if spec.devices else None
     if ready < 1:
+        # the container's trouble (a crash, a restart, one that cannot start) is an event
+        # that wakes this key too (watcher.pods); a pod just created has none to show
+        pod = None if applied.changed else _server_pod(key, ports)
+        report = pod_health.report(pod, CONTAINER)
+        if pod is not None and report is not None and report.failing:
+            replaced = _replace_stale_pod(resource, pod, detail, ports)
+            if replaced is not None:
+                return replaced
+        shown = report is not None and (report.restarts > 0 or report.failing)
+        extra["container"] = report.as_status() if report is not None and shown else None
+        if report is not None and report.failing:
+            return _failing(resource, ports, report, extra, [deps_ok, config_ok])
+        others = [deps_ok, config_ok, _container_condition(report)]
         # The pod's readiness change is an event that wakes this key. Meanwhile the export
         # watcher looks for the devices in TANGO, so that the servers waiting for them start
         # the moment they are exported, not when the kubelet's next readiness probe passes;
         # the poll is only the fallback.
+        pending = _pending_message(report)
         if not spec.devices:
-            return not_ready("Pending", "PodNotReady", "device server pod not ready", None)
+            return not_ready("Pending", "PodNotReady", pending, None, others)
         if _unexported(key, spec, address, ports):
-            outcome = not_ready("Pending", "PodNotReady", "device server pod not ready", poll)
+            outcome = not_ready("Pending", "PodNotReady", pending, poll, others)
             return replace(outcome, starting=starting)
         message = "devices exported; device server pod not ready yet"
-        outcome = not_ready("Pending", "PodNotReady", message, None)
+        outcome = not_ready("Pending", "PodNotReady", message, None, others)
         return replace(outcome, wake=tuple(ports.index.waiters_of(spec.devices)))
+    extra["container"] = None
     unexported = _unexported(key, spec, address, ports)
     if unexported:
         message = f"devices not exported yet: {', '.join(unexported)}"
         outcome = not_ready("Pending", "DevicesNotExported", message, poll)
         return replace(outcome, starting=starting)
     message = "device server running"
-    conditions = [Condition("Ready", True, "Running", message), deps_ok, config_ok]
+    running = Condition("ContainerHealthy", True, "Running", "the server's container is running")
+    conditions = [Condition("Ready", True, "Running", message), deps_ok, config_ok, running]
     before = (resource.get("status") or {}).get("state")
     publish(
         ports.kube, resource, state="Running", message=message, conditions=conditions, extra=extra
@@ -255,6 +281,89 @@ def _observe_pod(
     if before != "Running" and spec.devices:
         wake = tuple(ports.index.waiters_of(spec.devices))
     return Outcome(state="Running", wake=wake)
+
+
+def _server_pod(key: Key, ports: Ports) -> JsonDict | None:
+    """The server's pod, read while it is not ready (None: no pod yet)."""
+    return ports.kube.get("v1", "Pod", key.namespace, f"{names.statefulset(key.name)}-0")
+
+
+def _replace_stale_pod(
+    resource: JsonDict, pod: JsonDict, statefulset: JsonDict, ports: Ports
+) -> Outcome | None:
+    """Delete a failing pod of an older template, which its StatefulSet never replaces.
+
+    With ``podManagementPolicy: OrderedReady`` the StatefulSet controller rolls nothing while
+    a pod is not running and ready (kubernetes/kubernetes#67250): a server that crashes keeps
+    crashing with its old spec although the fix was applied. The operator deletes that pod
+    (uid precondition), the controller creates it from the new template. None when the pod
+    is of the current template (or the revision is not known).
+    """
+    wanted = statefulset.get("updateRevision")
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    current = labels.get("controller-revision-hash")
+    if not wanted or not current or current == wanted:
+        return None
+    name = pod["metadata"]["name"]
+    if ports.kube.delete({"apiVersion": "v1", "kind": "Pod", **pod}):
+        log.info("failing pod of an old template deleted pod=%s", name)
+        ports.kube.emit_event(
+            resource,
+            event_type="Normal",
+            reason="FailingPodReplaced",
+            message=f"pod {name} of the previous spec was failing: deleted so that "
+            "its StatefulSet starts it with the new one",
+        )
+    return Outcome(state="Pending")
+
+
+def _container_condition(report: pod_health.ContainerReport | None) -> Condition:
+    if report is None or not report.restarts:
+        return Condition("ContainerHealthy", True, "Starting", "the server's container is starting")
+    return Condition(
+        "ContainerHealthy", True, report.reason, f"started again after: {report.describe()}"
+    )
+
+
+def _pending_message(report: pod_health.ContainerReport | None) -> str:
+    if report is None or not report.restarts:
+        return "device server pod not ready"
+    return f"device server pod not ready; {report.describe()}"
+
+
+def _failing(
+    resource: JsonDict,
+    ports: Ports,
+    report: pod_health.ContainerReport,
+    extra: JsonDict,
+    others: list[Condition],
+) -> Outcome:
+    """The server's container crashes or cannot start: say why in the status, and warn once.
+
+    State stays Pending (the states are an API); ``Ready`` and ``ContainerHealthy`` carry the
+    reason (CrashLoopBackOff, CannotStart, ImagePullBackOff, ...), ``status.container`` the
+    exit code, restarts and last output. A Warning Event each time the trouble changes
+    (a new restart, a new reason); the pod's next change wakes this key (``watcher.pods``).
+    """
+    message = f"device server container failing: {report.describe()}"[:MAX_MESSAGE]
+    conditions = [
+        Condition("Ready", False, report.reason, message),
+        *others,
+        Condition("ContainerHealthy", False, report.reason, message),
+    ]
+    before = (resource.get("status") or {}).get("container") or {}
+    publish(
+        ports.kube, resource, state="Pending", message=message, conditions=conditions, extra=extra
+    )
+    if (before.get("restartCount"), before.get("reason")) != (report.restarts, report.reason):
+        output = report.last_output[-MAX_EVENT_OUTPUT:]
+        ports.kube.emit_event(
+            resource,
+            event_type="Warning",
+            reason=report.reason,
+            message=f"{message}\n{output}".rstrip() if output else message,
+        )
+    return Outcome(state="Pending")
 
 
 def _unexported(key: Key, spec: crd.DeviceServerSpec, address: str, ports: Ports) -> list[str]:

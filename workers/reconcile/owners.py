@@ -85,6 +85,10 @@ class OwnerCopies:
         self._record(key, written)
         return written
 
+    def delete(self, obj: JsonDict) -> bool:
+        """Delete an object (a server's pod) if it still has the uid read."""
+        return self.kube.delete(obj)
+
     def emit_event(self, resource: JsonDict, *, event_type: str, reason: str, message: str) -> None:
         """Record a Kubernetes Event on ``resource``."""
         self.kube.emit_event(resource, event_type=event_type, reason=reason, message=message)

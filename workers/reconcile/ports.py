@@ -55,6 +55,9 @@ class KubePort(Protocol):
     ) -> JsonDict:
         """JSON-merge-patch ``resource`` (or its ``subresource``, e.g. ``status``); the result."""
 
+    def delete(self, obj: JsonDict) -> bool:
+        """Delete ``obj`` if it still has the uid read; False when it is gone or replaced."""
+
     def set_finalizers(self, resource: JsonDict, finalizers: list[str]) -> JsonDict:
         """Replace the finalizers of ``resource``, guarded by its resourceVersion; the result."""
 

@@ -82,7 +82,7 @@ watcher-namespaces-clusterrole.yaml).
 {{- $_ := set $rules "watcher" (list
   (dict "apiGroups" (list $group) "resources" (list "deviceservers" "databaseds") "verbs" (list "list" "watch"))
   (dict "apiGroups" (list "apps") "resources" (list "statefulsets") "verbs" (list "list" "watch"))
-  (dict "apiGroups" (list "") "resources" (list "configmaps" "persistentvolumeclaims" "services") "verbs" (list "list" "watch"))
+  (dict "apiGroups" (list "") "resources" (list "configmaps" "persistentvolumeclaims" "pods" "services") "verbs" (list "list" "watch"))
 ) }}
 {{- $_ := set $rules "worker" (list
   (dict "apiGroups" (list $group) "resources" (list "deviceservers") "verbs" (list "get" "list" "patch"))
@@ -91,6 +91,7 @@ watcher-namespaces-clusterrole.yaml).
   (dict "apiGroups" (list "apps") "resources" (list "statefulsets") "verbs" (list "create" "get" "patch"))
   (dict "apiGroups" (list "") "resources" (list "configmaps" "persistentvolumeclaims" "services") "verbs" (list "create" "patch"))
   (dict "apiGroups" (list "") "resources" (list "secrets") "verbs" (list "create" "get"))
+  (dict "apiGroups" (list "") "resources" (list "pods") "verbs" (list "get" "delete"))
   (dict "apiGroups" (list "") "resources" (list "events") "verbs" (list "create"))
 ) }}
 {{- toYaml (index $rules .component) }}

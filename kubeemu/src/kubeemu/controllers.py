@@ -373,11 +373,17 @@ class Controllers:
         replicas = int(spec.get("replicas", 1))
         revision = f"{name}-{_template_hash(spec.get('template', {}))}"
         owned = self._owned_pods(statefulset)
+        # OrderedReady (the default) rolls nothing while a pod is not running and ready: the
+        # real controller stops at the first unhealthy pod, so a crash-looping pod is never
+        # replaced by a template change (kubernetes/kubernetes#67250)
+        ordered = spec.get("podManagementPolicy", "OrderedReady") == "OrderedReady"
+        rolling = not ordered or all(_pod_ready(pod) for pod in owned.values())
         for index in range(replicas):
             pod_name = f"{name}-{index}"
             pod = owned.pop(pod_name, None)
             if (
                 pod is not None
+                and rolling
                 and _pod_revision(pod) != revision
                 and not pod["metadata"].get("deletionTimestamp")
             ):

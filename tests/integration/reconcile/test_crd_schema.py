@@ -142,6 +142,8 @@ def test_wide_printer_columns(kube_client: client.ApiClient, kubectl: Cli, tmp_p
         "NAME",
         "STATE",
         "READY",
+        "REASON",
+        "RESTARTS",
         "AGE",
         "WAITING",
         "FOR",

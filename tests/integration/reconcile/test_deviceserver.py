@@ -115,6 +115,7 @@ def test_ska_examples_are_accepted_unchanged_and_reach_running(
         "Ready": "True",
         "DependenciesReady": "True",
         "ConfigApplied": "True",
+        "ContainerHealthy": "True",
     }
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
     # the TangoTest example's config went to the TANGO DB, under its own server instance
