@@ -45,6 +45,11 @@ def queue_lists() -> tuple[str, str]:
     return QUEUE_NAME, f"{QUEUE_NAME}{PRIORITY_SEPARATOR}{PRIORITY_NORMAL}"
 
 
+def describe(key: Key) -> str:
+    """``DeviceServer ns/name``: a key as Flower lists it (the task's ``argsrepr``)."""
+    return f"{key.kind} {key.namespace}/{key.name}"
+
+
 class Publisher:
     """Sends reconcile messages for keys through one Celery app."""
 
@@ -64,6 +69,8 @@ class Publisher:
         self.app.send_task(
             TASK_NAME,
             args=[key.encode()],
+            # what Flower and the worker's log show as the task's arguments: the resource
+            argsrepr=describe(key),
             queue=QUEUE_NAME,
             priority=PRIORITY_URGENT if urgent else PRIORITY_NORMAL,
         )

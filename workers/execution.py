@@ -41,6 +41,8 @@ class RunReport:
     result: str
     """``busy`` | ``poisoned`` | ``success`` | ``retry`` | ``error``"""
     state: str | None = None
+    message: str = ""
+    """The reconciler's reason for a resource left in state Error."""
     queued_at: float | None = None
     queue_wait: float | None = None
     """Seconds from the key being enqueued to this run starting (wall clock of Redis users)."""
@@ -145,6 +147,7 @@ def run(
         key,
         result,
         state=outcome.state if outcome else None,
+        message=outcome.message if outcome else "",
         queued_at=lease.queued_at,
         queue_wait=queue_wait,
         duration=duration,

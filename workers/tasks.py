@@ -25,7 +25,7 @@ from celery.signals import (
 )
 
 from tango_operator.keys import Key
-from tango_operator.messages import TASK_NAME, Publisher
+from tango_operator.messages import TASK_NAME, Publisher, describe
 from workers import execution, metrics, settings
 from workers.app import app
 from workers.export_watcher import ExportWatcher
@@ -39,11 +39,23 @@ send = Publisher(app)
 """Follow-ups and wake-ups this worker sends, at the normal priority."""
 
 
-@app.task(name=TASK_NAME, ignore_result=True)  # type: ignore[untyped-decorator]
+class ResourceInErrorState(Exception):  # noqa: N818 - Flower shows this name as the outcome
+    """A reconcile that ran to its end and left the resource in state Error (a bad spec).
+
+    Raised so that Flower lists the task as FAILURE, with the resource and its message, unlike
+    one that left it Running; declared in the task's ``throws``, so the worker logs it at
+    INFO without a traceback — nothing is retried, the resource waits for a spec change.
+    """
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=TASK_NAME, ignore_result=True, throws=(ResourceInErrorState,)
+)
 def reconcile(member: str) -> dict[str, Any]:
     """Reconcile the key encoded in ``member``: the Celery task every message runs.
 
-    Returns the run's report (kept out of the result backend: ``ignore_result``).
+    Returns the run's report (kept out of the result backend: ``ignore_result``); Flower
+    shows it as the task's result.
     """
     key = Key.decode(member)
     wiring = current()
@@ -67,7 +79,7 @@ def reconcile(member: str) -> dict[str, Any]:
     if report.state:
         metrics.STATE_TRANSITIONS.labels(key.kind, report.state).inc()
     summary = {
-        "key": str(key),
+        "resource": describe(key),
         "result": report.result,
         "state": report.state,
         "failures": report.failures,
@@ -76,6 +88,8 @@ def reconcile(member: str) -> dict[str, Any]:
         # the queue has already scheduled the retry; raising only marks the task FAILURE in
         # Flower and `celery events` (a failed task is still acked: the queue owns retries)
         raise ReconcileFailedError(summary)
+    if report.state == "Error":
+        raise ResourceInErrorState(f"{describe(key)} is in state Error: {report.message}")
     return summary
 
 

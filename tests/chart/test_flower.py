@@ -23,10 +23,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from kubernetes import client, config
 
 from devstack.redis_server import RedisServer
 from devstack.runner.plan import free_port
+from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
+from tango_operator import crd
 from tango_operator.celery_app import make_publisher
 from tango_operator.keys import Key
 from tango_operator.messages import TASK_NAME
@@ -142,10 +145,44 @@ def _tasks(flower: Flower) -> dict[str, dict[str, object]]:
     return tasks
 
 
-def test_flower_switches_the_workers_task_events_on_and_shows_their_tasks(
+def _shown(flower: Flower, resource: str, state: str) -> list[dict[str, object]]:
+    return [
+        task
+        for task in _tasks(flower).values()
+        if task.get("args") == resource and task.get("state") == state
+    ]
+
+
+def test_flower_names_each_tasks_resource_and_fails_a_reconcile_that_leaves_it_in_error(
     flower: Flower, tmp_path: Path
 ) -> None:
+    """Each task names its resource; one that left the resource in Error is a FAILURE.
+
+    Task events are off in a worker until Flower switches them on.
+    """
     with KubeEmu.start(tmp_path / "emu", []) as emu:
+        api_client = config.new_client_from_config(config_file=str(emu.kubeconfig))
+        install_crds(api_client)
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            crd.GROUP,
+            crd.VERSION,
+            "default",
+            "deviceservers",
+            {
+                "apiVersion": crd.API_VERSION,
+                "kind": "DeviceServer",
+                "metadata": {"name": "broken"},
+                "spec": {
+                    "dsname": "Probe",
+                    "args": "x",
+                    "command": "/bin/probe",
+                    "image": "registry.example/probe:1",
+                    "databaseds": "tango-db",
+                    "config": "{not json",
+                },
+            },
+        )
+        api_client.close()
         pool = WorkerPool(
             kubeconfig=emu.kubeconfig,
             redis_url=flower.redis_url,
@@ -155,19 +192,27 @@ def test_flower_switches_the_workers_task_events_on_and_shows_their_tasks(
         pool.start()
         publisher = make_publisher(flower.redis_url, name="tango_operator_flower_test")
         try:
-            key = Key("DeviceServer", "default", "shown-in-flower")
+            absent = Key("DeviceServer", "default", "shown-in-flower")
+            broken = Key("DeviceServer", "default", "broken")
             deadline = time.monotonic() + 45
-            shown: list[dict[str, object]] = []
-            while not shown:
+            succeeded: list[dict[str, object]] = []
+            while not succeeded:
                 assert time.monotonic() < deadline, f"no task in Flower:\n{pool.logs()[-3000:]}"
-                publisher(key)  # until Flower has switched the worker's events on
+                publisher(absent)  # until Flower has switched the worker's events on
                 time.sleep(1.0)
-                shown = [
-                    task
-                    for task in _tasks(flower).values()
-                    if task.get("args") and key.encode() in str(task["args"])
-                ]
-            assert shown[0]["name"] == TASK_NAME
-            assert shown[0]["state"] in ("RECEIVED", "STARTED", "SUCCESS")
+                succeeded = _shown(flower, "DeviceServer default/shown-in-flower", "SUCCESS")
+            assert succeeded[0]["name"] == TASK_NAME
+            assert "DeviceServer default/shown-in-flower" in str(succeeded[0]["result"])
+
+            publisher(broken)
+            failed: list[dict[str, object]] = []
+            while not failed:
+                assert time.monotonic() < deadline, f"no failed task:\n{pool.logs()[-3000:]}"
+                time.sleep(0.5)
+                failed = _shown(flower, "DeviceServer default/broken", "FAILURE")
+            exception = str(failed[0]["exception"])
+            assert "ResourceInErrorState" in exception
+            assert "DeviceServer default/broken is in state Error: spec.config" in exception
+            assert "Traceback" not in pool.logs(), "an expected outcome is logged without one"
         finally:
             pool.stop()

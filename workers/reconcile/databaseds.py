@@ -104,7 +104,7 @@ def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
             message=message,
             conditions=[Condition("Ready", False, "InvalidSpec", message)],
         )
-        return Outcome(state="Error")
+        return Outcome(state="Error", message=message)
 
     records = ports.ledger.records(key)
     secret_name = _credentials(key, resource, spec, ports, records)

@@ -119,7 +119,7 @@ def _reconcile_valid(
             # looked at again when a member changes or starts (dependency index), and slowly
             # in case the cycle is broken by deleting a member
             outcome = _error(resource, ports, "DependencyCycle", message, extra)
-            return Outcome(state=outcome.state, requeue_after=ports.settings.waiting_max_seconds)
+            return replace(outcome, requeue_after=ports.settings.waiting_max_seconds)
         message = "waiting for " + "; ".join(f"{m.name} ({m.reason})" for m in missing)
         message = message[:MAX_MESSAGE]
         unmet = [(m.name, m.reason) for m in missing]
@@ -427,7 +427,7 @@ def _error(
         conditions=conditions,
         extra={**(extra or {}), "waitingFor": None, "unmetDependencies": None},
     )
-    return Outcome(state="Error")
+    return Outcome(state="Error", message=message)
 
 
 def _finalize(key: Key, resource: JsonDict, ports: Ports) -> None:

@@ -309,6 +309,8 @@ class Outcome:
     """What the queue should do after a reconcile."""
 
     state: str | None = None
+    message: str = ""
+    """Why, for a resource left in state Error (shown with the task in Flower)."""
     requeue_after: float | None = None
     """Look again after this many seconds (a wait, not a failure)."""
     wake: tuple[Key, ...] = ()
