@@ -27,13 +27,40 @@ import yaml
 from kubernetes import client
 
 from devstack.controlplane import ControlPlaneError
-from devstack.stack import ROOT, LocalStack, StackOptions
+from devstack.stack import ROOT, LocalStack, StackOptions, cluster_tango_host
 from devstack.stack_api import API_CHOICES
 
 JsonDict = dict[str, Any]
 SAMPLES = ROOT / "helm" / "samples"
 PLURALS = {"DeviceServer": "deviceservers", "DatabaseDS": "databaseds"}
 GROUP, VERSION = "tango.tango-controls.org", "v1"
+WORKDIR_MARKER = ".tango-operator-demo"
+"""The file that says a directory is a demo's own: only such a directory is ever deleted."""
+HANGUP_AND_STOP = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C, a kill, or the terminal closing: each stops the stack and every process it ran."""
+
+
+class WorkdirError(Exception):
+    """A ``--workdir`` the demo will not use (it holds something the demo did not make)."""
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Empty a workdir of an earlier demo, or make a new one; never delete anything else.
+
+    A directory that exists is deleted only when it carries ``WORKDIR_MARKER`` (an earlier
+    demo made it) or is empty; otherwise ``WorkdirError`` names it.
+    """
+    if workdir.exists():
+        if not workdir.is_dir():
+            raise WorkdirError(f"--workdir {workdir} is a file, not a directory")
+        if not (workdir / WORKDIR_MARKER).exists() and any(workdir.iterdir()):
+            raise WorkdirError(
+                f"--workdir {workdir} exists and was not made by the demo: the demo deletes "
+                "its workdir at every start, so give it a new or empty directory"
+            )
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    (workdir / WORKDIR_MARKER).write_text("made by `make demo`; deleted at its next start\n")
 
 
 def load_samples(paths: Sequence[Path]) -> list[JsonDict]:
@@ -116,7 +143,25 @@ class Display:
         self.drawn_lines = text.count("\n") + 1 if self.tty else 0
 
 
-def summary(stack: LocalStack) -> str:
+def tango_lines(stack: LocalStack, documents: Sequence[JsonDict], width: int) -> list[str]:
+    """``export TANGO_HOST=…`` per DatabaseDS, and where each device server's output goes."""
+    lines: list[str] = []
+    for namespace, name in databaseds_of(documents):
+        local = stack.host_map.get(cluster_tango_host(name, namespace))
+        if local:
+            lines.append(f"  export TANGO_HOST={local}   # DatabaseDS {namespace}/{name}")
+    pods = stack.workdir / "kubelet" / "logs"
+    lines.append(f"  {'server output':<{width}} {pods}/NAMESPACE_POD.log, e.g.")
+    for document in documents:
+        if document.get("kind") == "DeviceServer":
+            meta = document.get("metadata") or {}
+            namespace = meta.get("namespace") or "default"
+            lines.append(f"  {'':<{width}} {pods}/{namespace}_{meta.get('name')}-0.log")
+            break
+    return lines
+
+
+def summary(stack: LocalStack, documents: Sequence[JsonDict] = ()) -> str:
     """What the user is told once every sample runs: the endpoints and how to use them."""
     kubectl = ROOT / ".tools" / "bin" / "kubectl"
     command = kubectl if kubectl.exists() else "kubectl"
@@ -129,6 +174,9 @@ def summary(stack: LocalStack) -> str:
         lines.append(f"  {'Flower login':<{width}} {user} / {password}")
     lines += [
         f"  {'logs':<{width}} {stack.logs}",
+        "",
+        "TANGO (Jive, itango, Taranta) reaches the servers with:",
+        *tango_lines(stack, documents, width),
         "",
         "Try:",
         f"  export KUBECONFIG={stack.api.kubeconfig}",
@@ -152,10 +200,13 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         print(f"no resources found in {args.samples or [SAMPLES]}", file=sys.stderr)
         return 2
     workdir = Path(args.workdir)
-    if workdir.exists():
-        shutil.rmtree(workdir)
+    try:
+        prepare_workdir(workdir)
+    except WorkdirError as error:
+        print(str(error), file=sys.stderr)
+        return 2
     stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in HANGUP_AND_STOP:
         signal.signal(signum, lambda *_: stop.set())
     stack = LocalStack(
         StackOptions(
@@ -190,10 +241,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 return 1
             if not running and all(row[2] == "Running" for row in rows):
                 running = True
-                print(summary(stack), file=out, flush=True)
+                print(summary(stack, documents), file=out, flush=True)
                 if args.until_running:
                     return 0
-                print("\nCtrl-C stops everything.", file=out, flush=True)
+                print("\nCtrl-C (or closing the terminal) stops everything.", file=out, flush=True)
             if not running and time.monotonic() > deadline:
                 print(f"not all Running after {args.timeout:.0f}s; see {stack.logs}", file=out)
                 return 1
@@ -209,7 +260,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "samples", nargs="*", help="YAML files or directories (default: helm/samples)"
     )
-    parser.add_argument("--workdir", default=str(ROOT / ".cache" / "demo"))
+    parser.add_argument(
+        "--workdir",
+        default=str(ROOT / ".cache" / "demo"),
+        help="where the stack keeps its files and logs; emptied at start, so it must be new,"
+        " empty or an earlier demo's (default .cache/demo)",
+    )
     parser.add_argument(
         "--api",
         choices=API_CHOICES,

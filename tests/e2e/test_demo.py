@@ -7,10 +7,17 @@ left running afterwards — on the real control plane etcd and kube-apiserver in
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+import tango
+
+from devstack.demo import WORKDIR_MARKER, WorkdirError, prepare_workdir
 from devstack.stack_api import ApiChoice
 from tests.e2e.conftest import require
 
@@ -68,4 +75,68 @@ def test_the_demo_brings_every_sample_to_running_and_cleans_up(
     }[stack_api]
     assert server in output
     assert f"export KUBECONFIG={kubeconfig}\n" in output
+    assert re.search(
+        r"export TANGO_HOST=127\.0\.0\.1:\d+   # DatabaseDS default/sample-databaseds", output
+    ), output
+    logs = workdir / "kubelet" / "logs"
+    printed = re.search(rf"{re.escape(str(logs))}/default_sample-\w+-0\.log", output)
+    assert printed, output
+    assert Path(printed.group(0)).stat().st_size > 0, "the server's output is where it says"
     assert _descendants_alive(str(workdir)) == [], "every process the demo started is gone"
+
+
+def test_closing_the_terminal_stops_the_demo_and_its_tango_host_answers_until_then(
+    tmp_path: Path,
+) -> None:
+    """SIGHUP (the terminal closing) cleans up like Ctrl-C; the printed TANGO_HOST works."""
+    workdir = tmp_path / "demo"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "demo", "--no-flower", "--workdir", str(workdir)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    output: list[str] = []
+    deadline = time.monotonic() + 300
+    try:
+        for line in process.stdout:
+            output.append(line)
+            if "stops everything" in line or time.monotonic() > deadline:
+                break
+        text = "".join(output)
+        found = re.search(r"export TANGO_HOST=([\d.]+):(\d+)", text)
+        assert found, text
+        database = tango.Database(found.group(1), int(found.group(2)))
+        assert list(database.get_server_list("Source/*")) == ["Source/1"], text
+        process.send_signal(signal.SIGHUP)
+        rest, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, "".join(output) + rest
+    assert "stopping" in rest
+    assert _descendants_alive(str(workdir)) == [], "every process the demo started is gone"
+
+
+def test_a_workdir_the_demo_did_not_make_is_never_deleted(tmp_path: Path) -> None:
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(WorkdirError, match="was not made by the demo"):
+        prepare_workdir(precious)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    with pytest.raises(WorkdirError, match="is a file"):
+        prepare_workdir(precious / "thesis.tex")
+
+    fresh = tmp_path / "fresh"
+    prepare_workdir(fresh)
+    (fresh / "left-over.log").write_text("from the last demo")
+    prepare_workdir(fresh)  # an earlier demo's: emptied
+    assert [p.name for p in fresh.iterdir()] == [WORKDIR_MARKER]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    prepare_workdir(empty)
+    assert (empty / WORKDIR_MARKER).exists()
