@@ -2,7 +2,8 @@
 
 ``tango-operator watcher`` runs ``python -m watcher``, ``tango-operator worker`` runs
 ``celery -A workers.app worker`` on the operator's queue (kept alive by
-``tango_operator.supervise``), and ``tango-operator render`` runs ``python -m workers.render``.
+``tango_operator.supervise``), ``tango-operator render`` runs ``python -m workers.render`` and
+``tango-operator status`` runs ``python -m workers.status``.
 Each is a process of its own, started by module name: the core never imports the watcher
 or the workers (the import contracts in ``pyproject.toml`` forbid it), and every subcommand
 accepts its own ``--help``.
@@ -18,15 +19,21 @@ import tempfile
 from collections.abc import Sequence
 from importlib import metadata
 
-from tango_operator import environment, supervise
+from tango_operator import environment, supervise, variables
 from tango_operator.messages import QUEUE_NAME
 
 COMMANDS = {
     "render": "print the child manifests of DeviceServer/DatabaseDS resources (no cluster)",
+    "status": "list the TANGO device servers of the cluster: state, devices, why not running",
     "watcher": "run the watcher (list/watch → Redis), leader-elected",
     "worker": "run Celery workers: every `celery worker` option is accepted",
 }
-MODULES = {"render": "workers.render", "watcher": "watcher"}
+WORKER_HELP = f"""usage: tango-operator worker [CELERY WORKER OPTIONS]
+
+Run Celery workers on the operator's queue ({QUEUE_NAME}), restarted after a crash by a
+supervisor; every `celery worker` option is accepted (--pool and --concurrency default to
+TANGO_OPERATOR_WORKER_POOL and TANGO_OPERATOR_WORKER_CONCURRENCY)."""
+MODULES = {"render": "workers.render", "status": "workers.status", "watcher": "watcher"}
 DEFAULT_POOL = "threads"
 """Reconciles wait on the network (API server, Redis, TANGO), not on the CPU: threads give
 many in flight per process for a few MiB each, where a prefork child costs a process."""
@@ -123,6 +130,9 @@ def _defaults(rest: Sequence[str], variables: dict[str, str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command named by the first argument (its own options follow it)."""
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["worker"] and {"-h", "--help"} & set(arguments[1:]):
+        print(WORKER_HELP + "\n\n" + variables.help_text(variables.WORKER), flush=True)
+        print("\nCelery's own worker options follow.\n", flush=True)
     if arguments and arguments[0] == "worker":
         return _exec_worker(arguments[1:])
     if arguments and arguments[0] in MODULES:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -361,46 +363,105 @@ RESERVED_VOLUME = "tango-operator-config"
 """The pod volume the operator adds for the launcher script and the config."""
 
 
+class SeveralSpecError(SpecError):
+    """Several problems in one spec, each in ``problems``.
+
+    ``field`` and ``message`` are the first's (callers that show one still can); ``str()``
+    names every one.
+    """
+
+    def __init__(self, problems: Sequence[SpecError]) -> None:
+        super().__init__(problems[0].field, problems[0].message)
+        self.problems = tuple(problems)
+        self.args = ("; ".join(str(problem) for problem in self.problems),)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class _Problems:
+    """Collects the SpecErrors of independent checks: a spec reports all of them at once."""
+
+    def __init__(self) -> None:
+        self.found: list[SpecError] = []
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        """Run one check; its SpecError is kept and the next check runs."""
+        try:
+            yield
+        except SeveralSpecError as errors:
+            self.found += errors.problems
+        except SpecError as error:
+            self.found.append(error)
+
+    def raise_any(self) -> None:
+        """Raise the one problem found, or all of them (``SeveralSpecError``)."""
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise SeveralSpecError(self.found)
+
+
 def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
-    """The typed spec of a DeviceServer resource, or SpecError for the first problem found."""
+    """The typed spec of a DeviceServer resource, or SpecError naming every problem found.
+
+    Independent fields are checked independently (``SeveralSpecError`` when several are wrong);
+    the config is checked once dsname and args are valid, as it is keyed by them.
+    """
     spec = resource.get("spec")
     if not isinstance(spec, dict):
         raise SpecError("spec", "is required")
-    dsname = _required_str(spec, "dsname")
-    args = _required_str(spec, "args")
-    _check_name(tango_names.server_problem(dsname), "spec.dsname")
-    _check_name(tango_names.word_problem(args), "spec.args")
-    command = _optional_str(spec, "command")
-    script = _optional_str(spec, "script")
-    if command and script:
-        raise SpecError("spec.command", "give either command or script, not both")
-    if not command and not script:
-        raise SpecError("spec.command", "one of command or script is required")
-    config_text = _optional_str(spec, "config")
-    config = parse_config(config_text, dsname=dsname, instance=args) if config_text else None
-    depends_on_raw = spec.get("dependsOn") or []
-    if not isinstance(depends_on_raw, list):
-        raise SpecError("spec.dependsOn", "must be a list of strings")
+    problems = _Problems()
+    dsname = args = ""
+    command = script = config_text = None
+    config: TangoConfig | None = None
+    with problems.check():
+        dsname = _required_str(spec, "dsname")
+        _check_name(tango_names.server_problem(dsname), "spec.dsname")
+    with problems.check():
+        args = _required_str(spec, "args")
+        _check_name(tango_names.word_problem(args), "spec.args")
+    with problems.check():
+        command = _optional_str(spec, "command")
+        script = _optional_str(spec, "script")
+        if command and script:
+            raise SpecError("spec.command", "give either command or script, not both")
+        if not command and not script:
+            raise SpecError("spec.command", "one of command or script is required")
+    with problems.check():
+        config_text = _optional_str(spec, "config")
+        if config_text and not problems.found:
+            config = parse_config(config_text, dsname=dsname, instance=args)
     depends_on: list[Dependency] = []
-    for index, entry in enumerate(depends_on_raw):
-        if not isinstance(entry, str):
-            raise SpecError(f"spec.dependsOn[{index}]", "must be a string")
-        dependency = parse_dependency(entry, f"spec.dependsOn[{index}]")
-        if dependency.device and config and dependency.device in config.devices:
-            raise SpecError(
-                f"spec.dependsOn[{index}]",
-                f"{entry!r} is a device of this DeviceServer itself "
-                "(a self-dependency never resolves)",
-            )
-        depends_on.append(dependency)
-    databaseds = _required_str(spec, "databaseds")
-    check_tango_host_name(databaseds, "spec.databaseds")
+    with problems.check():
+        depends_on_raw = spec.get("dependsOn") or []
+        if not isinstance(depends_on_raw, list):
+            raise SpecError("spec.dependsOn", "must be a list of strings")
+        for index, entry in enumerate(depends_on_raw):
+            with problems.check():
+                depends_on.append(_own_dependency(entry, index, config))
+    databaseds = ""
+    with problems.check():
+        databaseds = _required_str(spec, "databaseds")
+        check_tango_host_name(databaseds, "spec.databaseds")
     pod = {key: spec[key] for key in POD_PASSTHROUGH_KEYS if spec.get(key) not in (None, {}, [])}
     for index, volume in enumerate(pod.get("volumes") or []):
         if isinstance(volume, dict) and volume.get("name") == RESERVED_VOLUME:
-            raise SpecError(f"spec.volumes[{index}].name", f"{RESERVED_VOLUME!r} is reserved")
-    cluster_domain = _optional_str(spec, "clusterDomain") or DEFAULT_CLUSTER_DOMAIN
-    check_dns_name(cluster_domain, "spec.clusterDomain")
+            with problems.check():
+                raise SpecError(f"spec.volumes[{index}].name", f"{RESERVED_VOLUME!r} is reserved")
+    cluster_domain = DEFAULT_CLUSTER_DOMAIN
+    with problems.check():
+        cluster_domain = _optional_str(spec, "clusterDomain") or DEFAULT_CLUSTER_DOMAIN
+        check_dns_name(cluster_domain, "spec.clusterDomain")
+    image = ""
+    with problems.check():
+        image = _required_str(spec, "image")
+    strings: dict[str, str | None] = {}
+    for key in ("imagePullPolicy", "postStart", "preStop"):
+        with problems.check():
+            strings[key] = _optional_str(spec, key)
+    problems.raise_any()
     return DeviceServerSpec(
         dsname=dsname,
         args=args,
@@ -412,13 +473,26 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
         cluster_domain=cluster_domain,
         legacy_compatibility=bool(spec.get("legacycompatibility", True)),
         enable_load_balancer=bool(spec.get("enableLoadBalancer", False)),
-        image=_required_str(spec, "image"),
-        image_pull_policy=_optional_str(spec, "imagePullPolicy"),
+        image=image,
+        image_pull_policy=strings["imagePullPolicy"],
         depends_on=tuple(depends_on),
         pod=pod,
-        post_start=_optional_str(spec, "postStart"),
-        pre_stop=_optional_str(spec, "preStop"),
+        post_start=strings["postStart"],
+        pre_stop=strings["preStop"],
     )
+
+
+def _own_dependency(entry: Any, index: int, config: TangoConfig | None) -> Dependency:
+    """One ``dependsOn`` entry, checked; a device of this server itself is refused."""
+    if not isinstance(entry, str):
+        raise SpecError(f"spec.dependsOn[{index}]", "must be a string")
+    dependency = parse_dependency(entry, f"spec.dependsOn[{index}]")
+    if dependency.device and config and dependency.device in config.devices:
+        raise SpecError(
+            f"spec.dependsOn[{index}]",
+            f"{entry!r} is a device of this DeviceServer itself (a self-dependency never resolves)",
+        )
+    return dependency
 
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

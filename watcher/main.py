@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client import start_http_server
 
-from tango_operator import crd, observed, resources
+from tango_operator import crd, observed, resources, variables
 from tango_operator.celery_app import make_publisher
 from tango_operator.keys import Key
 from tango_operator.workqueue import EnqueueResult, WorkQueue, connect
@@ -434,9 +434,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     2 when the settings are unusable (the message goes to stderr).
     """
     parser = argparse.ArgumentParser(
-        prog="tango-operator watcher", description="Watch the cluster and enqueue reconcile keys."
+        prog="tango-operator watcher",
+        description="Watch the cluster and enqueue reconcile keys.",
+        epilog=variables.help_text(variables.WATCHER),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", help="Python log level (default INFO)")
     options = parser.parse_args(argv)
     logging.basicConfig(
         level=options.log_level.upper(),

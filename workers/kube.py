@@ -191,8 +191,8 @@ class Kube:
         return self.get(crd.API_VERSION, kind.value, namespace, name)
 
     def list_custom(self, kind: crd.Kind, namespace: str) -> list[JsonDict]:
-        """List the custom resources of ``kind`` in ``namespace``."""
-        with _translated(f"listing {kind.plural} in {namespace}"):
+        """List the custom resources of ``kind`` in ``namespace`` (every namespace for "")."""
+        with _translated(f"listing {kind.plural} in {namespace or 'every namespace'}"):
             listed = self._call("GET", _path(crd.API_VERSION, kind.value, namespace))
         items = listed.get("items") or []
         return [item for item in items if isinstance(item, dict)]

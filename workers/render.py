@@ -13,6 +13,7 @@ import argparse
 import re
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
@@ -57,6 +58,28 @@ def dump_documents(documents: Sequence[tuple[str, JsonDict]]) -> str:
         body = yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
         parts.append(f"---\n# {comment}\n{body}")
     return "".join(parts)
+
+
+MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
+"""The files of a directory that ``-f DIR`` reads, as kubectl does."""
+
+
+def expand(paths: Sequence[str], *, recursive: bool) -> list[str]:
+    """Each file as given, each directory as its manifest files, as ``kubectl -f`` reads them.
+
+    A directory's files are sorted; its subdirectories are read only when ``recursive``.
+    """
+    files: list[str] = []
+    for path in paths:
+        folder = Path(path)
+        if path == "-" or not folder.is_dir():
+            files.append(path)
+            continue
+        found = folder.rglob("*") if recursive else folder.glob("*")
+        files += sorted(
+            str(f) for f in found if f.is_file() and f.suffix.lower() in MANIFEST_SUFFIXES
+        )
+    return files
 
 
 def _read(path: str, stdin: TextIO) -> Iterator[Any]:
@@ -115,7 +138,14 @@ def render(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Text
     """
     status = 0
     documents: list[tuple[str, JsonDict]] = []
-    for path in args.files:
+    files = expand(args.files, recursive=args.recursive)
+    if not files:
+        print(
+            f"no manifest files ({', '.join(MANIFEST_SUFFIXES)}) in {', '.join(args.files)}",
+            file=stderr,
+        )
+        return 1
+    for path in files:
         try:
             resources = list(_read(path, stdin))
         except (OSError, yaml.YAMLError) as exc:
@@ -136,7 +166,9 @@ def render(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, stdin: Text
             try:
                 children = _children(resource, args)
             except crd.SpecError as exc:
-                print(f"{kind}/{name}: {exc.field}: {exc.message}", file=stderr)
+                problems = exc.problems if isinstance(exc, crd.SeveralSpecError) else (exc,)
+                for problem in problems:
+                    print(f"{path}: {kind}/{name}: {problem.field}: {problem.message}", file=stderr)
                 status = 1
                 continue
             source = f"{kind}/{name}"
@@ -168,7 +200,14 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="FILE",
-        help="YAML file with resources (multi-document); '-' reads stdin; repeatable",
+        help="YAML or JSON file with resources (multi-document), or a directory of them;"
+        " '-' reads stdin; repeatable",
+    )
+    command.add_argument(
+        "-R",
+        "--recursive",
+        action="store_true",
+        help="read the directories given with -f and their subdirectories",
     )
     command.add_argument(
         "-n", "--namespace", help="namespace of the resources (default: their own, or default)"

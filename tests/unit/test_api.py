@@ -235,3 +235,30 @@ def test_database_ds_defaults_and_name_limit() -> None:
     with pytest.raises(crd.SpecError) as caught:
         crd.parse_database_ds({"metadata": {"name": "d" * 64}, "spec": {}})
     assert caught.value.field == "metadata.name"
+
+
+def test_every_problem_of_a_spec_is_named_at_once() -> None:
+    resource = _resource(
+        args="two words",
+        command="/bin/x",
+        script="print()",
+        dependsOn=["not a dependency", 7],
+        clusterDomain="Not_A_Domain",
+    )
+    with pytest.raises(crd.SeveralSpecError) as caught:
+        crd.parse_device_server(resource)
+    fields = [problem.field for problem in caught.value.problems]
+    assert fields == [
+        "spec.args",
+        "spec.command",
+        "spec.dependsOn[0]",
+        "spec.dependsOn[1]",
+        "spec.clusterDomain",
+    ]
+    assert caught.value.field == "spec.args", "the first problem stays the SpecError's own"
+    text = str(caught.value)
+    assert all(f"{field}: " in text for field in fields), text
+    # one problem is reported as before: a plain SpecError
+    with pytest.raises(crd.SpecError) as single:
+        crd.parse_device_server(_resource(clusterDomain="Not_A_Domain"))
+    assert not isinstance(single.value, crd.SeveralSpecError)

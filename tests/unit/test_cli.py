@@ -7,6 +7,8 @@ command (``tango_operator.cli``) around it.
 from __future__ import annotations
 
 import io
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from tango_operator import cli, crd
+from tango_operator import cli, crd, variables
 from tests.unit.test_rendering import (
     assert_valid_manifest,
     database_ds,
@@ -27,6 +29,7 @@ from tests.unit.test_rendering import (
 from workers import render, rendering
 
 JsonDict = dict[str, Any]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _without_uid(resource: JsonDict) -> JsonDict:
@@ -228,4 +231,87 @@ def test_the_installed_console_script(tmp_path: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr.strip() == "DeviceServer/tangotest-test: spec.args: is required"
+    assert done.stderr.splitlines() == [
+        f"{broken}: DeviceServer/tangotest-test: {field}: {message}"
+        for field, message in [
+            ("spec.args", "is required"),
+            ("spec.command", "one of command or script is required"),
+            ("spec.databaseds", "is required"),
+            ("spec.image", "is required"),
+        ]
+    ]
+
+
+def test_a_directory_is_read_as_kubectl_reads_it_and_every_problem_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "crs"
+    (folder / "nested").mkdir(parents=True)
+    _write(folder / "a-database.yaml", _without_uid(database_ds()))
+    (folder / "b-server.json").write_text(json.dumps(_without_uid(python_server())))
+    (folder / "notes.txt").write_text("not a manifest")
+    broken = tangotest()
+    broken["metadata"]["name"] = "broken"
+    broken["spec"]["script"] = "print()"  # and command: both
+    broken["spec"]["clusterDomain"] = "Not_A_Domain"
+    _write(folder / "nested" / "c-broken.yml", broken)
+
+    status, out, err = _run(["render", "-f", str(folder)], capsys)
+    assert (status, err) == (0, "")
+    assert len(_sources(out)) == 7  # 4 children of the DatabaseDS, 3 of the DeviceServer
+
+    status, out, err = _run(["render", "-R", "-f", str(folder)], capsys)
+    assert status == 1
+    nested = folder / "nested" / "c-broken.yml"
+    assert f"{nested}: DeviceServer/broken: spec.command: give either command or script" in err
+    assert f"{nested}: DeviceServer/broken: spec.clusterDomain: " in err
+    assert len(_sources(out)) == 7, "the others still render"
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, out, err = _run(["render", "-f", str(empty)], capsys)
+    assert status == 1
+    assert "no manifest files" in err
+
+
+def _variables_read_by(folders: tuple[str, ...]) -> set[str]:
+    names: set[str] = set()
+    for folder in folders:
+        for source in (REPO / folder).rglob("*.py"):
+            names |= set(re.findall(r"TANGO_OPERATOR_[A-Z_]*[A-Z]", source.read_text()))
+    return names
+
+
+def test_every_variable_the_code_reads_is_in_the_help() -> None:
+    listed = {variable.name for variable in variables.VARIABLES}
+    read = _variables_read_by(("tango_operator", "watcher", "workers"))
+    assert read - listed == set(), "read by the code but missing from tango_operator.variables"
+    assert listed - read == set(), "listed but read by nothing"
+
+
+@pytest.mark.parametrize(
+    ("command", "present", "absent"),
+    [
+        ("watcher", "TANGO_OPERATOR_RESYNC_SECONDS", "TANGO_OPERATOR_API_RETRIES"),
+        ("worker", "TANGO_OPERATOR_API_RETRIES", "TANGO_OPERATOR_RESYNC_SECONDS"),
+    ],
+)
+def test_each_commands_help_lists_its_environment_variables(
+    command: str, present: str, absent: str
+) -> None:
+    script = Path(sys.executable).parent / "tango-operator"
+    done = subprocess.run(
+        [str(script), command, "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "environment variables" in done.stdout
+    assert present in done.stdout
+    assert absent not in done.stdout
+    assert "TANGO_OPERATOR_REDIS_URL" in done.stdout
+    if command == "worker":
+        assert "--concurrency" in done.stdout, "Celery's own options follow"
