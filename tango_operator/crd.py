@@ -457,10 +457,13 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
     image = ""
     with problems.check():
         image = _required_str(spec, "image")
-    strings: dict[str, str | None] = {}
-    for key in ("imagePullPolicy", "postStart", "preStop"):
-        with problems.check():
-            strings[key] = _optional_str(spec, key)
+    image_pull_policy = post_start = pre_stop = None
+    with problems.check():
+        image_pull_policy = _optional_str(spec, "imagePullPolicy")
+    with problems.check():
+        post_start = _optional_str(spec, "postStart")
+    with problems.check():
+        pre_stop = _optional_str(spec, "preStop")
     problems.raise_any()
     return DeviceServerSpec(
         dsname=dsname,
@@ -474,11 +477,11 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
         legacy_compatibility=bool(spec.get("legacycompatibility", True)),
         enable_load_balancer=bool(spec.get("enableLoadBalancer", False)),
         image=image,
-        image_pull_policy=strings["imagePullPolicy"],
+        image_pull_policy=image_pull_policy,
         depends_on=tuple(depends_on),
         pod=pod,
-        post_start=strings["postStart"],
-        pre_stop=strings["preStop"],
+        post_start=post_start,
+        pre_stop=pre_stop,
     )
 
 
