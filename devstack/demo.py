@@ -231,10 +231,18 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         display = Display(out)
         deadline = time.monotonic() + args.timeout
         width = shutil.get_terminal_size((120, 24)).columns
-        running = False
+        running = tango_shown = False
         while not stop.is_set():
             rows = read_states(stack.api_client, resources)
             display.show(format_table(rows, width))
+            databases = [row for row in rows if row[1].startswith("DatabaseDS/")]
+            waiting = any(row[2] != "Running" for row in rows)
+            if not tango_shown and waiting and all(row[2] == "Running" for row in databases):
+                # a server that never runs must not hide the TANGO DB that does
+                tango_shown = True
+                lines = ["", "The TANGO DB is up; Jive, itango or Taranta reach it with:"]
+                print("\n".join([*lines, *tango_lines(stack, documents, 14), ""]), file=out)
+                display.drawn_lines = 0  # the next table goes below, not over this
             dead = stack.check()
             if dead:
                 print(f"stopped unexpectedly: {', '.join(dead)}; see {stack.logs}", file=out)
