@@ -27,7 +27,6 @@ Run it with ``make soak-tango`` (writes its table into docs/benchmarks.md); the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -162,26 +161,6 @@ def _device_server(name: str, label: str) -> JsonDict:
     }
 
 
-def _listener_pid(port: int) -> int | None:
-    """The process listening on TCP ``port`` (the DataBaseds of the TANGO host), from /proc."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError):
-            for row in Path(table).read_text().splitlines()[1:]:
-                fields = row.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(f"socket:[{fields[9]}]")
-    for process in Path("/proc").iterdir():
-        if not process.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            for descriptor in (process / "fd").iterdir():
-                with contextlib.suppress(OSError):
-                    if os.readlink(descriptor) in inodes:
-                        return int(process.name)
-    return None
-
-
 class Soak:
     """One run: the stack, the timeline, the checks."""
 
@@ -305,8 +284,23 @@ class Soak:
             os.kill(self.rng.choice(mains), signal.SIGKILL)
             self.figures.kills["celery main"] += 1
 
+    def _databaseds_pid(self) -> int | None:
+        """The DataBaseds process, from the local kubelet that runs its pod.
+
+        (Scanning /proc/net/tcp for its listening port missed it once under the soak's
+        connection churn: that file is not read atomically.)
+        """
+        kubelet = self.stack.kubelet
+        if kubelet is None:
+            return None
+        for local in list(kubelet.running.values()):
+            if local is not None and local.name == f"{NAMESPACE}/{DATABASEDS}-0":
+                process = local.process
+                return process.pid if process is not None else None
+        return None
+
     def _outage(self) -> None:
-        pid = _listener_pid(int(self.tango_host().rpartition(":")[2]))
+        pid = self._databaseds_pid()
         if pid is None:
             self.figures.problems.append("no DataBaseds process found for the outage")
             return
