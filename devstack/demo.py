@@ -29,6 +29,7 @@ from kubernetes import client
 from devstack.controlplane import ControlPlaneError
 from devstack.stack import ROOT, LocalStack, StackOptions, cluster_tango_host
 from devstack.stack_api import API_CHOICES
+from workers import render
 
 JsonDict = dict[str, Any]
 SAMPLES = ROOT / "helm" / "samples"
@@ -64,12 +65,13 @@ def prepare_workdir(workdir: Path) -> None:
 
 
 def load_samples(paths: Sequence[Path]) -> list[JsonDict]:
-    """Read every YAML document (objects only) from ``paths``: files, or directories' ``*.yaml``."""
+    """Read every YAML document (objects only) from ``paths``, files or directories.
+
+    A directory's manifest files are read as ``tango-operator render -f`` (and kubectl) does.
+    """
     documents: list[JsonDict] = []
-    for path in paths:
-        files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
-        for file in files:
-            documents += [d for d in yaml.safe_load_all(file.read_text()) if isinstance(d, dict)]
+    for file in render.expand([str(path) for path in paths], recursive=False):
+        documents += [d for d in yaml.safe_load_all(Path(file).read_text()) if isinstance(d, dict)]
     return documents
 
 
@@ -241,7 +243,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 # a server that never runs must not hide the TANGO DB that does
                 tango_shown = True
                 lines = ["", "The TANGO DB is up; Jive, itango or Taranta reach it with:"]
-                print("\n".join([*lines, *tango_lines(stack, documents, 14), ""]), file=out)
+                lines += tango_lines(stack, documents, len("server output"))
+                print("\n".join([*lines, ""]), file=out)
                 display.drawn_lines = 0  # the next table goes below, not over this
             dead = stack.check()
             if dead:

@@ -375,9 +375,6 @@ class SeveralSpecError(SpecError):
         self.problems = tuple(problems)
         self.args = ("; ".join(str(problem) for problem in self.problems),)
 
-    def __str__(self) -> str:
-        return str(self.args[0])
-
 
 class _Problems:
     """Collects the SpecErrors of independent checks: a spec reports all of them at once."""
@@ -390,8 +387,6 @@ class _Problems:
         """Run one check; its SpecError is kept and the next check runs."""
         try:
             yield
-        except SeveralSpecError as errors:
-            self.found += errors.problems
         except SpecError as error:
             self.found.append(error)
 
@@ -422,6 +417,7 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
     with problems.check():
         args = _required_str(spec, "args")
         _check_name(tango_names.word_problem(args), "spec.args")
+    named = not problems.found
     with problems.check():
         command = _optional_str(spec, "command")
         script = _optional_str(spec, "script")
@@ -431,7 +427,7 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
             raise SpecError("spec.command", "one of command or script is required")
     with problems.check():
         config_text = _optional_str(spec, "config")
-        if config_text and not problems.found:
+        if config_text and named:
             config = parse_config(config_text, dsname=dsname, instance=args)
     depends_on: list[Dependency] = []
     with problems.check():
@@ -448,8 +444,9 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
     pod = {key: spec[key] for key in POD_PASSTHROUGH_KEYS if spec.get(key) not in (None, {}, [])}
     for index, volume in enumerate(pod.get("volumes") or []):
         if isinstance(volume, dict) and volume.get("name") == RESERVED_VOLUME:
-            with problems.check():
-                raise SpecError(f"spec.volumes[{index}].name", f"{RESERVED_VOLUME!r} is reserved")
+            problems.found.append(
+                SpecError(f"spec.volumes[{index}].name", f"{RESERVED_VOLUME!r} is reserved")
+            )
     cluster_domain = DEFAULT_CLUSTER_DOMAIN
     with problems.check():
         cluster_domain = _optional_str(spec, "clusterDomain") or DEFAULT_CLUSTER_DOMAIN

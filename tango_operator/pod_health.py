@@ -38,12 +38,14 @@ class ContainerReport:
     """The last run's termination message (its output's tail), bounded."""
 
     @property
+    def abnormal_wait(self) -> str | None:
+        """The waiting reason, unless it is one of a container on its way up."""
+        return None if self.waiting_reason in STARTING_REASONS else self.waiting_reason
+
+    @property
     def failing(self) -> bool:
         """Not running, and either waiting after a failure or unable to be started at all."""
-        if self.running:
-            return False
-        abnormal = self.waiting_reason is not None and self.waiting_reason not in STARTING_REASONS
-        return abnormal or self.restarts > 0
+        return not self.running and (self.abnormal_wait is not None or self.restarts > 0)
 
     @property
     def reason(self) -> str:
@@ -54,8 +56,8 @@ class ContainerReport:
             "StartError",
         ):
             return "CannotStart"
-        if self.waiting_reason and self.waiting_reason not in STARTING_REASONS:
-            return self.waiting_reason
+        if self.abnormal_wait:
+            return self.abnormal_wait
         if self.restarts > 0:
             return "Restarting"
         return "Starting"
@@ -66,19 +68,18 @@ class ContainerReport:
         A healthy start (ContainerCreating → running → ready) leaves it unchanged, so the
         normal path costs no reconcile; the readiness itself comes from the StatefulSet.
         """
-        abnormal = self.waiting_reason if self.waiting_reason not in STARTING_REASONS else None
-        return (self.restarts, abnormal)
+        return (self.restarts, self.abnormal_wait)
 
     def describe(self) -> str:
         """One line for the status message: what is wrong and how it last ended."""
         parts: list[str] = []
-        if self.last_reason == "StartError" or self.reason == "CannotStart":
+        if self.reason == "CannotStart":
             detail = self.last_output or self.waiting_message
             parts.append(f"cannot start: {first_line(detail) or self.reason}")
         elif self.last_exit_code is not None:
             parts.append(f"exited with code {self.last_exit_code} ({self.last_reason or 'Error'})")
-        elif self.waiting_reason and self.waiting_reason not in STARTING_REASONS:
-            parts.append(f"{self.waiting_reason}: {first_line(self.waiting_message)}".rstrip(": "))
+        elif self.abnormal_wait:
+            parts.append(f"{self.abnormal_wait}: {first_line(self.waiting_message)}".rstrip(": "))
         if self.restarts:
             parts.append(f"restarted {self.restarts} time{'s' if self.restarts != 1 else ''}")
         if self.last_output and self.reason != "CannotStart":

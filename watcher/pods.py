@@ -7,8 +7,8 @@ and a pod event maps to that owner when its container's ``trouble`` fingerprint
 (``tango_operator.pod_health``: restarts and an abnormal wait reason) changes. A healthy start
 changes nothing, so only a crash, a restart or a container that cannot start costs a
 reconcile; readiness comes from the StatefulSet as before. In memory: one owner per
-StatefulSet and one small tuple per pod (a relist emits DELETED for what vanished, which
-forgets it).
+StatefulSet and one small tuple per pod in trouble (a healthy pod is the default and is not
+stored; a relist emits DELETED for what vanished, which forgets it).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from tango_operator.keys import Key
 
 JsonDict = dict[str, Any]
 Trouble = tuple[int, str | None]
+HEALTHY: Trouble = (0, None)
 
 
 class PodTrouble:
@@ -51,11 +52,12 @@ class PodTrouble:
                 self._trouble.pop(where, None)
             return []
         report = pod_health.report(obj)
-        trouble = report.trouble() if report is not None else (0, None)
+        trouble = report.trouble() if report is not None else HEALTHY
         statefulset = _controller(obj, "StatefulSet")
         with self._lock:
-            before = self._trouble.get(where, (0, None))
-            self._trouble[where] = trouble
+            before = self._trouble.pop(where, HEALTHY)
+            if trouble != HEALTHY:
+                self._trouble[where] = trouble
             owner = self._owners.get((namespace, statefulset)) if statefulset else None
         if owner is None or trouble == before:
             return []

@@ -120,6 +120,7 @@ def test_a_healthy_start_wakes_nobody_a_crash_and_a_restart_wake_the_owner() -> 
     assert pods.pod("ADDED", _pod({})) == []
     assert pods.pod("MODIFIED", _pod(CREATING)) == []
     assert pods.pod("MODIFIED", _pod(RUNNING)) == []
+    assert len(pods) == 0, "a healthy pod costs no memory"
     assert pods.pod("MODIFIED", _pod(BACKOFF, restarts=1, last=CRASHED)) == [OWNER]
     assert pods.pod("MODIFIED", _pod(BACKOFF, restarts=1, last=CRASHED)) == [], "no change"
     assert pods.pod("MODIFIED", _pod(RUNNING, restarts=1, last=CRASHED)) == [OWNER]

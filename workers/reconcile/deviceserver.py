@@ -243,13 +243,11 @@ def _observe_pod(
         pod = None if applied.changed else _server_pod(key, ports)
         report = pod_health.report(pod, CONTAINER)
         if pod is not None and report is not None and report.failing:
-            replaced = _replace_stale_pod(resource, pod, detail, ports)
-            if replaced is not None:
-                return replaced
-        shown = report is not None and (report.restarts > 0 or report.failing)
-        extra["container"] = report.as_status() if report is not None and shown else None
-        if report is not None and report.failing:
-            return _failing(resource, ports, report, extra, [deps_ok, config_ok])
+            stale = _replace_stale_pod(resource, pod, detail, ports)
+            return stale or _failing(resource, ports, report, extra, [deps_ok, config_ok])
+        # a server started again after a crash keeps showing how it last ended
+        restarted = report is not None and report.restarts > 0
+        extra["container"] = report.as_status() if report is not None and restarted else None
         others = [deps_ok, config_ok, _container_condition(report)]
         # The pod's readiness change is an event that wakes this key. Meanwhile the export
         # watcher looks for the devices in TANGO, so that the servers waiting for them start
@@ -305,7 +303,7 @@ def _replace_stale_pod(
     if not wanted or not current or current == wanted:
         return None
     name = pod["metadata"]["name"]
-    if ports.kube.delete({"apiVersion": "v1", "kind": "Pod", **pod}):
+    if ports.kube.delete(pod):
         log.info("failing pod of an old template deleted pod=%s", name)
         ports.kube.emit_event(
             resource,
@@ -346,6 +344,7 @@ def _failing(
     (a new restart, a new reason); the pod's next change wakes this key (``watcher.pods``).
     """
     message = f"device server container failing: {report.describe()}"[:MAX_MESSAGE]
+    extra["container"] = report.as_status()
     conditions = [
         Condition("Ready", False, report.reason, message),
         *others,
