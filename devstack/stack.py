@@ -5,10 +5,10 @@ the same processes: a Kubernetes API (``StackOptions.api``, ``devstack.stack_api
 with its StatefulSet controller in ``manual`` mode, or a real control plane of the stack's
 own), a throw-away ``redis-server``, the operator's CRDs from the chart, ``python -m
 watcher``, ``tango-operator worker`` processes with the real PyTango side, optionally Flower,
-and ``devstack.runner``'s local kubelet (on kubeemu in a thread; on the real control plane as
-its Node, ``devstack.runner.node``), which starts the device servers and PyTango's DataBaseds
-when the operator scales their StatefulSets up. The watcher and the workers get the API's
-admin kubeconfig.
+and ``devstack.runner``'s local kubelet (this machine as the API server's Node,
+``devstack.runner.node``, on either server), which starts the device servers and PyTango's
+DataBaseds when the operator scales their StatefulSets up and serves ``kubectl logs``. The
+watcher and the workers get the API's admin kubeconfig.
 
 Addresses: the workers run outside any cluster, so the in-cluster TANGO hosts of the
 DatabaseDS resources named in ``databaseds`` are mapped to local ports chosen here
@@ -206,6 +206,7 @@ class LocalStack:
             "TANGO_OPERATOR_WAITING_MIN_SECONDS": "0.5",
             "TANGO_OPERATOR_WAITING_MAX_SECONDS": "5",
             "TANGO_OPERATOR_PENDING_POLL_SECONDS": "0.5",
+            "TANGO_OPERATOR_DEVICE_HEALTH_SECONDS": "5",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             **self._redis_credentials(),
             **self.options.environment,
@@ -243,8 +244,8 @@ class LocalStack:
     def stop(self) -> None:
         """Stop every process this stack started.
 
-        Operator first, the kubelet's (or the Node's) device servers next, then Redis and
-        the API (on the real control plane: scheduler and controllers, kube-apiserver, etcd).
+        Operator first, the Node's device servers next, then Redis and the API (on the real
+        control plane: scheduler and controllers, kube-apiserver, etcd).
         """
         for process in self.processes.values():
             if process.poll() is None:

@@ -161,6 +161,12 @@ VARIABLES = (
         "TANGO_OPERATOR_WAITING_MAX_SECONDS", (WORKER,), "60", "longest wait between re-checks"
     ),
     Variable(
+        "TANGO_OPERATOR_DEVICE_HEALTH_SECONDS",
+        (WORKER,),
+        "60",
+        "how often a Running server's device State/Status is read (0: off)",
+    ),
+    Variable(
         "TANGO_OPERATOR_EXPORT_POLL_SECONDS", (WORKER,), "0.1", "export watcher period (0: off)"
     ),
     Variable(
@@ -170,7 +176,10 @@ VARIABLES = (
         "Delete or Retain a deleted server's TANGO DB entries",
     ),
     Variable(
-        "TANGO_OPERATOR_TANGO_PORT", (WORKER,), "10000", "port of a databaseds given without one"
+        "TANGO_OPERATOR_TANGO_PORT",
+        (WORKER,),
+        "workers.tango:PyTangoPort",
+        "module:Class of the TANGO adapter (tests plug in a stand-in)",
     ),
     Variable("TANGO_OPERATOR_TANGO_TIMEOUT", (WORKER,), "1.0", "seconds of each TANGO probe call"),
     Variable(

@@ -10,6 +10,7 @@ them on TANGO_OPERATOR_METRICS_PORT when set.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter as Counter_
@@ -20,6 +21,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
+
+from tango_operator.device_states import counts
 
 JsonDict = dict[str, Any]
 
@@ -110,14 +113,17 @@ class _Seen:
     state: str
     waiting_since: float | None = None
     reached_running: bool = False
+    devices: str = ""
+    """``status.deviceSummary`` (interned: most servers share a handful of texts)."""
 
 
 class CustomResources:
     """The last state seen of every custom resource, and the transitions between states.
 
     The states are exported as ``tango_operator_custom_resources{kind, namespace, state}`` (a
-    count) at scrape time; the transitions it sees are observed into TIME_TO_RUNNING and
-    DEPENDENCY_WAIT.
+    count) at scrape time, and each DeviceServer's devices by TANGO State as
+    ``tango_operator_devices{namespace, deviceserver, state}`` (from ``status.deviceSummary``);
+    the transitions it sees are observed into TIME_TO_RUNNING and DEPENDENCY_WAIT.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -144,12 +150,14 @@ class CustomResources:
                 self._seen.pop(key, None)
                 return
             uid = str(meta.get("uid") or "")
-            state = str((obj.get("status") or {}).get("state") or "Unknown")
+            status = obj.get("status") or {}
+            state = str(status.get("state") or "Unknown")
+            devices = sys.intern(str(status.get("deviceSummary") or ""))
             before = self._seen.get(key)
             if before is not None and before.uid != uid:
                 before = None  # deleted and created again under the same name
             now = self._clock()
-            seen = _Seen(uid, state)
+            seen = _Seen(uid, state, devices=devices)
             if before is None:
                 # first sight (a new object, or any object after a relist or a failover)
                 seen.reached_running = state == "Running"
@@ -179,7 +187,7 @@ class CustomResources:
             self._seen.clear()
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the custom-resource counts by kind, namespace and state (the scrape)."""
+        """Yield the CR counts by kind, namespace and state, and the device states (the scrape)."""
         family = GaugeMetricFamily(
             "tango_operator_custom_resources",
             "DeviceServers and DatabaseDSs by namespace and status.state (Unknown: no status "
@@ -187,16 +195,27 @@ class CustomResources:
             labels=["kind", "namespace", "state"],
         )
         with self._lock:
-            counts = Counter_(
-                (k[0], k[1], s.state) for k, s in self._seen.items() if self.selected(k[1])
-            )
-        for (kind, namespace, state), count in sorted(counts.items()):
+            selected = [(k, s) for k, s in self._seen.items() if self.selected(k[1])]
+        totals = Counter_((k[0], k[1], s.state) for k, s in selected)
+        summaries = [((k[1], k[2]), s.devices) for k, s in selected if s.devices]
+        for (kind, namespace, state), count in sorted(totals.items()):
             family.add_metric([kind, namespace, state], count)
         yield family
+        devices = GaugeMetricFamily(
+            "tango_operator_devices",
+            "Devices of each DeviceServer by TANGO State (ON, FAULT, ALARM, UNKNOWN: not read, "
+            "...), from status.deviceSummary, as the leading watcher last saw them.",
+            labels=["namespace", "deviceserver", "state"],
+        )
+        for (namespace, name), summary in sorted(summaries):
+            for device_state, count in sorted(counts(summary).items()):
+                devices.add_metric([namespace, name, device_state], count)
+        yield devices
 
     def describe(self) -> Iterator[Metric]:
-        """Yield the family without samples: the registry learns its name at registration."""
+        """Yield the families without samples: the registry learns their names at registration."""
         yield GaugeMetricFamily("tango_operator_custom_resources", "", labels=[])
+        yield GaugeMetricFamily("tango_operator_devices", "", labels=[])
 
 
 CUSTOM_RESOURCES = CustomResources()

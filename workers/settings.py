@@ -26,6 +26,7 @@ PENDING_POLL = "TANGO_OPERATOR_PENDING_POLL_SECONDS"
 SETTLING = "TANGO_OPERATOR_SETTLING_SECONDS"
 WAITING_MIN = "TANGO_OPERATOR_WAITING_MIN_SECONDS"
 WAITING_MAX = "TANGO_OPERATOR_WAITING_MAX_SECONDS"
+DEVICE_HEALTH = "TANGO_OPERATOR_DEVICE_HEALTH_SECONDS"
 TANGO_PORT = "TANGO_OPERATOR_TANGO_PORT"
 LEASE_SECONDS = "TANGO_OPERATOR_LEASE_SECONDS"
 API_RETRIES = "TANGO_OPERATOR_API_RETRIES"
@@ -47,6 +48,8 @@ class Settings:
     """After writing children, how long a not-ready state must last before it is published."""
     waiting_min_seconds: float = 1.0
     waiting_max_seconds: float = 60.0
+    device_health_seconds: float = 60.0
+    """How often a Running server's devices are read (State, Status); 0: never."""
 
     def reachable(self, address: str) -> str:
         """The address to use for ``address`` from here (``host_map``, else unchanged)."""
@@ -78,6 +81,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         settling_seconds=environment.seconds(environ, SETTLING, 2.0),
         waiting_min_seconds=environment.seconds(environ, WAITING_MIN, 1.0),
         waiting_max_seconds=environment.seconds(environ, WAITING_MAX, 60.0),
+        device_health_seconds=environment.seconds(environ, DEVICE_HEALTH, 60.0, zero_ok=True),
     )
 
 

@@ -2,10 +2,12 @@
 
 Reads DeviceServers and DatabaseDSs through the workers' Kubernetes adapter (``workers.kube``:
 ``--kubeconfig``, ``$KUBECONFIG``, ``~/.kube/config``, or the pod's service account), in one
-namespace or all, and prints one row per resource: its state, the
-reason of its Ready condition, its devices, its TANGO host, and what it waits for or why it
-fails (unmet dependencies with their reasons, a crashing container's exit code and last
-output). Read-only; nothing here reaches TANGO itself — the operator's workers already did.
+namespace or all, and prints one row per resource: its state, the reason of its Ready
+condition, its devices (``3/3 ON`` once they are read), its TANGO host, and what it waits
+for or why it fails (unmet dependencies with their reasons, a crashing container's exit
+code and last output, the devices in FAULT, ALARM or UNKNOWN); with ``--devices``, each
+device's State and Status under its server. Read-only; nothing here reaches TANGO itself —
+the operator's workers already did.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _condition_reason(status: JsonDict, kind: str = "Ready") -> str:
 
 
 def detail(status: JsonDict) -> str:
-    """What a user needs next: the unmet dependencies, the container's trouble, or the message."""
+    """What a user needs next: unmet dependencies, a crash, unhealthy devices, or the message."""
     unmet = status.get("unmetDependencies") or []
     if unmet:
         return "; ".join(f"{entry['name']}: {entry['reason']}" for entry in unmet)
@@ -48,28 +50,53 @@ def detail(status: JsonDict) -> str:
         if output:
             parts.append(output[-1].strip())
         return ", ".join(parts)
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "DevicesHealthy" and condition.get("status") == "False":
+            return str(condition.get("message") or "")
     return str(status.get("message") or "")
 
 
-def rows(resources: Sequence[JsonDict]) -> list[tuple[str, ...]]:
-    """One row per resource, sorted by namespace, kind and name."""
-    table = []
+def _devices_cell(resource: JsonDict, status: JsonDict) -> str:
+    """``3/3 ON`` for a Running server whose devices were read, else how many it has."""
+    if resource.get("kind") != crd.Kind.DEVICE_SERVER:
+        return ""
+    return str(status.get("deviceSummary") or len(status.get("devices") or []))
+
+
+def rows(resources: Sequence[JsonDict], *, devices: bool = False) -> list[tuple[str, ...]]:
+    """One row per resource, sorted by namespace, kind and name.
+
+    With ``devices``, each Running DeviceServer's row is followed by one row per device:
+    its name, State, exported flag and Status (as in ``status.deviceHealth``).
+    """
+    groups = []
     for resource in resources:
         meta, status = resource.get("metadata") or {}, resource.get("status") or {}
-        devices = status.get("devices") or []
-        table.append(
-            (
-                str(meta.get("namespace") or ""),
-                str(resource.get("kind") or ""),
-                str(meta.get("name") or ""),
-                str(status.get("state") or "-"),
-                _condition_reason(status) or "-",
-                str(len(devices)) if resource.get("kind") == crd.Kind.DEVICE_SERVER else "",
-                str(status.get("tangoHost") or ""),
-                detail(status),
-            )
+        row = (
+            str(meta.get("namespace") or ""),
+            str(resource.get("kind") or ""),
+            str(meta.get("name") or ""),
+            str(status.get("state") or "-"),
+            _condition_reason(status) or "-",
+            _devices_cell(resource, status),
+            str(status.get("tangoHost") or ""),
+            detail(status),
         )
-    return sorted(table)
+        below = [
+            (
+                "",
+                "  device",
+                str(entry.get("name") or ""),
+                str(entry.get("state") or ""),
+                "-" if entry.get("exported") else "NotExported",
+                "",
+                "",
+                str(entry.get("status") or ""),
+            )
+            for entry in (status.get("deviceHealth") or [] if devices else [])
+        ]
+        groups.append((row, below))
+    return [line for row, below in sorted(groups) for line in (row, *below)]
 
 
 def format_table(table: Sequence[tuple[str, ...]], width: int) -> str:
@@ -116,6 +143,12 @@ def parser() -> argparse.ArgumentParser:
     command.add_argument(
         "--wide", action="store_true", help="do not cut lines at the terminal's width"
     )
+    command.add_argument(
+        "-d",
+        "--devices",
+        action="store_true",
+        help="list each device of a Running server under it: State, Status",
+    )
     return command
 
 
@@ -136,7 +169,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         print("no DeviceServer or DatabaseDS found", file=out)
         return 0
     width = 10**6 if args.wide else shutil.get_terminal_size((160, 24)).columns
-    print(format_table(rows(resources), width), file=out)
+    print(format_table(rows(resources, devices=args.devices), width), file=out)
     return 0
 
 

@@ -49,13 +49,23 @@ def _cr(
     return obj
 
 
-def _counts(collector: CustomResources) -> dict[tuple[str, str, str], float]:
+def _samples(collector: CustomResources, name: str) -> list[Any]:
     registry = CollectorRegistry()
     registry.register(collector)
+    return [s for family in registry.collect() if family.name == name for s in family.samples]
+
+
+def _counts(collector: CustomResources) -> dict[tuple[str, str, str], float]:
     return {
         (s.labels["kind"], s.labels["namespace"], s.labels["state"]): s.value
-        for family in registry.collect()
-        for s in family.samples
+        for s in _samples(collector, "tango_operator_custom_resources")
+    }
+
+
+def _devices(collector: CustomResources) -> dict[tuple[str, str, str], float]:
+    return {
+        (s.labels["namespace"], s.labels["deviceserver"], s.labels["state"]): s.value
+        for s in _samples(collector, "tango_operator_devices")
     }
 
 
@@ -87,6 +97,30 @@ def test_counts_by_kind_namespace_and_state() -> None:
     assert _counts(crs)[("DeviceServer", "lab", "Waiting")] == 1
     crs.forget_all()
     assert _counts(crs) == {}
+
+
+def test_devices_by_tango_state_per_device_server() -> None:
+    crs = CustomResources()
+    motors = _cr("motors", "Running")
+    motors["status"]["deviceSummary"] = "2/3 ON, 1 FAULT"
+    crs.observe("DeviceServer", "ADDED", motors)
+    camera = _cr("camera", "Running", namespace="other", uid="u2")
+    camera["status"]["deviceSummary"] = "1/1 ON"
+    crs.observe("DeviceServer", "ADDED", camera)
+    crs.observe("DeviceServer", "ADDED", _cr("waiter", "Waiting", uid="u3"))
+    assert _devices(crs) == {
+        ("lab", "motors", "ON"): 2,
+        ("lab", "motors", "FAULT"): 1,
+        ("other", "camera", "ON"): 1,
+    }
+    # the fault is cleared; the camera stops running (its status drops the summary)
+    motors["status"]["deviceSummary"] = "3/3 ON"
+    crs.observe("DeviceServer", "MODIFIED", motors)
+    crs.observe("DeviceServer", "MODIFIED", _cr("camera", "Pending", namespace="other", uid="u2"))
+    assert _devices(crs) == {("lab", "motors", "ON"): 3}
+    # a namespace the operator does not select is not exported
+    crs.selected = lambda namespace: namespace != "lab"
+    assert _devices(crs) == {}
 
 
 def test_time_to_running_once_per_object() -> None:

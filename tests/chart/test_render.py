@@ -363,9 +363,24 @@ def test_dashboard_draws_only_series_the_operator_exports() -> None:
     dashboard = json.loads((CHART / "dashboards" / "tango-operator.json").read_text())
     expressions = [
         target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
-    ] + [dashboard["templating"]["list"][1]["definition"]]
+    ] + [v["definition"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
     referenced = {name for e in expressions for name in re.findall(r"tango_operator_\w+", e)}
     assert referenced <= exported, sorted(referenced - exported)
+    # the only other series: the pods' own, from every cluster's kube-state-metrics and cAdvisor
+    series = {
+        name
+        for e in expressions
+        for name in re.findall(r"\b([a-z_]+)(?:\{|\[)", e)
+        if not name.startswith("tango_operator_")
+    }
+    assert series == {
+        "kube_pod_container_status_restarts_total",
+        "container_cpu_usage_seconds_total",
+        "container_memory_working_set_bytes",
+    }, series
+    per_server = [e for e in expressions if 'container="device-server"' in e]
+    assert len(per_server) == 3
+    assert all('pod=~"($deviceserver)-0"' in e for e in per_server)
     # what the dashboard must show: reconciles, the queue, CR states, time to Running, waits
     for wanted in (
         "tango_operator_reconcile_total",
@@ -374,5 +389,6 @@ def test_dashboard_draws_only_series_the_operator_exports() -> None:
         "tango_operator_custom_resources",
         "tango_operator_time_to_running_seconds_bucket",
         "tango_operator_dependency_wait_seconds_bucket",
+        "tango_operator_devices",
     ):
         assert wanted in referenced, wanted

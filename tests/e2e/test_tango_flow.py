@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client
 
 from devstack.runner import plan
+from devstack.stack import cluster_tango_host
 from tango_operator import crd
 from tests.e2e.conftest import (
     DATABASEDS,
@@ -180,6 +181,50 @@ def test_a_crashing_server_and_a_missing_executable_say_why_in_their_status(e2e:
     status = e2e.status(namespace, "crashes")
     assert "container" not in status
     assert {c["type"]: c["status"] for c in status["conditions"]}["ContainerHealthy"] == "True"
+
+
+def test_each_devices_tango_state_follows_the_device_in_the_cr(e2e: E2E) -> None:
+    """TANGO's own view in the CR: State and Status of each device, read at a low rate."""
+    namespace = "health"
+    e2e.create(namespace, database_ds())
+    faulty = {"properties": {"state_at_start": ["FAULT"], "label": ["no power"]}}
+    e2e.create(namespace, device_server("motors", {"lab/motor/1": {}, "lab/motor/2": faulty}))
+    e2e.wait_states(namespace, {"motors": "Running"})
+    e2e.wait(
+        lambda: e2e.status(namespace, "motors").get("deviceSummary") == "1/2 FAULT, 1 ON",
+        what="the devices' states in the status",
+    )
+    status = e2e.status(namespace, "motors")
+    health = {entry["name"]: entry for entry in status["deviceHealth"]}
+    assert (health["lab/motor/2"]["state"], health["lab/motor/2"]["status"]) == (
+        "FAULT",
+        "FAULT: no power",
+    )
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["DevicesHealthy"]["reason"] == "DeviceFault"
+    assert conditions["Ready"]["status"] == "True", "the server itself runs"
+
+    # the device recovers and its neighbour raises an alarm, while the server runs on
+    local = e2e.stack.host_map[cluster_tango_host(DATABASEDS, namespace)]
+    changes = (("lab/motor/2", "ON", "power back"), ("lab/motor/1", "ALARM", "hot"))
+    for device, state, text in changes:
+        tango.DeviceProxy(f"tango://{local}/{device}").command_inout("SetStateTo", [state, text])
+    e2e.wait(
+        lambda: e2e.status(namespace, "motors").get("deviceSummary") == "1/2 ALARM, 1 ON",
+        what="the new states read by the workers",
+        timeout=30,
+    )
+    status = e2e.status(namespace, "motors")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["DevicesHealthy"]["reason"] == "DeviceAlarm"
+    assert conditions["DevicesHealthy"]["message"] == "lab/motor/1 ALARM: hot"
+    warnings = [
+        event.reason
+        for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
+        if event.type == "Warning"
+        and (event.involved_object.kind, event.involved_object.name) == ("DeviceServer", "motors")
+    ]
+    assert sorted(warnings) == ["DeviceAlarm", "DeviceFault"]
 
 
 PROPERTY_VALUES = ['say "hi"', "two\nlines", "ünïcødé ✓", "colon: and {{ braces }}"]

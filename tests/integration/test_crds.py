@@ -699,9 +699,31 @@ def test_printer_columns(kubectl: Cli, crd_api_client: client.ApiClient) -> None
         },
     )
 
+    _create(crd_api_client, _device_server("runner"))
+    _patch_status(
+        crd_api_client,
+        crd.Kind.DEVICE_SERVER,
+        "runner",
+        {
+            "state": "Running",
+            "message": "device server running",
+            "deviceSummary": "2/3 ON, 1 FAULT",
+            "deviceHealth": [
+                {"name": "lab/m/3", "exported": True, "state": "FAULT", "status": "no power"},
+                {"name": "lab/m/1", "exported": True, "state": "ON", "status": "ok"},
+                {"name": "lab/m/2", "exported": True, "state": "ON", "status": "ok"},
+            ],
+            "conditions": [Condition("Ready", True, "Running", "").as_dict(1, now)],
+        },
+    )
+
     narrow = _table(kubectl.run("get", "deviceservers").stdout)
-    assert [list(row) for row in narrow] == [["NAME", "STATE", "READY", "REASON", "AGE"]] * 2
+    assert [list(row) for row in narrow] == [
+        ["NAME", "STATE", "READY", "REASON", "DEVICES", "AGE"]
+    ] * 3
     rows = {row["NAME"]: row for row in narrow}
+    assert rows["runner"]["DEVICES"] == "2/3 ON, 1 FAULT"
+    assert rows["waiter"]["DEVICES"] == ""
     assert (rows["waiter"]["STATE"], rows["waiter"]["READY"]) == ("Waiting", "False")
     assert rows["waiter"]["REASON"] == "DependenciesNotReady"
     assert (rows["fresh"]["STATE"], rows["fresh"]["READY"]) == ("", "")
@@ -713,6 +735,7 @@ def test_printer_columns(kubectl: Cli, crd_api_client: client.ApiClient) -> None
         "STATE",
         "READY",
         "REASON",
+        "DEVICES",
         "RESTARTS",
         "AGE",
         "WAITING FOR",
@@ -738,6 +761,7 @@ def test_printer_columns(kubectl: Cli, crd_api_client: client.ApiClient) -> None
     assert sorted(both) == [
         f"databaseds.{crd.GROUP}/databaseds-tango-base",
         f"deviceserver.{crd.GROUP}/fresh",
+        f"deviceserver.{crd.GROUP}/runner",
         f"deviceserver.{crd.GROUP}/waiter",
     ]
 

@@ -151,3 +151,50 @@ def test_an_unreachable_cluster_is_a_clear_error(
     error = capsys.readouterr().err
     assert error.startswith("cannot read the cluster: listing databaseds"), error
     assert "Traceback" not in error
+
+
+def test_device_states_in_the_table_and_each_device_under_its_server(
+    kubeemu: KubeEmu, kube_client: client.ApiClient
+) -> None:
+    api = client.CustomObjectsApi(kube_client)
+    client.CoreV1Api(kube_client).create_namespace({"metadata": {"name": "lab"}})
+    fault = "lab/motor/2 FAULT: no power"
+    _create(
+        api,
+        "lab",
+        "DeviceServer",
+        "motor",
+        {
+            "state": "Running",
+            "devices": ["lab/motor/1", "lab/motor/2"],
+            "deviceSummary": "1/2 FAULT, 1 ON",
+            "deviceHealth": [
+                {"name": "lab/motor/2", "exported": True, "state": "FAULT", "status": "no power"},
+                {"name": "lab/motor/1", "exported": True, "state": "ON", "status": "moving on"},
+            ],
+            "conditions": [
+                *_ready("Running", "True"),
+                {
+                    "type": "DevicesHealthy",
+                    "status": "False",
+                    "reason": "DeviceFault",
+                    "message": fault,
+                    "lastTransitionTime": "2026-12-05T10:00:00Z",
+                },
+            ],
+            "message": "device server running",
+        },
+    )
+    kubeconfig = str(kubeemu.kubeconfig)
+    out = io.StringIO()
+    assert status.main(["--kubeconfig", kubeconfig, "--wide"], out=out) == 0
+    (row,) = out.getvalue().splitlines()[1:]
+    assert "1/2 FAULT, 1 ON" in row, "the devices' states counted"
+    assert row.endswith(fault), "the unhealthy devices are the detail"
+
+    listed = io.StringIO()
+    assert status.main(["--kubeconfig", kubeconfig, "--wide", "--devices"], out=listed) == 0
+    server, first, second = listed.getvalue().splitlines()[1:]
+    assert server.split()[2] == "motor"
+    assert first.split() == ["device", "lab/motor/2", "FAULT", "-", "no", "power"]
+    assert second.split() == ["device", "lab/motor/1", "ON", "-", "moving", "on"]

@@ -143,6 +143,8 @@ class Periods:
     lease_retry: float
     sources: int
     """List + watch sources of the leading watcher."""
+    device_health: float = 0.0
+    """How often a Running server's devices are read (±10 %); 0: never."""
 
 
 def quiet_problems(
@@ -155,7 +157,8 @@ def quiet_problems(
     """After convergence, with no fault.
 
     No write at all but the leader's Lease renewals; no CR reconciled more often than its resync
-    (or, for the cycle's members, their slow re-check) allows; the watcher's lists, watches and
+    (or, for the cycle's members, their slow re-check; for a Running server with devices, the
+    read of their states) allows; the watcher's lists, watches and
     Lease calls within their periods. ``entries`` counts reconciles per key that started in the
     window.
     """
@@ -169,6 +172,9 @@ def quiet_problems(
         allowed = resyncs  # one per resync, and one at the window's edge
         if expected.reason == "DependencyCycle":  # looked at again every waiting_max
             allowed += math.ceil(seconds / periods.waiting_max)
+        if expected.state == "Running" and expected.devices and periods.device_health > 0:
+            # its devices' State and Status are read again at that rate (reads only)
+            allowed += math.ceil(seconds / (0.9 * periods.device_health))
         count = entries.get(key_of(expected), 0)
         if count > allowed:
             problems.append(

@@ -104,6 +104,8 @@ class Config:
     create_fraction: float = 0.4
     """The CRs are created during this first part of the chaos."""
     queue_lease_seconds: float = 10.0
+    device_health_seconds: float = 60.0
+    """How often the workers read a Running server's devices (the chart's default)."""
     watcher_lease: tuple[float, float, float] = (6.0, 4.0, 1.0)
     """Lease duration, renew deadline, retry period of the watchers' election."""
     seed: int = 7
@@ -421,6 +423,7 @@ def _environment(config: Config, pool: WorkerPool, tango: TangoSide) -> dict[str
         "TANGO_OPERATOR_LEASE_SECONDS": str(config.queue_lease_seconds),
         "TANGO_OPERATOR_WAITING_MAX_SECONDS": str(config.waiting_max_seconds),
         "TANGO_OPERATOR_RESYNC_SECONDS": str(config.resync_seconds),
+        "TANGO_OPERATOR_DEVICE_HEALTH_SECONDS": str(config.device_health_seconds),
         "TANGO_OPERATOR_LEASE_NAMESPACE": "default",
         "TANGO_OPERATOR_LEASE_DURATION_SECONDS": str(duration),
         "TANGO_OPERATOR_LEASE_RENEW_SECONDS": str(renew),
@@ -496,7 +499,11 @@ def run(config: Config, workdir: Path, api: ApiChoice = "kubeemu") -> Figures:
     windows = checks.reconciles(pool.trace)
     entries = Counter(w.key for w in windows if quiet_began_mono <= w.enter < quiet_ended_mono)
     periods = checks.Periods(
-        config.resync_seconds, config.waiting_max_seconds, config.watcher_lease[2], SOURCES
+        config.resync_seconds,
+        config.waiting_max_seconds,
+        config.watcher_lease[2],
+        SOURCES,
+        config.device_health_seconds,
     )
     quiet = traffic.between(quiet_began, quiet_ended)
     problems = [

@@ -150,6 +150,19 @@ def test_a_quiet_operator_and_three_kinds_of_noise() -> None:
     assert checks.quiet_problems(SMALL, relisting, Counter(), 20, periods) != []
 
 
+def test_a_running_server_with_devices_may_be_read_at_the_device_health_rate() -> None:
+    with_devices = next(r for r in SMALL.resources if r.state == "Running" and r.devices)
+    quiet = Traffic.of([])
+    # 60 s with a 60 s resync: one resync and the window's edge; reads every 10 s add 7
+    read = Counter({checks.key_of(with_devices): 9})
+    without = checks.Periods(resync=60, waiting_max=10, lease_retry=1, sources=6)
+    assert checks.quiet_problems(SMALL, quiet, read, 60, without) != []
+    periods = checks.Periods(resync=60, waiting_max=10, lease_retry=1, sources=6, device_health=10)
+    assert checks.quiet_problems(SMALL, quiet, read, 60, periods) == []
+    too_often = Counter({checks.key_of(with_devices): 13})
+    assert checks.quiet_problems(SMALL, quiet, too_often, 60, periods) != []
+
+
 def test_soak_standin_answers_from_the_registry_and_the_outage_flag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,6 +21,7 @@ from workers.reconcile import by_kind
 from workers.reconcile.ports import (
     ConfigConflictError,
     ConfigResult,
+    DeviceHealth,
     Outcome,
     Ports,
     Probe,
@@ -51,6 +52,10 @@ class StandInTango:
     """``host:port`` endpoints that refuse connections."""
     unexported: set[str] = field(default_factory=set)
     """Devices of running servers that are not (yet) exported."""
+    device_states: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Device → (State, Status) read by ``device_health``; others are ON."""
+    health_reads: list[str] = field(default_factory=list)
+    """Server instances whose devices were read, in order."""
     servers: dict[str, JsonDict] = field(default_factory=dict)
     owners: dict[str, str] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
@@ -82,6 +87,21 @@ class StandInTango:
     def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
         self._check_host(tango_host)
         return [device for device in devices if device in self.unexported]
+
+    def device_health(
+        self, tango_host: str, server_instance: str, devices: tuple[str, ...]
+    ) -> list[DeviceHealth]:
+        # as PyTangoPort: the DB's exported flags first (raises when it does not answer)
+        unexported = set(self.unexported_devices(tango_host, devices))
+        self.health_reads.append(server_instance)
+        health = []
+        for device in devices:
+            if device in unexported:
+                health.append(DeviceHealth(device, False, "UNKNOWN", "not exported"))
+                continue
+            state, status = self.device_states.get(device, ("ON", "The device is in ON state."))
+            health.append(DeviceHealth(device, True, state, status))
+        return health
 
     def apply_config(
         self, tango_host: str, server_instance: str, document: JsonDict

@@ -5,8 +5,10 @@ them and returns an Outcome (when to look again). In order: read → deletion (f
 instance leaves the TANGO DB) → ensure the finalizer → validate (Error) → resolve the
 TANGO host (Waiting) → apply the device configuration (recorded by hash) → check the
 dependencies (Waiting, requeue-after, dependency index) → apply the children with the
-StatefulSet at 0 or 1 replica → read the pod and export state (Pending / Running) → one
-status patch when something changed, and an Event on each state transition.
+StatefulSet at 0 or 1 replica → read the pod and export state (Pending / Running); for a
+Running server, its devices' State and Status (``device_health``, read again every
+``device_health_seconds``) → one status patch when something changed, and an Event on each
+state transition.
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ from tango_operator.errors import TemporaryError
 from tango_operator.keys import Key
 from tango_operator.observed import ChildRecord
 from workers import rendering
-from workers.reconcile import children, cycles, databaseds_lookup, finalizers
-from workers.reconcile.ports import ConfigConflictError, Outcome, Ports, TangoUnavailableError
+from workers.reconcile import children, cycles, databaseds_lookup, device_health, finalizers
+from workers.reconcile.ports import (
+    ConfigConflictError,
+    DeviceHealth,
+    Outcome,
+    Ports,
+    TangoUnavailableError,
+)
 from workers.reconcile.status import Condition, publish, waiting_delay
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,8 @@ CONTAINER = "device-server"
 """The server's container in its pod (templates/deviceserver/statefulset.yaml.j2)."""
 MAX_EVENT_OUTPUT = 600
 """Characters of a crash's last output quoted in its Warning Event."""
+NO_DEVICE_HEALTH: JsonDict = {"deviceHealth": None, "deviceSummary": None}
+"""The device health fields, dropped from the status of a server that is not Running."""
 
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
@@ -64,7 +74,11 @@ def _reconcile_valid(
         spec.databaseds, namespace=namespace, cluster_domain=spec.cluster_domain
     )
     address = settings.reachable(tango_host)
-    extra: JsonDict = {"tangoHost": tango_host, "devices": list(spec.devices) or None}
+    extra: JsonDict = {
+        "tangoHost": tango_host,
+        "devices": list(spec.devices) or None,
+        **NO_DEVICE_HEALTH,
+    }
 
     host_wait = databaseds_lookup.wait_reason(
         ports, namespace=namespace, databaseds=spec.databaseds
@@ -271,14 +285,36 @@ def _observe_pod(
     message = "device server running"
     running = Condition("ContainerHealthy", True, "Running", "the server's container is running")
     conditions = [Condition("Ready", True, "Running", message), deps_ok, config_ok, running]
-    before = (resource.get("status") or {}).get("state")
+    devices = _read_devices(key, spec, address, ports)
+    if devices is not None:
+        extra.update(device_health.status_fields(devices))
+        conditions.append(device_health.condition(devices))
+    stored = resource.get("status") or {}
     publish(
         ports.kube, resource, state="Running", message=message, conditions=conditions, extra=extra
     )
+    if devices is not None:
+        device_health.announce(ports.kube, resource, stored, conditions[-1])
     wake: tuple[Key, ...] = ()
-    if before != "Running" and spec.devices:
+    if stored.get("state") != "Running" and spec.devices:
         wake = tuple(ports.index.waiters_of(spec.devices))
-    return Outcome(state="Running", wake=wake)
+    interval = ports.settings.device_health_seconds
+    requeue = device_health.next_read(interval) if devices is not None else None
+    return Outcome(state="Running", wake=wake, requeue_after=requeue)
+
+
+def _read_devices(
+    key: Key, spec: crd.DeviceServerSpec, address: str, ports: Ports
+) -> list[DeviceHealth] | None:
+    """The devices' State and Status (None: no devices known, or the read is turned off)."""
+    if not spec.devices or ports.settings.device_health_seconds <= 0:
+        return None
+    try:
+        return ports.tango.device_health(address, spec.server_instance, spec.devices)
+    except TangoUnavailableError as exc:
+        log.info("device health not read key=%s error=%s", key, exc)
+        reason = f"not read: {exc}"[: device_health.MAX_MESSAGE]
+        return [DeviceHealth(device, False, "UNKNOWN", reason) for device in spec.devices]
 
 
 def _server_pod(key: Key, ports: Ports) -> JsonDict | None:
@@ -424,7 +460,12 @@ def _error(
         state="Error",
         message=message,
         conditions=conditions,
-        extra={**(extra or {}), "waitingFor": None, "unmetDependencies": None},
+        extra={
+            **(extra or {}),
+            **NO_DEVICE_HEALTH,
+            "waitingFor": None,
+            "unmetDependencies": None,
+        },
     )
     return Outcome(state="Error", message=message)
 

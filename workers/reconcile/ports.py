@@ -81,6 +81,19 @@ class ConfigResult:
     """Whether the TANGO DB was written (False: it already matched)."""
 
 
+@dataclass(frozen=True)
+class DeviceHealth:
+    """TANGO's own view of one device of a running server, as a client such as Jive sees it."""
+
+    name: str
+    exported: bool
+    """The TANGO DB's exported flag for the device."""
+    state: str
+    """The device's State (ON, FAULT, ALARM, ...); UNKNOWN when it could not be read."""
+    status: str
+    """The device's Status, whitespace folded, bounded; or why State could not be read."""
+
+
 class ConfigConflictError(Exception):
     """A device of this server is registered to another server instance in the TANGO DB."""
 
@@ -107,6 +120,17 @@ class TangoPort(Protocol):
 
     def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
         """The subset of ``devices`` not exported in the DB (raises TangoUnavailableError)."""
+        ...
+
+    def device_health(
+        self, tango_host: str, server_instance: str, devices: tuple[str, ...]
+    ) -> list[DeviceHealth]:
+        """Each device's exported flag, State and Status, one entry per device in order.
+
+        A device that does not answer is UNKNOWN with the reason as its status; once one
+        device of ``server_instance`` (one process) does not answer, the others are not
+        waited for. Raises TangoUnavailableError when the DB does not answer.
+        """
         ...
 
     def apply_config(

@@ -23,6 +23,7 @@ from typing import Any
 from workers import settings
 from workers.reconcile.ports import (
     ConfigResult,
+    DeviceHealth,
     Probe,
     TangoUnavailableError,
 )
@@ -30,7 +31,7 @@ from workers.tango import config
 from workers.tango.cache import TTLCache
 from workers.tango.calls import BoundedCaller, OmniRunner
 from workers.tango.connections import DATABASE_DEVICE, Connections, split_host, tcp_connect
-from workers.tango.probes import Exported, Probes
+from workers.tango.probes import UNKNOWN, Exported, Probes
 
 JsonDict = dict[str, Any]
 
@@ -120,6 +121,26 @@ class PyTangoPort:
             if not record.exported:
                 missing.append(device)
         return missing
+
+    def device_health(
+        self, tango_host: str, server_instance: str, devices: tuple[str, ...]
+    ) -> list[DeviceHealth]:
+        """Each device's exported flag, State and Status (not cached: read at a low rate).
+
+        The exported flags come from the probe cache, which the export check of the same
+        reconcile has just filled. Raises TangoUnavailableError when the DB does not answer.
+        """
+        health: list[DeviceHealth] = []
+        for device in devices:
+            record = self._exported(tango_host, device)
+            if record.error:
+                raise TangoUnavailableError(f"TANGO DB {tango_host}: {record.error}")
+            if record.exported:
+                health.append(self.probes.read_state(tango_host, server_instance, device))
+            else:
+                why = record.refused or ("not exported" if record.defined else "not defined")
+                health.append(DeviceHealth(device, False, UNKNOWN, why))
+        return health
 
     def _exported(self, tango_host: str, device: str) -> Exported:
         record = self.cache.get_or_compute(

@@ -4,8 +4,10 @@ Is a TANGO DB answering, is a device exported and alive, is a TCP endpoint open.
 :mod:`workers.tango.port` puts its TTL cache in front.
 
 Data in: ``host:port`` TANGO hosts (as reachable from the worker) and device names.
-Data out: :class:`~workers.reconcile.ports.Probe` answers with a human reason, or for the
-export check ``(exported, error)`` pairs. Nothing here raises for "down".
+Data out: :class:`~workers.reconcile.ports.Probe` answers with a human reason, for the
+export check ``(exported, error)`` pairs, and an exported device's health
+(:class:`~workers.reconcile.ports.DeviceHealth`: State and Status read in one
+``read_attributes`` call). Nothing here raises for "down".
 
 Where the answers come from: the DB device's ``DbImportDevice`` command (the DB's own
 record of a device: exported flag, server, pid) through a DeviceProxy to
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workers.reconcile.ports import Probe
+from workers.reconcile.ports import DeviceHealth, Probe
 from workers.tango.calls import BoundedCaller, describe, reasons, unavailable
 from workers.tango.connections import Connections, split_host, tcp_connect
 
@@ -119,10 +121,48 @@ class Probes:
             return Probe(False, f"{device} is exported but does not answer: {describe(exc)}")
         return Probe(True)
 
+    def read_state(self, tango_host: str, server_instance: str, device: str) -> DeviceHealth:
+        """An exported device's State and Status (UNKNOWN with the reason when unread).
+
+        The devices of one server instance live in one process: the calls go through the
+        bounded caller under one key for the instance, so once one device hangs the others
+        fail at once instead of each waiting for the deadline.
+        """
+
+        def read() -> Any:
+            proxy = self.connections.device_proxy(tango_host, device)
+            return proxy.read_attributes(["State", "Status"])
+
+        caller_key = f"{tango_host}/{server_instance.lower()}"
+        try:
+            state, status = self.caller.call(caller_key, read, self.deadline)
+        except Exception as exc:
+            self.connections.forget(tango_host, device)
+            return DeviceHealth(
+                device, True, UNKNOWN, bounded_status(f"no answer: {describe(exc)}")
+            )
+        if state.has_failed or status.has_failed:
+            failed = state if state.has_failed else status
+            errors = "; ".join(str(e.desc).strip() for e in failed.get_err_stack()[:1])
+            return DeviceHealth(device, True, UNKNOWN, bounded_status(f"read failed: {errors}"))
+        return DeviceHealth(device, True, str(state.value), bounded_status(str(status.value)))
+
     def endpoint_reachable(self, host: str, port: int) -> Probe:
         """Whether a TCP connection to ``host:port`` opens within the timeout."""
         refused = tcp_connect(host, port, self.timeout)
         return Probe(False, refused) if refused else Probe(True)
+
+
+UNKNOWN = "UNKNOWN"
+"""The State of a device that could not be read (TANGO clients show the same)."""
+MAX_STATUS = 200
+"""Characters of a device's Status kept in the CR (TANGO's are often many lines long)."""
+
+
+def bounded_status(text: str) -> str:
+    """``text`` with its whitespace folded into single spaces, at most MAX_STATUS long."""
+    folded = " ".join(text.split())
+    return folded if len(folded) <= MAX_STATUS else folded[: MAX_STATUS - 1] + "…"
 
 
 def _split_url(tango_host: str, device: str) -> tuple[str, str]:

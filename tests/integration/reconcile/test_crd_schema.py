@@ -143,6 +143,7 @@ def test_wide_printer_columns(kube_client: client.ApiClient, kubectl: Cli, tmp_p
         "STATE",
         "READY",
         "REASON",
+        "DEVICES",
         "RESTARTS",
         "AGE",
         "WAITING",

@@ -116,7 +116,9 @@ def test_ska_examples_are_accepted_unchanged_and_reach_running(
         "DependenciesReady": "True",
         "ConfigApplied": "True",
         "ContainerHealthy": "True",
+        "DevicesHealthy": "True",
     }
+    assert status["deviceSummary"] == "1/1 ON"
     assert all(c["observedGeneration"] == 1 for c in status["conditions"])
     # the TangoTest example's config went to the TANGO DB, under its own server instance
     assert "TangoTest/test" in operator.tango.servers

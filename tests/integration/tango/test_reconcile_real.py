@@ -135,3 +135,57 @@ def test_each_unmet_dependency_keeps_its_full_name_and_says_why(
     assert reasons[closed] != reasons["nohost.invalid:1234"], "refused is not a DNS failure"
     for name, reason in reasons.items():
         assert f"{name} ({reason})" in status["message"]
+
+
+def test_each_devices_state_and_status_from_a_real_server_and_a_hung_one(
+    kube_client: client.ApiClient, tango_db: PyTangoDatabase, servers: TangoServers, unique: str
+) -> None:
+    """Issue 15: TANGO's own view in the CR, read from real devices with PyTangoPort."""
+    operator = Operator(
+        kube_client,
+        tango=cast(Any, PyTangoPort()),
+        settings=Settings(host_map={IN_CLUSTER: tango_db.tango_host}),
+    )
+    healthy, faulty = f"test/{unique}/healthy", f"test/{unique}/faulty"
+    fault_properties = {"state_at_start": ["FAULT"], "greeting": ["no   power\nat all"]}
+    body = _device_server(
+        "health", f"{unique}-h", {healthy: {}, faulty: {"properties": fault_properties}}
+    )
+    custom = client.CustomObjectsApi(kube_client)
+    custom.create_namespaced_custom_object(crd.GROUP, crd.VERSION, "default", "deviceservers", body)
+    _until(operator, "health", "Pending")
+    server = servers.start_echo(f"{unique}-h")
+    _until(operator, "health", "Running")
+
+    def status() -> JsonDict:
+        found = custom.get_namespaced_custom_object(
+            crd.GROUP, crd.VERSION, "default", "deviceservers", "health"
+        )
+        return cast(JsonDict, found["status"])
+
+    seen = status()
+    assert seen["deviceSummary"] == "1/2 FAULT, 1 ON"
+    health = {entry["name"]: entry for entry in seen["deviceHealth"]}
+    assert health[faulty] == {
+        "name": faulty,
+        "exported": True,
+        "state": "FAULT",
+        "status": "FAULT: no power at all",
+    }, "the device's own Status, whitespace folded"
+    assert (health[healthy]["state"], health[healthy]["status"]) == ("ON", "ON: hello")
+    condition = next(c for c in seen["conditions"] if c["type"] == "DevicesHealthy")
+    assert (condition["status"], condition["reason"]) == ("False", "DeviceFault")
+
+    # the server hangs: the DB still says exported, the devices do not answer; once the
+    # first has run into its deadline the second is not waited for
+    server.freeze()
+    try:
+        assert operator.reconcile(ds_key("health")).state == "Running"
+        hung = {entry["name"]: entry for entry in status()["deviceHealth"]}
+    finally:
+        server.thaw()
+    assert {entry["state"] for entry in hung.values()} == {"UNKNOWN"}
+    reasons = sorted(entry["status"] for entry in hung.values())
+    assert all(reason.startswith("no answer: ") for reason in reasons), reasons
+    assert any("an earlier call has been waiting" in reason for reason in reasons), reasons
+    assert status()["deviceSummary"] == "2/2 UNKNOWN"
