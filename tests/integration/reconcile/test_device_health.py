@@ -19,6 +19,8 @@ from kubeemu.testing import KubeEmu
 from tango_operator import crd
 from tests.conftest import Cli
 from tests.support.operator import Operator, ds_key
+from workers.reconcile import by_kind
+from workers.reconcile.ports import InMemoryDatabaseStates
 
 JsonDict = dict[str, Any]
 DEVICES = ("lab/motor/1", "lab/motor/2", "lab/motor/3")
@@ -88,10 +90,16 @@ def test_a_running_server_shows_each_devices_state_and_a_summary(
     assert row[:6] == ["motors", "Running", "True", "Running", "3/3", "ON"]
     assert not any(reason == "DeviceFault" for _, reason, _ in _events(kube_client))
 
-    # read again with nothing changed: no write at all
+    # read again with nothing changed: no write, and not even a read of the API — the CR
+    # and its DatabaseDS's state come from the watcher's records (here: the harness's), the
+    # devices' states from TANGO
+    operator.databases = InMemoryDatabaseStates()
+    operator.databases.record("default", "tango-databaseds", "Running")
+    operator.observe(ds_key("motors"))
     mark = kubeemu.mark()
-    assert operator.reconcile(ds_key("motors")).state == "Running"
-    assert kubeemu.mutations(mark) == []
+    assert by_kind.reconcile(ds_key("motors"), operator.ports).state == "Running"
+    assert [(r["verb"], r["path"]) for r in kubeemu.audit(mark)] == []
+    assert operator.tango.health_reads[-1] == "Motor/motors"
 
 
 def test_a_faulty_device_turns_devices_healthy_false_and_warns_once(
