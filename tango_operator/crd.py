@@ -586,6 +586,17 @@ def tango_host_for(databaseds: str, *, namespace: str, cluster_domain: str) -> s
     name); a name with dots is taken as a DNS name. The port defaults to 10000.
     """
     host, _, port = databaseds.partition(":")
-    if "." not in host:
-        host = f"{host}.{namespace}.svc.{cluster_domain}"
-    return f"{host}:{port or DATABASEDS_PORT}"
+    return f"{in_cluster_host(host, namespace, cluster_domain)}:{port or DATABASEDS_PORT}"
+
+
+def in_cluster_host(host: str, namespace: str, cluster_domain: str) -> str:
+    """A host name as a pod in ``namespace`` resolves it, fully qualified.
+
+    A name without a dot is a Service of the pod's own namespace (the first entry of its
+    DNS search path): ``db`` → ``db.<namespace>.svc.<cluster_domain>``. Names with dots
+    (qualified names, IP addresses) and ``localhost`` are left as written. The workers run in
+    another namespace, so they must dial the qualified name, not the short one.
+    """
+    if "." in host or host == "localhost":
+        return host
+    return f"{host}.{namespace}.svc.{cluster_domain}"

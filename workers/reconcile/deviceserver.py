@@ -113,7 +113,7 @@ def _reconcile_valid(
     current = children.known_state(records, "StatefulSet", names.statefulset(key.name))
     started = bool(current and int(current.detail.get("replicas") or 0) > 0)
     # dependencies gate the start only: a started server is not checked again
-    missing = [] if started else _unmet_dependencies(spec, address, ports)
+    missing = [] if started else _unmet_dependencies(spec, namespace, address, ports)
     if missing:
         waited_devices = tuple(m.dependency.device for m in missing if m.dependency.device)
         ports.index.register(key, waited_devices)
@@ -162,20 +162,31 @@ class Unmet:
         return self.dependency.device
 
 
-def _unmet_dependencies(spec: crd.DeviceServerSpec, address: str, ports: Ports) -> list[Unmet]:
+def _unmet_dependencies(
+    spec: crd.DeviceServerSpec, namespace: str, address: str, ports: Ports
+) -> list[Unmet]:
+    """The dependencies that are not ready, each probed as the server's pod would reach it.
+
+    Short host names (``db:3306``, ``tango://db:10000/a/b/c``) are Services of the CR's
+    namespace, qualified with it and ``clusterDomain`` before they are dialled; ``waitingFor``
+    keeps them as written.
+    """
     missing: list[Unmet] = []
     for dependency in spec.depends_on:
         if dependency.device is not None:
-            host = (
-                ports.settings.reachable(dependency.tango_host)
-                if dependency.tango_host
-                else address
-            )
+            host = address
+            if dependency.tango_host:
+                name, _, port = dependency.tango_host.rpartition(":")
+                qualified = crd.in_cluster_host(name, namespace, spec.cluster_domain)
+                host = ports.settings.reachable(f"{qualified}:{port}")
             probe = ports.tango.device_ready(host, dependency.device)
-        else:
-            target = ports.settings.reachable(dependency.text.strip())
+        elif dependency.host is not None and dependency.port is not None:
+            qualified = crd.in_cluster_host(dependency.host, namespace, spec.cluster_domain)
+            target = ports.settings.reachable(f"{qualified}:{dependency.port}")
             target_host, _, target_port = target.rpartition(":")
             probe = ports.tango.endpoint_reachable(target_host, int(target_port))
+        else:  # parse_dependency makes every entry a device or an endpoint
+            continue
         if not probe.ok:
             missing.append(Unmet(dependency, probe.reason or "not ready"))
     return missing

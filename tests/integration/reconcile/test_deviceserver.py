@@ -259,6 +259,36 @@ def test_waiting_for_a_dependency_then_running(
     assert operator.index.waiters_of(("lab/power/1",)) == []
 
 
+def test_short_host_names_are_dialled_in_the_crs_namespace(
+    operator: Operator, kube_client: client.ApiClient
+) -> None:
+    """``db:3306`` as the SKA charts write it is the Service of the CR's namespace.
+
+    No host map: the names the stand-in is asked about are the ones the workers dial.
+    """
+    qualified_db = "databaseds-tango-base-tangodb.default.svc.cluster.local:3306"
+    other_tango = "other-db.default.svc.cluster.local:10000"
+    operator.tango.unreachable_endpoints.add(qualified_db)
+    operator.tango.down_hosts.add(other_tango)
+    depends_on = [
+        "databaseds-tango-base-tangodb:3306",
+        "tango://other-db:10000/lab/power/1",
+        "plc.example:502",
+        "localhost:6379",
+    ]
+    _create(kube_client, _device_server("short", dependsOn=depends_on))
+    assert operator.reconcile(ds_key("short")).state == "Waiting"
+    status = _get_ds(kube_client, "short")["status"]
+    assert status["waitingFor"] == depends_on[:2], "as written; the rest answered"
+
+    operator.tango.unreachable_endpoints.clear()
+    operator.tango.down_hosts.clear()
+    operator.tango.unreachable_endpoints.update({"plc.example:502", "localhost:6379"})
+    assert operator.reconcile(ds_key("short")).state == "Waiting"
+    status = _get_ds(kube_client, "short")["status"]
+    assert status["waitingFor"] == depends_on[2:], "qualified names and localhost as written"
+
+
 def test_a_running_provider_wakes_its_waiters(
     kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
 ) -> None:
