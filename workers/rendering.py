@@ -240,6 +240,30 @@ def _pod_labels(resource: JsonDict, labels: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in own.items() if k not in labels}, **labels}
 
 
+NOT_FOR_PODS = ("kubectl.kubernetes.io/last-applied-configuration",)
+"""CR annotations that describe the CR itself and are not copied to its pods."""
+NOT_FOR_PODS_PREFIXES = (f"{crd.GROUP}/", "meta.helm.sh/")
+"""The operator's own annotations on a CR (settings, not pod metadata) and Helm's release
+bookkeeping."""
+
+
+def pod_annotations(resource: JsonDict, ours: dict[str, str] | None = None) -> dict[str, str]:
+    """The CR's annotations for its pods, under ``ours``: the operator's own keys always win.
+
+    The charts' ``global.annotations``, Vault agent injection and the like. Left out: kubectl's last-applied-configuration (the CR's whole manifest), the operator's
+    ``tango.tango-controls.org/`` settings and Helm's ``meta.helm.sh/`` release keys.
+    """
+    own = resource["metadata"].get("annotations") or {}
+    copied = {
+        key: value
+        for key, value in own.items()
+        if isinstance(value, str)
+        and key not in NOT_FOR_PODS
+        and not key.startswith(NOT_FOR_PODS_PREFIXES)
+    }
+    return {**copied, **(ours or {})}
+
+
 def _common(resource: JsonDict, app: str, component: str) -> JsonDict:
     metadata = resource["metadata"]
     labels = child_labels(metadata["name"], app, component)
@@ -249,6 +273,7 @@ def _common(resource: JsonDict, app: str, component: str) -> JsonDict:
         "labels": labels,
         "selector": selector_labels(metadata["name"], app, component),
         "pod_labels": _pod_labels(resource, labels),
+        "pod_annotations": pod_annotations(resource),
     }
 
 
@@ -327,7 +352,7 @@ def render_device_server(
         event_port=crd.EVENT_PORT,
         config_json=config_json,
         script=spec.script,
-        pod_annotations=annotations,
+        pod_annotations=pod_annotations(resource, annotations),
         image=spec.image,
         image_pull_policy=spec.image_pull_policy,
         command=[kubelet_literal(part) for part in command],

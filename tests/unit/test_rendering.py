@@ -515,6 +515,53 @@ def test_our_labels_win_on_the_pod_and_theirs_stay_off_the_children() -> None:
         assert "component" not in child["metadata"]["labels"]
 
 
+VAULT = {
+    "vault.hashicorp.com/agent-inject": "true",
+    "vault.hashicorp.com/role": "tango",
+    "vault.hashicorp.com/agent-inject-secret-db": "secret/data/tango/db",
+    "vault.hashicorp.com/agent-inject-template-db": '{{- with secret "secret/data/tango/db" -}}'
+    "\nexport MYSQL_PASSWORD={{ .Data.data.password }}\n{{- end }}",
+}
+NOT_COPIED = {
+    "kubectl.kubernetes.io/last-applied-configuration": '{"apiVersion": "..."}',
+    "meta.helm.sh/release-name": "tango-base",
+    "tango.tango-controls.org/config-hash": "forged",
+}
+
+
+def test_cr_annotations_reach_every_pod_and_ours_win() -> None:
+    server = python_server()
+    server["metadata"]["annotations"] = {**VAULT, **NOT_COPIED}
+    statefulset = render_ds(server)[2]
+    pod = statefulset["spec"]["template"]["metadata"]["annotations"]
+    assert {k: pod[k] for k in VAULT} == VAULT, "copied as they are, templates and all"
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in pod
+    assert "meta.helm.sh/release-name" not in pod
+    digest = crd.parse_device_server(server).config
+    assert digest is not None
+    assert pod["tango.tango-controls.org/config-hash"] == digest.digest, "ours win"
+    assert "annotations" not in statefulset["metadata"], "on the pods only"
+
+    database = database_ds()
+    database["metadata"]["annotations"] = {**VAULT, **NOT_COPIED}
+    pods = [
+        child["spec"]["template"]["metadata"]
+        for child in render_dbds(database)
+        if child["kind"] == "StatefulSet"
+    ]
+    assert len(pods) == 2
+    for metadata in pods:
+        assert metadata["annotations"] == VAULT
+
+
+def test_without_cr_annotations_a_pod_has_only_the_operators() -> None:
+    for child in render_dbds(database_ds()):
+        if child["kind"] == "StatefulSet":
+            assert "annotations" not in child["spec"]["template"]["metadata"]
+    pod = render_ds(python_server())[2]["spec"]["template"]["metadata"]["annotations"]
+    assert set(pod) == {f"{crd.GROUP}/script-hash", f"{crd.GROUP}/config-hash"}
+
+
 def test_long_cr_names_are_shortened_consistently() -> None:
     resource = tangotest()
     resource["metadata"]["name"] = "a" * 60 + "-tangotest-" + "b" * 120

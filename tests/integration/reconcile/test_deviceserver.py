@@ -151,6 +151,38 @@ def test_children_match_the_cr(
     assert "tango-operator" in managers
 
 
+def test_cr_annotations_reach_the_pods_and_follow_changes(
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient
+) -> None:
+    """Vault-agent-style annotations on a DatabaseDS reach both of its pods' templates."""
+    vault = {
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/role": "tango",
+        "vault.hashicorp.com/agent-inject-secret-db": "secret/data/tango/db",
+    }
+    database = _database_ds("tango-vault")
+    database["metadata"]["annotations"] = vault
+    _create(kube_client, database)
+    operator.settle(db_key("tango-vault"), until=None)
+    apps = client.AppsV1Api(kube_client)
+    for name in ("tango-vault", "tango-vault-tangodb"):
+        template = apps.read_namespaced_stateful_set(name, "default").spec.template
+        assert template.metadata.annotations == vault, name
+
+    # the role changes on the CR: the pods' templates follow (a rollout, as Vault needs)
+    _custom(kube_client).patch_namespaced_custom_object(
+        crd.GROUP,
+        crd.VERSION,
+        "default",
+        "databaseds",
+        "tango-vault",
+        {"metadata": {"annotations": {"vault.hashicorp.com/role": "tango-ops"}}},
+    )
+    operator.settle(db_key("tango-vault"), until=None)
+    template = apps.read_namespaced_stateful_set("tango-vault", "default").spec.template
+    assert template.metadata.annotations["vault.hashicorp.com/role"] == "tango-ops"
+
+
 # --- drift ------
 def test_drift_is_repaired_and_foreign_fields_are_left_alone(
     kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient, kubectl: Cli
