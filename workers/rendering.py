@@ -250,7 +250,8 @@ bookkeeping."""
 def pod_annotations(resource: JsonDict, ours: dict[str, str] | None = None) -> dict[str, str]:
     """The CR's annotations for its pods, under ``ours``: the operator's own keys always win.
 
-    The charts' ``global.annotations``, Vault agent injection and the like. Left out: kubectl's last-applied-configuration (the CR's whole manifest), the operator's
+    The charts' ``global.annotations``, Vault agent injection and the like. Left out:
+    kubectl's last-applied-configuration (the CR's whole manifest), the operator's
     ``tango.tango-controls.org/`` settings and Helm's ``meta.helm.sh/`` release keys.
     """
     own = resource["metadata"].get("annotations") or {}
