@@ -543,6 +543,9 @@ class DatabaseDSSpec:
     tangodb_resources: JsonDict | None
     credentials_secret: str | None
     """A user Secret with MYSQL_PASSWORD and MYSQL_ROOT_PASSWORD; None: the operator makes one."""
+    retain_data: bool = True
+    """``persistentVolumeClaimRetentionPolicy.whenDeleted``: Retain (the default) keeps the TANGO
+    DB's claim when the DatabaseDS is deleted; Delete lets it go with the DatabaseDS."""
 
 
 def parse_database_ds(resource: JsonDict) -> DatabaseDSSpec:
@@ -576,7 +579,23 @@ def parse_database_ds(resource: JsonDict) -> DatabaseDSSpec:
         databaseds_resources=spec.get("databasedsResources") or None,
         tangodb_resources=spec.get("tangoDBResources") or None,
         credentials_secret=_optional_str(spec, "credentialsSecret"),
+        retain_data=_when_deleted(spec) == "Retain",
     )
+
+
+RETENTION_POLICIES = ("Retain", "Delete")
+
+
+def _when_deleted(spec: JsonDict) -> str:
+    """``spec.persistentVolumeClaimRetentionPolicy.whenDeleted`` (Retain unless set)."""
+    policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    path = "spec.persistentVolumeClaimRetentionPolicy"
+    if not isinstance(policy, dict):
+        raise SpecError(path, "must be an object with whenDeleted: Retain or Delete")
+    value = policy.get("whenDeleted", "Retain")
+    if value not in RETENTION_POLICIES:
+        raise SpecError(f"{path}.whenDeleted", f"{value!r} is not Retain or Delete")
+    return str(value)
 
 
 def tango_host_for(databaseds: str, *, namespace: str, cluster_domain: str) -> str:

@@ -8,6 +8,9 @@ DataBaseds pod is ready **and** answers as a TANGO database → one status patch
 change of state the DeviceServers of the namespace that use this TANGO host are woken. So
 they are when the DatabaseDS is deleted (they report Waiting at once, not at the next
 resync), and a deletion while DeviceServers still use it is a Warning Event on both sides.
+With ``usePV``, the TANGO DB's PersistentVolumeClaim outlives its DatabaseDS unless
+``persistentVolumeClaimRetentionPolicy.whenDeleted`` is Delete: the operator's finalizer
+holds the deletion until the claim's ownerReference is gone.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ PASSWORD_KEYS = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
 def reconcile(key: Key, ports: Ports) -> Outcome:
     """Reconcile one DatabaseDS (the steps are listed above); what the queue does next."""
     resource = ports.kube.get_custom(KIND, key.namespace, key.name)
-    if resource is None:  # deleted (it has no finalizer: nothing outside Kubernetes)
+    if resource is None:  # deleted: gone past its finalizer, or it had none
         ports.ledger.forget(key)
         ports.databases.record(key.namespace, key.name, None)
         users = _users_of(key, ports)
@@ -57,16 +60,58 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
 
 
 def _deleted(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
-    """Release the finalizer; the servers still using this TANGO host are told and woken.
+    """Keep the TANGO DB's claim, release the finalizer; the servers using it are woken.
 
-    Nothing outside Kubernetes to clean up: garbage collection removes the children.
+    The finalizer is there only to retain the claim (``persistentVolumeClaimRetentionPolicy``
+    Retain, the default): its ownerReference goes before garbage collection could delete it.
+    Everything else is the garbage collector's.
     """
     users = _users_of(key, ports)
     _warn_users(resource, users, ports)
     # the servers woken below must not read the state the watcher recorded before
     ports.databases.record(key.namespace, key.name, DATABASEDS_DELETING)
+    if crd.FINALIZER in (resource["metadata"].get("finalizers") or []):
+        _retain_claim(key, resource, ports)
     finalizers.remove(ports.kube, resource)
     return Outcome(wake=tuple(_user_keys(users)))
+
+
+def _retain_claim(key: Key, resource: JsonDict, ports: Ports) -> None:
+    """Take this DatabaseDS's ownerReference off its TANGO DB claim, unless told to delete it.
+
+    A spec that no longer parses keeps the data (the safe side). The claim is adopted again
+    by a DatabaseDS of the same name: its apply sets the ownerReference of the new one.
+    """
+    try:
+        retain = crd.parse_database_ds(resource).retain_data
+    except crd.SpecError:
+        retain = True
+    if not retain:
+        return
+    name = names.persistent_volume_claim(key.name, "-tangodb-storage")
+    claim = ports.kube.get("v1", "PersistentVolumeClaim", key.namespace, name)
+    uid = resource["metadata"].get("uid")
+    if claim is None or claim["metadata"].get("deletionTimestamp"):
+        return
+    owners = claim["metadata"].get("ownerReferences") or []
+    others = [owner for owner in owners if owner.get("uid") != uid]
+    if len(others) == len(owners):
+        return
+    patch = {
+        "metadata": {
+            "ownerReferences": others or None,
+            "resourceVersion": claim["metadata"]["resourceVersion"],
+        }
+    }
+    ports.kube.merge_patch(claim, patch)
+    ports.kube.emit_event(
+        resource,
+        event_type="Normal",
+        reason="ClaimRetained",
+        message=f"PersistentVolumeClaim {name} (the TANGO DB's data) kept: "
+        "persistentVolumeClaimRetentionPolicy.whenDeleted is Retain; a DatabaseDS of this "
+        "name adopts it again, or delete it to free the volume",
+    )
 
 
 def _warn_users(resource: JsonDict, users: list[JsonDict], ports: Ports) -> None:
@@ -106,6 +151,11 @@ def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
         )
         return Outcome(state="Error", message=message)
 
+    # the finalizer keeps the TANGO DB's claim from the garbage collector (see _deleted)
+    if spec.use_pv and spec.retain_data:
+        resource = finalizers.ensure(kube, resource)
+    else:  # Delete, or no claim: nothing to hold the deletion for (any more)
+        resource = finalizers.remove(kube, resource)
     records = ports.ledger.records(key)
     secret_name = _credentials(key, resource, spec, ports, records)
     if secret_name is None:

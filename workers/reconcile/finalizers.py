@@ -25,8 +25,9 @@ def ensure(kube: KubePort, resource: JsonDict) -> JsonDict:
     return kube.set_finalizers(resource, [*present, crd.FINALIZER])
 
 
-def remove(kube: KubePort, resource: JsonDict) -> None:
-    """Take the operator's finalizer off ``resource``, if it is there."""
+def remove(kube: KubePort, resource: JsonDict) -> JsonDict:
+    """The resource without the operator's finalizer (written only when it was there)."""
     present = list(resource["metadata"].get("finalizers") or [])
-    if crd.FINALIZER in present:
-        kube.set_finalizers(resource, [f for f in present if f != crd.FINALIZER])
+    if crd.FINALIZER not in present:
+        return resource
+    return kube.set_finalizers(resource, [f for f in present if f != crd.FINALIZER])
