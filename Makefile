@@ -140,6 +140,10 @@ system-deps: ## Install the programs the tests start themselves (redis-server, T
 wheel: venv ## Build the operator's wheel into dist/ (no kubeemu, no devstack in it)
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --wheel-dir dist .
 
+.PHONY: images
+images: ## Build the watcher, worker and flower images with docker or podman (REGISTRY=, TAG=, PUSH=1 pushes)
+	scripts/build-images.sh
+
 .PHONY: clean
 clean: ## Remove caches and build output (keeps .venv and .tools)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis .cache build dist

@@ -48,9 +48,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* image: repository:tag, the tag defaulting to the appVersion. Call with (dict "ctx" $ "image" .Values.x.image). */}}
+{{/* image: [global.imageRegistry/]repository:tag, the tag defaulting to the appVersion (the
+operator's three images, as `make images` names them). Call with (dict "ctx" $ "image" .Values.x.image). */}}
 {{- define "tango-operator.image" -}}
-{{- printf "%s:%s" .image.repository (default .ctx.Chart.AppVersion .image.tag) }}
+{{- $registry := trimSuffix "/" (default "" (.ctx.Values.global).imageRegistry) }}
+{{- $repository := ternary (printf "%s/%s" $registry .image.repository) .image.repository (ne $registry "") }}
+{{- printf "%s:%s" $repository (default .ctx.Chart.AppVersion .image.tag) }}
 {{- end }}
 
 {{- define "tango-operator.leaseName" -}}
