@@ -126,6 +126,21 @@ def parse_dependency(text: str, field_path: str) -> Dependency:
 
 
 # --- dsconfig JSON --------------------------------------------------------------------------------
+class ConfigMode(StrEnum):
+    """How a DeviceServer's ``config`` is written to the TANGO DB (docs/tango.md).
+
+    ``Update`` (the default, as the SKA charts' ``json2tango -w -a -u``) adds and changes and
+    never removes; ``Declarative`` also removes what the document no longer lists. dsconfig's
+    protected properties (memorized values ``__value``, ``polled_attr``, ...) stay in both.
+    """
+
+    UPDATE = "Update"
+    DECLARATIVE = "Declarative"
+
+
+CONFIG_MODE_ANNOTATION = f"{GROUP}/config-mode"
+"""A DeviceServer's own ``ConfigMode``, over the workers' ``TANGO_OPERATOR_CONFIG_MODE``."""
+
 _META_KEYS = frozenset({"_version", "_source", "_title", "_date"})
 
 
@@ -145,10 +160,18 @@ class TangoConfig:
     def digest(self) -> str:
         """A short hash of ``document`` (key order and spacing do not matter).
 
-        Recorded in the status as ``configHash`` and on the pod template, so a change rolls the pod.
+        On the pod template, so a change rolls the pod; in the status with the mode
+        (``applied_as``).
         """
         canonical = json.dumps(self.document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+    def applied_as(self, mode: ConfigMode) -> str:
+        """``status.configHash`` once applied in ``mode``: ``<digest>-<mode>``.
+
+        The document or the mode changing is what makes the workers apply it again.
+        """
+        return f"{self.digest}-{mode}"
 
 
 def _check_name(problem: str | None, path: str) -> None:
@@ -331,6 +354,8 @@ class DeviceServerSpec:
     """The pod-level pass-through keys (POD_PASSTHROUGH_KEYS) that are set and not null."""
     post_start: str | None = None
     pre_stop: str | None = None
+    config_mode: ConfigMode | None = None
+    """The annotation ``CONFIG_MODE_ANNOTATION``; None: the workers' setting decides."""
 
     @property
     def server_instance(self) -> str:
@@ -461,6 +486,9 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
         post_start = _optional_str(spec, "postStart")
     with problems.check():
         pre_stop = _optional_str(spec, "preStop")
+    config_mode = None
+    with problems.check():
+        config_mode = _config_mode(resource)
     problems.raise_any()
     return DeviceServerSpec(
         dsname=dsname,
@@ -479,7 +507,24 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
         pod=pod,
         post_start=post_start,
         pre_stop=pre_stop,
+        config_mode=config_mode,
     )
+
+
+def _config_mode(resource: JsonDict) -> ConfigMode | None:
+    """The annotation ``CONFIG_MODE_ANNOTATION``: None when absent, SpecError when not a mode."""
+    annotations = (resource.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(CONFIG_MODE_ANNOTATION)
+    if value is None:
+        return None
+    try:
+        return ConfigMode(value)
+    except ValueError:
+        expected = " or ".join(ConfigMode)
+        raise SpecError(
+            f"metadata.annotations[{CONFIG_MODE_ANNOTATION}]",
+            f"{value!r} is not a configuration mode (expected {expected})",
+        ) from None
 
 
 def _own_dependency(entry: Any, index: int, config: TangoConfig | None) -> Dependency:

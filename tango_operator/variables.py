@@ -176,6 +176,12 @@ VARIABLES = (
         "Delete or Retain a deleted server's TANGO DB entries",
     ),
     Variable(
+        "TANGO_OPERATOR_CONFIG_MODE",
+        (WORKER,),
+        "Update",
+        "Update (add, change) or Declarative (also remove) a config",
+    ),
+    Variable(
         "TANGO_OPERATOR_TANGO_PORT",
         (WORKER,),
         "workers.tango:PyTangoPort",

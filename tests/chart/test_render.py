@@ -82,6 +82,7 @@ def test_all_on_renders_every_optional_kind(tmp_path: Path) -> None:
         (("--set", "watcher.replicaCount=abc"), "watcher.replicaCount: Invalid type"),
         (("--set", "worker.concurrency=0"), "worker.concurrency: Must be greater than or equal"),
         (("--set", "worker.tangoDbCleanup=Keep"), "worker.tangoDbCleanup: worker.tangoDbCleanup"),
+        (("--set", "worker.configMode=Merge"), "worker.configMode: worker.configMode must be one"),
         (("--set", "watcher.logLevel=chatty"), "watcher.logLevel: watcher.logLevel must be one"),
         (("--set", "flower.enabled=yes"), "flower.enabled: Invalid type. Expected: boolean"),
         (("--set", "flower.auth.username=a:b"), "flower.auth.username: Does not match pattern"),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tango_operator.crd import ConfigMode
 from tango_operator.keys import Key
 from tests.soak import checks, plan
 from tests.soak.traffic import Traffic
@@ -192,10 +193,11 @@ def test_soak_standin_answers_from_the_registry_and_the_outage_flag(
     assert not tango.device_ready(host, "soak/srv-000/0").ok
     with pytest.raises(TangoUnavailableError):
         tango.unexported_devices(host, ("soak/srv-000/0",))
+    document: JsonDict = {"servers": {"SoakServer": {"srv-000": {"Soak": {"soak/srv-000/0": {}}}}}}
     with pytest.raises(TangoUnavailableError):
-        tango.apply_config(host, "SoakServer/srv-000", {"servers": {}})
+        tango.apply_config(host, "SoakServer/srv-000", document, mode=ConfigMode.UPDATE)
     outage.unlink()
-    assert tango.apply_config(host, "SoakServer/srv-000", {"servers": {}}).changed
+    assert tango.apply_config(host, "SoakServer/srv-000", document, mode=ConfigMode.UPDATE).changed
 
 
 def test_trace_reconciles_brackets_every_reconcile_once(

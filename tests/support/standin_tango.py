@@ -2,12 +2,15 @@
 
 Used where a test is about the Kubernetes side of reconciliation; the real PyTango and
 dsconfig implementation has its own tests against real TANGO servers. The stand-in keeps
-a small "TANGO DB" (server instance → dsconfig document, device → owning instance) so
-that claims of one device by two servers and idempotent applies behave as in TANGO.
+a small "TANGO DB" (server instance → device → class, properties, attribute properties,
+alias; class properties; device → owning instance) so that claims of one device by two
+servers, idempotent applies and the two configuration modes behave as in TANGO
+(``tests/integration/tango/test_config_modes.py`` pins it to PyTangoPort).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import threading
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tango_operator.crd import ConfigMode
 from tango_operator.keys import Key
 from workers.reconcile import by_kind
 from workers.reconcile.ports import (
@@ -31,13 +35,62 @@ from workers.reconcile.ports import (
 JsonDict = dict[str, Any]
 
 
-def _devices_of(document: JsonDict) -> set[str]:
-    found: set[str] = set()
+def _entries_of(document: JsonDict) -> dict[str, tuple[str, JsonDict]]:
+    """Device (lower-cased) → (class, entry) of every device the document lists."""
+    found: dict[str, tuple[str, JsonDict]] = {}
     for instances in (document.get("servers") or {}).values():
         for classes in instances.values():
-            for devices in classes.values():
-                found.update(device.lower() for device in devices)
+            for class_name, devices in classes.items():
+                for device, body in devices.items():
+                    found[device.lower()] = (class_name, body or {})
     return found
+
+
+def _protected(name: str, *, attribute: bool) -> bool:
+    """Whether dsconfig protects the property (memorized ``__value``, ``polled_attr``, ``unit``).
+
+    Imported when a Declarative apply asks: the soak's workers load the stand-in without
+    PyTango, which dsconfig imports.
+    """
+    from dsconfig.tangodb import is_protected  # noqa: PLC0415
+
+    return bool(is_protected(name, attr=attribute))
+
+
+def _write(held: JsonDict, wanted: JsonDict, *, declarative: bool, attribute: bool) -> None:
+    """Write one group of properties as dsconfig does.
+
+    ``[]`` deletes only in Declarative mode, which also deletes what ``wanted`` does not list,
+    protected names excepted.
+    """
+    wanted = {name.lower(): values for name, values in wanted.items()}
+    for name, values in wanted.items():
+        if values:
+            held[name] = list(values)
+        elif declarative:
+            held.pop(name, None)
+    if declarative:
+        for name in [n for n in held if n not in wanted]:
+            if not _protected(name, attribute=attribute):
+                del held[name]
+
+
+def _write_entry(held: JsonDict, body: JsonDict, *, declarative: bool) -> None:
+    """A device's or class's properties and attribute properties (a key left out: untouched)."""
+    if "properties" in body:
+        _write(held["properties"], body["properties"], declarative=declarative, attribute=False)
+    if "attribute_properties" in body:
+        attributes = held["attribute_properties"]
+        wanted = {name.lower(): props for name, props in body["attribute_properties"].items()}
+        for attribute in set(attributes) | set(wanted):
+            props = attributes.setdefault(attribute, {})
+            _write(props, wanted.get(attribute, {}), declarative=declarative, attribute=True)
+            if not props:
+                del attributes[attribute]
+
+
+def _no_properties() -> JsonDict:
+    return {"properties": {}, "attribute_properties": {}}
 
 
 @dataclass
@@ -57,9 +110,15 @@ class StandInTango:
     health_reads: list[str] = field(default_factory=list)
     """Server instances whose devices were read, in order."""
     servers: dict[str, JsonDict] = field(default_factory=dict)
+    """Server instance → device (lower-cased) → its ``class``, ``properties``,
+    ``attribute_properties`` and ``alias``, as the DB holds them (names lower-cased)."""
+    classes: dict[str, JsonDict] = field(default_factory=dict)
+    """Class (lower-cased) → its ``properties`` and ``attribute_properties``."""
     owners: dict[str, str] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
     """Server instances written to the DB, in order (one entry per changing apply)."""
+    applies: list[tuple[str, ConfigMode]] = field(default_factory=list)
+    """Every ``apply_config`` call that reached the DB: (server instance, mode), in order."""
     removed: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -103,27 +162,77 @@ class StandInTango:
             health.append(DeviceHealth(device, True, state, status))
         return health
 
+    def put_device_property(self, device: str, properties: dict[str, list[str]]) -> None:
+        """What Jive (``Database.put_device_property``) does to a device of an applied server."""
+        self._device(device)["properties"].update(
+            {name.lower(): list(values) for name, values in properties.items()}
+        )
+
+    def put_device_attribute_property(
+        self, device: str, attributes: dict[str, dict[str, list[str]]]
+    ) -> None:
+        """What Jive, or a server memorizing a value (``__value``), writes."""
+        held = self._device(device)["attribute_properties"]
+        for attribute, properties in attributes.items():
+            held.setdefault(attribute.lower(), {}).update(
+                {name.lower(): list(values) for name, values in properties.items()}
+            )
+
+    def _device(self, device: str) -> JsonDict:
+        entry: JsonDict = self.servers[self.owners[device.lower()]][device.lower()]
+        return entry
+
     def apply_config(
-        self, tango_host: str, server_instance: str, document: JsonDict
+        self, tango_host: str, server_instance: str, document: JsonDict, *, mode: ConfigMode
     ) -> ConfigResult:
         self._check_host(tango_host)
         with self._lock:
-            for device in sorted(_devices_of(document)):
+            listed = _entries_of(document)
+            for device in sorted(listed):
                 owner = self.owners.get(device)
                 if owner is not None and owner.lower() != server_instance.lower():
                     raise ConfigConflictError(
                         f"device {device} is already served by {owner}, not by {server_instance}"
                     )
-            if self.servers.get(server_instance) == document:
+            self.applies.append((server_instance, mode))
+            before = copy.deepcopy((self.servers.get(server_instance) or {}, self.classes))
+            self._write(server_instance, listed, document.get("classes") or {}, mode)
+            if (self.servers.get(server_instance) or {}, self.classes) == before:
                 return ConfigResult(changed=False)
-            for device, owner in list(self.owners.items()):
-                if owner == server_instance:
-                    del self.owners[device]
-            for device in _devices_of(document):
-                self.owners[device] = server_instance
-            self.servers[server_instance] = document
             self.writes.append(server_instance)
             return ConfigResult(changed=True)
+
+    def _write(
+        self,
+        server_instance: str,
+        listed: dict[str, tuple[str, JsonDict]],
+        classes: JsonDict,
+        mode: ConfigMode,
+    ) -> None:
+        declarative = mode == ConfigMode.DECLARATIVE
+        held = self.servers.setdefault(server_instance, {})
+        if declarative:
+            for device in set(held) - set(listed):
+                del held[device]
+                self.owners.pop(device, None)
+        for device, (class_name, body) in listed.items():
+            entry = held.setdefault(device, {"class": class_name, **_no_properties()})
+            self.owners[device] = server_instance
+            _write_entry(entry, body, declarative=declarative)
+            # in both modes, as json2tango's alias pre-step: a listed device has the
+            # document's alias or none, taken from another device of the instance if need be
+            entry.pop("alias", None)
+            alias = str(body.get("alias") or "")
+            if alias:
+                for other in held.values():
+                    if str(other.get("alias", "")).lower() == alias.lower():
+                        del other["alias"]
+                entry["alias"] = alias
+        for class_name, body in classes.items():
+            entry = self.classes.setdefault(class_name.lower(), _no_properties())
+            _write_entry(entry, body, declarative=declarative)
+            if not any(entry.values()):
+                del self.classes[class_name.lower()]  # no row in the DB
 
     def remove_server(self, tango_host: str, server_instance: str) -> None:
         self._check_host(tango_host)
@@ -246,11 +355,11 @@ class SoakStandIn(StandInTango):
         return [device for device in devices if device.lower() not in exported]
 
     def apply_config(
-        self, tango_host: str, server_instance: str, document: JsonDict
+        self, tango_host: str, server_instance: str, document: JsonDict, *, mode: ConfigMode
     ) -> ConfigResult:
         if self._down():
             raise TangoUnavailableError(f"{tango_host}: connection refused (TANGO DB outage)")
-        return super().apply_config(tango_host, server_instance, document)
+        return super().apply_config(tango_host, server_instance, document, mode=mode)
 
     def remove_server(self, tango_host: str, server_instance: str) -> None:
         if self._down():

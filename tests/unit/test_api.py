@@ -262,3 +262,32 @@ def test_every_problem_of_a_spec_is_named_at_once() -> None:
     with pytest.raises(crd.SpecError) as single:
         crd.parse_device_server(_resource(clusterDomain="Not_A_Domain"))
     assert not isinstance(single.value, crd.SeveralSpecError)
+
+
+def test_the_config_mode_annotation() -> None:
+    resource = _resource()
+    assert crd.parse_device_server(resource).config_mode is None, "the workers' setting decides"
+    for mode in crd.ConfigMode:
+        resource["metadata"]["annotations"] = {crd.CONFIG_MODE_ANNOTATION: str(mode)}
+        assert crd.parse_device_server(resource).config_mode == mode
+    resource["metadata"]["annotations"] = {crd.CONFIG_MODE_ANNOTATION: "Merge"}
+    resource["spec"]["clusterDomain"] = "Not_A_Domain"
+    with pytest.raises(crd.SeveralSpecError) as caught:
+        crd.parse_device_server(resource)
+    assert [problem.field for problem in caught.value.problems] == [
+        "spec.clusterDomain",
+        "metadata.annotations[tango.tango-controls.org/config-mode]",
+    ]
+    assert "'Merge' is not a configuration mode (expected Update or Declarative)" in str(
+        caught.value
+    )
+
+
+def test_the_status_hash_names_the_document_and_the_mode() -> None:
+    config = '{"servers": {"TangoTest": {"test": {"TangoTest": {"sys/tg_test/1": {}}}}}}'
+    tango_config = crd.parse_device_server(_resource(config=config)).config
+    assert tango_config is not None
+    update = tango_config.applied_as(crd.ConfigMode.UPDATE)
+    declarative = tango_config.applied_as(crd.ConfigMode.DECLARATIVE)
+    assert update == f"{tango_config.digest}-Update"
+    assert declarative == f"{tango_config.digest}-Declarative"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tango_operator.crd import ConfigMode
 from workers import settings
 
 
@@ -11,6 +12,7 @@ def test_defaults() -> None:
     loaded = settings.from_environment({})
     assert loaded.host_map == {}
     assert loaded.remove_from_tango_db_on_delete is True
+    assert loaded.config_mode == ConfigMode.UPDATE
     assert loaded.waiting_max_seconds == 60.0
 
 
@@ -19,12 +21,14 @@ def test_values() -> None:
         {
             settings.HOST_MAP: '{"db.ns.svc.cluster.local:10000": "127.0.0.1:20000"}',
             settings.TANGO_DB_CLEANUP: "Retain",
+            settings.CONFIG_MODE: "Declarative",
             settings.WAITING_MAX: "5",
         }
     )
     assert loaded.reachable("db.ns.svc.cluster.local:10000") == "127.0.0.1:20000"
     assert loaded.reachable("other:1") == "other:1"
     assert loaded.remove_from_tango_db_on_delete is False
+    assert loaded.config_mode == ConfigMode.DECLARATIVE
     assert loaded.waiting_max_seconds == 5.0
 
 
@@ -34,6 +38,7 @@ def test_values() -> None:
         (settings.HOST_MAP, "{"),
         (settings.HOST_MAP, '["a"]'),
         (settings.TANGO_DB_CLEANUP, "Sometimes"),
+        (settings.CONFIG_MODE, "update"),
         (settings.PENDING_POLL, "soon"),
         (settings.WAITING_MIN, "-1"),
     ],

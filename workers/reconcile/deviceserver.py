@@ -3,8 +3,9 @@
 Called by the task layer with a Key and the ports; reads the CR and its world through
 them and returns an Outcome (when to look again). In order: read → deletion (finalizer: the server
 instance leaves the TANGO DB) → ensure the finalizer → validate (Error) → resolve the
-TANGO host (Waiting) → apply the device configuration (recorded by hash) → check the
-dependencies (Waiting, requeue-after, dependency index) → apply the children with the
+TANGO host (Waiting) → apply the device configuration in its mode (the CR's annotation, else
+the setting; recorded with the document's hash) → check the dependencies (Waiting,
+requeue-after, dependency index) → apply the children with the
 StatefulSet at 0 or 1 replica → read the pod and export state (Pending / Running); for a
 Running server, its devices' State and Status (``device_health``, read again every
 ``device_health_seconds``) → one status patch when something changed, and an Event on each
@@ -90,13 +91,16 @@ def _reconcile_valid(
         unmet = [(tango_host, host_wait)]
         return _waiting(resource, spec, ports, unmet, host_wait, extra, host=True)
 
-    digest = spec.config.digest if spec.config is not None else None
+    mode = spec.config_mode or settings.config_mode
+    config_hash = spec.config.applied_as(mode) if spec.config is not None else None
     status = resource.get("status") or {}
     if spec.config is not None and (
-        status.get("configHash") != digest or status.get("state") != "Running"
+        status.get("configHash") != config_hash or status.get("state") != "Running"
     ):
         try:
-            result = tango.apply_config(address, spec.server_instance, spec.config.document)
+            result = tango.apply_config(
+                address, spec.server_instance, spec.config.document, mode=mode
+            )
         except ConfigConflictError as exc:
             return _error(resource, ports, "DeviceClaimed", f"spec.config: {exc}", extra)
         except TangoUnavailableError as exc:
@@ -106,8 +110,10 @@ def _reconcile_valid(
         except ValueError as exc:
             return _error(resource, ports, "ConfigRejected", f"spec.config: {exc}", extra)
         if result.changed:
-            log.info("configuration applied key=%s server=%s", key, spec.server_instance)
-    extra["configHash"] = digest
+            log.info(
+                "configuration applied key=%s server=%s mode=%s", key, spec.server_instance, mode
+            )
+    extra["configHash"] = config_hash
 
     records = ports.ledger.records(key)
     current = children.known_state(records, "StatefulSet", names.statefulset(key.name))

@@ -134,12 +134,14 @@ class TangoPort(Protocol):
         ...
 
     def apply_config(
-        self, tango_host: str, server_instance: str, document: JsonDict
+        self, tango_host: str, server_instance: str, document: JsonDict, *, mode: crd.ConfigMode
     ) -> ConfigResult:
-        """Make the DB match ``document`` for this server instance (dsconfig semantics).
+        """Write ``document`` for this server instance to the DB (dsconfig semantics).
 
-        Raises ConfigConflictError, TangoUnavailableError, or ValueError for a document
-        the DB refuses.
+        ``Update``: add and change, never remove (``json2tango -u``); ``Declarative``: the DB
+        matches the document, removing what it does not list. dsconfig's protected
+        properties (memorized ``__value``, ...) stay in both. Raises ConfigConflictError,
+        TangoUnavailableError, or ValueError for a document the DB refuses.
         """
         ...
 

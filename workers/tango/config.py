@@ -7,17 +7,27 @@ properties, attribute properties, aliases, class properties), and whether anythi
 written.
 
 The diff is dsconfig's (``prepare_config`` → ``configure`` recording the DB calls on an
-``ObjectWrapper``), with json2tango's write semantics without ``-u``: devices of the
-instance missing from the document are deleted, properties missing from it are deleted
-(except dsconfig's protected ones), ``"properties": {}`` clears them. Differences from
-json2tango, on purpose:
+``ObjectWrapper``), with json2tango's write semantics in one of two modes
+(``tango_operator.crd.ConfigMode``, docs/tango.md):
+
+* ``Update`` (``json2tango -w -a -u``, as the SKA charts ran it): devices and properties are
+  added and changed, never removed; what the document does not list stays (a property set
+  at run time in Jive, say), and a property given as ``[]`` is left alone;
+* ``Declarative`` (``json2tango -w -a``): devices of the instance missing from the document
+  are deleted, properties missing from it are deleted (except dsconfig's protected ones:
+  memorized ``__value``, ``polled_attr``, ...), ``"properties": {}`` clears them and a
+  property given as ``[]`` is deleted, protected or not.
+
+In both, aliases of the document's devices follow the document (json2tango's pre-step,
+which ``-u`` does not skip either). Differences from json2tango, on purpose:
 
 * a device (or alias) registered to another server instance is a ConfigConflictError;
   json2tango moves it and deletes the server it emptied;
 * only this server instance is read from the DB (not the whole DB), through
   :mod:`workers.tango.dbdump`, whose corrections make a second identical apply write
   nothing; aliases are diffed here, without dsconfig's NULL-as-"" mistake;
-* a class of the instance that the document no longer lists loses its devices too;
+* in Declarative mode, a class of the instance that the document no longer lists loses its
+  devices too;
 * attribute property names are not checked against dsconfig's list (json2tango ``-a``,
   as the SKA charts ran it).
 """
@@ -31,6 +41,7 @@ from dsconfig.configure import configure
 from dsconfig.json2tango import prepare_config
 from dsconfig.utils import ObjectWrapper
 
+from tango_operator.crd import ConfigMode
 from workers.reconcile.ports import ConfigConflictError
 from workers.tango import dbdump
 from workers.tango.calls import describe, reasons, unavailable
@@ -173,8 +184,11 @@ def _alias_calls(wrapper: Any, database: Any, classes: JsonDict, current: JsonDi
             deleted.add(alias.lower())
 
 
-def plan(database: Any, server_instance: str, document: JsonDict, *, timeout: float) -> list[Any]:
-    """The DB calls (method, args, kwargs) that make the DB match the document."""
+def plan(
+    database: Any, server_instance: str, document: JsonDict, *, mode: ConfigMode, timeout: float
+) -> list[Any]:
+    """The DB calls (method, args, kwargs) that write the document in ``mode``."""
+    update = mode == ConfigMode.UPDATE
     server, instance = _split_instance(server_instance)
     if "devices" in document:
         raise ValueError("the top-level 'devices' form of dsconfig is not supported")
@@ -195,8 +209,8 @@ def plan(database: Any, server_instance: str, document: JsonDict, *, timeout: fl
             current = dbdump.dump_instance(
                 database, server, instance, list(classes), timeout=timeout
             )
-            for dropped in set(current) - set(classes):
-                classes[dropped] = {}  # a class the document dropped loses its devices
+            dropped = set() if update else set(current) - set(classes)
+            classes.update({name: {} for name in dropped})  # their devices go (Declarative)
             original["servers"] = {server: {instance: current}}
             config["servers"] = {server: {instance: classes}}
         original["classes"] = dbdump.dump_classes(database, class_names)
@@ -211,7 +225,7 @@ def plan(database: Any, server_instance: str, document: JsonDict, *, timeout: fl
         configure(
             config,
             original,
-            update=False,
+            update=update,
             ignore_case=True,
             strict_attr_props=False,
             db=wrapper,
@@ -221,9 +235,11 @@ def plan(database: Any, server_instance: str, document: JsonDict, *, timeout: fl
     return list(wrapper.calls)
 
 
-def apply(database: Any, server_instance: str, document: JsonDict, *, timeout: float) -> bool:
+def apply(
+    database: Any, server_instance: str, document: JsonDict, *, mode: ConfigMode, timeout: float
+) -> bool:
     """Write the planned calls; True when the DB was changed."""
-    calls = plan(database, server_instance, document, timeout=timeout)
+    calls = plan(database, server_instance, document, mode=mode, timeout=timeout)
     for method, args, kwargs in calls:
         try:
             getattr(database, method)(*args, **kwargs)

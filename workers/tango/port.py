@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
+from tango_operator.crd import ConfigMode
 from workers import settings
 from workers.reconcile.ports import (
     ConfigResult,
@@ -167,11 +168,12 @@ class PyTangoPort:
         self.cache.invalidate(lambda key: isinstance(key, tuple) and key[1] == tango_host)
 
     def apply_config(
-        self, tango_host: str, server_instance: str, document: JsonDict
+        self, tango_host: str, server_instance: str, document: JsonDict, *, mode: ConfigMode
     ) -> ConfigResult:
-        """Make the DB at ``tango_host`` match ``document`` for ``server_instance`` (dsconfig).
+        """Write ``document`` for ``server_instance`` to the DB at ``tango_host`` (dsconfig).
 
-        The cached answers for that TANGO host are dropped afterwards.
+        In ``mode`` (``workers.tango.config``). The cached answers for that TANGO host are
+        dropped afterwards.
         """
         try:
             changed = self.omni.run(
@@ -179,6 +181,7 @@ class PyTangoPort:
                     self._database(tango_host),
                     server_instance,
                     document,
+                    mode=mode,
                     timeout=self.config_timeout,
                 )
             )

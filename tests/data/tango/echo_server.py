@@ -4,7 +4,8 @@ Started by ``tests.support.tango_servers`` as ``python echo_server.py <instance>
 ``TANGO_HOST`` pointing at a test DataBaseds: it serves every ``Echo`` device registered
 for ``EchoServer/<instance>`` in that DB. Each device reads its device property
 ``greeting`` at start and shows it as the attribute ``greeting_value`` (so a test can see
-what the DB gave the device), and has a writable ``level`` attribute. Its State at start is
+what the DB gave the device), and has a writable, memorized ``level`` attribute (a write is kept
+in the DB as its attribute property ``__value`` and written again at start). Its State at start is
 the device property ``state_at_start`` (ON unless set; a test sets FAULT), its Status
 ``<state>: <greeting>``.
 """
@@ -21,7 +22,9 @@ class Echo(Device):  # type: ignore[misc]
     greeting = device_property(dtype=str, default_value="hello")
     state_at_start = device_property(dtype=str, default_value="ON")
     greeting_value = attribute(dtype=str)
-    level = attribute(dtype=float, access=AttrWriteType.READ_WRITE)
+    level = attribute(
+        dtype=float, access=AttrWriteType.READ_WRITE, memorized=True, hw_memorized=True
+    )
 
     def init_device(self) -> None:
         super().init_device()

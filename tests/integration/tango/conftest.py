@@ -10,6 +10,7 @@
   a free loopback port), for the C++ DataBaseds of ``test_cpp.py``; started by the first test
   that needs it, stopped and deleted at the end of the session. Where it cannot run it skips
   the tests that need it with the reason, or fails them under ``CI=true``.
+* ``cpp_db`` — the C++ DataBaseds for the module, on a database of its own in ``mariadb``.
 * ``port`` — a PyTangoPort with the cache off (every call is a real round trip);
   ``cached_port`` — with the default cache.
 """
@@ -25,7 +26,7 @@ import pytest
 
 from tests.support.mariadb_server import MariaDBServer, MariaDBServerError
 from tests.support.real_parts import unavailable
-from tests.support.tango_db import PyTangoDatabase, cpp_unavailable
+from tests.support.tango_db import CppDatabase, PyTangoDatabase, cpp_unavailable
 from tests.support.tango_servers import TangoServers
 from workers.tango import PyTangoPort
 
@@ -55,6 +56,14 @@ def mariadb() -> Iterator[MariaDBServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def cpp_db(
+    mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CppDatabase]:
+    with CppDatabase(mariadb, tmp_path_factory.mktemp("cppdb")) as db:
+        yield db
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """PyTangoPort.apply_config / remove_server against PyTango's real sqlite DataBaseds.
 
+What each configuration mode keeps and removes, on both DataBaseds: test_config_modes.py.
+
 Everything is read back through PyTango's Database API (or, for "nothing was written",
 a dump of every DB table through DbMySqlSelect), never through the code under test.
 """
@@ -15,12 +17,14 @@ from dsconfig.json2tango import apply_config as json2tango_apply
 from dsconfig.json2tango import prepare_config
 
 from devstack.runner.plan import free_port
+from tango_operator.crd import ConfigMode
 from tests.support.tango_db import PyTangoDatabase
 from tests.support.tango_servers import TangoServers
 from workers.reconcile.ports import ConfigConflictError, TangoUnavailableError
 from workers.tango import PyTangoPort
 
 JsonDict = dict[str, Any]
+UPDATE, DECLARATIVE = ConfigMode.UPDATE, ConfigMode.DECLARATIVE
 
 AWKWARD = {
     "quotes": ['he said "hi"', "it's", "`back`"],
@@ -61,8 +65,9 @@ def names(unique: str) -> tuple[str, str, str]:
     return "EchoServer", unique, f"cfg/{unique}"
 
 
+@pytest.mark.parametrize("mode", list(ConfigMode))
 def test_first_apply_writes_second_apply_writes_nothing(
-    tango_db: PyTangoDatabase, port: PyTangoPort, names: tuple[str, str, str]
+    tango_db: PyTangoDatabase, port: PyTangoPort, names: tuple[str, str, str], mode: ConfigMode
 ) -> None:
     server, instance, prefix = names
     doc = document(
@@ -80,7 +85,7 @@ def test_first_apply_writes_second_apply_writes_nothing(
             "attribute_properties": {"level": {"label": ["L"]}},
         },
     )
-    assert port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc).changed
+    assert port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc, mode=mode).changed
     assert devices_of(tango_db, f"{server}/{instance}") == {
         f"{prefix}/1": "Echo",
         f"{prefix}/2": "Echo",
@@ -89,7 +94,9 @@ def test_first_apply_writes_second_apply_writes_nothing(
 
     before = tango_db.snapshot()
     counts = tango_db.call_counts()
-    assert not port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc).changed
+    assert not port.apply_config(
+        tango_db.tango_host, f"{server}/{instance}", doc, mode=mode
+    ).changed
     assert tango_db.snapshot() == before
     after = tango_db.call_counts()
     writes = {
@@ -116,7 +123,7 @@ def test_every_awkward_value_round_trips_exactly(
         },
         Echo={"properties": {"class_awkward": AWKWARD["unicode"] + AWKWARD["newlines"]}},
     )
-    port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc)
+    port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc, mode=UPDATE)
     database = tango_db.database()
     for name, values in AWKWARD.items():
         assert list(database.get_device_property(device, [name])[name]) == values, name
@@ -125,13 +132,16 @@ def test_every_awkward_value_round_trips_exactly(
     shared = database.get_class_property("Echo", ["class_awkward"])["class_awkward"]
     assert list(shared) == AWKWARD["unicode"] + AWKWARD["newlines"]
     before = tango_db.snapshot()
-    assert not port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc).changed
+    assert not port.apply_config(
+        tango_db.tango_host, f"{server}/{instance}", doc, mode=UPDATE
+    ).changed
     assert tango_db.snapshot() == before
 
 
 def test_changed_document_updates_device_attribute_and_class_properties(
     tango_db: PyTangoDatabase, port: PyTangoPort, names: tuple[str, str, str], unique: str
 ) -> None:
+    """In Declarative mode: what the document drops, or gives as ``[]``, is deleted."""
     server, instance, prefix = names
     cls = f"Cls{unique}"
     device = f"{prefix}/1"
@@ -159,8 +169,8 @@ def test_changed_document_updates_device_attribute_and_class_properties(
     )
     second = doc({"a": ["1", "1b"]}, {"level": {"unit": ["m"], "format": []}}, {"c": ["33"]})
     target = f"{server}/{instance}"
-    assert port.apply_config(tango_db.tango_host, target, first).changed
-    assert port.apply_config(tango_db.tango_host, target, second).changed
+    assert port.apply_config(tango_db.tango_host, target, first, mode=DECLARATIVE).changed
+    assert port.apply_config(tango_db.tango_host, target, second, mode=DECLARATIVE).changed
     database = tango_db.database()
     assert device_properties(tango_db, device) == {"a": ["1", "1b"]}  # b removed
     level = database.get_device_attribute_property(device, ["level"])["level"]
@@ -171,12 +181,13 @@ def test_changed_document_updates_device_attribute_and_class_properties(
     }
     class_level = database.get_class_attribute_property(cls, ["level"])["level"]
     assert list(class_level["unit"]) == ["V"]
-    assert not port.apply_config(tango_db.tango_host, target, second).changed
+    assert not port.apply_config(tango_db.tango_host, target, second, mode=DECLARATIVE).changed
 
 
 def test_empty_properties_object_clears_them_and_a_missing_key_leaves_them(
     tango_db: PyTangoDatabase, port: PyTangoPort, names: tuple[str, str, str]
 ) -> None:
+    """In Declarative mode (Update leaves both alone)."""
     server, instance, prefix = names
     target = f"{server}/{instance}"
     one, two = f"{prefix}/1", f"{prefix}/2"
@@ -186,9 +197,13 @@ def test_empty_properties_object_clears_them_and_a_missing_key_leaves_them(
         document(
             server, instance, {one: {"properties": {"p": ["1"]}}, two: {"properties": {"p": ["2"]}}}
         ),
+        mode=DECLARATIVE,
     )
     port.apply_config(
-        tango_db.tango_host, target, document(server, instance, {one: {"properties": {}}, two: {}})
+        tango_db.tango_host,
+        target,
+        document(server, instance, {one: {"properties": {}}, two: {}}),
+        mode=DECLARATIVE,
     )
     assert device_properties(tango_db, one) == {}
     assert device_properties(tango_db, two) == {"p": ["2"]}  # dsconfig: no key, not touched
@@ -197,6 +212,7 @@ def test_empty_properties_object_clears_them_and_a_missing_key_leaves_them(
 def test_device_removed_from_document_is_removed_from_db(
     tango_db: PyTangoDatabase, port: PyTangoPort, names: tuple[str, str, str], unique: str
 ) -> None:
+    """In Declarative mode (Update keeps it: test_config_modes.py)."""
     server, instance, prefix = names
     target = f"{server}/{instance}"
     other_class = f"Other{unique}"
@@ -204,10 +220,10 @@ def test_device_removed_from_document_is_removed_from_db(
         server, instance, {f"{prefix}/1": {}, f"{prefix}/2": {"properties": {"p": ["x"]}}}
     )
     full["servers"][server][instance][other_class] = {f"{prefix}/3": {}}
-    port.apply_config(tango_db.tango_host, target, full)
+    port.apply_config(tango_db.tango_host, target, full, mode=DECLARATIVE)
     assert set(devices_of(tango_db, target)) == {f"{prefix}/1", f"{prefix}/2", f"{prefix}/3"}
     smaller = document(server, instance, {f"{prefix}/1": {}})  # /2 gone, the other class too
-    assert port.apply_config(tango_db.tango_host, target, smaller).changed
+    assert port.apply_config(tango_db.tango_host, target, smaller, mode=DECLARATIVE).changed
     assert devices_of(tango_db, target) == {f"{prefix}/1": "Echo"}
     with pytest.raises(tango.DevFailed):
         tango_db.database().get_device_info(f"{prefix}/2")
@@ -225,35 +241,52 @@ def test_device_of_another_server_is_a_conflict_and_nothing_is_written(
         server, instance, {f"{prefix}/free": {}, f"{prefix}/taken": {"properties": {"p": ["1"]}}}
     )
     with pytest.raises(ConfigConflictError) as raised:
-        port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc)
+        port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc, mode=UPDATE)
     assert f"{prefix}/taken" in str(raised.value)
     assert owner in str(raised.value)
     assert tango_db.snapshot() == before
     assert tango_db.database().get_device_info(f"{prefix}/taken").ds_full_name == owner
 
 
+@pytest.mark.parametrize("mode", list(ConfigMode))
 def test_aliases_are_set_kept_moved_and_removed(
-    tango_db: PyTangoDatabase, port: PyTangoPort, names: tuple[str, str, str], unique: str
+    tango_db: PyTangoDatabase,
+    port: PyTangoPort,
+    names: tuple[str, str, str],
+    unique: str,
+    mode: ConfigMode,
 ) -> None:
+    """In both modes, as json2tango's alias pre-step (which ``-u`` does not skip)."""
     server, instance, prefix = names
     target = f"{server}/{instance}"
     one, two = f"{prefix}/1", f"{prefix}/2"
     alias = f"alias-{unique}"
     database = tango_db.database()
     port.apply_config(
-        tango_db.tango_host, target, document(server, instance, {one: {"alias": alias}, two: {}})
+        tango_db.tango_host,
+        target,
+        document(server, instance, {one: {"alias": alias}, two: {}}),
+        mode=mode,
     )
     assert database.get_device_from_alias(alias) == one
     before = tango_db.snapshot()
     assert not port.apply_config(
-        tango_db.tango_host, target, document(server, instance, {one: {"alias": alias}, two: {}})
+        tango_db.tango_host,
+        target,
+        document(server, instance, {one: {"alias": alias}, two: {}}),
+        mode=mode,
     ).changed
     assert tango_db.snapshot() == before
     assert port.apply_config(
-        tango_db.tango_host, target, document(server, instance, {one: {}, two: {"alias": alias}})
+        tango_db.tango_host,
+        target,
+        document(server, instance, {one: {}, two: {"alias": alias}}),
+        mode=mode,
     ).changed
     assert database.get_device_from_alias(alias) == two
-    port.apply_config(tango_db.tango_host, target, document(server, instance, {one: {}, two: {}}))
+    port.apply_config(
+        tango_db.tango_host, target, document(server, instance, {one: {}, two: {}}), mode=mode
+    )
     with pytest.raises(tango.DevFailed):
         database.get_device_from_alias(alias)
 
@@ -271,7 +304,7 @@ def test_alias_of_another_servers_device_is_a_conflict(
     tango_db.database().put_device_alias(f"{prefix}/theirs", f"alias-{unique}")
     doc = document(server, instance, {f"{prefix}/mine": {"alias": f"alias-{unique}"}})
     with pytest.raises(ConfigConflictError, match=owner):
-        port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc)
+        port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc, mode=UPDATE)
 
 
 def test_like_wildcards_in_the_server_name_do_not_touch_other_servers(
@@ -280,10 +313,12 @@ def test_like_wildcards_in_the_server_name_do_not_touch_other_servers(
     """The dump of dsconfig selects with SQL LIKE, where ``_`` matches any character."""
     prefix = f"like/{unique}"
     lookalike: JsonDict = {"servers": {"EchoXServer": {unique: {"Echo": {f"{prefix}/x": {}}}}}}
-    port.apply_config(tango_db.tango_host, f"EchoXServer/{unique}", lookalike)
+    port.apply_config(tango_db.tango_host, f"EchoXServer/{unique}", lookalike, mode=UPDATE)
     doc: JsonDict = {"servers": {"Echo_Server": {unique: {"Echo": {f"{prefix}/underscore": {}}}}}}
-    port.apply_config(tango_db.tango_host, f"Echo_Server/{unique}", doc)
-    assert not port.apply_config(tango_db.tango_host, f"Echo_Server/{unique}", doc).changed
+    port.apply_config(tango_db.tango_host, f"Echo_Server/{unique}", doc, mode=UPDATE)
+    assert not port.apply_config(
+        tango_db.tango_host, f"Echo_Server/{unique}", doc, mode=UPDATE
+    ).changed
     assert devices_of(tango_db, f"EchoXServer/{unique}") == {f"{prefix}/x": "Echo"}
 
 
@@ -292,7 +327,7 @@ def test_names_spelled_differently_are_the_same_names(
 ) -> None:
     server, instance, prefix = names
     doc = document(server, instance, {f"{prefix}/Mixed": {"properties": {"Greeting": ["x"]}}})
-    port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc)
+    port.apply_config(tango_db.tango_host, f"{server}/{instance}", doc, mode=UPDATE)
     shouted = {
         "servers": {
             server.upper(): {
@@ -304,7 +339,7 @@ def test_names_spelled_differently_are_the_same_names(
     }
     before = tango_db.snapshot()
     assert not port.apply_config(
-        tango_db.tango_host, f"{server.upper()}/{instance.upper()}", shouted
+        tango_db.tango_host, f"{server.upper()}/{instance.upper()}", shouted, mode=UPDATE
     ).changed
     assert tango_db.snapshot() == before
 
@@ -318,6 +353,7 @@ def test_remove_server_removes_devices_and_properties_and_is_idempotent(
         tango_db.tango_host,
         target,
         document(server, instance, {f"{prefix}/1": {"properties": {"p": ["1"]}}}),
+        mode=UPDATE,
     )
     port.remove_server(tango_db.tango_host, target)
     assert devices_of(tango_db, target) == {}
@@ -329,7 +365,9 @@ def test_remove_server_removes_devices_and_properties_and_is_idempotent(
 def test_db_unreachable_is_tango_unavailable(port: PyTangoPort) -> None:
     host = f"127.0.0.1:{free_port()}"
     with pytest.raises(TangoUnavailableError, match="refused"):
-        port.apply_config(host, "EchoServer/x", document("EchoServer", "x", {"a/b/c": {}}))
+        port.apply_config(
+            host, "EchoServer/x", document("EchoServer", "x", {"a/b/c": {}}), mode=UPDATE
+        )
     with pytest.raises(TangoUnavailableError):
         port.remove_server(host, "EchoServer/x")
 
@@ -338,10 +376,12 @@ def test_db_stopped_between_calls_is_tango_unavailable(
     own_tango_db: PyTangoDatabase, port: PyTangoPort
 ) -> None:
     doc = document("EchoServer", "x", {"stop/me/1": {}})
-    port.apply_config(own_tango_db.tango_host, "EchoServer/x", doc)  # the Database object is cached
+    port.apply_config(
+        own_tango_db.tango_host, "EchoServer/x", doc, mode=UPDATE
+    )  # the Database object is cached
     own_tango_db.stop()
     with pytest.raises(TangoUnavailableError):
-        port.apply_config(own_tango_db.tango_host, "EchoServer/x", doc)
+        port.apply_config(own_tango_db.tango_host, "EchoServer/x", doc, mode=UPDATE)
 
 
 @pytest.mark.parametrize(
@@ -362,7 +402,7 @@ def test_documents_the_db_refuses_are_value_errors(
     tango_db: PyTangoDatabase, port: PyTangoPort, server_instance: str, doc: JsonDict, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        port.apply_config(tango_db.tango_host, server_instance, doc)
+        port.apply_config(tango_db.tango_host, server_instance, doc, mode=UPDATE)
 
 
 def test_dsconfig_json2tango_itself_rewrites_an_unchanged_document_on_this_db(
@@ -389,6 +429,6 @@ def test_dsconfig_json2tango_itself_rewrites_an_unchanged_document_on_this_db(
     # and PyTangoPort, on the same DB and document, sees nothing to do
     assert (
         not PyTangoPort(cache_ttl=0)
-        .apply_config(own_tango_db.tango_host, f"{server}/{instance}", doc)
+        .apply_config(own_tango_db.tango_host, f"{server}/{instance}", doc, mode=UPDATE)
         .changed
     )

@@ -5,10 +5,11 @@ names from alphabets wider than TANGO's (non-ASCII letters, spaces, quotes, SQL 
 very long names) and property values from any Unicode text. What the operator's parser
 (``tango_operator.crd.parse_device_server``, the same checks as the CRD schema for
 ``dsname``/``args``) refuses is an Error in the CR and never reaches TANGO; everything it
-accepts is applied to PyTango's DataBaseds twice, and the second apply must find nothing to
-do — a read-back that differs from what was written would rewrite the server at every
-reconcile (issue 18: a non-ASCII ``args`` did, ~95 times in 3.5 minutes). On the C++
-DataBaseds (MariaDB) the longest names the limits admit are applied twice the same way.
+accepts is applied to PyTango's DataBaseds twice, in either configuration mode each time, and
+the second apply must find nothing to do — a read-back that differs from what was written
+would rewrite the server at every reconcile (issue 18: a non-ASCII ``args`` did, ~95 times in
+3.5 minutes). On the C++ DataBaseds (MariaDB) the longest names the limits admit are applied
+twice the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ _names = st.sampled_from(["word"] * 8 + ["wide", "limit"]).flatmap(
     lambda kind: {"word": _WORD, "wide": _WIDE, "limit": _LIMITS}[kind]
 )
 _values = st.lists(st.text(max_size=20), max_size=3)
+_modes = st.sampled_from(list(crd.ConfigMode))
 
 
 @st.composite
@@ -79,13 +81,19 @@ def _accepted(resource: JsonDict) -> crd.DeviceServerSpec | None:
 
 
 def _unique(resource: JsonDict) -> JsonDict:
-    """The same resource with device and alias names no earlier example used (one DB per module)."""
+    """The same resource with device, alias and class names no earlier example used.
+
+    One DB per module: class properties are shared by every server of the class, and what an
+    earlier example left there would be the second apply's to remove in Declarative mode.
+    """
     run = next(_runs)
     config = json.loads(resource["spec"]["config"])
     (instances,) = config["servers"].values()
     ((instance, classes),) = instances.items()
-    ((class_name, devices),) = classes.items()
+    ((drawn_class, devices),) = classes.items()
     ((device, body),) = devices.items()
+    class_name = f"{drawn_class[: tango_names.NAME_MAX - 7]}n{run:06d}"
+    config["classes"] = {class_name: config["classes"][drawn_class]}
     parts = device.split("/")
     if len(parts) == 3:  # else the parser refuses it anyway
         device = "/".join([f"{parts[0][: tango_names.PART_MAX - 7]}n{run:06d}", *parts[1:]])
@@ -104,19 +112,26 @@ def _unique(resource: JsonDict) -> JsonDict:
         HealthCheck.filter_too_much,
     ],
 )
-@given(resource=device_servers())
+@given(resource=device_servers(), first=_modes, then=_modes)
 def test_whatever_the_parser_admits_is_written_once(
-    tango_db: PyTangoDatabase, port: PyTangoPort, resource: JsonDict
+    tango_db: PyTangoDatabase,
+    port: PyTangoPort,
+    resource: JsonDict,
+    first: crd.ConfigMode,
+    then: crd.ConfigMode,
 ) -> None:
+    """In either mode, after either: both write what the document lists, the same way."""
     spec = _accepted(_unique(resource))
     assume(spec is not None and spec.config is not None)
     assert spec is not None
     assert spec.config is not None
     port.remove_server(tango_db.tango_host, spec.server_instance)  # a shrunk example reruns
-    port.apply_config(tango_db.tango_host, spec.server_instance, spec.config.document)
+    port.apply_config(tango_db.tango_host, spec.server_instance, spec.config.document, mode=first)
     before = tango_db.snapshot()
-    second = port.apply_config(tango_db.tango_host, spec.server_instance, spec.config.document)
-    assert not second.changed, spec.config.document
+    second = port.apply_config(
+        tango_db.tango_host, spec.server_instance, spec.config.document, mode=then
+    )
+    assert not second.changed, (first, then, spec.config.document)
     assert tango_db.snapshot() == before
 
 

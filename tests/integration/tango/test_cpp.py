@@ -2,10 +2,10 @@
 
 MariaDB is the session's own (fixture ``mariadb`` in conftest.py: ``mariadbd`` on a temporary
 data directory and a free loopback port); each module run gets a database of its own in it
-(``tango_test_<random>``, the tango-db package's schema), and so does the test that stops its
-DataBaseds. Where ``mariadb-server``, ``tango-db`` or ``tango-test`` are missing the tests skip
-with the reason, and fail under ``CI=true`` (``make test`` installs the packages when it runs as
-root with apt; see scripts/system-deps.sh).
+(``tango_test_<random>``, the tango-db package's schema: fixture ``cpp_db``), and so does the
+test that stops its DataBaseds. Where ``mariadb-server``, ``tango-db`` or ``tango-test`` are
+missing the tests skip with the reason, and fail under ``CI=true`` (``make test`` installs the
+packages when it runs as root with apt; see scripts/system-deps.sh).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dsconfig.json2tango import apply_config as json2tango_apply
 from dsconfig.json2tango import prepare_config
 
 from tango_operator import crd, tango_names
+from tango_operator.crd import ConfigMode
 from tests.support.mariadb_server import MariaDBServer
 from tests.support.tango_db import CppDatabase
 from tests.support.tango_servers import TANGO_TEST, TangoServers
@@ -37,14 +38,6 @@ AWKWARD = {
     "unicode": ["héllo", "€ → 日本"],
     "many": [str(i) for i in range(12)],
 }
-
-
-@pytest.fixture(scope="module")
-def cpp_db(
-    mariadb: MariaDBServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CppDatabase]:
-    with CppDatabase(mariadb, tmp_path_factory.mktemp("cppdb")) as db:
-        yield db
 
 
 @pytest.fixture
@@ -67,9 +60,9 @@ def test_apply_is_idempotent_and_tangotest_becomes_ready(
     device = f"test/tg/{unique}"
     target = f"TangoTest/{unique}"
     doc = tangotest_document(unique, device, **AWKWARD)
-    assert port.apply_config(cpp_db.tango_host, target, doc).changed
+    assert port.apply_config(cpp_db.tango_host, target, doc, mode=ConfigMode.UPDATE).changed
     before = cpp_db.snapshot()
-    assert not port.apply_config(cpp_db.tango_host, target, doc).changed
+    assert not port.apply_config(cpp_db.tango_host, target, doc, mode=ConfigMode.UPDATE).changed
     assert cpp_db.snapshot() == before
     database = cpp_db.database()
     for name, values in AWKWARD.items():
@@ -96,12 +89,18 @@ def test_claims_are_checked_on_the_cpp_db_too(
 ) -> None:
     device = f"test/claimed/{unique}"
     port.apply_config(
-        cpp_db.tango_host, f"TangoTest/{unique}-a", tangotest_document(f"{unique}-a", device)
+        cpp_db.tango_host,
+        f"TangoTest/{unique}-a",
+        tangotest_document(f"{unique}-a", device),
+        mode=ConfigMode.UPDATE,
     )
     before = cpp_db.snapshot()
     with pytest.raises(ConfigConflictError, match=f"TangoTest/{unique}-a"):
         port.apply_config(
-            cpp_db.tango_host, f"TangoTest/{unique}-b", tangotest_document(f"{unique}-b", device)
+            cpp_db.tango_host,
+            f"TangoTest/{unique}-b",
+            tangotest_document(f"{unique}-b", device),
+            mode=ConfigMode.UPDATE,
         )
     assert cpp_db.snapshot() == before
 
@@ -114,16 +113,19 @@ def test_device_added_to_a_running_config_is_idempotent_here_where_json2tango_is
     The C++ DB returns device rows in insertion order and adds a server's dserver row after its
     first device, so json2tango is idempotent at first -- until a device is added to an
     existing server instance: that device is then the last row, and json2tango rewrites the DB on
-    every apply.
+    every apply. Declarative, as json2tango without ``-u``: the class properties a TangoTest
+    server wrote at its start (an earlier test) are gone, as json2tango would have them.
     """
     target = f"TangoTest/{unique}"
     one = tangotest_document(unique, f"test/grow/{unique}-1")
     two = copy.deepcopy(one)
     two["servers"]["TangoTest"][unique]["TangoTest"][f"test/grow/{unique}-2"] = {}
-    assert port.apply_config(cpp_db.tango_host, target, one).changed
-    assert port.apply_config(cpp_db.tango_host, target, two).changed
+    assert port.apply_config(cpp_db.tango_host, target, one, mode=ConfigMode.DECLARATIVE).changed
+    assert port.apply_config(cpp_db.tango_host, target, two, mode=ConfigMode.DECLARATIVE).changed
     before = cpp_db.snapshot()
-    assert not port.apply_config(cpp_db.tango_host, target, two).changed
+    assert not port.apply_config(
+        cpp_db.tango_host, target, two, mode=ConfigMode.DECLARATIVE
+    ).changed
     assert cpp_db.snapshot() == before
     _, _, calls, *_ = json2tango_apply(prepare_config(copy.deepcopy(two)), cpp_db.database())
     assert [(method, args) for method, args, _ in calls] == [("delete_device_alias", ("",))]
@@ -177,7 +179,9 @@ def test_the_longest_names_round_trip_on_the_cpp_db(cpp_db: CppDatabase, unique:
     spec = crd.parse_device_server(resource)
     assert spec.config is not None
     cpp = PyTangoPort(cache_ttl=0)
-    assert cpp.apply_config(cpp_db.tango_host, spec.server_instance, spec.config.document).changed
+    assert cpp.apply_config(
+        cpp_db.tango_host, spec.server_instance, spec.config.document, mode=ConfigMode.UPDATE
+    ).changed
     database = cpp_db.database()
     assert [d.lower() for d in database.get_device_name(spec.server_instance, "LongClass")] == [
         device.lower()
@@ -186,7 +190,9 @@ def test_the_longest_names_round_trip_on_the_cpp_db(cpp_db: CppDatabase, unique:
     properties = database.get_device_property(device, [long_name])[long_name]
     assert list(properties) == ["v" * 1000, "ü € 日本"]
     before = cpp_db.snapshot()
-    second = cpp.apply_config(cpp_db.tango_host, spec.server_instance, spec.config.document)
+    second = cpp.apply_config(
+        cpp_db.tango_host, spec.server_instance, spec.config.document, mode=ConfigMode.UPDATE
+    )
     assert not second.changed
     assert cpp_db.snapshot() == before
     cpp.remove_server(cpp_db.tango_host, spec.server_instance)
