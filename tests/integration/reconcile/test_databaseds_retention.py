@@ -106,5 +106,5 @@ def _claim_gone(kube_client: client.ApiClient) -> bool:
     try:
         _owners(kube_client)
     except client.ApiException as exc:
-        return exc.status == 404
+        return bool(exc.status == 404)
     return False
