@@ -183,11 +183,10 @@ def summary(stack: LocalStack, documents: Sequence[JsonDict] = ()) -> str:
         "Try:",
         f"  export KUBECONFIG={stack.api.kubeconfig}",
         f"  {command} get deviceservers,databaseds -A -o wide",
+        # this machine is the Node on either server; its kubelet serves the pods' logs
+        f"  {command} get nodes,statefulsets,pods -A -o wide",
+        f"  {command} logs sample-source-0",
     ]
-    if stack.api.name == "real":
-        # a Node and a kubelet serving logs are there only on the real control plane
-        lines.append(f"  {command} get nodes,statefulsets,pods -A -o wide")
-        lines.append(f"  {command} logs sample-source-0")
     return "\n".join(lines)
 
 

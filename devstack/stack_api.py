@@ -1,14 +1,16 @@
-"""The Kubernetes API a ``LocalStack`` runs on, and what runs the pods it gets: one of two.
+"""The Kubernetes API a ``LocalStack`` runs on, and this machine as its Node: one of two servers.
 
 - ``kubeemu`` (``EmulatedApi``, the default; no build needed): ``python -m kubeemu`` in
   ``workdir/kubeemu`` with its StatefulSet controller in ``manual`` mode, so that the pods it
-  makes wait for a kubelet, and ``devstack.runner.kubelet.LocalKubelet`` in a thread, taking
-  the operator's pods by label.
+  makes wait for a kubelet; its scheduler stand-in binds them to the Node.
 - ``real`` (``RealApi``): a control plane of the stack's own (``devstack.controlplane``: etcd,
   kube-apiserver, kube-controller-manager, kube-scheduler from ``make controlplane``) in
-  ``workdir/controlplane``, shared with nothing, and ``devstack.runner.node.LocalNode`` as its
-  one Node: kube-scheduler binds the pods to it, its kubelet runs their processes
-  (``simulate=False``), serves ``kubectl logs`` and reserves local volumes for pending claims.
+  ``workdir/controlplane``, shared with nothing; kube-scheduler binds the pods to the Node.
+
+On either, ``devstack.runner.node.LocalNode`` is the one Node (``NodeOfThisMachine``): its
+kubelet runs the processes of the pods bound to it (``simulate=False``), serves ``kubectl
+logs`` (the API server forwards it to the Node's log endpoint) and reserves local volumes for
+pending claims.
 
 Either way the stack reads ``url`` and ``kubeconfig`` (the admin's: the watcher, the workers
 and the user's ``kubectl`` get it), hands ``run_pods`` the stack's client and the kubelet's
@@ -19,7 +21,6 @@ exited.
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -75,18 +76,44 @@ class StackApi(Protocol):
         """Stop the server (after ``stop_pods``)."""
 
 
-class EmulatedApi:
-    """kubeemu with manual StatefulSets, and a local kubelet in a thread taking labelled pods."""
+class NodeOfThisMachine:
+    """This machine as the server's one Node: ``run_pods`` starts it, ``stop_pods`` stops it."""
+
+    def __init__(self) -> None:
+        self.node: LocalNode | None = None
+        self.kubelet: LocalKubelet | None = None
+
+    def run_pods(
+        self,
+        api_client: client.ApiClient,
+        settings: plan.Settings,
+        *,
+        restart: RestartPolicy,
+        probe_period_cap: float,
+    ) -> None:
+        """Register this machine as a Node and run the pods bound to it until ``stop_pods``."""
+        self.node = LocalNode(
+            api_client, settings, restart=restart, probe_period_cap=probe_period_cap
+        )
+        self.kubelet = self.node.kubelet
+        self.node.start()
+
+    def stop_pods(self) -> None:
+        """Stop the Node's kubelet (and the pods' processes), heartbeat and log endpoint."""
+        if self.node is not None:
+            self.node.stop()
+
+
+class EmulatedApi(NodeOfThisMachine):
+    """kubeemu with manual StatefulSets; its scheduler stand-in binds the pods to the Node."""
 
     name: ApiChoice = "kubeemu"
     label = "Kubernetes API (kubeemu)"
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__()
         self.workdir = workdir
         self.emulator: KubeEmu | None = None
-        self.kubelet: LocalKubelet | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -104,29 +131,6 @@ class EmulatedApi:
         """Start ``python -m kubeemu --statefulsets manual`` in ``workdir/kubeemu``."""
         self.emulator = KubeEmu.start(self.workdir / "kubeemu", ["--statefulsets", "manual"])
 
-    def run_pods(
-        self,
-        api_client: client.ApiClient,
-        settings: plan.Settings,
-        *,
-        restart: RestartPolicy,
-        probe_period_cap: float,
-    ) -> None:
-        """Run the local kubelet (label-selected pods) in a thread until ``stop_pods``."""
-        self.kubelet = LocalKubelet(
-            api_client, settings, restart=restart, probe_period_cap=probe_period_cap
-        )
-        self._thread = threading.Thread(
-            target=self.kubelet.run, args=(self._stop,), name="kubelet", daemon=True
-        )
-        self._thread.start()
-
-    def stop_pods(self) -> None:
-        """Stop the kubelet thread, which stops the pods' processes."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
     def dead(self) -> list[str]:
         """``["kubeemu"]`` once its process has exited."""
         process = self.emulator.process if self.emulator is not None else None
@@ -138,17 +142,16 @@ class EmulatedApi:
             self.emulator.stop()
 
 
-class RealApi:
-    """A control plane of the stack's own, and this machine as its Node, running the pods."""
+class RealApi(NodeOfThisMachine):
+    """A control plane of the stack's own; kube-scheduler binds the pods to the Node."""
 
     name: ApiChoice = "real"
     label = "Kubernetes API (kube-apiserver)"
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__()
         self.workdir = workdir
         self.plane: ControlPlane | None = None
-        self.node: LocalNode | None = None
-        self.kubelet: LocalKubelet | None = None
 
     @property
     def url(self) -> str:
@@ -171,26 +174,6 @@ class RealApi:
         binaries are missing (with the build hint) or a component did not start.
         """
         self.plane = ControlPlane.start(self.workdir / "controlplane", new_session=True)
-
-    def run_pods(
-        self,
-        api_client: client.ApiClient,
-        settings: plan.Settings,
-        *,
-        restart: RestartPolicy,
-        probe_period_cap: float,
-    ) -> None:
-        """Register this machine as a Node and run the pods bound to it until ``stop_pods``."""
-        self.node = LocalNode(
-            api_client, settings, restart=restart, probe_period_cap=probe_period_cap
-        )
-        self.kubelet = self.node.kubelet
-        self.node.start()
-
-    def stop_pods(self) -> None:
-        """Stop the Node's kubelet (and the pods' processes), heartbeat and log endpoint."""
-        if self.node is not None:
-            self.node.stop()
 
     def dead(self) -> list[str]:
         """The control plane's components whose process has exited."""

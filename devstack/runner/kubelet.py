@@ -6,18 +6,19 @@ container state and last state, restart count, host and pod IP (127.0.0.1: every
 listens on loopback), start time — through the status subresource, as a kubelet does; the
 StatefulSet controller turns that into ``readyReplicas`` and the watcher into a reconcile.
 
-Which pods are its own depends on the server:
+Which pods are its own depends on how it runs:
 
-- kubeemu (``node_name`` None, the default): its StatefulSet controller in ``manual`` mode
-  makes pods that are never scheduled, so the kubelet takes the pods labelled
+- without a Node (``node_name`` None, the default; ``python -m devstack kubelet`` against a
+  kubeemu with no Node, whose pods are never scheduled): it takes the pods labelled
   ``app.kubernetes.io/managed-by=tango-operator``. A pod that disappears (scale down, a new
   template, the CR deleted) or gets a ``deletionTimestamp`` has its process stopped.
-- a real kube-apiserver (``node_name`` set; ``devstack.runner.node`` registers that Node and
-  starts this kubelet): kube-scheduler binds pods to the Node, and the kubelet takes those
-  (``spec.nodeName`` field selector), whatever made them. A pod being deleted keeps its
-  ``deletionTimestamp`` until its kubelet says its containers are gone, so the kubelet stops
-  the process and then deletes the pod for good (grace period 0, on the pod's uid), as a
-  kubelet does. ``container_log`` serves the node's log endpoint
+- as a Node's kubelet (``node_name`` set; ``devstack.runner.node`` registers that Node and
+  starts this kubelet, on kube-apiserver or on kubeemu — the stack does so on both): the
+  scheduler (kube-scheduler, or kubeemu's stand-in) binds pods to the Node, and the kubelet
+  takes those (``spec.nodeName`` field selector), whatever made them. A pod being deleted
+  keeps its ``deletionTimestamp`` until its kubelet says its containers are gone, so the
+  kubelet stops the process and then deletes the pod for good (grace period 0, on the pod's
+  uid), as a kubelet does. ``container_log`` serves the node's log endpoint
   (``devstack.runner.logserver``, for ``kubectl logs``).
 
 Only a pod's first container runs (the operator's pods have one), always as with
@@ -27,9 +28,9 @@ What runs depends on the pod's ``app.kubernetes.io/component`` label, set by the
 templates: ``device-server`` and ``databaseds`` pods run their container (``plan``; the
 DataBaseds of the images is replaced by PyTango's, keeping its sqlite file under the work
 directory), ``database`` (MariaDB) pods are reported ready without a process — PyTango's
-DataBaseds needs no MariaDB. On kubeemu, pods of other components run nothing; on a real
-server (a node's pods) any other pod runs its container's command (an image's entrypoint
-cannot run here: such a pod waits with the reason).
+DataBaseds needs no MariaDB. Without a Node, pods of other components run nothing; a Node's
+kubelet runs any other pod's container command (an image's entrypoint cannot run here: such
+a pod waits with the reason).
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
 """The node's HTTPS endpoint for ``kubectl logs``: kube-apiserver → here → a container's output.
 
-kube-apiserver answers ``GET /api/v1/namespaces/{ns}/pods/{pod}/log`` by forwarding it to the
-kubelet of the pod's node: HTTPS to the Node's address (its ``--kubelet-preferred-address-types``
-order: Hostname, InternalDNS, InternalIP, …) on ``status.daemonEndpoints.kubeletEndpoint.Port``,
-path ``/containerLogs/{ns}/{pod}/{container}``, the request's query passed on. The local control
+kube-apiserver (and kubeemu, ``kubeemu.podlogs``, the same way) answers
+``GET /api/v1/namespaces/{ns}/pods/{pod}/log`` by forwarding it to the kubelet of the pod's
+node: HTTPS to the Node's address (its ``--kubelet-preferred-address-types`` order: Hostname,
+InternalDNS, InternalIP, …) on ``status.daemonEndpoints.kubeletEndpoint.Port``, path
+``/containerLogs/{ns}/{pod}/{container}``, the request's query passed on. The local control
 plane (``devstack.controlplane``) starts kube-apiserver without ``--kubelet-certificate-authority``
-and ``--kubelet-client-certificate``: it does not verify this server's certificate and presents
-none of its own, so the server uses a certificate of a throw-away CA (``devstack.pki``, made by
-``devstack.runner.node``) and asks nothing of its clients. It listens on loopback only; anyone
-on this machine may read the logs (a development stack).
+and ``--kubelet-client-certificate`` (kubeemu behaves as such a kube-apiserver): it does not
+verify this server's certificate and presents none of its own, so the server uses a certificate
+of a throw-away CA (``devstack.pki``, made by ``devstack.runner.node``) and asks nothing of its
+clients. It listens on loopback only; anyone on this machine may read the logs (a development
+stack).
 
 Where the bytes come from: a ``LogSource`` (the local kubelet, ``devstack.runner.kubelet``) names
 the log file and the ``Run`` (``devstack.runner.process``) of the container's current or last

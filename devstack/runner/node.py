@@ -1,8 +1,9 @@
-"""This machine as a Node of a real control plane: registration, heartbeat, kubelet, log endpoint.
+"""This machine as a Node of an API server: registration, heartbeat, kubelet, log endpoint.
 
-kube-scheduler binds pods only to a Node that is there and schedulable, and kube-apiserver
-forwards ``kubectl logs`` to the kubelet of the pod's Node; ``devstack.controlplane`` runs
-neither a kubelet nor a container runtime. ``LocalNode`` plays that part, as kwok does for
+kube-scheduler (or kubeemu's stand-in) binds pods only to a Node that is there and
+schedulable, and kube-apiserver (and kubeemu, the same way) forwards ``kubectl logs`` to the
+kubelet of the pod's Node; neither ``devstack.controlplane`` nor kubeemu runs a kubelet or a
+container runtime. ``LocalNode`` plays that part, as kwok does for
 scale tests but with the pods' processes really run, by starting and stopping together:
 
 - ``devstack.runner.nodeagent.NodeAgent``: the Node object, its Lease and heartbeat;
@@ -10,7 +11,7 @@ scale tests but with the pods' processes really run, by starting and stopping to
   and writes their status;
 - ``devstack.runner.volumes.LocalVolumeProvisioner`` reserves a local volume for every
   pending PersistentVolumeClaim (the cluster's storage provisioner).
-- ``devstack.runner.logserver.KubeletServer``: answers the log requests kube-apiserver
+- ``devstack.runner.logserver.KubeletServer``: answers the log requests the API server
   forwards, over HTTPS with a certificate of a throw-away CA (``devstack.pki``, made under the
   kubelet's work directory), on a free loopback port that the Node advertises.
 
@@ -68,6 +69,7 @@ class LocalNode:
         )
         self.server: KubeletServer | None = None
         self.agent: NodeAgent | None = None
+        self.volumes: LocalVolumeProvisioner | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -98,11 +100,11 @@ class LocalNode:
             status_period=self.status_period,
         )
         self.agent.register()
-        volumes = LocalVolumeProvisioner(self.api_client, self.settings.workdir / "volumes")
+        self.volumes = LocalVolumeProvisioner(self.api_client, self.settings.workdir / "volumes")
         for target, label in (
             (self.agent.run, "node-agent"),
             (self.kubelet.run, "kubelet"),
-            (volumes.run, "volumes"),
+            (self.volumes.run, "volumes"),
         ):
             thread = threading.Thread(target=target, args=(self._stop,), name=label, daemon=True)
             thread.start()
@@ -114,6 +116,8 @@ class LocalNode:
         The Node and its Lease stay, as a stopped kubelet's do.
         """
         self._stop.set()
+        if self.volumes is not None:
+            self.volumes.interrupt()
         for thread in self._threads:
             thread.join(timeout=30)
         self._threads.clear()

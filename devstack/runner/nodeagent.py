@@ -1,21 +1,22 @@
-"""The Node of this machine in a real control plane: registration, Lease, heartbeat.
+"""The Node of this machine in an API server (kube-apiserver or kubeemu): registration, Lease.
 
 ``NodeAgent`` (started by ``devstack.runner.node.LocalNode``) writes through the Kubernetes API
-(official client, with the credentials it was given — the local control plane's admin; the
-Node authorizer is not enabled there): it registers the Node (``local-node`` by default) with
-the status a kubelet posts — Ready=True and the pressure conditions False, generous capacity,
-the addresses, ``nodeInfo`` with the server's own version (read from ``/version``) as the
-kubelet's, and the port of the node's log endpoint in ``daemonEndpoints`` — renews the node's
-Lease in ``kube-node-lease`` every ``lease_period`` (10 s, a kubelet's default), reads the Node
-back as often (deleted: it registers again) and refreshes the Ready condition's heartbeat
-every ``status_period``. It removes nothing on stop: a kubelet that stops leaves its Node and
-Lease behind.
+(official client, with the credentials it was given — the local control plane's admin, or
+kubeemu's; the Node authorizer is not enabled there): it registers the Node (``local-node`` by
+default) with the status a kubelet posts — Ready=True and the pressure conditions False,
+generous capacity, the addresses, ``nodeInfo`` with the server's own version (read from
+``/version``) as the kubelet's, and the port of the node's log endpoint in ``daemonEndpoints``
+— renews the node's Lease in ``kube-node-lease`` every ``lease_period`` (10 s, a kubelet's
+default), reads the Node back as often (deleted: it registers again) and refreshes the Ready
+condition's heartbeat every ``status_period``. It removes nothing on stop: a kubelet that
+stops leaves its Node and Lease behind.
 
 kube-apiserver's TaintNodesByCondition admission taints a new Node ``not-ready`` (NoSchedule);
 in a cluster the node-lifecycle controller lifts that once the Node is Ready, and as that
 controller does not run in ``devstack.controlplane``, the agent lifts it (and ``unreachable``)
-itself. The addresses are InternalIP 127.0.0.1 and Hostname ``localhost``: kube-apiserver
-tries Hostname first (``--kubelet-preferred-address-types``), so that name has to resolve here.
+itself (kubeemu adds no such taint). The addresses are InternalIP 127.0.0.1 and Hostname
+``localhost``: kube-apiserver (and kubeemu) tries Hostname first
+(``--kubelet-preferred-address-types``), so that name has to resolve here.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,46 @@ def _registered(database: tango.Database) -> bool:
         return False
 
 
+@dataclass
+class _Demo:
+    """``python -m devstack demo`` running, its output collected as it comes."""
+
+    process: subprocess.Popen[str]
+    output: list[str]
+    reader: threading.Thread
+
+    @classmethod
+    def start(cls, *arguments: str) -> _Demo:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack", "demo", *arguments],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.extend(process.stdout or ()), daemon=True)
+        reader.start()
+        return cls(process, output, reader)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def stop(self, signum: signal.Signals) -> None:
+        """Send ``signum`` and wait for the demo to exit (killed if it does not, or on failure)."""
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signum)
+                self.process.wait(timeout=60)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self.reader.join(timeout=10)
+
+
 def test_a_crashing_sample_does_not_hide_the_tango_host_and_sighup_stops_all(
     tmp_path: Path,
 ) -> None:
@@ -119,42 +160,63 @@ def test_a_crashing_sample_does_not_hide_the_tango_host_and_sighup_stops_all(
     shutil.copytree(ROOT / "helm" / "samples", samples)
     (samples / "deviceserver-crashes.yaml").write_text(CRASHING_SAMPLE)
     workdir = tmp_path / "demo"
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "devstack", "demo", str(samples), "--no-flower",
-            "--workdir", str(workdir),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    assert process.stdout is not None
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(process.stdout or ()), daemon=True)
-    reader.start()
+    demo = _Demo.start(str(samples), "--no-flower", "--workdir", str(workdir))
     try:
         deadline = time.monotonic() + 300
         found = None
-        while found is None and time.monotonic() < deadline and process.poll() is None:
+        while found is None and time.monotonic() < deadline and demo.process.poll() is None:
             time.sleep(0.5)
-            found = re.search(r"export TANGO_HOST=([\d.]+):(\d+)", "".join(output))
-        assert found, "".join(output)
+            found = re.search(r"export TANGO_HOST=([\d.]+):(\d+)", demo.text)
+        assert found, demo.text
         database = tango.Database(found.group(1), int(found.group(2)))
         while not _registered(database):
-            assert time.monotonic() < deadline, "".join(output)
+            assert time.monotonic() < deadline, demo.text
             time.sleep(0.5)
-        process.send_signal(signal.SIGHUP)
-        process.wait(timeout=60)
-        reader.join(timeout=10)
     finally:
-        if process.poll() is None:
-            process.kill()
-    text = "".join(output)
-    assert process.returncode == 0, text
+        demo.stop(signal.SIGHUP)
+    text = demo.text
+    assert demo.process.returncode == 0, text
     assert "stopping" in text
     assert "The operator is running on this machine:" not in text, "not everything ran"
+    assert _descendants_alive(str(workdir)) == [], "every process the demo started is gone"
+
+
+def test_kubectl_logs_of_a_demo_pod_prints_the_server_output(
+    stack_api: ApiChoice, tmp_path: Path
+) -> None:
+    """The ``kubectl logs`` the demo suggests prints the device server's output, on both servers.
+
+    The API server forwards it to the kubelet of the pod's Node: the demo registers this
+    machine as the Node on kubeemu too, and kubeemu proxies ``pods/log`` as kube-apiserver does.
+    """
+    require(stack_api)
+    workdir = tmp_path / "demo"
+    demo = _Demo.start("--api", stack_api, "--no-flower", "--workdir", str(workdir))
+    try:
+        deadline = time.monotonic() + 300
+        while "stops everything" not in demo.text:
+            assert demo.process.poll() is None, demo.text
+            assert time.monotonic() < deadline, demo.text
+            time.sleep(0.5)
+        kubeconfig = re.search(r"export KUBECONFIG=(\S+)", demo.text)
+        command = re.search(r"^  (\S+) logs (sample-source-0)$", demo.text, re.MULTILINE)
+        assert kubeconfig, demo.text
+        assert command, demo.text
+        logs = subprocess.run(
+            [command.group(1), "logs", command.group(2)],
+            env={**os.environ, "KUBECONFIG": kubeconfig.group(1)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert logs.returncode == 0, logs.stderr
+        assert "Ready to accept request" in logs.stdout, logs.stdout
+        written = (workdir / "kubelet" / "logs" / "default_sample-source-0.log").read_text()
+        assert logs.stdout in written, "the current run's output, as the kubelet wrote it"
+    finally:
+        demo.stop(signal.SIGINT)
+    assert demo.process.returncode == 0, demo.text
     assert _descendants_alive(str(workdir)) == [], "every process the demo started is gone"
 
 

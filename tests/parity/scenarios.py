@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 from typing import Any
 
 from devstack.stack import install_crds
 from tango_operator import crd
 from tests.kubeapi.crds import PLURAL, WIDGET_CRD
 from tests.parity.wire import APPLY, MERGE, STRATEGIC, Answer, JsonDict, Wire, normalise
+from tests.support import fake_kubelet
 from tests.support.crs import device_server
 from workers import rendering
 
@@ -395,3 +397,82 @@ def tables_and_discovery(wire: Wire, namespace: str) -> Transcript:
     resources.body["resources"].sort(key=lambda resource: resource["name"])
     steps.append(("the group's resources", seen(resources)))
     return steps
+
+
+def pod_logs(wire: Wire, namespace: str) -> Transcript:
+    """``kubectl logs`` through the API server to the kubelet of the pod's Node, and its errors.
+
+    The kubelet is ``tests.support.fake_kubelet`` (the local kubelet's log endpoint with fixed
+    outputs); the Nodes are named after the namespace (Nodes are cluster-wide).
+    """
+    output = b"".join(b"line %d\n" % number for number in range(8))
+    nodes = {suffix: f"{namespace}-{suffix}" for suffix in ("up", "no-address", "closed")}
+    failures = {
+        "waiting": (400, 'container "main" in pod "waiting" is waiting to start: x'),
+        "broken": (500, "the runtime is gone"),
+        "teapot": (418, "short and stout"),
+    }
+    with fake_kubelet.fake_kubelet({"served": output, "multi": output}, failures) as kubelet:
+        api = wire.api
+        fake_kubelet.node(api, nodes["up"], fake_kubelet.LOOPBACK, kubelet.port)
+        fake_kubelet.node(api, nodes["no-address"], [], kubelet.port)
+        closed = [{"type": "InternalIP", "address": "127.0.0.1"}]
+        fake_kubelet.node(api, nodes["closed"], closed, fake_kubelet.closed_port())
+        up = nodes["up"]
+        for name, node_name in (("served", up), ("unknown-to-kubelet", up), ("waiting", up),
+                                ("broken", up), ("teapot", up), ("unscheduled", None),
+                                ("lost", f"{namespace}-missing"),
+                                ("no-address", nodes["no-address"]),
+                                ("closed", nodes["closed"])):  # fmt: skip
+            fake_kubelet.pod(api, namespace, name, node_name)
+        fake_kubelet.pod(api, namespace, "multi", up, ("one", "two"), ("setup",))
+        pods = f"/api/v1/namespaces/{namespace}/pods"
+        requests: list[tuple[str, str, dict[str, str]]] = [
+            ("all of it", "served", {}),
+            ("tailLines", "served", {"tailLines": "3"}),
+            ("limitBytes", "served", {"limitBytes": "10"}),
+            ("tailLines and limitBytes", "served", {"tailLines": "2", "limitBytes": "9"}),
+            ("follow a finished run", "served", {"follow": "true"}),
+            ("previous", "served", {"previous": "true", "timestamps": "true"}),
+            ("sinceSeconds", "served", {"sinceSeconds": "60", "tailLines": "1"}),
+            ("a flag that is not false", "served", {"follow": "maybe", "tailLines": "1"}),
+            ("negative tailLines", "served", {"tailLines": "-1"}),
+            ("not a number", "served", {"tailLines": "ten"}),
+            ("every invalid option", "missing", {"tailLines": "-2", "limitBytes": "0",
+                                                 "sinceSeconds": "0"}),
+            ("sinceSeconds and sinceTime", "served", {"sinceSeconds": "5",
+                                                      "sinceTime": "2026-01-02T03:04:05Z"}),
+            ("a missing pod", "missing", {}),
+            ("a pod not scheduled", "unscheduled", {}),
+            ("not scheduled, wrong container", "unscheduled", {"container": "other"}),
+            ("several containers, none named", "multi", {}),
+            ("an init container", "multi", {"container": "setup", "tailLines": "1"}),
+            ("a container the pod lacks", "multi", {"container": "other"}),
+            ("the kubelet does not know the pod", "unknown-to-kubelet", {}),
+            ("the kubelet says 400", "waiting", {}),
+            ("the kubelet says 500", "broken", {}),
+            ("the kubelet says 418", "teapot", {}),
+            ("the Node is missing", "lost", {}),
+            ("the Node has no address", "no-address", {}),
+            ("nothing listens on the kubelet port", "closed", {}),
+        ]  # fmt: skip
+        steps: Transcript = []
+        try:
+            for step, name, query in requests:
+                answer = wire.call("GET", f"{pods}/{name}/log", query=query, accept="*/*")
+                steps.append((step, _without_ports(seen(answer))))
+            steps.append(("POST", seen(wire.call("POST", f"{pods}/served/log", {}))))
+        finally:
+            fake_kubelet.remove(api, namespace, nodes.values())
+    resources = wire.call("GET", "/api/v1").body["resources"]
+    steps.append(("discovery", [r for r in resources if r["name"] == "pods/log"]))
+    return steps
+
+
+def _without_ports(value: Any) -> Any:
+    """``value`` with loopback ports (the kubelet's, which differ per run) as ``<port>``."""
+    if isinstance(value, dict):
+        return {key: _without_ports(item) for key, item in value.items()}
+    if isinstance(value, str):
+        return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", value)
+    return value

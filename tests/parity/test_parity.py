@@ -30,6 +30,7 @@ SCENARIOS: dict[str, Callable[[Wire, str], Transcript]] = {
     "device_server_validation": scenarios.device_server_validation,
     "tables_and_discovery": scenarios.tables_and_discovery,
     "namespace_contents": scenarios.namespace_contents,
+    "pod_logs": scenarios.pod_logs,
 }
 
 # Differences kubeemu keeps on purpose, each listed in kubeemu/README.md ("Checked against

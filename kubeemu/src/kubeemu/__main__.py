@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-gc", action="store_true", help="disable the garbage collector")
     parser.add_argument(
+        "--no-scheduler", action="store_true", help="bind no pod to a Node (the scheduler stand-in)"
+    )
+    parser.add_argument(
         "--bookmark-interval",
         type=float,
         default=60.0,
@@ -86,7 +89,9 @@ async def _collect_cycles() -> None:
 async def _serve(args: argparse.Namespace) -> None:
     settings = EmulatorSettings(bookmark_interval=args.bookmark_interval)
     controllers = ControllerSettings(
-        statefulset=args.statefulsets, garbage_collector=not args.no_gc
+        statefulset=args.statefulsets,
+        garbage_collector=not args.no_gc,
+        scheduler=not args.no_scheduler,
     )
     emulator = Emulator(settings, seed=args.seed, controller_settings=controllers)
     emulator.faults.set_rules([parse_cli_fault(rule) for rule in args.fault])

@@ -9,6 +9,8 @@ event loop, writing back through :class:`~kubeemu.api.Api` like any client would
   ``manual`` mode (pods stay Pending until a test marks them ready or failed), or ``off``;
 * pod deletion: ``immediate`` (no kubelet), or ``hold`` (Terminating until a DELETE with
   ``gracePeriodSeconds=0`` or a switch back to ``immediate``);
+* scheduling (``kubeemu.scheduler``): a pod that waits for a Node is bound to one that can
+  take it, once there is one (nothing happens without Nodes);
 * CRD deletion (apiextensions' ``customresourcecleanup`` finalizer): instances are deleted,
   then the CRD goes.
 
@@ -27,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from kubeemu import errors
+from kubeemu import errors, scheduler
 from kubeemu.api import CRD_CLEANUP_FINALIZER, CRDS, Api, DeleteOptions, WriteOptions
 from kubeemu.clone import clone
 from kubeemu.registry import ResourceType
@@ -41,6 +43,7 @@ KUBELET = "kubelet"
 PODS: GroupResource = ("", "pods")
 STATEFULSETS: GroupResource = ("apps", "statefulsets")
 NAMESPACES: GroupResource = ("", "namespaces")
+NODES: GroupResource = ("", "nodes")
 StoreKey = tuple[GroupResource, str, str]
 WorkItem = tuple[str, StoreKey, str]
 
@@ -57,6 +60,7 @@ class ControllerSettings:
     garbage_collector: bool = True
     namespaces: bool = True
     pod_deletion: str = "immediate"  # immediate | hold
+    scheduler: bool = True
 
     def update(self, data: dict[str, Any]) -> None:
         for key, value in data.items():
@@ -142,6 +146,8 @@ class Controllers:
                 self._enqueue("statefulset", (STATEFULSETS, meta["namespace"], meta["name"]))
             elif group_resource == PODS and meta.get("deletionTimestamp"):
                 self._enqueue("finalize", (PODS, meta["namespace"], meta["name"]))
+            elif group_resource == PODS and scheduler.waits_for_node(obj):
+                self._enqueue("schedule", (PODS, meta["namespace"], meta["name"]))
 
     # --- observation (synchronous, inside the write) --------------------------------------------
     def _observe(self, change: Change) -> None:
@@ -172,6 +178,10 @@ class Controllers:
             for owner in meta.get("ownerReferences") or []:
                 if owner.get("kind") == "StatefulSet" and owner.get("controller"):
                     self._enqueue("statefulset", (STATEFULSETS, change.namespace, owner["name"]))
+            if change.event_type != "DELETED" and scheduler.waits_for_node(change.obj):
+                self._enqueue("schedule", key)
+        elif change.group_resource == NODES and change.event_type != "DELETED":
+            self._enqueue("schedule", key)  # every waiting pod may fit now
         elif change.group_resource == NAMESPACES and meta.get("deletionTimestamp"):
             self._enqueue("namespace", key)
 
@@ -205,6 +215,10 @@ class Controllers:
             self._sync_statefulset(key)
         elif work == "namespace" and self.settings.namespaces:
             self._finalize_namespace(key[2])
+        elif work == "schedule" and self.settings.scheduler:
+            waiting = scheduler.waiting_pods(self.api) if key[0] == NODES else [key[1:]]
+            for namespace, name in waiting:
+                scheduler.schedule(self.api, namespace, name)
 
     def _rtype(self, group_resource: GroupResource) -> ResourceType | None:
         versions = self.api.registry.versions_of(*group_resource)

@@ -2,9 +2,9 @@
 
 Data comes from :class:`~kubeemu.registry.Registry` (built-ins and established CRDs) and the
 Kubernetes 1.31 JSON schemas; it goes out as the ``/version``, ``/api``, ``/apis``,
-``/api/v1``, ``/apis/<g>/<v>`` and ``/openapi/v3`` bodies that kubectl, helm and the Python
-clients read before anything else (rows D1-D3 and D6 of the fidelity table in
-kubeemu/README.md).
+``/api/v1``, ``/apis/<g>/<v>`` (with the subresources served: ``/status``, ``/scale``,
+``pods/log``) and ``/openapi/v3`` bodies that kubectl, helm and the Python clients read before
+anything else (rows D1-D3 and D6 of the fidelity table in kubeemu/README.md).
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def api_resource_list(registry: Registry, group: str, version: str) -> JsonDict 
             entry["categories"] = list(resource_type.categories)
         entry["storageVersionHash"] = storage_version_hash(resource_type)
         resources.append(entry)
+        if resource_type.has_log:
+            resources.append(_subresource(resource_type, "log", resource_type.kind, ["get"]))
         if resource_type.has_status:
             resources.append(
                 _subresource(

@@ -122,8 +122,12 @@ def forbidden(message: str, details: JsonDict | None = None) -> ApiError:
 
 
 def method_not_allowed() -> ApiError:
+    """A method no route serves; upstream's body carries an empty ``details``, as here."""
     return ApiError(
-        405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        405,
+        "MethodNotAllowed",
+        "the server does not allow this method on the requested resource",
+        {},
     )
 
 

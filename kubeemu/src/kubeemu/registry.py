@@ -57,6 +57,8 @@ class ResourceType:
     verbs: tuple[str, ...] = ALL_VERBS
     has_status: bool = False
     has_scale: bool = False
+    has_log: bool = False
+    """Serves ``<name>/log`` (pods: ``kubeemu.podlogs``)."""
     has_generation: bool = False
     crd_name: str | None = None
     printer_columns: tuple[JsonDict, ...] = ()
@@ -101,6 +103,7 @@ def _builtin(
     verbs: tuple[str, ...] = ALL_VERBS,
     status: bool = False,
     scale: bool = False,
+    log: bool = False,
     generation: bool = False,
 ) -> ResourceType:
     return ResourceType(
@@ -115,6 +118,7 @@ def _builtin(
         verbs=verbs,
         has_status=status,
         has_scale=scale,
+        has_log=log,
         has_generation=generation,
         schema=builtin_schema(group, version, kind),
     )
@@ -142,7 +146,9 @@ def builtin_types() -> list[ResourceType]:
         _builtin(
             "", "v1", "services", "Service", short_names=("svc",), categories=_ALL, status=True
         ),
-        _builtin("", "v1", "pods", "Pod", short_names=("po",), categories=_ALL, status=True),
+        _builtin(
+            "", "v1", "pods", "Pod", short_names=("po",), categories=_ALL, status=True, log=True
+        ),
         _builtin("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
         _builtin("", "v1", "events", "Event", short_names=("ev",)),
         _builtin("", "v1", "endpoints", "Endpoints", short_names=("ep",)),

@@ -5,8 +5,9 @@ Requests arrive from real clients (the Python clients, kubectl, helm) over plain
 ``kubeemu.discovery``; the admin API under ``/_emu/`` is ``kubeemu.admin``.  A resource path is
 decoded into a :class:`~kubeemu.emulator.Target` and a verb, passed through fault injection,
 served by :class:`~kubeemu.api.Api` (reads and writes), ``kubeemu.listing`` (lists),
-``kubeemu.watch`` (watch streams) or ``kubeemu.scale`` (``/scale``), and recorded in the audit
-log.  :func:`app` builds the aiohttp application of an :class:`~kubeemu.emulator.Emulator`.
+``kubeemu.watch`` (watch streams), ``kubeemu.scale`` (``/scale``) or ``kubeemu.podlogs``
+(``pods/log``, proxied to the pod's kubelet), and recorded in the audit log.  :func:`app`
+builds the aiohttp application of an :class:`~kubeemu.emulator.Emulator`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kubeemu import admin, discovery, errors, listing, scale, watch, wire
+from kubeemu import admin, discovery, errors, listing, podlogs, scale, watch, wire
 from kubeemu.audit import AuditRecord
 from kubeemu.emulator import Emulator, EmulatorSettings, Target
 from kubeemu.registry import Registry
@@ -115,6 +116,8 @@ async def _handle_api(emulator: Emulator, request: web.Request, path: str) -> we
             raise errors.unknown_path()
         return wire.json_response(resource_list)
     target = _target(registry, group, version, rest)
+    if target.subresource == "log" and request.method == "GET":
+        return await _serve(emulator, request, target, "get")  # log options, no watch
     return await _serve(emulator, request, target, wire.verb(request, target))
 
 
@@ -132,6 +135,7 @@ def _target(registry: Registry, group: str, version: str, rest: list[str]) -> Ta
     if subresource and not (
         (subresource == "status" and rtype.has_status)
         or (subresource == "scale" and rtype.has_scale)
+        or (subresource == "log" and rtype.has_log)
         or (subresource == "finalize" and rtype.resource == "namespaces")
     ):
         raise errors.unknown_path()
@@ -200,6 +204,10 @@ async def _dispatch(
         raise errors.method_not_allowed()
     if target.subresource == "scale":
         return await scale.serve(emulator, request, target, verb)
+    if target.subresource == "log":
+        if verb != "get":
+            raise errors.method_not_allowed()
+        return await podlogs.serve(emulator, request, target), False
     ns = target.storage_namespace
     if verb == "get":
         obj = api.get_shared(rtype, ns, target.name)
