@@ -184,6 +184,17 @@ def _alias_calls(wrapper: Any, database: Any, classes: JsonDict, current: JsonDi
             deleted.add(alias.lower())
 
 
+def _drop_empty_aliases(classes: JsonDict) -> None:
+    """Take out ``"alias": ""``, which means no alias (as the parser reads it).
+
+    dsconfig would write the empty alias at every apply: the DB has nothing to read back.
+    """
+    for devices in classes.values():
+        for body in devices.values():
+            if isinstance(body, dict) and body.get("alias") == "":
+                del body["alias"]
+
+
 def plan(
     database: Any, server_instance: str, document: JsonDict, *, mode: ConfigMode, timeout: float
 ) -> list[Any]:
@@ -201,6 +212,8 @@ def plan(
     except (AttributeError, TypeError) as exc:
         raise ValueError(f"not a dsconfig document: {exc}") from exc
     classes = _own_instance(config, server, instance)
+    if classes is not None:
+        _drop_empty_aliases(classes)
     class_names = list((config.get("classes") or {}).keys())
     try:
         original: JsonDict = {"servers": {}, "classes": {}}

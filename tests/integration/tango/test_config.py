@@ -291,6 +291,33 @@ def test_aliases_are_set_kept_moved_and_removed(
         database.get_device_from_alias(alias)
 
 
+@pytest.mark.parametrize("mode", list(ConfigMode))
+def test_an_empty_alias_is_no_alias_and_is_not_written_again(
+    tango_db: PyTangoDatabase,
+    port: PyTangoPort,
+    names: tuple[str, str, str],
+    unique: str,
+    mode: ConfigMode,
+) -> None:
+    """``"alias": ""`` (which the parser admits as "no alias") once rewrote at every apply."""
+    server, instance, prefix = names
+    target = f"{server}/{instance}"
+    one = f"{prefix}/1"
+    empty = document(server, instance, {one: {"alias": ""}})
+    port.apply_config(tango_db.tango_host, target, empty, mode=mode)
+    before = tango_db.snapshot()
+    assert not port.apply_config(tango_db.tango_host, target, empty, mode=mode).changed
+    assert tango_db.snapshot() == before
+    # and an alias set before is removed by it, as by a device without one
+    alias = f"alias-{unique}"
+    with_alias = document(server, instance, {one: {"alias": alias}})
+    port.apply_config(tango_db.tango_host, target, with_alias, mode=mode)
+    assert tango_db.database().get_device_from_alias(alias) == one
+    assert port.apply_config(tango_db.tango_host, target, empty, mode=mode).changed
+    with pytest.raises(tango.DevFailed):
+        tango_db.database().get_device_from_alias(alias)
+
+
 def test_alias_of_another_servers_device_is_a_conflict(
     tango_db: PyTangoDatabase,
     servers: TangoServers,
