@@ -141,6 +141,23 @@ class ConfigMode(StrEnum):
 CONFIG_MODE_ANNOTATION = f"{GROUP}/config-mode"
 """A DeviceServer's own ``ConfigMode``, over the workers' ``TANGO_OPERATOR_CONFIG_MODE``."""
 
+
+class ConfigReload(StrEnum):
+    """How a running server takes in a changed ``config`` (docs/tango.md).
+
+    ``Restart`` (the default) rolls its pod: the pod template carries the document's hash,
+    and the server starts again with what the TANGO DB now says. ``Init`` leaves the pod
+    running: after writing the DB the workers send ``Init`` to each of the server's devices,
+    which re-read their properties; clients keep their connections and event subscriptions.
+    """
+
+    RESTART = "Restart"
+    INIT = "Init"
+
+
+CONFIG_RELOAD_ANNOTATION = f"{GROUP}/config-reload"
+"""A DeviceServer's own ``ConfigReload``, over the workers' ``TANGO_OPERATOR_CONFIG_RELOAD``."""
+
 _META_KEYS = frozenset({"_version", "_source", "_title", "_date"})
 
 
@@ -356,6 +373,8 @@ class DeviceServerSpec:
     pre_stop: str | None = None
     config_mode: ConfigMode | None = None
     """The annotation ``CONFIG_MODE_ANNOTATION``; None: the workers' setting decides."""
+    config_reload: ConfigReload | None = None
+    """The annotation ``CONFIG_RELOAD_ANNOTATION``; None: the workers' setting decides."""
 
     @property
     def server_instance(self) -> str:
@@ -486,9 +505,11 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
         post_start = _optional_str(spec, "postStart")
     with problems.check():
         pre_stop = _optional_str(spec, "preStop")
-    config_mode = None
+    config_mode = config_reload = None
     with problems.check():
         config_mode = _config_mode(resource)
+    with problems.check():
+        config_reload = _config_reload(resource)
     problems.raise_any()
     return DeviceServerSpec(
         dsname=dsname,
@@ -508,23 +529,39 @@ def parse_device_server(resource: JsonDict) -> DeviceServerSpec:
         post_start=post_start,
         pre_stop=pre_stop,
         config_mode=config_mode,
+        config_reload=config_reload,
     )
 
 
 def _config_mode(resource: JsonDict) -> ConfigMode | None:
     """The annotation ``CONFIG_MODE_ANNOTATION``: None when absent, SpecError when not a mode."""
+    value = _annotation_choice(resource, CONFIG_MODE_ANNOTATION, ConfigMode, "configuration mode")
+    return None if value is None else ConfigMode(value)
+
+
+def _config_reload(resource: JsonDict) -> ConfigReload | None:
+    """The annotation ``CONFIG_RELOAD_ANNOTATION``: None when absent, SpecError otherwise."""
+    value = _annotation_choice(
+        resource, CONFIG_RELOAD_ANNOTATION, ConfigReload, "way to reload a configuration"
+    )
+    return None if value is None else ConfigReload(value)
+
+
+def _annotation_choice(
+    resource: JsonDict, annotation: str, choices: type[StrEnum], what: str
+) -> str | None:
+    """The value of ``annotation`` if it is one of ``choices``; None when absent."""
     annotations = (resource.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(CONFIG_MODE_ANNOTATION)
+    value = annotations.get(annotation)
     if value is None:
         return None
-    try:
-        return ConfigMode(value)
-    except ValueError:
-        expected = " or ".join(ConfigMode)
+    if value not in {str(choice) for choice in choices}:
+        expected = " or ".join(str(choice) for choice in choices)
         raise SpecError(
-            f"metadata.annotations[{CONFIG_MODE_ANNOTATION}]",
-            f"{value!r} is not a configuration mode (expected {expected})",
-        ) from None
+            f"metadata.annotations[{annotation}]",
+            f"{value!r} is not a {what} (expected {expected})",
+        )
+    return str(value)
 
 
 def _own_dependency(entry: Any, index: int, config: TangoConfig | None) -> Dependency:
@@ -624,16 +661,16 @@ def parse_database_ds(resource: JsonDict) -> DatabaseDSSpec:
         databaseds_resources=spec.get("databasedsResources") or None,
         tangodb_resources=spec.get("tangoDBResources") or None,
         credentials_secret=_optional_str(spec, "credentialsSecret"),
-        retain_data=_when_deleted(spec) == "Retain",
+        retain_data=_when_deleted(spec.get("persistentVolumeClaimRetentionPolicy")) == "Retain",
     )
 
 
 RETENTION_POLICIES = ("Retain", "Delete")
 
 
-def _when_deleted(spec: JsonDict) -> str:
+def _when_deleted(policy: Any) -> str:
     """``spec.persistentVolumeClaimRetentionPolicy.whenDeleted`` (Retain unless set)."""
-    policy = spec.get("persistentVolumeClaimRetentionPolicy") or {}
+    policy = policy or {}
     path = "spec.persistentVolumeClaimRetentionPolicy"
     if not isinstance(policy, dict):
         raise SpecError(path, "must be an object with whenDeleted: Retain or Delete")

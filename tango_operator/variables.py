@@ -182,6 +182,12 @@ VARIABLES = (
         "Update (add, change) or Declarative (also remove) a config",
     ),
     Variable(
+        "TANGO_OPERATOR_CONFIG_RELOAD",
+        (WORKER,),
+        "Restart",
+        "a changed config: Restart the pod, or Init the running devices",
+    ),
+    Variable(
         "TANGO_OPERATOR_TANGO_PORT",
         (WORKER,),
         "workers.tango:PyTangoPort",

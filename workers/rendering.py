@@ -299,9 +299,18 @@ def _fqdn(service: str, namespace: str, cluster_domain: str) -> str:
 
 # --- DeviceServer ---------------------------------------------------------------------------------
 def render_device_server(
-    resource: JsonDict, spec: crd.DeviceServerSpec, *, tango_host: str, replicas: int
+    resource: JsonDict,
+    spec: crd.DeviceServerSpec,
+    *,
+    tango_host: str,
+    replicas: int,
+    config_reload: crd.ConfigReload = crd.ConfigReload.RESTART,
 ) -> list[JsonDict]:
-    """ConfigMap, Service and StatefulSet of one DeviceServer."""
+    """ConfigMap, Service and StatefulSet of one DeviceServer.
+
+    With ``config_reload`` Restart the pod template carries the config's hash, so a changed
+    config rolls the pod; with Init it does not (the workers send Init to the devices).
+    """
     name = resource["metadata"]["name"]
     context = _common(resource, DEVICE_SERVER_APP, "device-server")
     namespace = context["namespace"]
@@ -329,7 +338,7 @@ def render_device_server(
         config_items = None
         mounts = []
         annotations = {}
-    if spec.config is not None:
+    if spec.config is not None and config_reload == crd.ConfigReload.RESTART:
         annotations[CONFIG_HASH_ANNOTATION] = spec.config.digest
     endpoint = "giop:tcp::" if spec.legacy_compatibility else "giop:tcp:0.0.0.0:"
     ours = [

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from tango_operator import environment
-from tango_operator.crd import ConfigMode
+from tango_operator.crd import ConfigMode, ConfigReload
 from tango_operator.dispatch_settings import DispatchSettings
 from tango_operator.environment import SettingsError
 from tango_operator.redis_url import redis_url
@@ -24,6 +24,7 @@ __all__ = ["Settings", "SettingsError", "WorkerSettings", "for_process", "from_e
 HOST_MAP = "TANGO_OPERATOR_HOST_MAP"
 TANGO_DB_CLEANUP = "TANGO_OPERATOR_TANGO_DB_CLEANUP"
 CONFIG_MODE = "TANGO_OPERATOR_CONFIG_MODE"
+CONFIG_RELOAD = "TANGO_OPERATOR_CONFIG_RELOAD"
 PENDING_POLL = "TANGO_OPERATOR_PENDING_POLL_SECONDS"
 SETTLING = "TANGO_OPERATOR_SETTLING_SECONDS"
 WAITING_MIN = "TANGO_OPERATOR_WAITING_MIN_SECONDS"
@@ -47,6 +48,8 @@ class Settings:
     remove_from_tango_db_on_delete: bool = True
     config_mode: ConfigMode = ConfigMode.UPDATE
     """How a config is written to the TANGO DB unless its DeviceServer's annotation says."""
+    config_reload: ConfigReload = ConfigReload.RESTART
+    """How a running server takes in a changed config unless its annotation says."""
     pending_poll_seconds: float = 2.0
     settling_seconds: float = 2.0
     """After writing children, how long a not-ready state must last before it is published."""
@@ -79,10 +82,12 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
     environ = environment.environ_or_default(environ)
     cleanup = environment.choice(environ, TANGO_DB_CLEANUP, ("Delete", "Retain"), "Delete")
     mode = environment.choice(environ, CONFIG_MODE, tuple(ConfigMode), ConfigMode.UPDATE)
+    reload = environment.choice(environ, CONFIG_RELOAD, tuple(ConfigReload), ConfigReload.RESTART)
     return Settings(
         host_map=_host_map(environ),
         remove_from_tango_db_on_delete=cleanup == "Delete",
         config_mode=ConfigMode(mode),
+        config_reload=ConfigReload(reload),
         pending_poll_seconds=environment.seconds(environ, PENDING_POLL, 2.0),
         settling_seconds=environment.seconds(environ, SETTLING, 2.0),
         waiting_min_seconds=environment.seconds(environ, WAITING_MIN, 1.0),

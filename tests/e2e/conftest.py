@@ -37,7 +37,9 @@ from tests.support.probe_server import SERVER_SCRIPT
 from tests.support.real_parts import unavailable
 
 JsonDict = dict[str, Any]
-NAMESPACES = ("chain", "outage", "config", "claims", "cleanup", "deletion", "crash", "health")
+NAMESPACES = (
+    *("chain", "outage", "config", "claims", "cleanup", "deletion", "crash", "health", "reload"),
+)
 DATABASEDS = "tango-db"
 SKA_NAMESPACE, SKA_DATABASEDS = "ska", "databaseds-tango-base"
 

@@ -80,6 +80,7 @@ def test_a_chain_created_together_starts_in_dependency_order(e2e: E2E) -> None:
         "DependenciesReady": "True",
         "ConfigApplied": "True",
         "ContainerHealthy": "True",
+        "DevicesHealthy": "True",
     }
     assert "waitingFor" not in status
 
@@ -241,7 +242,11 @@ def test_config_changes_reach_the_tango_db_and_the_server(e2e: E2E) -> None:
         "lab/cfg/2": {"properties": {"label": ["second"]}},
     }
     classes = {"Probe": {"properties": {"site": ["lab A"]}}}
-    e2e.create(namespace, device_server("cfg", devices, classes=classes))
+    server = device_server("cfg", devices, classes=classes)
+    # the TANGO DB follows the document: what it no longer lists goes (the default, Update,
+    # never removes; tests/integration/tango/test_config_modes.py has both modes)
+    server["metadata"]["annotations"] = {crd.CONFIG_MODE_ANNOTATION: "Declarative"}
+    e2e.create(namespace, server)
     e2e.wait_states(namespace, {"cfg": "Running"})
     database = e2e.tango_db(namespace)
     proxy = tango.DeviceProxy(
@@ -288,11 +293,44 @@ def test_config_changes_reach_the_tango_db_and_the_server(e2e: E2E) -> None:
     )
 
 
-def _label(e2e: E2E, namespace: str) -> str | None:
+def test_a_config_change_reaches_a_running_server_by_init_without_a_restart(e2e: E2E) -> None:
+    """``config-reload: Init``: the DB is written, the devices re-read it, the pod stays."""
+    namespace = "reload"
+    e2e.create(namespace, database_ds())
+    server = device_server("live", {"lab/live/1": {"properties": {"label": ["before"]}}})
+    server["metadata"]["annotations"] = {crd.CONFIG_RELOAD_ANNOTATION: "Init"}
+    e2e.create(namespace, server)
+    e2e.wait_states(namespace, {"live": "Running"})
+    e2e.wait(lambda: _label(e2e, namespace, "lab/live/1") == "before", what="the server's label")
+    core = client.CoreV1Api(e2e.api_client)
+    pod = core.read_namespaced_pod("live-0", namespace)
+    template = client.AppsV1Api(e2e.api_client).read_namespaced_stateful_set("live", namespace)
+    assert crd.GROUP + "/config-hash" not in (template.spec.template.metadata.annotations or {})
+
+    config = {"servers": {"Probe": {"live": {"Probe": {"lab/live/1": {"properties": {
+        "label": ["after"]}}}}}}}  # fmt: skip
+    e2e.patch(namespace, "live", {"config": json.dumps(config)})
+    e2e.wait(
+        lambda: _label(e2e, namespace, "lab/live/1") == "after",
+        timeout=60,
+        what="the running device serving the new property after Init",
+    )
+    again = core.read_namespaced_pod("live-0", namespace)
+    assert again.metadata.uid == pod.metadata.uid, "the same pod"
+    assert (again.status.container_statuses[0].restart_count or 0) == 0, "not restarted"
+    reasons = {
+        event.reason
+        for event in core.list_namespaced_event(namespace).items
+        if (event.involved_object.kind, event.involved_object.name) == ("DeviceServer", "live")
+    }
+    assert "ConfigReloaded" in reasons
+
+
+def _label(e2e: E2E, namespace: str, device: str = "lab/cfg/1") -> str | None:
     database = e2e.tango_db(namespace)
     try:
         proxy = tango.DeviceProxy(
-            f"tango://{database.get_db_host()}:{database.get_db_port()}/lab/cfg/1"
+            f"tango://{database.get_db_host()}:{database.get_db_port()}/{device}"
         )
         proxy.set_timeout_millis(1000)
         value: str = proxy.read_attribute("label_value").value

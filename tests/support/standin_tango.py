@@ -109,6 +109,8 @@ class StandInTango:
     """Device → (State, Status) read by ``device_health``; others are ON."""
     health_reads: list[str] = field(default_factory=list)
     """Server instances whose devices were read, in order."""
+    inits: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    """(server instance, devices) sent ``Init``, in order."""
     servers: dict[str, JsonDict] = field(default_factory=dict)
     """Server instance → device (lower-cased) → its ``class``, ``properties``,
     ``attribute_properties`` and ``alias``, as the DB holds them (names lower-cased)."""
@@ -181,6 +183,13 @@ class StandInTango:
     def _device(self, device: str) -> JsonDict:
         entry: JsonDict = self.servers[self.owners[device.lower()]][device.lower()]
         return entry
+
+    def init_devices(
+        self, tango_host: str, server_instance: str, devices: tuple[str, ...]
+    ) -> list[str]:
+        self._check_host(tango_host)
+        self.inits.append((server_instance, devices))
+        return [f"{d}: not exported" for d in devices if d in self.unexported]
 
     def apply_config(
         self, tango_host: str, server_instance: str, document: JsonDict, *, mode: ConfigMode

@@ -92,6 +92,7 @@ def _reconcile_valid(
         return _waiting(resource, spec, ports, unmet, host_wait, extra, host=True)
 
     mode = spec.config_mode or settings.config_mode
+    reload = spec.config_reload or settings.config_reload
     config_hash = spec.config.applied_as(mode) if spec.config is not None else None
     status = resource.get("status") or {}
     if spec.config is not None and (
@@ -113,6 +114,8 @@ def _reconcile_valid(
             log.info(
                 "configuration applied key=%s server=%s mode=%s", key, spec.server_instance, mode
             )
+            if reload == crd.ConfigReload.INIT and status.get("state") == "Running":
+                _reload_devices(resource, spec, address, ports)
     extra["configHash"] = config_hash
 
     records = ports.ledger.records(key)
@@ -218,8 +221,9 @@ def _apply_children(
     ports: Ports,
     records: dict[str, ChildRecord],
 ) -> children.Children:
+    reload = spec.config_reload or ports.settings.config_reload
     manifests = rendering.render_device_server(
-        resource, spec, tango_host=tango_host, replicas=replicas
+        resource, spec, tango_host=tango_host, replicas=replicas, config_reload=reload
     )
     return children.apply(key, manifests, ports, records)
 
@@ -366,6 +370,37 @@ def _replace_stale_pod(
             "its StatefulSet starts it with the new one",
         )
     return Outcome(state="Pending")
+
+
+def _reload_devices(
+    resource: JsonDict, spec: crd.DeviceServerSpec, address: str, ports: Ports
+) -> None:
+    """A running server's config changed in the DB: its devices re-read it (``Init``).
+
+    With ``config-reload: Init`` the pod is not rolled; an Event says whether every device
+    took it in (a device that fails Init keeps running on what it read before).
+    """
+    try:
+        failures = ports.tango.init_devices(address, spec.server_instance, spec.devices)
+    except TangoUnavailableError as exc:
+        failures = [f"TANGO host unavailable: {exc}"]
+    if failures:
+        ports.kube.emit_event(
+            resource,
+            event_type="Warning",
+            reason="InitFailed",
+            message=(
+                "configuration written to the TANGO DB; Init failed for " + "; ".join(failures)
+            )[:MAX_MESSAGE],
+        )
+        return
+    ports.kube.emit_event(
+        resource,
+        event_type="Normal",
+        reason="ConfigReloaded",
+        message=f"configuration written to the TANGO DB; Init sent to {len(spec.devices)} "
+        "device(s), the pod kept running",
+    )
 
 
 def _container_condition(report: pod_health.ContainerReport | None) -> Condition:

@@ -145,6 +145,12 @@ class TangoPort(Protocol):
         """
         ...
 
+    def init_devices(
+        self, tango_host: str, server_instance: str, devices: tuple[str, ...]
+    ) -> list[str]:
+        """Send ``Init`` to each device (they re-read their properties); why each failed."""
+        ...
+
     def remove_server(self, tango_host: str, server_instance: str) -> None:
         """Delete the server instance and its devices from the TANGO DB."""
 

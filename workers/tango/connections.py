@@ -98,6 +98,20 @@ class Connections:
 
         return self._get(("device", tango_host, device.lower()), create)
 
+    def command_proxy(self, tango_host: str, device: str) -> Any:
+        """A DeviceProxy to ``device`` with the config timeout, for commands such as ``Init``.
+
+        They may take longer than a probe; a proxy of its own, since timeouts are per proxy.
+        """
+
+        def create() -> Any:
+            host, port = split_host(tango_host)
+            proxy = tango.DeviceProxy(f"tango://{host}:{port}/{device}")
+            proxy.set_timeout_millis(self.config_timeout_ms)
+            return proxy
+
+        return self._get(("command", tango_host, device.lower()), create)
+
     def database(self, tango_host: str) -> Any:
         """A ``tango.Database`` for dsconfig (the API it is written against)."""
 

@@ -191,6 +191,23 @@ class PyTangoPort:
             self._forget(tango_host)
         return ConfigResult(changed=changed)
 
+    def init_devices(
+        self, tango_host: str, server_instance: str, devices: tuple[str, ...]
+    ) -> list[str]:
+        """Send ``Init`` to each device, with the config timeout; ``device: why`` per failure.
+
+        The calls go under one key of the bounded caller for the server instance (one
+        process): once one device hangs, the others fail at once.
+        """
+        failures: list[str] = []
+        for device in devices:
+            reason = self.probes.init_device(
+                tango_host, server_instance, device, timeout=self.config_timeout
+            )
+            if reason:
+                failures.append(f"{device}: {reason}")
+        return failures
+
     def remove_server(self, tango_host: str, server_instance: str) -> None:
         """Delete ``server_instance`` from the DB at ``tango_host``; drop its cached answers."""
         try:

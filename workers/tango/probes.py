@@ -147,6 +147,22 @@ class Probes:
             return DeviceHealth(device, True, UNKNOWN, bounded_status(f"read failed: {errors}"))
         return DeviceHealth(device, True, str(state.value), bounded_status(str(status.value)))
 
+    def init_device(
+        self, tango_host: str, server_instance: str, device: str, *, timeout: float
+    ) -> str:
+        """Run the device's ``Init`` command; "" when it did, else why not."""
+
+        def init() -> Any:
+            proxy = self.connections.command_proxy(tango_host, device)
+            return proxy.command_inout("Init")
+
+        try:
+            self.caller.call(f"{tango_host}/{server_instance.lower()}", init, timeout + 0.5)
+        except Exception as exc:
+            self.connections.forget(tango_host, device)
+            return bounded_status(describe(exc))
+        return ""
+
     def endpoint_reachable(self, host: str, port: int) -> Probe:
         """Whether a TCP connection to ``host:port`` opens within the timeout."""
         refused = tcp_connect(host, port, self.timeout)
