@@ -86,8 +86,11 @@ def databaseds_of(documents: Sequence[JsonDict]) -> tuple[tuple[str, str], ...]:
 
 def read_states(
     api_client: client.ApiClient, resources: Sequence[tuple[str, str, str]]
-) -> list[tuple[str, str, str, str, str]]:
-    """(namespace, kind/name, state, waiting for, message) of each resource."""
+) -> list[tuple[str, str, str, str, str, str]]:
+    """(namespace, kind/name, state, devices, waiting for, message) of each resource.
+
+    ``devices`` is a Running server's device states counted (``2/3 ON, 1 FAULT``).
+    """
     custom = client.CustomObjectsApi(api_client)
     rows = []
     for kind, namespace, name in resources:
@@ -96,7 +99,7 @@ def read_states(
                 GROUP, VERSION, namespace, PLURALS[kind], name
             )
         except client.ApiException as exc:
-            rows.append((namespace, f"{kind}/{name}", "?", "", f"cannot read: {exc.reason}"))
+            rows.append((namespace, f"{kind}/{name}", "?", "", "", f"cannot read: {exc.reason}"))
             continue
         status = found.get("status") or {}
         rows.append(
@@ -104,6 +107,7 @@ def read_states(
                 namespace,
                 f"{kind}/{name}",
                 str(status.get("state") or "-"),
+                str(status.get("deviceSummary") or ""),
                 ", ".join(status.get("waitingFor") or []),
                 str(status.get("message") or ""),
             )
@@ -113,7 +117,7 @@ def read_states(
 
 def format_table(rows: Sequence[tuple[str, ...]], width: int) -> str:
     """Lay out the state rows under a header; lines longer than ``width`` end in an ellipsis."""
-    header = ("NAMESPACE", "RESOURCE", "STATE", "WAITING FOR", "MESSAGE")
+    header = ("NAMESPACE", "RESOURCE", "STATE", "DEVICES", "WAITING FOR", "MESSAGE")
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
     lines = []

@@ -70,6 +70,9 @@ def test_the_demo_brings_every_sample_to_running_and_cleans_up(
         "DeviceServer/sample-relay": "Running",
         "DeviceServer/sample-display": "Running",
     }
+    for row in last_table:
+        if row.split()[1].startswith("DeviceServer/"):
+            assert row.split()[3:5] == ["1/1", "ON"], "its device's TANGO State, counted"
     for endpoint in ("Flower", "Flower login", "worker0 metrics", "watcher metrics", "KUBECONFIG="):
         assert endpoint in output
     server, kubeconfig = {
