@@ -81,6 +81,16 @@ def choice(environ: Environ, name: str, options: tuple[str, ...], default: str) 
     return value
 
 
+def flag(environ: Environ, name: str, default: bool) -> bool:
+    """``true`` or ``false`` (in any case); ``default`` when unset."""
+    raw = text(environ, name)
+    if not raw:
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise SettingsError(f"{name}={raw!r}: expected true or false")
+    return raw.lower() == "true"
+
+
 def json_object(
     environ: Environ, name: str, valid: Callable[[dict[str, Any]], bool], expected: str
 ) -> dict[str, Any]:

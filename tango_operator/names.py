@@ -78,6 +78,11 @@ def persistent_volume_claim(owner: str, suffix: str) -> str:
     return shorten(f"{owner}{suffix}", DNS_SUBDOMAIN_MAX)
 
 
+def network_policy(owner: str, suffix: str) -> str:
+    """A NetworkPolicy name: ``owner`` + ``suffix``, shortened to a DNS subdomain."""
+    return shorten(f"{owner}{suffix}", DNS_SUBDOMAIN_MAX)
+
+
 def label_value(value: str) -> str:
     """A label value (at most 63 characters)."""
     return shorten(value, DNS_LABEL_MAX)

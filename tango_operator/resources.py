@@ -46,6 +46,7 @@ NAMESPACE = ResourceType("v1", "Namespace", "namespaces")
 POD = ResourceType("v1", "Pod", "pods")
 STATEFUL_SET = ResourceType("apps/v1", "StatefulSet", "statefulsets")
 LEASE = ResourceType("coordination.k8s.io/v1", "Lease", "leases")
+NETWORK_POLICY = ResourceType("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 DEVICE_SERVER = ResourceType(
     crd.API_VERSION, crd.Kind.DEVICE_SERVER.value, crd.Kind.DEVICE_SERVER.plural
 )
@@ -55,6 +56,9 @@ CUSTOM_RESOURCES = (DEVICE_SERVER, DATABASE_DS)
 """The operator's own kinds."""
 CHILDREN = (STATEFUL_SET, SERVICE, CONFIG_MAP, PERSISTENT_VOLUME_CLAIM)
 """The kinds of child the operator creates (``templates/``): watched to notice drift."""
+OPTIONAL_CHILDREN = (NETWORK_POLICY,)
+"""Kinds of child only a setting creates (``TANGO_OPERATOR_NETWORK_POLICY``): watched only
+with it, and deleted by the workers once it is off (``workers.reconcile.children``)."""
 
 _BY_TYPE = {
     (entry.api_version, entry.kind): entry
@@ -68,6 +72,7 @@ _BY_TYPE = {
         POD,
         STATEFUL_SET,
         LEASE,
+        NETWORK_POLICY,
         DEVICE_SERVER,
         DATABASE_DS,
     )

@@ -53,6 +53,12 @@ VARIABLES = (
     Variable(
         "TANGO_OPERATOR_NAMESPACE_WEIGHTS", BOTH, "1 each", "ns=weight,... shares of fair dispatch"
     ),
+    Variable(
+        "TANGO_OPERATOR_NETWORK_POLICY",
+        BOTH,
+        "false",
+        "true: NetworkPolicies for the CRs' pods (DNS, TANGO ports); false: none",
+    ),
     Variable("TANGO_OPERATOR_NAMESPACES", (WATCHER,), "all", "comma-separated namespaces to watch"),
     Variable(
         "TANGO_OPERATOR_NAMESPACE_SELECTOR",

@@ -54,10 +54,17 @@ RESOURCES = (
     # their pods, to notice a server container that fails (watcher.pods)
     Resource(resources.POD, CHILD_SELECTOR),
 )
+OPTIONAL_RESOURCES = tuple(Resource(child, CHILD_SELECTOR) for child in resources.OPTIONAL_CHILDREN)
+"""The children only a setting makes (NetworkPolicies): watched only with it."""
 SHUTDOWN_JOIN_SECONDS = 5.0
 """How long producers get to finish; a source blocked on a quiet stream is a daemon."""
 RESYNC_RETRY_CAP = 30.0
 """A failed resync is tried again after 1 s, doubling to this, until one succeeds."""
+
+
+def watched(settings: Settings) -> tuple[Resource, ...]:
+    """What the leader lists and watches: ``RESOURCES``, and the optional children if made."""
+    return RESOURCES + (OPTIONAL_RESOURCES if settings.network_policy else ())
 
 
 class Watcher:
@@ -314,9 +321,10 @@ class Watcher:
         metrics.CUSTOM_RESOURCES.selected = self.selected
         self._synced.clear()
         self.listed.clear()
-        self._unlisted = len(RESOURCES) * len(self.settings.namespaces or (None,))
+        sources = watched(self.settings)
+        self._unlisted = len(sources) * len(self.settings.namespaces or (None,))
         self._stop = stop  # producing from here on (priming resyncs nothing)
-        for resource in RESOURCES:
+        for resource in sources:
             for namespace in self.settings.namespaces or (None,):
                 source = self._source(resource, namespace, stop)
                 self.sources.append(source)

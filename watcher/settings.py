@@ -67,6 +67,8 @@ class Settings:
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     initial_list_seconds: float = 30.0
     """How long a new leader waits for every source's first list before offering keys."""
+    network_policy: bool = False
+    """The workers make NetworkPolicies: watch them too (drift). Off: no list, no watch."""
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -114,4 +116,5 @@ class Settings:
             initial_list_seconds=environment.seconds(
                 environ, "TANGO_OPERATOR_INITIAL_LIST_SECONDS", 30.0
             ),
+            network_policy=environment.flag(environ, "TANGO_OPERATOR_NETWORK_POLICY", False),
         )

@@ -106,7 +106,11 @@ def _children(resource: JsonDict, args: argparse.Namespace) -> list[JsonDict]:
             cluster_domain=device_server.cluster_domain,
         )
         return rendering.render_device_server(
-            resource, device_server, tango_host=tango_host, replicas=args.replicas
+            resource,
+            device_server,
+            tango_host=tango_host,
+            replicas=args.replicas,
+            network_policy=args.network_policy,
         )
     database_ds = crd.parse_database_ds(resource)
     return rendering.render_database_ds(
@@ -115,6 +119,7 @@ def _children(resource: JsonDict, args: argparse.Namespace) -> list[JsonDict]:
         credentials_secret=database_ds.credentials_secret
         or names.secret(name, "-tangodb-credentials"),
         databaseds_replicas=args.replicas,
+        network_policy=args.network_policy,
     )
 
 
@@ -222,6 +227,11 @@ def parser() -> argparse.ArgumentParser:
         "--tango-host",
         metavar="HOST:PORT",
         help="TANGO_HOST of the DeviceServers (default: their databaseds in the namespace)",
+    )
+    command.add_argument(
+        "--network-policy",
+        action="store_true",
+        help="with the NetworkPolicies the workers make when TANGO_OPERATOR_NETWORK_POLICY is true",
     )
     return command
 

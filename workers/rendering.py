@@ -3,7 +3,7 @@
 Data comes from the reconcilers (and the ``tango-operator render`` CLI): the CR dict as the API
 returns it plus its typed spec from ``tango_operator.crd``. It goes out as complete manifests
 (dicts) ready for server-side apply, in a fixed order: ConfigMap/PVC, then Services, then
-StatefulSets.
+NetworkPolicies (with ``network_policy`` only), then StatefulSets.
 
 The templates in ``templates/<kind>/`` hold structure only. Every ``{{ expression }}`` is passed
 through :func:`to_yaml_json` (the Environment's ``finalize``), so a value always comes out as one
@@ -46,6 +46,11 @@ properties at start (TANGO devices read them at init)."""
 CONFIG_VOLUME = crd.RESERVED_VOLUME
 CONFIG_MOUNT = "/tango-operator"
 TANGODB_PORT = 3306
+DNS_PORT = 53
+TANGO_PORTS = (crd.DATABASEDS_PORT, crd.SERVER_PORT, crd.HEARTBEAT_PORT, crd.EVENT_PORT)
+"""What a TANGO client dials: a TANGO DB, and a device server's CORBA, heartbeat and event
+ports (the operator's servers all use these)."""
+NETWORK_POLICY_SUFFIX = "-network-policy"
 # The MariaDB images run mysqld as this user (uid/gid 999); the TANGO DB pod runs as it
 # from the start, so the container needs no capability at all.
 MYSQL_UID = 999
@@ -278,6 +283,40 @@ def _common(resource: JsonDict, app: str, component: str) -> JsonDict:
     }
 
 
+def _network_policy(
+    context: JsonDict,
+    name: str,
+    *,
+    ingress: tuple[int, ...],
+    egress: tuple[int, ...],
+    tangodb_selector: dict[str, str] | None = None,
+) -> JsonDict:
+    """The NetworkPolicy of the pods ``context`` selects (``templates/networkpolicy.yaml.j2``).
+
+    Ingress to ``ingress`` from anywhere (in-cluster clients, the workers' probes, a
+    LoadBalancer's outside clients); egress to DNS, to ``egress`` anywhere and, with
+    ``tangodb_selector``, to the MariaDB port of those pods.
+    """
+    return render_template(
+        "networkpolicy.yaml.j2",
+        {
+            **{key: context[key] for key in ("namespace", "owner", "labels", "selector")},
+            "network_policy_name": names.network_policy(name, NETWORK_POLICY_SUFFIX),
+            "ingress_ports": sorted(set(ingress)),
+            "egress_ports": sorted(set(egress)),
+            "dns_port": DNS_PORT,
+            "tangodb_selector": tangodb_selector,
+            "tangodb_port": TANGODB_PORT,
+        },
+    )
+
+
+def _tango_host_port(tango_host: str) -> tuple[int, ...]:
+    """The port of a ``host:port`` TANGO host, if it has one."""
+    port = tango_host.rpartition(":")[2]
+    return (int(port),) if port.isdigit() else ()
+
+
 def _merge_env(ours: list[JsonDict], theirs: list[Any]) -> list[Any]:
     """Our variables, then the user's; a user entry replaces any earlier one of the same name."""
     merged: list[Any] = list(ours)
@@ -305,11 +344,14 @@ def render_device_server(
     tango_host: str,
     replicas: int,
     config_reload: crd.ConfigReload = crd.ConfigReload.RESTART,
+    network_policy: bool = False,
 ) -> list[JsonDict]:
-    """ConfigMap, Service and StatefulSet of one DeviceServer.
+    """ConfigMap, Service, [NetworkPolicy] and StatefulSet of one DeviceServer.
 
     With ``config_reload`` Restart the pod template carries the config's hash, so a changed
     config rolls the pod; with Init it does not (the workers send Init to the devices).
+    With ``network_policy`` the server's pod may be reached on its ports and reach DNS and
+    the TANGO ports (its own TANGO host's too), nothing else.
     """
     name = resource["metadata"]["name"]
     context = _common(resource, DEVICE_SERVER_APP, "device-server")
@@ -391,11 +433,15 @@ def render_device_server(
         affinity=pod.get("affinity"),
         tolerations=pod.get("tolerations"),
     )
-    return [
+    manifests = [
         render_template("deviceserver/configmap.yaml.j2", context),
         render_template("deviceserver/service.yaml.j2", context),
-        render_template("deviceserver/statefulset.yaml.j2", context),
     ]
+    if network_policy:
+        server_ports = (crd.SERVER_PORT, crd.HEARTBEAT_PORT, crd.EVENT_PORT)
+        egress = TANGO_PORTS + _tango_host_port(tango_host)
+        manifests.append(_network_policy(context, name, ingress=server_ports, egress=egress))
+    return [*manifests, render_template("deviceserver/statefulset.yaml.j2", context)]
 
 
 # --- DatabaseDS -----------------------------------------------------------------------------------
@@ -405,8 +451,13 @@ def render_database_ds(
     *,
     credentials_secret: str,
     databaseds_replicas: int,
+    network_policy: bool = False,
 ) -> list[JsonDict]:
-    """[PVC], TANGO DB Service, DataBaseds Service, TANGO DB StatefulSet, DataBaseds StatefulSet."""
+    """[PVC], TANGO DB and DataBaseds Services, [their NetworkPolicies], their StatefulSets.
+
+    With ``network_policy``: MariaDB may be reached on its port and reach DNS; DataBaseds may
+    be reached on the TANGO DB port and reach DNS, the TANGO ports and its own MariaDB.
+    """
     name = resource["metadata"]["name"]
     tangodb = _common(resource, TANGODB_APP, "database")
     databaseds = _common(resource, DATABASEDS_APP, "databaseds")
@@ -446,6 +497,19 @@ def render_database_ds(
     manifests += [
         render_template("databaseds/tangodb-service.yaml.j2", tangodb),
         render_template("databaseds/service.yaml.j2", databaseds),
+    ]
+    if network_policy:
+        manifests += [
+            _network_policy(tangodb, f"{name}-tangodb", ingress=(TANGODB_PORT,), egress=()),
+            _network_policy(
+                databaseds,
+                name,
+                ingress=(crd.DATABASEDS_PORT,),
+                egress=TANGO_PORTS,
+                tangodb_selector=tangodb["selector"],
+            ),
+        ]
+    manifests += [
         render_template("databaseds/tangodb-statefulset.yaml.j2", tangodb),
         render_template("databaseds/statefulset.yaml.j2", databaseds),
     ]

@@ -25,6 +25,7 @@ HOST_MAP = "TANGO_OPERATOR_HOST_MAP"
 TANGO_DB_CLEANUP = "TANGO_OPERATOR_TANGO_DB_CLEANUP"
 CONFIG_MODE = "TANGO_OPERATOR_CONFIG_MODE"
 CONFIG_RELOAD = "TANGO_OPERATOR_CONFIG_RELOAD"
+NETWORK_POLICY = "TANGO_OPERATOR_NETWORK_POLICY"
 PENDING_POLL = "TANGO_OPERATOR_PENDING_POLL_SECONDS"
 SETTLING = "TANGO_OPERATOR_SETTLING_SECONDS"
 WAITING_MIN = "TANGO_OPERATOR_WAITING_MIN_SECONDS"
@@ -50,6 +51,9 @@ class Settings:
     """How a config is written to the TANGO DB unless its DeviceServer's annotation says."""
     config_reload: ConfigReload = ConfigReload.RESTART
     """How a running server takes in a changed config unless its annotation says."""
+    network_policy: bool = False
+    """Each DeviceServer and DatabaseDS gets NetworkPolicies (DNS and the TANGO ports); off:
+    none, and those made while it was on are deleted."""
     pending_poll_seconds: float = 2.0
     settling_seconds: float = 2.0
     """After writing children, how long a not-ready state must last before it is published."""
@@ -88,6 +92,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Settings:
         remove_from_tango_db_on_delete=cleanup == "Delete",
         config_mode=ConfigMode(mode),
         config_reload=ConfigReload(reload),
+        network_policy=environment.flag(environ, NETWORK_POLICY, False),
         pending_poll_seconds=environment.seconds(environ, PENDING_POLL, 2.0),
         settling_seconds=environment.seconds(environ, SETTLING, 2.0),
         waiting_min_seconds=environment.seconds(environ, WAITING_MIN, 1.0),

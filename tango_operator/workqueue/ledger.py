@@ -4,7 +4,8 @@ One HASH per owner (``ledger:<Key.encode()>``) with three fields per child (``Ki
 ``seen:`` (a ``ChildState`` as JSON, written by the watcher from watch events, or by a
 worker from its apply answer when the watcher has not recorded the child yet),
 ``intended:`` (the digest a worker applies, written before the request) and ``applied:``
-(the version the API server answered). The rules that read them are
+(the version the API server answered); a worker that deletes a child drops all three
+(``removed``). The rules that read them are
 ``tango_operator.observed``: ``needs_reconcile`` for the watcher (``observe``),
 ``is_current`` for the workers (``records``). A flushed Redis only costs writes: an unknown
 child is applied again.
@@ -21,7 +22,7 @@ brings back an object the watcher saw deleted. A flushed Redis only costs reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from redis import Redis
@@ -200,6 +201,12 @@ class RedisChildLedger:
             for child, state in states.items():
                 pipe.hsetnx(name, SEEN + child, state.encode())
             pipe.execute()
+
+    def removed(self, owner: Key, children: Sequence[str]) -> None:
+        """Drop the records of children a worker deleted (or found gone)."""
+        fields = [prefix + child for child in children for prefix in (SEEN, INTENDED, APPLIED)]
+        if fields:
+            self.redis.hdel(self._name(owner), *fields)
 
     def forget(self, owner: Key) -> None:
         """Drop everything about ``owner`` and its children (the owner is gone)."""

@@ -8,7 +8,8 @@ dependency chain of DeviceServers through their lives: create → Running → sp
 delete. Every request in kubeemu's audit log must then be allowed by the rules the chart
 binds to that component's ServiceAccount, and every (group, resource, verb) the chart grants
 must have been used. Both RBAC layouts are checked: ClusterRoles (all namespaces) and
-namespaced Roles (``watchNamespaces`` plus ``namespaceSelector``).
+namespaced Roles (``watchNamespaces`` plus ``namespaceSelector``), and the grants that follow
+``networkPolicy.enabled``.
 """
 
 from __future__ import annotations
@@ -54,15 +55,23 @@ MODES = {
         "--set", f"watchNamespaces={{{NAMESPACE}}}",
         "--set", "namespaceSelector=tango-operator=enabled",
     ),
+    # the workers make NetworkPolicies and the watcher watches them (other grants, see below)
+    "network-policies": ("--set", "networkPolicy.enabled=true"),
 }  # fmt: skip
 
 # Permissions the chart grants for code paths a normal life does not take. Each names the
 # path; nothing else may go unused.
 RARELY_USED: dict[str, set[tuple[str, str, str]]] = {
     "watcher": set(),
-    # a StatefulSet's readiness is read back only while the watch has not confirmed the
-    # state a worker recorded from its apply (workers/reconcile/children.py, current_status)
-    "worker": {("apps", "statefulsets", "get")},
+    "worker": {
+        # a StatefulSet's readiness is read back only while the watch has not confirmed the
+        # state a worker recorded from its apply (workers/reconcile/children.py, current_status)
+        ("apps", "statefulsets", "get"),
+        # with networkPolicy.enabled false: the NetworkPolicies made while it was true are read
+        # and deleted at their owner's next reconcile (workers/reconcile/children.py, _remove)
+        ("networking.k8s.io", "networkpolicies", "get"),
+        ("networking.k8s.io", "networkpolicies", "delete"),
+    },
 }
 
 

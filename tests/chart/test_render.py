@@ -232,6 +232,34 @@ def test_environment_names_are_read_by_the_code(values: ValueSet, tmp_path: Path
     assert "FLOWER_BASIC_AUTH" in env_of(container(objects, "-flower"))
 
 
+NETWORK_POLICIES = {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"]}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=str)
+def test_network_policy_value_reaches_the_workers_the_watcher_and_their_rbac(
+    values: ValueSet, tmp_path: Path
+) -> None:
+    objects = render(*values.args, workdir=tmp_path)
+    enabled = values.name == "all-on"
+    for suffix in ("-watcher", "-worker"):
+        variable = env_of(container(objects, suffix))["TANGO_OPERATOR_NETWORK_POLICY"]
+        assert variable["value"] == ("true" if enabled else "false")
+    assert "TANGO_OPERATOR_NETWORK_POLICY" not in env_of(container(objects, "-flower"))
+    # on: the workers apply them and the watcher watches them; off: the workers may only
+    # delete what they made while it was on, and the watcher has nothing for them
+    expected = {
+        "watcher": [["list", "watch"]] if enabled else [],
+        "worker": [["create", "patch"]] if enabled else [["get", "delete"]],
+    }
+    roles = [o for o in objects if o["kind"] in ("ClusterRole", "Role")]
+    for component, verbs in expected.items():
+        granted = [r for r in roles if r["metadata"]["name"].endswith(f"-{component}")]
+        assert granted, component
+        for role in granted:
+            rules = [r for r in role["rules"] if "networkpolicies" in r["resources"]]
+            assert rules == [{**NETWORK_POLICIES, "verbs": v} for v in verbs], role["metadata"]
+
+
 def test_flower_options(tmp_path: Path) -> None:
     objects = render(workdir=tmp_path)
     flower = container(objects, "-flower")

@@ -40,7 +40,8 @@ JsonDict = dict[str, Any]
 
 CHILD_KINDS = {child.path("{namespace}"): child.kind for child in resources.CHILDREN}
 """The children the watcher watches (not the Secret: the ledger keeps it by itself)."""
-CHILD_PATHS = tuple(CHILD_KINDS)
+OPTIONAL_KINDS = {child.path("{namespace}"): child.kind for child in resources.OPTIONAL_CHILDREN}
+"""Watched too with ``Settings.network_policy`` (``watcher.main.watched``)."""
 
 
 def ds_key(name: str, namespace: str = "default") -> Key:
@@ -77,8 +78,9 @@ class Operator:
         kind = crd.Kind(key.kind)
         owner = Kube(self.api_client).get_custom(kind, key.namespace, key.name)
         self.ledger.observe_owner(key, owner)
+        watched = CHILD_KINDS | (OPTIONAL_KINDS if self.settings.network_policy else {})
         present: dict[str, JsonDict] = {}
-        for path in CHILD_PATHS:
+        for path, child_kind in watched.items():
             response = self.api_client.call_api(
                 path.format(namespace=key.namespace),
                 "GET",
@@ -90,11 +92,11 @@ class Operator:
             )
             listed = json.loads(response.data)
             for item in listed.get("items") or []:
-                item.setdefault("kind", CHILD_KINDS[path])
+                item.setdefault("kind", child_kind)
                 if owner_key(item) == key:
                     present[observed.child_id(item)] = item
         for child in set(self.ledger.records(key)) - set(present):
-            if not child.startswith("Secret/"):
+            if child.partition("/")[0] in watched.values():  # unwatched ones are the workers'
                 self.ledger.observe(key, child, None)
         for child, item in present.items():
             self.ledger.observe(key, child, observed.state_of(item))

@@ -112,6 +112,22 @@ def test_options_namespace_replicas_and_tango_host(
     assert statefulset["metadata"]["ownerReferences"][0]["uid"] == tangotest()["metadata"]["uid"]
 
 
+def test_network_policy_option_renders_the_policies_the_workers_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crs = _write(tmp_path / "crs.yaml", database_ds(), tangotest())
+    status, out, _ = _run(["render", "-f", str(crs), "--network-policy"], capsys)
+    assert status == 0
+    policies = [d for d in yaml.safe_load_all(out) if d["kind"] == "NetworkPolicy"]
+    assert [p["metadata"]["name"] for p in policies] == [
+        "databaseds-tango-base-tangodb-network-policy",
+        "databaseds-tango-base-network-policy",
+        "tangotest-test-network-policy",
+    ]
+    _, plain, _ = _run(["render", "-f", str(crs)], capsys)
+    assert "NetworkPolicy" not in plain
+
+
 def test_a_bad_spec_is_reported_and_the_others_still_render(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

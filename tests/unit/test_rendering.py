@@ -90,6 +90,11 @@ def assert_valid_manifest(manifest: JsonDict) -> None:
                 port_ref = container.get(probe, {}).get("tcpSocket", {}).get("port")
                 if isinstance(port_ref, str):
                     assert port_ref in {p["name"] for p in container["ports"]}
+    if kind == "NetworkPolicy":
+        spec = manifest["spec"]
+        _check_labels(spec["podSelector"]["matchLabels"])
+        for rule in [*spec.get("ingress", []), *spec.get("egress", [])]:
+            assert rule.get("ports"), f"a rule without ports allows every port: {rule}"
 
 
 # --- the SKA examples -----------------------------------------------------------------------------
@@ -230,7 +235,9 @@ def database_ds(**spec: Any) -> JsonDict:
     }
 
 
-def render_ds(resource: JsonDict, replicas: int = 1) -> list[JsonDict]:
+def render_ds(
+    resource: JsonDict, replicas: int = 1, *, network_policy: bool = False
+) -> list[JsonDict]:
     spec = crd.parse_device_server(resource)
     tango_host = crd.tango_host_for(
         spec.databaseds,
@@ -238,17 +245,23 @@ def render_ds(resource: JsonDict, replicas: int = 1) -> list[JsonDict]:
         cluster_domain=spec.cluster_domain,
     )
     children = rendering.render_device_server(
-        resource, spec, tango_host=tango_host, replicas=replicas
+        resource, spec, tango_host=tango_host, replicas=replicas, network_policy=network_policy
     )
     for child in children:
         assert_valid_manifest(child)
     return children
 
 
-def render_dbds(resource: JsonDict, replicas: int = 1) -> list[JsonDict]:
+def render_dbds(
+    resource: JsonDict, replicas: int = 1, *, network_policy: bool = False
+) -> list[JsonDict]:
     spec = crd.parse_database_ds(resource)
     children = rendering.render_database_ds(
-        resource, spec, credentials_secret="tangodb-credentials", databaseds_replicas=replicas
+        resource,
+        spec,
+        credentials_secret="tangodb-credentials",
+        databaseds_replicas=replicas,
+        network_policy=network_policy,
     )
     for child in children:
         assert_valid_manifest(child)
@@ -705,6 +718,96 @@ def test_pvc_without_storage_class_leaves_it_to_the_cluster_default() -> None:
     assert pvc["spec"]["resources"] == {"requests": {"storage": "1Gi"}}
 
 
+# --- NetworkPolicies (TANGO_OPERATOR_NETWORK_POLICY) ---------------------------------------------
+def _ports(*numbers: int, protocol: str = "TCP") -> list[JsonDict]:
+    return [{"port": number, "protocol": protocol} for number in numbers]
+
+
+DNS = {"ports": _ports(53, protocol="UDP") + _ports(53)}
+TANGO_EGRESS = {"ports": _ports(10000, 45450, 45460, 45470)}
+
+
+def test_no_network_policy_unless_asked() -> None:
+    kinds = [c["kind"] for c in render_ds(tangotest()) + render_dbds(database_ds(usePV=True))]
+    assert "NetworkPolicy" not in kinds
+
+
+def test_a_device_servers_network_policy_selects_its_pod() -> None:
+    children = render_ds(tangotest(), network_policy=True)
+    assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
+        ("ConfigMap", "tangotest-test-config"),
+        ("Service", "tangotest-test"),
+        ("NetworkPolicy", "tangotest-test-network-policy"),
+        ("StatefulSet", "tangotest-test"),
+    ]
+    _, service, policy, statefulset = children
+    assert policy["apiVersion"] == "networking.k8s.io/v1"
+    assert policy["metadata"]["namespace"] == "ska-tango"
+    assert policy["metadata"]["ownerReferences"] == [{**OWNER, "name": "tangotest-test"}]
+    assert policy["metadata"]["labels"] == statefulset["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector == statefulset["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    assert selector.items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": selector},
+        "policyTypes": ["Ingress", "Egress"],
+        # its own ports, from anywhere (no "from": other namespaces and a LoadBalancer's clients)
+        "ingress": [{"ports": _ports(45450, 45460, 45470)}],
+        "egress": [DNS, TANGO_EGRESS],
+    }
+
+
+def test_a_device_server_on_another_tango_port_may_reach_it() -> None:
+    resource = tangotest()
+    resource["spec"]["databaseds"] = "tango-db.facility.org:20000"
+    policy = render_ds(resource, network_policy=True)[2]
+    assert policy["spec"]["egress"] == [DNS, {"ports": _ports(10000, 20000, 45450, 45460, 45470)}]
+
+
+def test_a_database_ds_gets_a_network_policy_per_pod() -> None:
+    children = render_dbds(database_ds(usePV=True), network_policy=True)
+    assert [(c["kind"], c["metadata"]["name"]) for c in children] == [
+        ("PersistentVolumeClaim", "databaseds-tango-base-tangodb-storage"),
+        ("Service", "databaseds-tango-base-tangodb"),
+        ("Service", "databaseds-tango-base"),
+        ("NetworkPolicy", "databaseds-tango-base-tangodb-network-policy"),
+        ("NetworkPolicy", "databaseds-tango-base-network-policy"),
+        ("StatefulSet", "databaseds-tango-base-tangodb"),
+        ("StatefulSet", "databaseds-tango-base"),
+    ]
+    _, _, _, mariadb_policy, policy, tangodb, databaseds = children
+    for each in (mariadb_policy, policy):
+        assert each["metadata"]["ownerReferences"] == [
+            {**OWNER, "kind": "DatabaseDS", "name": "databaseds-tango-base"}
+        ]
+    tangodb_pods = tangodb["spec"]["selector"]["matchLabels"]
+    assert mariadb_policy["spec"] == {
+        "podSelector": {"matchLabels": tangodb_pods},
+        "policyTypes": ["Ingress", "Egress"],
+        # from anywhere: its DataBaseds, and the workers probing dependsOn "<name>-tangodb:3306"
+        "ingress": [{"ports": _ports(3306)}],
+        "egress": [DNS],
+    }
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": databaseds["spec"]["selector"]["matchLabels"]},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [{"ports": _ports(10000)}],
+        "egress": [
+            DNS,
+            TANGO_EGRESS,
+            {"to": [{"podSelector": {"matchLabels": tangodb_pods}}], "ports": _ports(3306)},
+        ],
+    }
+
+
+def test_a_long_cr_name_gives_a_valid_network_policy_name() -> None:
+    resource = tangotest()
+    resource["metadata"]["name"] = "d" * 250
+    policy = render_ds(resource, network_policy=True)[2]  # validated: at most 253 characters
+    assert policy["metadata"]["name"] == names.network_policy("d" * 250, "-network-policy")
+    assert policy["metadata"]["name"].startswith("d" * 200)
+
+
 # --- the template machinery -----------------------------------------------------------------------
 def test_templates_directory_can_be_overridden(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -742,6 +845,7 @@ def test_the_shipped_templates_exist() -> None:
         "deviceserver/configmap.yaml.j2",
         "deviceserver/service.yaml.j2",
         "deviceserver/statefulset.yaml.j2",
+        "networkpolicy.yaml.j2",
     ]
 
 
@@ -1379,11 +1483,12 @@ def test_the_shipped_templates_read_the_same_by_either_path(
     monkeypatch.setattr(rendering, "render_template", recording)
     for use_script in (True, False):
         resource, _ = _device_server_with(hostile, use_script=use_script)
-        render_ds(resource)
+        render_ds(resource, network_policy=use_script)
     assert {name for name, _, _ in rendered} >= {
         "deviceserver/configmap.yaml.j2",
         "deviceserver/service.yaml.j2",
         "deviceserver/statefulset.yaml.j2",
+        "networkpolicy.yaml.j2",
     }
     for name, context, manifest in rendered:
         assert manifest == yaml.load(rendering.render_text(name, context), Loader=yaml.SafeLoader)

@@ -6,19 +6,26 @@ as current (seen by the watcher with that digest at the version of the operator'
 apply) is not written again; the others are announced to the ledger (``intend``) and then
 applied with server-side apply, and the answer recorded (``applied``). The result tells the
 reconciler the state of every child after this pass — from the apply's answer, or from the
-ledger — so it never has to read a child back.
+ledger — so it never has to read a child back. A child of a kind only a setting makes
+(``tango_operator.resources.OPTIONAL_CHILDREN``: NetworkPolicies) that the ledger shows and
+this pass no longer renders is deleted: the setting was turned off. With none in the ledger,
+that costs nothing.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tango_operator import resources
 from tango_operator.keys import Key
 from tango_operator.observed import ChildRecord, ChildState, child_id, is_current, stamp, state_of
 from workers.reconcile.ports import Ports
 
+log = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
+OPTIONAL = {child.kind: child for child in resources.OPTIONAL_CHILDREN}
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,10 @@ def known_status(
 def apply(
     owner: Key, manifests: list[JsonDict], ports: Ports, records: dict[str, ChildRecord]
 ) -> Children:
-    """Apply the manifests that differ from what the ledger shows (``records``)."""
+    """Apply the manifests that differ from what the ledger shows (``records``).
+
+    Then delete the optional children the ledger shows and the manifests no longer hold.
+    """
     todo: list[tuple[str, JsonDict]] = []
     states: dict[str, ChildState] = {}
     intended: dict[str, str] = {}
@@ -102,4 +112,29 @@ def apply(
         # whose answer is lost is only applied again)
         ports.ledger.applied(owner, answered)
     states.update(answered)
+    rendered = {child_id(manifest) for manifest in manifests}
+    dropped = [c for c in records if c.partition("/")[0] in OPTIONAL and c not in rendered]
+    if dropped:
+        _remove(owner, dropped, ports)
     return Children(states=states, written=tuple(name for name, _ in todo))
+
+
+def _remove(owner: Key, dropped: list[str], ports: Ports) -> None:
+    """Delete each child in ``dropped`` that ``owner`` controls, and forget them all.
+
+    Read first, so that only the operator's own object of that name goes (a ledger entry is
+    no proof of ownership), and deleted with its uid as the precondition.
+    """
+    for child in dropped:
+        kind, _, name = child.partition("/")
+        found = ports.kube.get(OPTIONAL[kind].api_version, kind, owner.namespace, name)
+        if found is not None and _controlled_by(found, owner) and ports.kube.delete(found):
+            log.info("child no longer rendered deleted owner=%s child=%s", owner, child)
+    ports.ledger.removed(owner, dropped)
+
+
+def _controlled_by(obj: JsonDict, owner: Key) -> bool:
+    return any(
+        ref.get("controller") and ref.get("kind") == owner.kind and ref.get("name") == owner.name
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []
+    )

@@ -168,7 +168,11 @@ def _reconcile(key: Key, resource: JsonDict, ports: Ports) -> Outcome:
     started = bool(current and int(current.detail.get("replicas") or 0) > 0)
     replicas = 1 if started or _ready(tangodb) else 0
     manifests = rendering.render_database_ds(
-        resource, spec, credentials_secret=secret_name, databaseds_replicas=replicas
+        resource,
+        spec,
+        credentials_secret=secret_name,
+        databaseds_replicas=replicas,
+        network_policy=ports.settings.network_policy,
     )
     applied = children.apply(key, manifests, ports, records)
     databaseds = children.current_status(

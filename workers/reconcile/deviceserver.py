@@ -223,7 +223,12 @@ def _apply_children(
 ) -> children.Children:
     reload = spec.config_reload or ports.settings.config_reload
     manifests = rendering.render_device_server(
-        resource, spec, tango_host=tango_host, replicas=replicas, config_reload=reload
+        resource,
+        spec,
+        tango_host=tango_host,
+        replicas=replicas,
+        config_reload=reload,
+        network_policy=ports.settings.network_policy,
     )
     return children.apply(key, manifests, ports, records)
 

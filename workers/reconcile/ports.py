@@ -206,6 +206,9 @@ class ChildLedgerPort(Protocol):
     def applied(self, owner: Key, states: dict[str, ChildState]) -> None:
         """Record the answers to applies, by child."""
 
+    def removed(self, owner: Key, children: list[str]) -> None:
+        """Drop the records of children a worker deleted (or found gone)."""
+
     def observe_owner(self, owner: Key, obj: JsonDict | None) -> None:
         """Record a watch event (or a listing) of the owner itself; None: it was deleted."""
 
@@ -297,6 +300,12 @@ class InMemoryChildLedger:
         for child, state in states.items():
             record = children.get(child, ChildRecord())
             children[child] = ChildRecord(record.seen or state, record.intended, state.version)
+
+    def removed(self, owner: Key, children: list[str]) -> None:
+        """Drop the records of children a worker deleted (or found gone)."""
+        records = self._records.get(owner, {})
+        for child in children:
+            records.pop(child, None)
 
     def forget(self, owner: Key) -> None:
         """Drop everything about ``owner`` and its children."""

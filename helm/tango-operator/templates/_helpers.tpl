@@ -72,13 +72,16 @@ against the API requests of a real run):
            DatabaseDS wakes its users), patch of their status;
            server-side apply (patch) of the children, get of StatefulSets; create of the
            TANGO DB credentials Secret and get of a user-named one; create of Events.
+  networkPolicy.enabled: the workers apply NetworkPolicies (create, patch) and the watcher
+           watches them (list, watch); off, the workers may only read and delete them (those
+           made while it was on go at the next reconcile), and the watcher has nothing.
 The rules below are those of <component>-clusterrole.yaml (all namespaces) or, with
 watchNamespaces, of <component>-role.yaml (a Role in each of those namespaces);
 namespaceSelector adds list+watch of Namespaces (cluster-scoped by nature:
 watcher-namespaces-clusterrole.yaml).
 */}}
 
-{{/* The rules of a component's (Cluster)Role; call with (dict "component" "watcher"). */}}
+{{/* The rules of a component's (Cluster)Role; call with (dict "ctx" $ "component" "watcher"). */}}
 {{- define "tango-operator.rbacRules" -}}
 {{- $group := "tango.tango-controls.org" }}
 {{- $rules := dict }}
@@ -98,6 +101,13 @@ watcher-namespaces-clusterrole.yaml).
   (dict "apiGroups" (list "") "resources" (list "pods") "verbs" (list "get" "delete"))
   (dict "apiGroups" (list "") "resources" (list "events") "verbs" (list "create"))
 ) }}
+{{- $networkPolicies := dict "apiGroups" (list "networking.k8s.io") "resources" (list "networkpolicies") }}
+{{- if .ctx.Values.networkPolicy.enabled }}
+{{- $_ := set $rules "watcher" (append $rules.watcher (merge (dict "verbs" (list "list" "watch")) $networkPolicies)) }}
+{{- $_ := set $rules "worker" (append $rules.worker (merge (dict "verbs" (list "create" "patch")) $networkPolicies)) }}
+{{- else }}
+{{- $_ := set $rules "worker" (append $rules.worker (merge (dict "verbs" (list "get" "delete")) $networkPolicies)) }}
+{{- end }}
 {{- toYaml (index $rules .component) }}
 {{- end }}
 

@@ -24,6 +24,7 @@ def test_defaults() -> None:
     assert settings.lease_name == "tango-operator-watcher"
     assert (settings.lease_seconds, settings.renew_seconds, settings.retry_seconds) == (15, 10, 2)
     assert settings.metrics_port is None
+    assert settings.network_policy is False
     assert settings.identity
 
 
@@ -36,6 +37,7 @@ def test_values() -> None:
             "TANGO_OPERATOR_LEASE_NAMESPACE": "ops",
             "TANGO_OPERATOR_METRICS_PORT": "9100",
             "TANGO_OPERATOR_REDIS_URL": "redis://redis:6379/1",
+            "TANGO_OPERATOR_NETWORK_POLICY": "true",
         }
     )
     assert settings.namespaces == ("a", "b")
@@ -44,6 +46,7 @@ def test_values() -> None:
     assert settings.lease_namespace == "ops"
     assert settings.metrics_port == 9100
     assert settings.redis_url == "redis://redis:6379/1"
+    assert settings.network_policy is True
 
 
 @pytest.mark.parametrize(
@@ -56,6 +59,7 @@ def test_values() -> None:
         ("TANGO_OPERATOR_METRICS_PORT", "70000"),
         ("TANGO_OPERATOR_REDIS_URL", "localhost:6379"),
         ("TANGO_OPERATOR_LEASE_RENEW_SECONDS", "20"),
+        ("TANGO_OPERATOR_NETWORK_POLICY", "1"),
     ],
 )
 def test_errors_name_the_variable(variable: str, value: str) -> None:

@@ -71,6 +71,19 @@ def test_an_apply_records_what_was_seen_only_if_nothing_was(ledger: ChildLedgerP
     assert ledger.records(OWNER) == {}
 
 
+def test_a_child_a_worker_removed_is_forgotten_and_the_others_stay(
+    ledger: ChildLedgerPort,
+) -> None:
+    policy = "NetworkPolicy/motor-network-policy"
+    ledger.intend(OWNER, {STS: "d1", policy: "d2"})
+    ledger.applied(OWNER, {STS: _state("g1"), policy: _state("g1", digest="d2")})
+    ledger.removed(OWNER, [policy])
+    assert set(ledger.records(OWNER)) == {STS}
+    ledger.removed(OWNER, [policy])  # again, and for an owner with no records: nothing to do
+    ledger.removed(Key("DeviceServer", "lab", "other"), [policy])
+    assert set(ledger.records(OWNER)) == {STS}
+
+
 def test_observe_and_intend_from_two_threads_lose_nothing(redis_client: Redis) -> None:
     """The watcher's read-modify-write never loses a worker's concurrent intend."""
     ledger = RedisChildLedger(redis_client)
