@@ -318,6 +318,24 @@ def _check_classes(classes: Any) -> None:
             )
 
 
+def _spelling_hint(dsname: str, instance: str, found: list[str]) -> str:
+    """Why ``Server/ps_2`` in the config is not this ``Server/ps-2`` (charts render both).
+
+    TANGO matches server instance names exactly (up to case): a server started as ps-2 finds
+    no device registered under ps_2, so the operator does not write the config under another
+    instance than the one the pod runs, nor silently take one for the other.
+    """
+    wanted = f"{dsname}/{instance}".lower().replace("_", "-")
+    near = [name for name in found if name.lower().replace("_", "-") == wanted]
+    if not near:
+        return ""
+    return (
+        f"; {near[0]} differs from spec.dsname/spec.args only in '-' and '_', which TANGO does "
+        f"not treat as the same name (a server started as {dsname}/{instance} would find no "
+        f"devices under {near[0]}): write spec.args and the config's instance key alike"
+    )
+
+
 def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
     """Parse the ``config`` string; keep only ``dsname/instance`` and the class properties."""
     document = _load_document(text)
@@ -332,7 +350,7 @@ def parse_config(text: str, *, dsname: str, instance: str) -> TangoConfig:
         raise SpecError(
             "spec.config.servers",
             f"has no entry for this server instance {dsname}/{instance} "
-            f"(found: {', '.join(ignored)})",
+            f"(found: {', '.join(ignored)}){_spelling_hint(dsname, instance, ignored)}",
         )
     classes = document.get("classes", {})
     _check_classes(classes)
