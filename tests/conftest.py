@@ -165,6 +165,19 @@ def kube_api(request: pytest.FixtureRequest) -> Iterator[KubeApi]:
 
 
 @pytest.fixture
+def api_client(request: pytest.FixtureRequest) -> Iterator[client.ApiClient]:
+    """The official client on the test's kubeemu, or on its ``kube_api`` if it runs on both.
+
+    Nothing installed (``kube_client`` installs the operator's CRDs).
+    """
+    api = config.new_client_from_config(config_file=str(_kubeconfig_of(request)))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
 def kube_client(request: pytest.FixtureRequest) -> Iterator[client.ApiClient]:
     """The official client with the operator's CRDs installed.
 

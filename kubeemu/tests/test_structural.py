@@ -217,6 +217,17 @@ def test_prune_and_default_is_prune_then_default(schema: Any) -> None:
     assert obj["spec"]["mode"] == "fast"
 
 
+def test_a_stored_object_is_decoded_in_place_under_the_current_schema(schema: Any) -> None:
+    stored = widget(junk=1, name=None)
+
+    decoded = structural.decode_stored(stored, schema)
+
+    assert decoded is stored
+    assert "junk" not in decoded["spec"], "pruned"
+    assert "name" not in decoded["spec"], "a null the schema does not admit is dropped"
+    assert decoded["spec"]["mode"] == "fast", "defaulted"
+
+
 # --- validation ----------------------------------------------------------------------------------
 def test_valid_object_has_no_causes(schema: Any) -> None:
     obj = widget(name="abc", port="http", startAt="2024-05-01T10:00:00Z", tags=["a", "b"])
@@ -556,6 +567,27 @@ def test_default_crd_fills_names_and_conversion() -> None:
     assert spec["names"]["singular"] == "widget"
     assert spec["names"]["listKind"] == "WidgetList"
     assert spec["conversion"] == {"strategy": "None"}
+
+
+def test_default_crd_in_place_keeps_a_given_conversion() -> None:
+    crd = widget_crd()
+    crd["spec"]["conversion"] = {"strategy": "Webhook"}
+
+    assert crds.default_crd(crd, copy=False) is crd
+    assert crd["spec"]["conversion"] == {"strategy": "Webhook"}
+
+
+def test_a_stored_version_stays_in_spec_versions() -> None:
+    crd = widget_crd()
+    crd["status"] = {"storedVersions": ["v1alpha1", "v1"]}
+
+    assert crds.validate_crd_stored_versions(crd) == [
+        (
+            "status.storedVersions[0]",
+            "FieldValueInvalid",
+            'Invalid value: "v1alpha1": must appear in spec.versions',
+        )
+    ]
 
 
 def test_version_schema_is_the_custom_resource_schema() -> None:

@@ -1,25 +1,13 @@
-"""Fixtures of the Kubernetes API tier: the official Python clients, from kubeemu's kubeconfig."""
+"""Fixtures of the Kubernetes API tier: the Widget CRD (``api_client`` is tests/conftest.py's)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
-from tests.conftest import _kubeconfig_of
 from tests.kubeapi.crds import GROUP, PLURAL, VERSION, WIDGET_CRD
-
-
-@pytest.fixture
-def api_client(request: pytest.FixtureRequest) -> Iterator[client.ApiClient]:
-    """The official client on the test's kubeemu, or on its ``kube_api`` if it runs on both."""
-    api = config.new_client_from_config(config_file=str(_kubeconfig_of(request)))
-    try:
-        yield api
-    finally:
-        api.close()
 
 
 @pytest.fixture

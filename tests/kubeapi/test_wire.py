@@ -30,7 +30,10 @@ def _get(kubeemu: KubeEmu, path: str) -> tuple[int, dict[str, str], Any]:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, dict(response.headers), json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
+        payload = error.read()
+        if not error.headers["Content-Type"].startswith("application/json"):
+            return error.code, dict(error.headers), payload.decode()
+        return error.code, dict(error.headers), json.loads(payload)
 
 
 def test_core_discovery_is_legacy_json(kubeemu: KubeEmu) -> None:
@@ -46,9 +49,12 @@ def test_core_discovery_is_legacy_json(kubeemu: KubeEmu) -> None:
     names = {r["name"]: r for r in resources["resources"]}
     assert names["statefulsets/status"]["verbs"] == ["get", "patch", "update"]
     assert names["statefulsets/scale"]["group"] == "autoscaling"
-    status, _, missing = _get(kubeemu, "/apis/nowhere.example.com/v1")
+    status, _, missing = _get(kubeemu, "/apis/apps/v9")
     assert status == 404
-    assert missing["reason"] == "NotFound"
+    assert missing["reason"] == "NotFound", "a built-in group answers with a Status"
+    status, headers, text = _get(kubeemu, "/apis/nowhere.example.com/v1")
+    assert (status, text) == (404, "404 page not found\n"), "any other group: Go's http.NotFound"
+    assert headers["Content-Type"] == "text/plain; charset=utf-8"
 
 
 def test_openapi_v3_has_patch_with_field_validation(kubeemu: KubeEmu) -> None:

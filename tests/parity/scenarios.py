@@ -9,9 +9,11 @@ are recorded as explicit facts.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import copy
 import re
+import time
 from typing import Any
 
 from devstack.stack import install_crds
@@ -476,3 +478,173 @@ def _without_ports(value: Any) -> Any:
     if isinstance(value, str):
         return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<port>", value)
     return value
+
+
+def two_version_crd(group: str) -> JsonDict:
+    """The Widget CRD served at v1 (storage) and v2 with the same schema, v2's columns its own."""
+    definition = custom_resource_definition(group)
+    first = definition["spec"]["versions"][0]
+    second = {**copy.deepcopy(first), "name": "v2", "storage": False}
+    second["additionalPrinterColumns"] = [
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Colour", "type": "string", "jsonPath": ".spec.color", "priority": 1},
+    ]
+    definition["spec"]["versions"].append(second)
+    return definition
+
+
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+def managed_fields_by_manager(value: Any) -> Any:
+    """``value`` with every managedFields list ordered by manager, operation, version, subresource.
+
+    Upstream orders the entries by the second each was written in, then by manager, version and
+    subresource: where two writes fall in one second or in two is the server's timing.
+    """
+    if isinstance(value, list | tuple):
+        return type(value)(managed_fields_by_manager(item) for item in value)
+    if not isinstance(value, dict):
+        return value
+    ordered = {key: managed_fields_by_manager(item) for key, item in value.items()}
+    entries = ordered.get("managedFields")
+    if isinstance(entries, list):
+        ordered["managedFields"] = sorted(
+            entries,
+            key=lambda entry: tuple(
+                str(entry.get(key, ""))
+                for key in ("manager", "operation", "apiVersion", "subresource")
+            ),
+        )
+    return ordered
+
+
+def multi_version_crds(wire: Wire, namespace: str) -> Transcript:
+    """A CRD served at two versions (conversion None) and what a client sees at each.
+
+    Discovery, reads, writes and watches at either version, the storage version moved, a
+    stored version that cannot be dropped, a version no longer served.
+    """
+    group = f"{namespace}.example.com"
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    definition = two_version_crd(group)
+    steps: Transcript = [("create the CRD", wire.call("POST", crds, definition).status)]
+    path = f"{crds}/{PLURAL}.{group}"
+    base = {version: f"/apis/{group}/{version}/namespaces/{namespace}/{PLURAL}"
+            for version in ("v1", "v2")}  # fmt: skip
+    for version, collection in base.items():
+        wire.eventually(collection, lambda answer: answer.status == 200, what=f"{version} served")
+    steps.append(("the CRD", seen(wire.call("GET", path))))
+    steps.append(("the group", seen(wire.call("GET", f"/apis/{group}"))))
+    listed = wire.call("GET", "/apis").body["groups"]
+    steps.append(("the group in /apis", [g for g in listed if g["name"] == group]))
+    for version in base:
+        steps.append(
+            (f"resources at {version}", seen(wire.call("GET", f"/apis/{group}/{version}")))
+        )
+    widget = {"apiVersion": f"{group}/v2", "kind": "Widget", "metadata": {"name": "w"},
+              "spec": {"size": 1}}  # fmt: skip
+    steps.append(("create at v2", seen(wire.call("POST", base["v2"], widget))))
+    steps.append(("a v1 body at v2", seen(wire.call("POST", base["v2"], {
+        **widget, "apiVersion": f"{group}/v1", "metadata": {"name": "other"}}))))  # fmt: skip
+    for version, collection in base.items():
+        steps.append((f"get at {version}", seen(wire.call("GET", f"{collection}/w"))))
+        steps.append((f"list at {version}", seen(wire.call("GET", collection))))
+        table = normalise(wire.call("GET", collection, accept=TABLE).body)
+        for row in table.get("rows") or []:
+            row["cells"] = ["<age>" if re.fullmatch(r"\d+s", str(cell)) else cell
+                            for cell in row["cells"]]  # fmt: skip
+        steps.append((f"table at {version}", table))
+        status = {"status": {"phase": f"seen-at-{version}"}}
+        patched = wire.call("PATCH", f"{collection}/w/status", status, content_type=MERGE)
+        steps.append((f"status at {version}", seen(patched)))
+        document = {**widget, "apiVersion": f"{group}/{version}"}
+        document["spec"] = {"size": 2, "tags": [version]}
+        query = {"fieldManager": f"applier-{version}", "force": "true"}
+        applied = wire.call("PATCH", f"{collection}/w", document, content_type=APPLY, query=query)
+        steps.append((f"apply at {version}", seen(applied)))
+    for watched, written in (("v1", "v2"), ("v2", "v1")):
+        since = wire.call("GET", base[watched]).body["metadata"]["resourceVersion"]
+        wire.call("PATCH", f"{base[written]}/w", {"metadata": {"labels": {"by": written}}},
+                  content_type=MERGE)  # fmt: skip
+        events = list(wire.watch(base[watched], {"resourceVersion": since}, events=1))
+        seen_events = [{"type": e["type"], "object": normalise(e["object"])} for e in events]
+        steps.append((f"watch at {watched}, a write at {written}", seen_events))
+    moved = wire.call("GET", path).body
+    for version in moved["spec"]["versions"]:
+        version["storage"] = version["name"] == "v2"
+    steps.append(("storage moved to v2", seen(wire.call("PUT", path, moved))))
+    after = wire.call("PATCH", f"{base['v1']}/w", {"spec": {"size": 3}}, content_type=MERGE)
+    steps.append(("a write after the move", seen(after)))
+    current = wire.call("GET", path).body
+    current["spec"]["versions"] = [v for v in current["spec"]["versions"] if v["name"] == "v2"]
+    steps.append(("drop v1 while stored", seen(wire.call("PUT", path, current))))
+    current = wire.call("GET", path).body
+    for version in current["spec"]["versions"]:
+        version["served"] = version["name"] == "v2"
+    steps.append(("stop serving v1", seen(wire.call("PUT", path, current))))
+    wire.eventually(base["v1"], lambda answer: answer.status == 404, what="v1 not served")
+    steps.append(("get at v1, not served", seen(wire.call("GET", f"{base['v1']}/w"))))
+    steps.append(("list at v1, not served", seen(wire.call("GET", f"/apis/{group}/v1"))))
+    one_version = wire.eventually(  # discovery follows the CRD on its own time upstream
+        f"/apis/{group}", lambda answer: len(answer.body["versions"]) == 1, what="v1 undiscovered"
+    )
+    steps.append(("the group, v1 not served", seen(one_version)))
+    unknown = f"/apis/{group}/v2/namespaces/{namespace}/gadgets"
+    steps.append(("a resource the group lacks", seen(wire.call("GET", unknown))))
+    steps.append(
+        ("a subresource the version lacks", seen(wire.call("GET", f"{base['v2']}/w/scale")))
+    )
+    steps.append(("an unknown group", seen(wire.call("GET", f"/apis/x.{group}/v1"))))
+    wire.call("DELETE", path)
+    return managed_fields_by_manager(steps)  # type: ignore[no-any-return]
+
+
+def crd_replaced(wire: Wire, namespace: str) -> Transcript:
+    """A CRD replaced in place by another's, as in a migration between operators.
+
+    A v1-only CRD that keeps unknown fields becomes a stricter one at two versions: the watches
+    of its resources end; what is stored is read (and written) under the new schema.
+    """
+    group = f"{namespace}.example.com"
+    crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+    path = f"{crds}/{PLURAL}.{group}"
+    old = custom_resource_definition(group)
+    schema = old["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+    for part in ("spec", "status"):
+        schema[part]["x-kubernetes-preserve-unknown-fields"] = True
+    schema["spec"]["properties"]["mode"] = {"type": "string", "nullable": True}
+    steps: Transcript = [("create the old CRD", wire.call("POST", crds, old).status)]
+    base = f"/apis/{group}/v1/namespaces/{namespace}/{PLURAL}"
+    wire.eventually(base, lambda answer: answer.status == 200, what="the old CRD served")
+    widget = {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "w"},
+              "spec": {"size": 1, "mode": None, "legacy": {"x": 1}}}  # fmt: skip
+    steps.append(("create under the old CRD", seen(wire.call("POST", base, widget))))
+    status = {"status": {"phase": "Running", "succeeded": 1}}
+    steps.append(("its status", seen(wire.call("PATCH", f"{base}/w/status", status,
+                                                content_type=MERGE))))  # fmt: skip
+    since = wire.call("GET", base).body["metadata"]["resourceVersion"]
+    replaced = two_version_crd(group)
+    replaced["metadata"]["resourceVersion"] = wire.call("GET", path).body["metadata"][
+        "resourceVersion"
+    ]
+
+    def replace() -> None:
+        time.sleep(1)
+        steps.append(("replace the CRD", seen(wire.call("PUT", path, replaced))["status"]))
+
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        replacing = pool.submit(replace)
+        events = list(wire.watch(base, {"resourceVersion": since}, events=1, timeout=20))
+        replacing.result()
+    steps.append(("the watch ends without an event", (events, time.monotonic() - started < 15)))
+    for version in ("v1", "v2"):
+        read = f"/apis/{group}/{version}/namespaces/{namespace}/{PLURAL}"
+        wire.eventually(read, lambda answer: answer.status == 200, what=f"{version} served")
+        steps.append((f"read at {version}: pruned, defaulted", seen(wire.call("GET", f"{read}/w"))))
+    labelled = wire.call("PATCH", f"{base}/w", {"metadata": {"labels": {"a": "b"}}},
+                         content_type=MERGE)  # fmt: skip
+    steps.append(("a write stores it so", seen(labelled)))
+    wire.call("DELETE", path)
+    return managed_fields_by_manager(steps)  # type: ignore[no-any-return]

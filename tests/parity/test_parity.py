@@ -31,6 +31,8 @@ SCENARIOS: dict[str, Callable[[Wire, str], Transcript]] = {
     "tables_and_discovery": scenarios.tables_and_discovery,
     "namespace_contents": scenarios.namespace_contents,
     "pod_logs": scenarios.pod_logs,
+    "multi_version_crds": scenarios.multi_version_crds,
+    "crd_replaced": scenarios.crd_replaced,
 }
 
 # Differences kubeemu keeps on purpose, each listed in kubeemu/README.md ("Checked against

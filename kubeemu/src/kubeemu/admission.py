@@ -15,7 +15,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubeemu import crds, defaults, errors, schema_validation, structural, validation
+from kubeemu import (
+    crds,
+    defaults,
+    errors,
+    managed_fields,
+    schema_validation,
+    structural,
+    validation,
+)
 from kubeemu.goformat import go_quote, string_slice
 from kubeemu.registry import ResourceType
 
@@ -129,7 +137,17 @@ def default_object(rtype: ResourceType, obj: JsonDict, *, copy: bool = True) -> 
     """``obj`` with the kind's defaults: a copy, or ``obj`` itself changed when not ``copy``."""
     if rtype.is_custom:
         return structural.apply_defaults(obj, rtype.schema, copy=copy)
+    if rtype.resource == "customresourcedefinitions":
+        return crds.default_crd(obj, copy=copy)
     return defaults.apply_builtin_defaults(rtype.group, rtype.version, rtype.kind, obj, copy=copy)
+
+
+def read_custom_object(rtype: ResourceType, obj: JsonDict) -> JsonDict:
+    """A stored custom resource as served: decoded in place under its version's schema.
+
+    Pruned, nulls dropped and defaulted as ``structural.decode_stored`` says.
+    """
+    return structural.decode_stored(obj, rtype.schema)
 
 
 def validate_object(rtype: ResourceType, obj: JsonDict, old: JsonDict | None) -> None:
@@ -146,6 +164,8 @@ def validate_object(rtype: ResourceType, obj: JsonDict, old: JsonDict | None) ->
     else:
         causes += validation.validate_workload(rtype.kind, rtype.group, obj)
     if old is not None:
+        if rtype.resource == "customresourcedefinitions":
+            causes += crds.validate_crd_stored_versions(obj)
         causes += validation.validate_update_immutable(rtype.kind, rtype.group, old, obj)
         causes += _validate_new_finalizers_while_deleting(old, obj)
     if causes:
@@ -207,8 +227,13 @@ def release_service_addresses(obj: JsonDict, allocator: Allocator) -> None:
         allocator.release_ip(str(cluster_ip))
 
 
-def crd_with_status(crd: JsonDict, now: str) -> JsonDict:
-    """A CRD as stored: accepted names, stored versions, NamesAccepted and Established."""
+def crd_with_status(rtype: ResourceType, crd: JsonDict, now: str) -> JsonDict:
+    """A CRD as stored: accepted names, stored versions, NamesAccepted and Established.
+
+    The names and conditions are what kube-apiserver's naming and establishing controllers
+    write through the status subresource, so their fields go to manager ``kube-apiserver``'s
+    status entry; ``storedVersions`` is set by the write itself and owned by no one.
+    """
     status = crds.established_crd_status(crd)
     old_conditions = {c.get("type"): c for c in crd.get("status", {}).get("conditions", [])}
     for condition in status.get("conditions", []):
@@ -217,4 +242,22 @@ def crd_with_status(crd: JsonDict, now: str) -> JsonDict:
             condition["lastTransitionTime"] = previous.get("lastTransitionTime", now)
         else:
             condition["lastTransitionTime"] = now
-    return {**crd, "status": status}
+
+    def controllers_part(written: JsonDict) -> JsonDict:
+        return {**crd, "status": {k: v for k, v in written.items() if k != "storedVersions"}}
+
+    # the typed status has both fields from its creation on (acceptedNames with an empty
+    # plural and kind, conditions null): the controllers never own the fields themselves
+    before = {"acceptedNames": {"plural": "", "kind": ""}, "conditions": []}
+    before.update(crd.get("status") or {})
+    recorded = managed_fields.record_update(
+        controllers_part(before),
+        controllers_part(status),
+        manager="kube-apiserver",
+        schema=rtype.schema,
+        api_version=rtype.group_version,
+        now=now,
+        subresource="status",
+        status_subresource=True,
+    )
+    return {**recorded, "status": status}

@@ -204,7 +204,7 @@ class Api:
         served["apiVersion"] = rtype.group_version
         served["kind"] = rtype.kind
         if rtype.is_custom:
-            served = admission.default_object(rtype, served, copy=False)
+            served = admission.read_custom_object(rtype, served)
         return served
 
     def _written(self, rtype: ResourceType, obj: JsonDict, stored: JsonDict) -> JsonDict:
@@ -705,12 +705,11 @@ class Api:
         api_version = obj.get("apiVersion")
         kind = obj.get("kind")
         if api_version and api_version != rtype.group_version:
-            other = self.registry.by_kind(str(api_version), str(kind or rtype.kind))
-            if other is None or other.group_resource != rtype.group_resource:
-                raise errors.bad_request(
-                    f"the API version in the data ({api_version}) does not match the expected "
-                    f"API version ({rtype.group_version})"
-                )
+            # another served version of the same objects too (AcceptsGroupVersion: exactly one)
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) does not match the expected "
+                f"API version ({rtype.group_version})"
+            )
         if kind and kind != rtype.kind:
             raise errors.bad_request(
                 f"the kind in the data ({kind}) does not match the expected kind ({rtype.kind})"
@@ -740,7 +739,7 @@ class Api:
         if rtype.group_resource == ("", "services") and not dry_run:
             admission.allocate_service_addresses(obj, old, self.allocator)
         elif rtype.resource == "customresourcedefinitions":
-            obj = admission.crd_with_status(obj, now)
+            obj = admission.crd_with_status(rtype, obj, now)
         return obj
 
     def _after_remove(self, rtype: ResourceType, final: JsonDict) -> None:

@@ -28,17 +28,23 @@ from kubeemu.schema import SchemaNode, crd_schema
 JsonDict = dict[str, Any]
 
 
-def default_crd(crd: JsonDict) -> JsonDict:
-    """apiextensions.k8s.io/v1 defaulting: names.singular, names.listKind, conversion None."""
-    result = clone(crd)
+def default_crd(crd: JsonDict, *, copy: bool = True) -> JsonDict:
+    """apiextensions.k8s.io/v1 defaulting: names.singular, names.listKind, conversion None.
+
+    A defaulted copy, or ``crd`` itself defaulted in place when not ``copy``.
+    """
+    result = clone(crd) if copy else crd
     spec = result.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return result
     names = spec.setdefault("names", {})
-    kind = str(names.get("kind") or "")
-    if not names.get("singular"):
+    kind = str(names.get("kind") or "") if isinstance(names, dict) else ""
+    if kind and not names.get("singular"):
         names["singular"] = kind.lower()
-    if not names.get("listKind") and kind:
+    if kind and not names.get("listKind"):
         names["listKind"] = kind + "List"
-    spec.setdefault("conversion", {"strategy": "None"})
+    if spec.get("conversion") is None:
+        spec["conversion"] = {"strategy": "None"}
     return result
 
 
@@ -58,6 +64,26 @@ def validate_crd(crd: JsonDict) -> list[Cause]:
     causes += _validate_crd_versions(spec.get("versions") or [])
     causes += _validate_crd_names(names)
     return causes
+
+
+def validate_crd_stored_versions(crd: JsonDict) -> list[Cause]:
+    """On an update: every version in ``status.storedVersions`` must still be in spec.versions.
+
+    Upstream's ValidateCustomResourceDefinitionStoredVersions (its other rules cannot fail
+    here: the storage version is added to the stored ones on every write, as PrepareForUpdate
+    does). Objects may still be stored at a version left out, so it stays until a client (a
+    storage migration) takes it out of the status.
+    """
+    spec = crd.get("spec")
+    versions = (spec.get("versions") if isinstance(spec, dict) else None) or []
+    listed = {v.get("name") for v in versions if isinstance(v, dict)}
+    stored = (crd.get("status") or {}).get("storedVersions") or []
+    detail = "must appear in spec.versions"
+    return [
+        field_cause(f"status.storedVersions[{index}]", INVALID, detail, value=version)
+        for index, version in enumerate(stored)
+        if version not in listed
+    ]
 
 
 def _validate_crd_group(group: str) -> list[Cause]:

@@ -106,10 +106,11 @@ def _subresource(rtype: ResourceType, name: str, kind: str, verbs: list[str]) ->
 def storage_version_hash(rtype: ResourceType) -> str:
     """Upstream's ``discovery.StorageVersionHash``: base64 of sha256("group/version/kind")[:8].
 
-    kube-apiserver hashes the storage version; here every served version is its own (the same
-    for all single-version kinds, which is every kind the operator serves).
+    kube-apiserver hashes the storage version: every served version of a CRD shows its storage
+    version's hash; a built-in kind is hashed at its served version.
     """
-    digest = hashlib.sha256(f"{rtype.group}/{rtype.version}/{rtype.kind}".encode()).digest()
+    version = rtype.storage_version or rtype.version
+    digest = hashlib.sha256(f"{rtype.group}/{version}/{rtype.kind}".encode()).digest()
     return base64.b64encode(digest[:8]).decode()
 
 

@@ -88,6 +88,12 @@ class Emulator:
             self.registry.remove_crd(change.name)
         else:
             self.registry.install_crd(change.obj)
+        if _storage_rebuilt(change):
+            # kube-apiserver tears the resource's storage down and builds it anew: the open
+            # watches of its custom resources end, their clients watch again
+            spec = change.obj.get("spec") or {}
+            plural = str((spec.get("names") or {}).get("plural") or "")
+            self.store.drop_all_watches((str(spec.get("group") or ""), plural))
         self._registry_generation += 1
         self._openapi_cache.clear()
 
@@ -98,3 +104,18 @@ class Emulator:
             cached = (self._registry_generation, build())
             self._openapi_cache[key] = cached
         return cached[1]
+
+
+def _storage_rebuilt(change: Change) -> bool:
+    """Whether a CRD's write makes kube-apiserver build its custom resources' storage anew.
+
+    On a change of the CRD's spec or accepted names (crdHandler.updateCustomResourceDefinition),
+    and once the CRD is gone (its instances deleted first, their watchers told).
+    """
+    if change.event_type == "DELETED":
+        return True
+    if change.old is None:
+        return False
+    old, new = change.old, change.obj
+    accepted = [(crd.get("status") or {}).get("acceptedNames") for crd in (old, new)]
+    return old.get("spec") != new.get("spec") or accepted[0] != accepted[1]

@@ -77,6 +77,19 @@ def unknown_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
+class PageNotFoundError(ApiError):
+    """A path no API serves, answered as kube-apiserver's last handler (``http.NotFound``) does.
+
+    Plain text, not a Status. Paths under a group that no built-in kind has (a CRD's group, a
+    version a CRD does not serve, an unknown group) end there.
+    """
+
+    TEXT = "404 page not found\n"
+
+    def __init__(self) -> None:
+        super().__init__(404, "NotFound", self.TEXT)
+
+
 def already_exists(resource: str, group: str, name: str) -> ApiError:
     return ApiError(
         409,

@@ -108,6 +108,9 @@ def list_response(emulator: Emulator, request: web.Request, target: Target) -> w
         objects = [emulator.api.present(rtype, obj) for obj in selected]
         include = request.query.get("includeObject", "Metadata")
         return json_response(table_of(rtype, objects, metadata, include))
+    if rtype.is_custom:
+        # an unstructured list keeps the empty token its storage sets (SetContinue(""))
+        metadata.setdefault("continue", "")
     return json_response(list_body(emulator, rtype, selected, metadata))
 
 

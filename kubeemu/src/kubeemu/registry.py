@@ -68,6 +68,9 @@ class ResourceType:
     scale_paths: tuple[str, str, str | None] | None = None
     """For custom resources with a scale subresource: (specReplicasPath, statusReplicasPath,
     labelSelectorPath)."""
+    storage_version: str = ""
+    """For custom resources: the version the CRD stores (every served version is read from and
+    written to it; empty for built-ins, whose served version is the one hashed)."""
 
     @property
     def group_version(self) -> str:
@@ -306,6 +309,9 @@ def custom_resource_types(crd: JsonDict) -> list[ResourceType]:
     names = spec.get("names", {})
     group = str(spec.get("group", ""))
     kind = str(names.get("kind", ""))
+    storage = next(
+        (str(v.get("name", "")) for v in spec.get("versions", []) if v.get("storage")), ""
+    )
     types: list[ResourceType] = []
     for version in spec.get("versions", []):
         if not version.get("served", True):
@@ -337,6 +343,7 @@ def custom_resource_types(crd: JsonDict) -> list[ResourceType]:
                 printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
                 schema=crd_schema((version.get("schema") or {}).get("openAPIV3Schema")),
                 scale_paths=scale_paths,
+                storage_version=storage,
             )
         )
     return types
@@ -371,16 +378,13 @@ class Registry:
     def get(self, group: str, version: str, resource: str) -> ResourceType | None:
         return self._types.get((group, version, resource))
 
-    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        group, _, version = api_version.rpartition("/")
-        for resource_type in self._types.values():
-            if (resource_type.group, resource_type.version, resource_type.kind) == (
-                group,
-                version,
-                kind,
-            ):
-                return resource_type
-        return None
+    def is_builtin_group(self, group: str) -> bool:
+        """Whether a built-in kind is in ``group``.
+
+        kube-apiserver answers an unknown path of such a group with a Status; those of any
+        other group end at a plain-text 404.
+        """
+        return not group or any(t.group == group and not t.is_custom for t in self._types.values())
 
     def versions_of(self, group: str, resource: str) -> list[ResourceType]:
         """Every served version of one group/resource (they share one storage).

@@ -105,7 +105,7 @@ async def _handle_api(emulator: Emulator, request: web.Request, path: str) -> we
         if len(segments) == 2:
             body = discovery.api_group(registry, segments[1])
             if body is None:
-                raise errors.unknown_path()
+                raise _unknown_path(registry, segments[1])
             return wire.json_response({"kind": "APIGroup", "apiVersion": "v1", **body})
         group, version, rest = segments[1], segments[2], segments[3:]
     else:
@@ -113,7 +113,7 @@ async def _handle_api(emulator: Emulator, request: web.Request, path: str) -> we
     if not rest:
         resource_list = discovery.api_resource_list(registry, group, version)
         if resource_list is None:
-            raise errors.unknown_path()
+            raise _unknown_path(registry, group)
         return wire.json_response(resource_list)
     target = _target(registry, group, version, rest)
     if target.subresource == "log" and request.method == "GET":
@@ -128,7 +128,9 @@ def _target(registry: Registry, group: str, version: str, rest: list[str]) -> Ta
         if candidate is not None and candidate.namespaced:
             namespace, rest = rest[1], rest[2:]
     rtype = registry.get(group, version, rest[0])
-    if rtype is None or len(rest) > 3:
+    if rtype is None:
+        raise _unknown_path(registry, group)
+    if len(rest) > 3:
         raise errors.unknown_path()
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
@@ -138,10 +140,17 @@ def _target(registry: Registry, group: str, version: str, rest: list[str]) -> Ta
         or (subresource == "log" and rtype.has_log)
         or (subresource == "finalize" and rtype.resource == "namespaces")
     ):
+        if rtype.is_custom:  # the CRD handler's default case: the object is "not found"
+            raise errors.not_found(rtype.resource, rtype.group, name)
         raise errors.unknown_path()
     if rtype.namespaced and name and not namespace:
         raise errors.unknown_path()
     return Target(rtype, namespace, name, subresource)
+
+
+def _unknown_path(registry: Registry, group: str) -> errors.ApiError:
+    """A path of ``group`` that nothing serves: a Status in a built-in group, else plain text."""
+    return errors.unknown_path() if registry.is_builtin_group(group) else errors.PageNotFoundError()
 
 
 async def _serve(

@@ -185,9 +185,16 @@ class Store:
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
-    def drop_all_watches(self) -> int:
-        """End every open watch (their clients see the stream close and must resume)."""
-        subscriptions = list(self._subscriptions)
+    def drop_all_watches(self, group_resource: GroupResource | None = None) -> int:
+        """End every open watch, or those of ``group_resource``.
+
+        Their clients see the stream close and must resume.
+        """
+        subscriptions = [
+            subscription
+            for subscription in self._subscriptions
+            if group_resource is None or subscription.group_resource == group_resource
+        ]
         for subscription in subscriptions:
             subscription.close()
         return len(subscriptions)

@@ -260,6 +260,21 @@ def _default(value: Any, node: SchemaNode, *, root: bool = False) -> None:
                 _default(item, items)
 
 
+def decode_stored(obj: JsonDict, schema: SchemaNode) -> JsonDict:
+    """A stored custom resource as the apiserver reads it, changed in place and returned.
+
+    The schema may have changed since the object was written (a CRD upgraded, or replaced by
+    another's): upstream's storage decoder prunes what the schema no longer specifies, drops
+    nulls it no longer admits and defaults what it adds, on every read; the stored object
+    keeps all of it until its next write.
+    """
+    if schema.known:
+        _walk(obj, schema, delete=True)
+        _drop_nulls(obj, schema, root=True)
+        _default(obj, schema, root=True)
+    return obj
+
+
 def prune_and_default(obj: JsonDict, schema: SchemaNode) -> tuple[JsonDict, list[str]]:
     """The apiserver's decoding of a custom resource: prune, drop bad nulls, then default."""
     pruned, dropped = prune(obj, schema)

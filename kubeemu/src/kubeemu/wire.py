@@ -154,5 +154,13 @@ def result_response(result: Result) -> web.Response:
 
 def status_response(exc: errors.ApiError) -> web.Response:
     """An API error as the apiserver sends it: a Status body and the error's headers."""
+    if isinstance(exc, errors.PageNotFoundError):
+        return web.Response(
+            text=exc.message,
+            status=exc.code,
+            content_type="text/plain",
+            charset="utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
     headers: CIMultiDict[str] = CIMultiDict(exc.headers)
     return json_response(exc.status(), exc.code, headers)
