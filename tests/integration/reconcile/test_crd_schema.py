@@ -29,8 +29,16 @@ def _crd(plural: str) -> JsonDict:
 
 
 def _spec_properties(plural: str) -> set[str]:
-    schema = _crd(plural)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return set(schema["properties"]["spec"]["properties"])
+    """The spec keys of every served version (they must be the same at each)."""
+    found = {
+        version["name"]: set(
+            version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        )
+        for version in _crd(plural)["spec"]["versions"]
+    }
+    assert sorted(found) == ["v1", "v2"]
+    assert found["v1"] == found["v2"]
+    return found["v1"]
 
 
 def _keys_read_by_parser(function: str) -> set[str]:
