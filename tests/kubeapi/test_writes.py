@@ -313,6 +313,9 @@ def test_strategic_merge_patch_directives(api_client: client.ApiClient) -> None:
         {"spec": {"template": {"metadata": {"labels": {"$patch": "replace", "app": "smp"}}}}},
     )
     assert replaced.spec.template.metadata.labels == {"app": "smp"}
+    # leave nothing behind for the tests that share the namespace on the real server
+    apps.patch_namespaced_stateful_set("smp", "default", {"metadata": {"finalizers": None}})
+    apps.delete_namespaced_stateful_set("smp", "default")
 
 
 # --- server-side apply ---------------------------------------------------------------------------

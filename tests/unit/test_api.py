@@ -56,14 +56,14 @@ def test_an_instance_spelled_with_underscore_for_hyphen_is_an_error_that_says_so
     TANGO matches instance names exactly (up to case), so the config is not taken for this
     instance: the error names the near miss and what to change.
     """
-    document = {"servers": {"PowerSupply": {"ps_2": {"PowerSupply": {"lab/ps/2": {}}}}}}
+    document: JsonDict = {"servers": {"PowerSupply": {"ps_2": {"PowerSupply": {"lab/ps/2": {}}}}}}
     resource = _resource(dsname="PowerSupply", args="ps-2", config=_config(document))
     with pytest.raises(crd.SpecError) as caught:
         crd.parse_device_server(resource)
     message = str(caught.value)
     assert "has no entry for this server instance PowerSupply/ps-2" in message
     assert "PowerSupply/ps_2 differs from spec.dsname/spec.args only in '-' and '_'" in message
-    unrelated = {"servers": {"PowerSupply": {"ps-3": {"PowerSupply": {"lab/ps/3": {}}}}}}
+    unrelated: JsonDict = {"servers": {"PowerSupply": {"ps-3": {"PowerSupply": {"lab/ps/3": {}}}}}}
     with pytest.raises(crd.SpecError) as other:
         crd.parse_device_server(
             _resource(dsname="PowerSupply", args="ps-2", config=_config(unrelated))

@@ -239,7 +239,7 @@ def test_delete_runs_the_finalizer_and_gc_removes_every_child(
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         left = (
-            [s.metadata.name for s in apps.list_namespaced_stateful_set("default").items]
+            [s.metadata.name for s in apps.list_namespaced_stateful_set("default", **OURS).items]
             # a real server's own Service `kubernetes` lives in default too
             + [s.metadata.name for s in core.list_namespaced_service("default", **OURS).items]
             + [
@@ -247,7 +247,7 @@ def test_delete_runs_the_finalizer_and_gc_removes_every_child(
                 for c in core.list_namespaced_config_map("default").items
                 if c.metadata.name.startswith("motor-3")
             ]
-            + [p.metadata.name for p in core.list_namespaced_pod("default").items]
+            + [p.metadata.name for p in core.list_namespaced_pod("default", **OURS).items]
         )
         if not left:
             break
