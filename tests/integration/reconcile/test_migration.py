@@ -130,6 +130,12 @@ def old_operator(api_client: client.ApiClient, kubectl: Cli, helm: Cli) -> Itera
     finally:
         helm.run("uninstall", *OLD_RELEASE, check=False)
         helm.run("uninstall", "tango-operator", "-n", "tango-operator", check=False)
+        # the session's real server is shared: leave no namespace behind (a later test lists
+        # a fresh server's namespaces)
+        kubectl.run(
+            "delete", "namespace", "ska-tango-operator", "tango-operator",
+            "--ignore-not-found", "--wait=true", timeout=120,
+        )  # fmt: skip
         _put_back_the_operators_crds(kubectl)
 
 
