@@ -219,13 +219,18 @@ def test_each_devices_tango_state_follows_the_device_in_the_cr(e2e: E2E) -> None
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["DevicesHealthy"]["reason"] == "DeviceAlarm"
     assert conditions["DevicesHealthy"]["message"] == "lab/motor/1 ALARM: hot"
-    warnings = [
-        event.reason
-        for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
-        if event.type == "Warning"
-        and (event.involved_object.kind, event.involved_object.name) == ("DeviceServer", "motors")
-    ]
-    assert sorted(warnings) == ["DeviceAlarm", "DeviceFault"]
+
+    def warnings() -> list[str]:
+        return sorted(
+            event.reason
+            for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
+            if event.type == "Warning"
+            and (event.involved_object.kind, event.involved_object.name)
+            == ("DeviceServer", "motors")
+        )
+
+    # Events are posted by a background thread of the worker, after the status patch
+    e2e.wait(lambda: warnings() == ["DeviceAlarm", "DeviceFault"], what="both Warning Events")
 
 
 PROPERTY_VALUES = ['say "hi"', "two\nlines", "ünïcødé ✓", "colon: and {{ braces }}"]
