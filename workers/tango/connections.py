@@ -89,28 +89,23 @@ class Connections:
 
     def device_proxy(self, tango_host: str, device: str) -> Any:
         """A DeviceProxy to ``device`` through the DB at ``tango_host`` (made once, then reused)."""
-
-        def create() -> Any:
-            host, port = split_host(tango_host)
-            proxy = tango.DeviceProxy(f"tango://{host}:{port}/{device}")
-            proxy.set_timeout_millis(self.probe_timeout_ms)
-            return proxy
-
-        return self._get(("device", tango_host, device.lower()), create)
+        return self._device("device", tango_host, device, self.probe_timeout_ms)
 
     def command_proxy(self, tango_host: str, device: str) -> Any:
         """A DeviceProxy to ``device`` with the config timeout, for commands such as ``Init``.
 
         They may take longer than a probe; a proxy of its own, since timeouts are per proxy.
         """
+        return self._device("command", tango_host, device, self.config_timeout_ms)
 
+    def _device(self, role: str, tango_host: str, device: str, timeout_ms: int) -> Any:
         def create() -> Any:
             host, port = split_host(tango_host)
             proxy = tango.DeviceProxy(f"tango://{host}:{port}/{device}")
-            proxy.set_timeout_millis(self.config_timeout_ms)
+            proxy.set_timeout_millis(timeout_ms)
             return proxy
 
-        return self._get(("command", tango_host, device.lower()), create)
+        return self._get((role, tango_host, device.lower()), create)
 
     def database(self, tango_host: str) -> Any:
         """A ``tango.Database`` for dsconfig (the API it is written against)."""
