@@ -27,9 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
 from tango_operator import crd
-from tests.bench.report import write_section
+from tests.bench.report import median, spread, write_section
 from tests.support.crs import create_device_server
 from tests.support.standin_tango import reconcile_starts
 from tests.support.workers import REPO, WorkerPool
@@ -99,6 +100,51 @@ HEADER = (
     "failover: writes / requests / reconciles per CR | RSS MiB (per process) |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
 )
+"""The header of one run's row (printed as each run ends)."""
+
+SUMMARY_HEADER = (
+    "| configuration | runs | time to all Running (s) | CR/s | reconciles per CR | "
+    "API requests per CR | mutations per CR | kubeemu CPU (of one core) | "
+    "CPU ms per CR: operator / kubeemu | "
+    "failover: writes / requests / reconciles per CR | RSS MiB (per process) |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
+)
+"""The header of the table of every configuration over its runs."""
+
+
+def summary_row(runs: Sequence[Result]) -> str:
+    """One configuration over its runs: time and CR/s as median (min-max), the rest medians."""
+    first = runs[0]
+    per_cr = 1000 / first.crs
+
+    def mid(values: Iterable[float], digits: int = 2) -> str:
+        return f"{median(list(values)):.{digits}f}"
+
+    reconciles = "" if first.reconciles is None else mid((r.reconciles or 0) / r.crs for r in runs)
+    failover_runs = (
+        ""
+        if first.failover_reconciles is None
+        else mid((r.failover_reconciles or 0) / r.crs for r in runs)
+    )
+    memory = " + ".join(
+        f"{name} {median([r.rss_mib.get(name, 0.0) for r in runs]):.0f}" for name in first.rss_mib
+    )
+    total = median([sum(r.rss_mib.values()) for r in runs])
+    emu_share = median([r.kubeemu_cpu for r in runs]) * 100
+    cpu = (
+        f"{median([r.operator_cpu * per_cr for r in runs]):.1f} / "
+        f"{median([r.kubeemu_cpu_seconds * per_cr for r in runs]):.1f}"
+    )
+    failover = (
+        f"{mid(r.failover_mutations / r.crs for r in runs)} / "
+        f"{mid(r.failover_requests / r.crs for r in runs)} / {failover_runs}"
+    )
+    return (
+        f"| {first.name} | {len(runs)} | {spread([r.seconds for r in runs])} | "
+        f"{spread([r.rate for r in runs])} | {reconciles} | "
+        f"{mid(r.requests / r.crs for r in runs)} | {mid(r.mutations / r.crs for r in runs)} | "
+        f"{emu_share:.0f} % | {cpu} | {failover} | {total:.0f} ({memory}) |"
+    )
 
 
 @dataclass
@@ -385,27 +431,36 @@ def _operator_pids(pool: WorkerPool, watcher: subprocess.Popen[bytes]) -> list[i
     return pids
 
 
-def plot(results: list[Result], path: Path) -> None:
-    """CR/s and memory of each configuration, side by side."""
+def plot(runs: dict[str, list[Result]], path: Path) -> None:
+    """CR/s and memory of each configuration, side by side: medians, bars from min to max."""
     figure = Figure(figsize=(10, 4.5))
     rate_axes, memory_axes = figure.subplots(1, 2)
+    names = list(runs)
     labels = [
-        r.name.replace("tango-operator, ", "tango-operator ").removesuffix(" threads")
-        if r.name.startswith("tango-operator")
-        else r.name
-        for r in results
+        name.replace("tango-operator, ", "tango-operator ").removesuffix(" threads")
+        for name in names
     ]
-    colors = ["#999999" if r.name.startswith("kopf") else "#2a6fb0" for r in results]
-    rate_axes.barh(labels, [r.rate for r in results], color=colors)
+    colors = ["#999999" if name.startswith("kopf") else "#2a6fb0" for name in names]
+    measures: list[tuple[Any, Callable[[Result], float]]] = [
+        (rate_axes, lambda r: r.rate),
+        (memory_axes, lambda r: sum(r.rss_mib.values())),
+    ]
+    for axes, measure in measures:
+        values = [[measure(r) for r in runs[name]] for name in names]
+        middles = [median(v) for v in values]
+        errors = [
+            [m - min(v) for m, v in zip(middles, values, strict=True)],
+            [max(v) - m for m, v in zip(middles, values, strict=True)],
+        ]
+        axes.barh(labels, middles, xerr=errors, color=colors, capsize=3)
+        axes.invert_yaxis()
     rate_axes.set_xlabel("DeviceServers to Running per second")
-    rate_axes.invert_yaxis()
-    memory_axes.barh(labels, [sum(r.rss_mib.values()) for r in results], color=colors)
     memory_axes.set_xlabel("resident memory of every process (MiB)")
-    memory_axes.invert_yaxis()
     memory_axes.set_yticklabels([])
+    first = next(iter(runs.values()))
     figure.suptitle(
-        f"{results[0].crs} DeviceServers; grey: kopf baseline, blue: tango-operator "
-        "(processes x threads)"
+        f"{first[0].crs} DeviceServers, {len(first)} runs each (median, min-max); grey: kopf "
+        "baseline, blue: tango-operator (processes x threads)"
     )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -415,31 +470,43 @@ def scaling_table(options: argparse.Namespace, crs: int, latency: int, concurren
     """tango-operator with 1, 2, 4 … worker processes where the latency, not the CPU, limits.
 
     Few reconciles in flight per process and a slower API server, so that the processes wait
-    on the network and the machine's two cores stay far from busy; the table (printed, and
-    returned for the docs) shows what adding worker processes buys there.
+    on the network and the machine's two cores stay far from busy; each process count runs
+    ``--repeats`` times, interleaved; the table (printed, and returned for the docs) shows
+    what adding worker processes buys there, from the medians.
     """
     header = (
-        f"| worker processes (x {concurrency} threads) | time to all Running (s) | CR/s | "
-        "x previous | operator CPU (of one core) |\n|---|---|---|---|---|"
+        f"| worker processes (x {concurrency} threads) | runs | time to all Running (s) | "
+        "CR/s | x previous (medians) | operator CPU (of one core) |\n|---|---|---|---|---|---|"
     )
-    print(f"\nscaling: {crs} DeviceServers, {latency} ms per request\n{header}", flush=True)
+    print(f"\nscaling: {crs} DeviceServers, {latency} ms per request", flush=True)
+    runs: dict[int, list[Result]] = {processes: [] for processes in options.workers}
+    for repeat in range(options.repeats):
+        for processes in options.workers:
+            with cluster(crs, options.namespaces, latency) as world:
+                result = run_operator(world, processes, concurrency, options.deadline, "fair")
+            runs[processes].append(result)
+            print(
+                f"  run {repeat + 1}: {processes} processes: {result.seconds:.1f} s, "
+                f"{result.rate:.1f} CR/s",
+                flush=True,
+            )
     lines, previous = [], None
-    for processes in options.workers:
-        with cluster(crs, options.namespaces, latency) as world:
-            result = run_operator(world, processes, concurrency, options.deadline, "fair")
-        factor = "" if previous is None else f"{result.rate / previous:.2f}"
-        busy = result.operator_cpu / result.seconds
+    for processes, results in runs.items():
+        rate = median([r.rate for r in results])
+        factor = "" if previous is None else f"{rate / previous:.2f}"
+        busy = median([r.operator_cpu / r.seconds for r in results])
         lines.append(
-            f"| {processes} | {result.seconds:.1f} | {result.rate:.1f} | {factor} | "
-            f"{busy * 100:.0f} % |"
+            f"| {processes} | {len(results)} | {spread([r.seconds for r in results])} | "
+            f"{spread([r.rate for r in results])} | {factor} | {busy * 100:.0f} % |"
         )
-        previous = result.rate
-        print(lines[-1], flush=True)
+        previous = rate
+    table = f"{header}\n" + "\n".join(lines)
+    print(table, flush=True)
     command = (
         f"python -m tests.bench.bench_reconcile --scaling {crs} {latency} {concurrency} "
-        f"--workers {' '.join(map(str, options.workers))}"
+        f"--workers {' '.join(map(str, options.workers))} --repeats {options.repeats}"
     )
-    return f"`{command}` ({time.strftime('%Y-%m-%d')}):\n\n{header}\n" + "\n".join(lines)
+    return f"`{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores):\n\n{table}"
 
 
 def main() -> None:
@@ -463,29 +530,49 @@ def main() -> None:
         metavar=("CRS", "LATENCY", "CONCURRENCY"),
         help="the latency-bound scaling table (0 0 0 skips it)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="runs of every configuration, interleaved (the table gives median and min-max)",
+    )
     options = parser.parse_args()
     print(
         f"{options.crs} DeviceServers in {options.namespaces} namespaces, "
-        f"{options.latency} ms per request",
+        f"{options.latency} ms per request, {options.repeats} runs of each configuration",
         flush=True,
     )
     print(HEADER, flush=True)
-    results: list[Result] = []
-    kopf_runs = [] if options.no_kopf else [("kopf, defaults", None)]
+    configurations: list[tuple[str, Callable[[Cluster], Result]]] = []
     if not options.no_kopf:
-        kopf_runs.append((f"kopf, {options.kopf_workers} handler threads", options.kopf_workers))
-    for name, workers in kopf_runs:
-        with cluster(options.crs, options.namespaces, options.latency) as world:
-            results.append(run_kopf(world, name, workers, options.deadline))
-        print(results[-1].row(), flush=True)
-    for processes in options.workers:
-        with cluster(options.crs, options.namespaces, options.latency) as world:
-            results.append(
-                run_operator(
-                    world, processes, options.concurrency, options.deadline, options.dispatch
-                )
+        for name, workers in (
+            ("kopf, defaults", None),
+            (f"kopf, {options.kopf_workers} handler threads", options.kopf_workers),
+        ):
+            configurations.append(
+                (name, partial(run_kopf, name=name, max_workers=workers, deadline=options.deadline))
             )
-        print(results[-1].row(), flush=True)
+    for processes in options.workers:
+        configurations.append(
+            (
+                f"tango-operator, {processes} x {options.concurrency} threads",
+                partial(
+                    run_operator,
+                    processes=processes,
+                    concurrency=options.concurrency,
+                    deadline=options.deadline,
+                    dispatch=options.dispatch,
+                ),
+            )
+        )
+    runs: dict[str, list[Result]] = {name: [] for name, _ in configurations}
+    for _ in range(options.repeats):  # interleaved: a drift of the machine hits every row alike
+        for name, run in configurations:
+            with cluster(options.crs, options.namespaces, options.latency) as world:
+                runs[name].append(run(world))
+            print(runs[name][-1].row(), flush=True)
+    table = f"{SUMMARY_HEADER}\n" + "\n".join(summary_row(r) for r in runs.values())
+    print(f"\n{table}", flush=True)
     scaling = scaling_table(options, *options.scaling) if options.scaling[0] else ""
     if options.no_doc:
         return
@@ -494,14 +581,17 @@ def main() -> None:
     command = (
         f"python -m tests.bench.bench_reconcile --crs {options.crs} --namespaces "
         f"{options.namespaces} --latency {options.latency} --workers "
-        f"{' '.join(map(str, options.workers))} --concurrency {options.concurrency}"
+        f"{' '.join(map(str, options.workers))} --concurrency {options.concurrency} "
+        f"--repeats {options.repeats}"
     )
     body = (
-        f"`{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, one run of "
-        f"each configuration, in this order):\n\n{HEADER}\n" + "\n".join(r.row() for r in results)
+        f"`{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; every "
+        f"configuration run {options.repeats} times, interleaved, each run on a fresh kubeemu "
+        "and redis-server; time and CR/s as median (min-max), the other columns "
+        f"medians):\n\n{table}"
     )
     write_section("bench_reconcile", body)
-    plot(results, DOCS / "bench-reconcile.png")
+    plot(runs, DOCS / "bench-reconcile.png")
 
 
 if __name__ == "__main__":
