@@ -72,6 +72,7 @@ bench: venv cli-tools system-deps ## Every benchmark (minutes; prints tables, up
 	$(BIN)/python -m tests.bench.bench_fairness $(BENCH_FAIRNESS_ARGS)
 	$(BIN)/python -m tests.bench.bench_memory $(BENCH_MEMORY_ARGS)
 	$(BIN)/python -m tests.bench.bench_faults $(BENCH_FAULTS_ARGS)
+	$(BIN)/python -m tests.bench.bench_kubeemu $(BENCH_KUBEEMU_ARGS)
 
 .PHONY: bench-faults
 bench-faults: venv cli-tools system-deps ## 100 CRs converging under API faults (5xx, 429, jitter, dropped watches), retries on vs off
@@ -90,7 +91,7 @@ bench-wakeup: venv cli-tools system-deps ## Dependency wake-up latency, chains o
 	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
 
 .PHONY: bench-kubeemu
-bench-kubeemu: venv ## kubeemu's CPU ms per request under the operator's request mix (seconds)
+bench-kubeemu: venv ## kubeemu's CPU ms per request under the operator's request mix (a minute; updates docs/benchmarks.md)
 	$(BIN)/python -m tests.bench.bench_kubeemu $(BENCH_KUBEEMU_ARGS)
 
 .PHONY: bench-tango

@@ -48,6 +48,7 @@ from kubernetes import client, config
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
 from tango_operator import crd
+from tests.bench.report import spread, write_section
 from tests.support.crs import create_device_server
 from watcher.main import RESOURCES
 from workers import rendering
@@ -369,17 +370,36 @@ def _client(emu: KubeEmu, connections: int) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crs", type=int, default=500, help="DeviceServers (default 500)")
-    parser.add_argument("--namespaces", type=int, default=50, help="namespaces (default 50)")
-    parser.add_argument("--threads", type=int, default=16, help="client threads (default 16)")
-    parser.add_argument("--latency", type=float, default=0.0, help="injected ms per request")
-    parser.add_argument("--rounds", type=int, default=1, help="replays of the mix (default 1)")
-    parser.add_argument("--order", choices=["phased", "interleaved"], default="phased")
-    parser.add_argument("--py-spy", type=Path, help="write a raw py-spy profile of kubeemu here")
-    args = parser.parse_args(argv)
+def repeated_table(runs: list[list[list[Step]]]) -> str:
+    """CPU ms per request of each kind and round: median (min-max) over the repeats."""
+    rounds = len(runs[0])
+    header = "| requests | " + " | ".join(
+        f"round {number} CPU ms per request" for number in range(1, rounds + 1)
+    )
+    lines = [header + " |", "|---|" + "---|" * rounds]
+    kinds = [step.kind for step in runs[0][0]]
+    for index, kind in enumerate(kinds):
+        cells = [spread([run[number][index].cpu_ms for run in runs], 2) for number in range(rounds)]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    totals = [
+        spread(
+            [
+                1000
+                * sum(s.cpu for s in run[number])
+                / max(1, sum(s.requests for s in run[number]))
+                for run in runs
+            ],
+            2,
+        )
+        for number in range(rounds)
+    ]
+    lines.append("| **all** | " + " | ".join(f"**{cell}**" for cell in totals) + " |")
+    return "\n".join(lines)
 
+
+def measure(args: argparse.Namespace) -> list[list[Step]]:
+    """One fresh kubeemu, ``--rounds`` replays of the mix; the steps of each round."""
+    rounds: list[list[Step]] = []
     with emulator(args.crs, args.namespaces) as (emu, crs):
         assert emu.process is not None
         pid = emu.process.pid
@@ -392,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         with _py_spy(pid, args.py_spy):
             for round_number in range(1, args.rounds + 1):
                 steps = run_mix(pid, crs, kube, args.threads, args.order)
+                rounds.append(steps)
                 print(
                     f"\nround {round_number}: {args.crs} DeviceServers, {args.threads} "
                     f"threads, latency {args.latency:g} ms, {args.order}"
@@ -402,6 +423,37 @@ def main(argv: list[str] | None = None) -> int:
             f"\naudit records: {len(emu.audit(mark))}; watch lines: {watches.events}; "
             f"kubeemu RSS: {rss_mib(pid):.0f} MiB"
         )
+    return rounds
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the mix ``--repeats`` times on fresh emulators; print, and write the docs' table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crs", type=int, default=500, help="DeviceServers (default 500)")
+    parser.add_argument("--namespaces", type=int, default=50, help="namespaces (default 50)")
+    parser.add_argument("--threads", type=int, default=16, help="client threads (default 16)")
+    parser.add_argument("--latency", type=float, default=0.0, help="injected ms per request")
+    parser.add_argument("--rounds", type=int, default=2, help="replays of the mix (default 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh emulators (default 3)")
+    parser.add_argument("--order", choices=["phased", "interleaved"], default="phased")
+    parser.add_argument("--py-spy", type=Path, help="write a raw py-spy profile of kubeemu here")
+    parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    runs = [measure(args) for _ in range(args.repeats)]
+    summary = repeated_table(runs)
+    print(f"\n{args.repeats} runs, median (min-max):\n{summary}")
+    if args.no_doc or args.order != "phased" or args.py_spy:
+        return 0
+    command = (
+        f"python -m tests.bench.bench_kubeemu --crs {args.crs} --namespaces {args.namespaces} "
+        f"--threads {args.threads} --rounds {args.rounds} --repeats {args.repeats}"
+    )
+    write_section(
+        "bench_kubeemu",
+        f"`{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; each run on a "
+        "fresh kubeemu; kubeemu's CPU ms per request, median (min-max) of the runs):"
+        f"\n\n{summary}",
+    )
     return 0
 
 
