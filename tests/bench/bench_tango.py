@@ -8,51 +8,65 @@ tests/support/mariadb_server.py) — and one real PyTango device server (``EchoS
 single process for ``--seconds`` per row, as a storm of reconciles would: once with the
 probe cache off (every check is a DB ``DbImportDevice`` plus a ping of the device) and once
 with the default cache (1.5 s TTL). DB round trips are counted by the DataBaseds itself (its
-``Timing_calls`` counters). Prints a table and writes ``docs/benchmarks.md``'s section
+``Timing_calls`` counters). Each setting runs ``--repeats`` times (3), the two interleaved.
+Prints a table and writes ``docs/benchmarks.md``'s section
 between its markers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.bench.report import spread, write_section
 from tests.support.mariadb_server import MariaDBServer
 from tests.support.tango_db import CppDatabase, PyTangoDatabase, TangoDatabase, cpp_unavailable
 from tests.support.tango_servers import TangoServers
-from tests.support.workers import REPO
 from workers.tango import PyTangoPort
 
-DOC = REPO / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- bench_tango:begin -->", "<!-- bench_tango:end -->"
 HEADER = (
-    "| DataBaseds | cache | devices | seconds | checks | checks/s | DB round trips "
-    "| per 1,000 checks | p50 (ms) | p99 (ms) |\n|---|---|---|---|---|---|---|---|---|---|"
+    "| DataBaseds | cache | devices | runs x seconds | checks/s | DB round trips "
+    "| per 1,000 checks | p50 (ms) | p99 (ms) |\n|---|---|---|---|---|---|---|---|---|"
 )
 
 
 @dataclass
-class Result:
-    database: str
-    cache: str
-    devices: int
+class Run:
+    """One timed run of checks."""
+
     checks: int
     seconds: float
     round_trips: int
     latencies: list[float]
 
+
+@dataclass
+class Result:
+    """One DataBaseds and cache setting over its runs."""
+
+    database: str
+    cache: str
+    devices: int
+    runs: list[Run] = field(default_factory=list)
+
     @property
     def row(self) -> str:
-        ordered = sorted(self.latencies)
+        """Checks/s as median (min-max) of the runs; latencies pooled over every check."""
+        ordered = sorted(latency for run in self.runs for latency in run.latencies)
         p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        checks = sum(run.checks for run in self.runs)
+        trips = sum(run.round_trips for run in self.runs)
+        rates = [run.checks / run.seconds for run in self.runs]
+        seconds = statistics.median(run.seconds for run in self.runs)
         return (
-            f"| {self.database} | {self.cache} | {self.devices} | {self.seconds:.1f} | "
-            f"{self.checks:,} | {self.checks / self.seconds:,.0f} | {self.round_trips:,} | "
-            f"{_per_thousand(self.round_trips, self.checks)} | "
+            f"| {self.database} | {self.cache} | {self.devices} | "
+            f"{len(self.runs)} x {seconds:.1f} | {spread(rates, 0)} | {trips:,} | "
+            f"{_per_thousand(trips, checks)} | "
             f"{statistics.median(ordered) * 1000:.3f} | {p99 * 1000:.3f} |"
         )
 
@@ -86,49 +100,61 @@ def run_checks(
     return index, elapsed, db.call_counts()["DbImportDevice"] - before, latencies
 
 
-def bench_database(db: TangoDatabase, label: str, devices: int, seconds: float) -> list[Result]:
+def bench_database(
+    db: TangoDatabase, label: str, devices: int, seconds: float, repeats: int
+) -> list[Result]:
+    """Both cache settings on ``db``, ``repeats`` runs each, interleaved."""
     with tempfile.TemporaryDirectory(prefix="bench-tango-") as scratch:
         servers = TangoServers(db, Path(scratch))
         names = [f"bench/echo/{i}" for i in range(devices)]
         servers.register("EchoServer/bench", "Echo", names)
         try:
             servers.start_echo("bench")
-            results = []
-            for cache, ttl in (("off", 0.0), ("on (1.5 s)", 1.5)):
-                port = PyTangoPort(cache_ttl=ttl)
-                checks, elapsed, trips, latencies = run_checks(db, port, names, seconds)
-                results.append(Result(label, cache, devices, checks, elapsed, trips, latencies))
-                print(results[-1].row, flush=True)
+            settings = (("off", 0.0), ("on (1.5 s)", 1.5))
+            results = [Result(label, cache, devices) for cache, _ in settings]
+            for _ in range(repeats):
+                for result, (_, ttl) in zip(results, settings, strict=True):
+                    port = PyTangoPort(cache_ttl=ttl)
+                    result.runs.append(Run(*run_checks(db, port, names, seconds)))
+            for result in results:
+                print(result.row, flush=True)
             return results
         finally:
             servers.stop_all()
 
 
 def main() -> None:
+    """Every DataBaseds that can run here; print the table, write it to the docs."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each cache setting")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
     options = parser.parse_args()
 
     print(HEADER, flush=True)
     results: list[Result] = []
+    arguments = (options.devices, options.seconds, options.repeats)
     with PyTangoDatabase() as db:
-        results += bench_database(db, "PyTango (sqlite)", options.devices, options.seconds)
+        results += bench_database(db, "PyTango (sqlite)", *arguments)
     reason = cpp_unavailable()
     if reason is None:
         with MariaDBServer() as mariadb, CppDatabase(mariadb) as cpp:
-            results += bench_database(cpp, "C++ (MariaDB)", options.devices, options.seconds)
+            results += bench_database(cpp, "C++ (MariaDB)", *arguments)
     else:
         print(f"C++ DataBaseds skipped: {reason}", flush=True)
     if not options.no_doc:
+        command = (
+            f"python -m tests.bench.bench_tango --devices {options.devices} --seconds "
+            f"{options.seconds:g} --repeats {options.repeats}"
+        )
         table = "\n".join([HEADER, *(r.row for r in results)])
-        text = DOC.read_text() if DOC.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-        if BEGIN not in text:
-            text += f"\n{BEGIN}\n{END}\n"
-        before, _, rest = text.partition(BEGIN)
-        _, _, after = rest.partition(END)
-        DOC.write_text(f"{before}{BEGIN}\n{table}\n{END}{after}")
+        write_section(
+            "bench_tango",
+            f"`{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores; the cache "
+            "settings interleaved; checks/s as median (min-max) of the runs, round trips and "
+            f"latencies over all of them):\n\n{table}",
+        )
 
 
 if __name__ == "__main__":
