@@ -62,6 +62,10 @@ soak: venv system-deps $(SOAK_BUILDS) ## Fault soak: 500 DeviceServers through A
 soak-tango: venv system-deps ## Soak on real TANGO: PyTango DataBaseds (SIGSTOPped) and servers through API faults and kills (minutes; updates docs/benchmarks.md)
 	$(BIN)/python -m tests.soak.tango_real
 
+.PHONY: test-under-load
+test-under-load: venv tools system-deps ## make test RUNS times (3) in a row beside HOGS busy-looping processes (1); stops at the first failure
+	scripts/test-under-load.sh $(or $(RUNS),3) $(or $(HOGS),1)
+
 ##@ Benchmark
 
 .PHONY: bench
