@@ -5,8 +5,8 @@ durations measured on the local stack or drawn at random, and reports what they 
 
 The legacy flow (ska-tango-util without the operator) gates each device server's pod on one
 init container per dependency running ``retry OPTIONS -- tango_admin --ping-device DEVICE``.
-``retry`` is ska-tango-images' ``retry.sh`` (``images/ska-tango-images-tango-base/retry.sh``;
-options as in ``/work/shared/reference/ska-tango-operator.md`` §6): it runs the command at
+``retry`` is ska-tango-images' ``retry.sh`` (``images/ska-tango-images-tango-base/retry.sh``,
+its options as ska-tango-util's templates pass them): it runs the command at
 once and then again after each failure until it has failed ``--tries`` + 1 times (its loop
 runs while ``attempts <= max_tries``), sleeping ``--sleep`` seconds between runs, or without
 ``--sleep`` ``--min`` * 2^(attempt-1) seconds capped at ``--max`` (defaults: 10 tries, 0.3 s,
