@@ -5,7 +5,8 @@ dsconfig implementation has its own tests against real TANGO servers. The stand-
 a small "TANGO DB" (server instance → device → class, properties, attribute properties,
 alias; class properties; device → owning instance) so that claims of one device by two
 servers, idempotent applies and the two configuration modes behave as in TANGO
-(``tests/integration/tango/test_config_modes.py`` pins it to PyTangoPort).
+(``tests/integration/tango/test_port_contract.py`` pins every answer the reconcilers use to
+PyTangoPort on both DataBaseds: the reasons read as PyTangoPort's, which the CR status shows).
 """
 
 from __future__ import annotations
@@ -93,18 +94,33 @@ def _no_properties() -> JsonDict:
     return {"properties": {}, "attribute_properties": {}}
 
 
+DATABASE_DEVICE = "sys/database/2"
+PROBE_DEADLINE = 1.5
+"""Seconds PyTangoPort waits for a DB that does not answer (its default timeout + 0.5 s)."""
+
+
 @dataclass
 class StandInTango:
-    """Everything is up and exported unless a test says otherwise."""
+    """Everything is up and exported unless a test says otherwise.
+
+    The reasons and messages read as PyTangoPort's for the same world (the CR status shows
+    them): ``tests.support.tango_worlds`` describes worlds to both.
+    """
 
     down_hosts: set[str] = field(default_factory=set)
-    """TANGO hosts (as given to the port, after the host map) that do not answer."""
+    """TANGO hosts (as given to the port, after the host map) that refuse connections."""
+    hung_hosts: set[str] = field(default_factory=set)
+    """TANGO hosts whose DB accepts connections and never answers (a stopped process)."""
     unready_devices: set[str] = field(default_factory=set)
-    """Dependencies that are not exported/answering."""
+    """Dependencies that are not exported (``device_ready`` only: servers no test runs)."""
     unreachable_endpoints: set[str] = field(default_factory=set)
     """``host:port`` endpoints that refuse connections."""
     unexported: set[str] = field(default_factory=set)
-    """Devices of running servers that are not (yet) exported."""
+    """Devices defined in the DB and not (yet) exported: their server is not running."""
+    undefined_devices: set[str] = field(default_factory=set)
+    """Devices not defined in the DB (never registered, or their server was removed)."""
+    silent_devices: set[str] = field(default_factory=set)
+    """Devices still exported in the DB whose server is gone (killed): nothing answers."""
     device_states: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Device → (State, Status) read by ``device_health``; others are ON."""
     health_reads: list[str] = field(default_factory=list)
@@ -124,30 +140,62 @@ class StandInTango:
     removed: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _check_host(self, tango_host: str) -> None:
+    def _unavailable(self, tango_host: str) -> str:
+        """Why the DB at ``tango_host`` cannot be asked ("" when it answers)."""
         if tango_host in self.down_hosts:
-            raise TangoUnavailableError(f"{tango_host}: connection refused")
+            return f"TCP connect to {tango_host} failed: Connection refused"
+        if tango_host in self.hung_hosts:
+            return f"{tango_host}: no answer within {PROBE_DEADLINE:g} s"
+        return ""
+
+    def _check_host(self, tango_host: str) -> None:
+        why = self._unavailable(tango_host)
+        if why:
+            raise TangoUnavailableError(f"TANGO DB {tango_host}: {why}")
+
+    def register(self, server_instance: str, class_name: str, devices: tuple[str, ...]) -> None:
+        """Define devices of a server instance, without properties (``Database.add_device``)."""
+        with self._lock:
+            held = self.servers.setdefault(server_instance, {})
+            for device in devices:
+                held.setdefault(device.lower(), {"class": class_name, **_no_properties()})
+                self.owners[device.lower()] = server_instance
+                self.undefined_devices.discard(device)
 
     def database_alive(self, tango_host: str) -> Probe:
         if tango_host in self.down_hosts:
-            return Probe(False, "connection refused")
+            return Probe(False, self._unavailable(tango_host))
+        if tango_host in self.hung_hosts:
+            why = self._unavailable(tango_host)
+            return Probe(False, f"{DATABASE_DEVICE} at {tango_host} does not answer: {why}")
         return Probe(True)
 
     def device_ready(self, tango_host: str, device: str) -> Probe:
-        if tango_host in self.down_hosts:
-            return Probe(False, "TANGO host down")
-        if device in self.unready_devices:
-            return Probe(False, "not exported")
+        why = self._unavailable(tango_host)
+        if why:
+            return Probe(False, f"TANGO DB {tango_host} does not answer: {why}")
+        if device in self.undefined_devices:
+            return Probe(False, f"{device} is not defined in the TANGO DB at {tango_host}")
+        if device in self.unready_devices or device in self.unexported:
+            owner = self.owners.get(device.lower())
+            server = f"server {owner}" if owner else "its server"
+            return Probe(False, f"{device} is not exported ({server} not running)")
+        if device in self.silent_devices:
+            return Probe(False, f"{device} is exported but does not answer: connection refused")
         return Probe(True)
 
     def endpoint_reachable(self, host: str, port: int) -> Probe:
         if f"{host}:{port}" in self.unreachable_endpoints:
-            return Probe(False, "connection refused")
+            return Probe(False, f"TCP connect to {host}:{port} failed: Connection refused")
         return Probe(True)
 
     def unexported_devices(self, tango_host: str, devices: tuple[str, ...]) -> list[str]:
         self._check_host(tango_host)
-        return [device for device in devices if device in self.unexported]
+        return [
+            device
+            for device in devices
+            if device in self.unexported or device in self.undefined_devices
+        ]
 
     def device_health(
         self, tango_host: str, server_instance: str, devices: tuple[str, ...]
@@ -158,10 +206,14 @@ class StandInTango:
         health = []
         for device in devices:
             if device in unexported:
-                health.append(DeviceHealth(device, False, "UNKNOWN", "not exported"))
-                continue
-            state, status = self.device_states.get(device, ("ON", "The device is in ON state."))
-            health.append(DeviceHealth(device, True, state, status))
+                why = "not defined" if device in self.undefined_devices else "not exported"
+                health.append(DeviceHealth(device, False, "UNKNOWN", why))
+            elif device in self.silent_devices:
+                why = f"no answer: Failed to connect to device {device}"
+                health.append(DeviceHealth(device, True, "UNKNOWN", why))
+            else:
+                state, status = self.device_states.get(device, ("ON", "The device is in ON state."))
+                health.append(DeviceHealth(device, True, state, status))
         return health
 
     def put_device_property(self, device: str, properties: dict[str, list[str]]) -> None:
@@ -187,9 +239,17 @@ class StandInTango:
     def init_devices(
         self, tango_host: str, server_instance: str, devices: tuple[str, ...]
     ) -> list[str]:
-        self._check_host(tango_host)
+        # as PyTangoPort: no DB check of its own; each device's proxy fails without the DB
+        if self._unavailable(tango_host):
+            return [f"{d}: Failed to connect to device {DATABASE_DEVICE}" for d in devices]
         self.inits.append((server_instance, devices))
-        return [f"{d}: not exported" for d in devices if d in self.unexported]
+        failures = []
+        for device in devices:
+            if device in self.undefined_devices:
+                failures.append(f"{device}: device {device} not defined in the database !")
+            elif device in self.unexported or device in self.silent_devices:
+                failures.append(f"{device}: Failed to connect to device {device}")
+        return failures
 
     def apply_config(
         self, tango_host: str, server_instance: str, document: JsonDict, *, mode: ConfigMode
@@ -197,12 +257,15 @@ class StandInTango:
         self._check_host(tango_host)
         with self._lock:
             listed = _entries_of(document)
-            for device in sorted(listed):
-                owner = self.owners.get(device)
-                if owner is not None and owner.lower() != server_instance.lower():
-                    raise ConfigConflictError(
-                        f"device {device} is already served by {owner}, not by {server_instance}"
-                    )
+            conflicts = [
+                f"device {device} is registered to server {owner}"
+                for device, owner in ((d, self.owners.get(d)) for d in listed)
+                if owner is not None and owner.lower() != server_instance.lower()
+            ]
+            if conflicts:  # PyTangoPort's words (the CR's status shows them)
+                raise ConfigConflictError(
+                    f"{'; '.join(conflicts)}, not to {server_instance} (remove it there first)"
+                )
             self.applies.append((server_instance, mode))
             before = copy.deepcopy((self.servers.get(server_instance) or {}, self.classes))
             self._write(server_instance, listed, document.get("classes") or {}, mode)
@@ -224,9 +287,11 @@ class StandInTango:
             for device in set(held) - set(listed):
                 del held[device]
                 self.owners.pop(device, None)
+                self.undefined_devices.add(device)
         for device, (class_name, body) in listed.items():
             entry = held.setdefault(device, {"class": class_name, **_no_properties()})
             self.owners[device] = server_instance
+            self.undefined_devices.discard(device)
             _write_entry(entry, body, declarative=declarative)
             # in both modes, as json2tango's alias pre-step: a listed device has the
             # document's alias or none, taken from another device of the instance if need be
@@ -248,8 +313,9 @@ class StandInTango:
         with self._lock:
             self.servers.pop(server_instance, None)
             for device, owner in list(self.owners.items()):
-                if owner == server_instance:
+                if owner.lower() == server_instance.lower():
                     del self.owners[device]
+                    self.undefined_devices.add(device)  # a later device_ready: not defined
             self.removed.append(server_instance)
 
 

@@ -268,12 +268,14 @@ def test_waiting_for_a_dependency_then_running(
     assert 0 < outcome.requeue_after <= operator.settings.waiting_max_seconds * 1.2
     status = _get_ds(kube_client, "motor-4")["status"]
     assert status["waitingFor"] == ["lab/power/1", "plc.example:502"]
+    not_exported = "lab/power/1 is not exported (its server not running)"
+    refused = "TCP connect to plc.example:502 failed: Connection refused"
     assert status["unmetDependencies"] == [
-        {"name": "lab/power/1", "reason": "not exported"},
-        {"name": "plc.example:502", "reason": "connection refused"},
+        {"name": "lab/power/1", "reason": not_exported},
+        {"name": "plc.example:502", "reason": refused},
     ]
     assert status["message"] == (
-        "waiting for lab/power/1 (not exported); plc.example:502 (connection refused)"
+        f"waiting for lab/power/1 ({not_exported}); plc.example:502 ({refused})"
     )
     statefulset = client.AppsV1Api(kube_client).read_namespaced_stateful_set("motor-4", "default")
     assert statefulset.spec.replicas == 0, "the server does not start before its dependencies"

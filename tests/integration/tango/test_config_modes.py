@@ -5,7 +5,8 @@ removes; ``Declarative`` also removes what the document no longer lists. A prope
 run time (``Database.put_device_property``, as Jive writes it) and a memorized attribute value
 (``__value``, written by a real Echo server when its memorized ``level`` is written) are the
 cases that matter. Every test runs on PyTango's DataBaseds (sqlite) and on the C++ DataBaseds
-(MariaDB). Read back through PyTango's Database API, never through the code under test.
+(MariaDB). Read back through PyTango's Database API, never through the code under test. The
+stand-in's answers to the same sequence of applies are compared in ``test_port_contract.py``.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from tango_operator import crd
 from tango_operator.crd import ConfigMode
 from tests.support.crs import device_server
 from tests.support.operator import Operator, ds_key
-from tests.support.standin_tango import StandInTango
 from tests.support.tango_db import TangoDatabase
 from tests.support.tango_servers import TangoServers
+from tests.support.tango_worlds import ConfigCase as Case
 from workers.reconcile.ports import ConfigResult, Outcome
 from workers.settings import Settings
 from workers.tango import PyTangoPort
@@ -46,81 +47,6 @@ def db(request: pytest.FixtureRequest) -> TangoDatabase:
         "tango_db" if request.param == "pytango" else "cpp_db"
     )
     return found
-
-
-class Case:
-    """One server instance, its two documents and the DB's view of its first device.
-
-    ``first`` configures two devices and a class; ``second`` changes ``speed``, the unit and
-    the class property, gives ``obsolete`` as ``[]``, no longer lists ``greeting`` and the
-    second device.
-    """
-
-    def __init__(self, db: TangoDatabase, unique: str) -> None:
-        self.db = db
-        self.instance = unique
-        self.target = f"EchoServer/{unique}"
-        self.device, self.other = f"modes/{unique}/1", f"modes/{unique}/2"
-        self.cls = f"Cls{unique.replace('-', '')}"
-        self.first = self.document(
-            {
-                "properties": {"greeting": ["hi"], "speed": ["1"], "obsolete": ["x"]},
-                "attribute_properties": {"level": {"unit": ["mm"], "note": ["first"]}},
-            },
-            {self.other: {"properties": {"p": ["2"]}}},
-            shared=["a"],
-        )
-        self.second = self.document(
-            {
-                "properties": {"speed": ["2"], "obsolete": []},
-                "attribute_properties": {"level": {"unit": ["m"]}},
-            },
-            {},
-            shared=["b"],
-        )
-
-    def document(self, body: JsonDict, others: JsonDict, *, shared: list[str]) -> JsonDict:
-        devices = {self.device: body, **others}
-        return {
-            "servers": {"EchoServer": {self.instance: {"Echo": devices}}},
-            "classes": {self.cls: {"properties": {"shared": shared}}},
-        }
-
-    def written_at_run_time(self) -> None:
-        """What Jive and a memorized attribute write while the server runs."""
-        database = self.db.database()
-        database.put_device_property(self.device, {"set_in_jive": ["42"]})
-        database.put_device_attribute_property(
-            self.device, {"level": {"__value": ["3.5"], "jive_note": ["tuned"]}}
-        )
-        database.put_class_property(self.cls, {"class_in_jive": ["c"]})
-
-    def properties(self) -> dict[str, list[str]]:
-        database = self.db.database()
-        names = list(database.get_device_property_list(self.device, "*"))
-        values = database.get_device_property(self.device, names) if names else {}
-        return {name.lower(): list(value) for name, value in values.items()}
-
-    def attribute_properties(self) -> dict[str, dict[str, list[str]]]:
-        database = self.db.database()
-        attributes = tango.StdStringVector()
-        database.get_device_attribute_list(self.device, attributes)
-        values = database.get_device_attribute_property(self.device, list(attributes))
-        return {
-            attribute.lower(): {name.lower(): list(v) for name, v in props.items()}
-            for attribute, props in values.items()
-            if props
-        }
-
-    def class_properties(self) -> dict[str, list[str]]:
-        database = self.db.database()
-        names = list(database.get_class_property_list(self.cls))
-        values = database.get_class_property(self.cls, names) if names else {}
-        return {name.lower(): list(value) for name, value in values.items()}
-
-    def devices(self) -> set[str]:
-        listing = list(self.db.database().get_device_class_list(self.target))
-        return {d.lower() for d, c in zip(listing[0::2], listing[1::2], strict=True) if c == "Echo"}
 
 
 @pytest.fixture
@@ -202,39 +128,6 @@ def test_each_mode_plans_the_calls_json2tango_plans(
     )
     assert _comparable(ours) == _comparable(theirs)
     assert ours, "the second document changes something in either mode"
-
-
-def test_the_stand_in_answers_as_real_tango_in_both_modes(case: Case, port: PyTangoPort) -> None:
-    """One sequence of applies and run-time writes: the same changed answers, the same DB."""
-    standin = StandInTango()
-    steps: list[tuple[JsonDict | None, ConfigMode | None, bool]] = [
-        (case.first, UPDATE, True),
-        (case.first, UPDATE, False),
-        (None, None, False),  # Jive and a memorized value write
-        (case.first, UPDATE, False),
-        (case.second, UPDATE, True),
-        (case.second, UPDATE, False),
-        (case.second, DECLARATIVE, True),
-        (case.second, DECLARATIVE, False),
-        (case.second, UPDATE, False),
-        (case.first, DECLARATIVE, True),
-        (case.first, UPDATE, False),
-    ]
-    for index, (document, mode, changed) in enumerate(steps):
-        if document is None or mode is None:
-            case.written_at_run_time()
-            standin.put_device_property(case.device, {"set_in_jive": ["42"]})
-            standin.put_device_attribute_property(
-                case.device, {"level": {"__value": ["3.5"], "jive_note": ["tuned"]}}
-            )
-            continue  # the class property: the stand-in keeps none written at run time
-        real = port.apply_config(case.db.tango_host, case.target, document, mode=mode)
-        stand_in = standin.apply_config("h:1", case.target, document, mode=mode)
-        assert (real.changed, stand_in.changed) == (changed, changed), f"step {index}"
-        held = standin.servers[case.target]
-        assert set(held) == case.devices(), f"step {index}"
-        assert held[case.device]["properties"] == case.properties(), f"step {index}"
-        assert held[case.device]["attribute_properties"] == case.attribute_properties(), index
 
 
 class RecordingPort(PyTangoPort):
