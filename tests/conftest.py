@@ -9,6 +9,11 @@ kubeemu with the CRDs.
 what ``make test`` runs), ``kubeemu`` (the edit-test loop, no build needed) or ``real``.
 Without the control plane's binaries a real-server test is skipped with the build hint —
 and fails under ``CI=true``, where a tier of real parts that cannot run is an error.
+
+Time: Hypothesis runs without its per-example deadline (profiles ``dev`` and ``ci`` below; a
+loaded machine makes a 200 ms deadline a coin toss), and the terminal summary lists every test
+whose call took more than ``SLOW_SECONDS`` without the ``slow`` mark (``make test-fast`` leaves
+the marked ones out, so an unmarked slow test slows the edit-test loop).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from kubernetes import client, config
 
 from devstack.controlplane import ControlPlane, ControlPlaneError
@@ -32,10 +38,60 @@ from kubeemu.testing import KubeEmu
 from tests.support.kube_api import KubeApi, clean_namespace
 from tests.support.real_parts import unavailable
 
-pytest_plugins = ["kubeemu.pytest_plugin"]
+pytest_plugins = ["kubeemu.pytest_plugin", "pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools" / "bin"
+
+
+# Hypothesis: no per-example deadline anywhere (the examples of these tests render templates,
+# start nothing, and still overrun 200 ms when two other test runs share the 2 cores).
+# ``ci`` (chosen when CI is set) also derandomizes, so a CI run is reproducible, and prints the
+# blob that reproduces a failure; HYPOTHESIS_PROFILE=dev|ci picks one explicitly.
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
+
+# a test whose call phase takes longer than this belongs under ``@pytest.mark.slow``
+SLOW_SECONDS = 5.0
+
+
+class SlowList:
+    """The calls over ``threshold`` seconds of tests without the ``slow`` mark, in the summary.
+
+    A warning list, not a failure: a loaded machine slows every test. Under xdist it runs in
+    the controller, whose reports carry the items' marks among their keywords.
+    """
+
+    def __init__(self, threshold: float = SLOW_SECONDS) -> None:
+        self.threshold = threshold
+        self.unmarked: list[tuple[str, float]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        over = report.when == "call" and report.duration > self.threshold
+        if over and "slow" not in report.keywords:
+            self.unmarked.append((report.nodeid, report.duration))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.unmarked:
+            return
+        title = f"tests over {self.threshold:g} s not marked slow"
+        terminalreporter.section(title, yellow=True)
+        for nodeid, duration in sorted(self.unmarked, key=lambda item: -item[1]):
+            terminalreporter.line(f"{duration:6.2f}s {nodeid}")
+        terminalreporter.line("mark them @pytest.mark.slow (make test-fast leaves those out)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SlowList(), "tango-operator-slow-list")
 
 
 def _tool(name: str) -> str:
@@ -113,9 +169,14 @@ def local_node(
     api_client.close()
 
 
+def kubectl_binary() -> str:
+    """The pinned kubectl (``make tools``); fails the test where it is missing."""
+    return _tool("kubectl")
+
+
 @pytest.fixture
 def kubectl(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
-    return Cli(_tool("kubectl"), _kubeconfig_of(request), tmp_path)
+    return Cli(kubectl_binary(), _kubeconfig_of(request), tmp_path)
 
 
 @pytest.fixture

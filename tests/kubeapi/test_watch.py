@@ -11,6 +11,7 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from kubeemu.testing import KubeEmu
+from tests.support.workers import EVENTUALLY
 
 # runs on kubeemu and on the real kube-apiserver (tests/support/kube_api.py)
 pytestmark = pytest.mark.usefixtures("kube_api")
@@ -134,10 +135,11 @@ def test_dropped_watch_ends_stream_and_resume_sees_later_changes(
     thread = threading.Thread(target=consume)
     thread.start()
     _create(core, "one")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + EVENTUALLY
     while "one" not in received and time.monotonic() < deadline:
         time.sleep(0.05)
     assert kubeemu.drop_watches() >= 1
+    # before the watch's own 10 s timeout could end it
     assert finished.wait(5), "a dropped watch must end the HTTP stream"
     thread.join()
     assert received == ["one"]

@@ -86,13 +86,19 @@ def test_many_keys_reach_running(
     assert "] succeeded in" not in logs
 
 
+STORM_HOLD_MS = 200
+
+
 def test_storm_on_one_key_never_runs_it_twice_at_once(
     pool: WorkerPool, producer: Producer, kube_client: client.ApiClient
 ) -> None:
     # requeue-after polling is pushed out of the test window and the export watcher is
     # off (it wakes a server whose rolled pods export their devices — a TANGO-side event,
     # not one of the storm's), so every run after the storm is caused by the storm
-    pool.processes, pool.concurrency, pool.hold_ms = 4, 1, 20
+    # each reconcile holds the key this long, and one key never runs twice at once: the runs
+    # during the storm are at most its length / STORM_HOLD_MS, so 200 events coalesce however
+    # slowly this machine sends them (at 40 ms a patch: 200 events, at most 40 runs)
+    pool.processes, pool.concurrency, pool.hold_ms = 4, 1, STORM_HOLD_MS
     pool.extra_env["TANGO_OPERATOR_PENDING_POLL_SECONDS"] = "120"
     pool.extra_env["TANGO_OPERATOR_EXPORT_POLL_SECONDS"] = "0"
     pool.start()
@@ -118,7 +124,7 @@ def test_storm_on_one_key_never_runs_it_twice_at_once(
         )
         producer.enqueue(_key("storm"))
     last_event = time.monotonic()
-    assert last_event - started < 10
+    storm_seconds = last_event - started
 
     apps = client.AppsV1Api(kube_client)
 
@@ -140,6 +146,9 @@ def test_storm_on_one_key_never_runs_it_twice_at_once(
     assert overlapping_windows(str(pool.trace)) == []
     assert len({pid for pid, _ in entries}) > 1, "the storm was spread over several workers"
     assert len(entries) < 200, "events were coalesced"
+    # serial runs of STORM_HOLD_MS each: no more than fit in the storm, plus the first, one
+    # under way when it began and one follow-up
+    assert len(entries) <= storm_seconds * 1000 / STORM_HOLD_MS + 3, (len(entries), storm_seconds)
 
 
 @pytest.mark.slow
@@ -202,7 +211,6 @@ def test_a_poison_key_backs_off_and_does_not_delay_others(
     assert delayed is not None, "the poison key waits in Redis, not in a worker"
     assert delayed - time.time() > 1.0, "backoff has grown beyond a second"
 
-    started = time.monotonic()
     _custom(kube_client).create_namespaced_custom_object(
         crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server("good")
     )
@@ -213,7 +221,6 @@ def test_a_poison_key_backs_off_and_does_not_delay_others(
         return _state(kube_client, "good") == "Running"
 
     wait_for(good_running, timeout=30, what="the healthy key")
-    assert time.monotonic() - started < 15
     assert "poisoned key" in pool.logs()
     # visible where operators look: the failure counter, and FAILURE tasks for Flower
     errors = scrape(metrics_port).get(
@@ -228,9 +235,14 @@ def test_a_poison_key_backs_off_and_does_not_delay_others(
 
 
 @pytest.mark.slow
-def test_redis_restarted_empty_then_resync_converges(
+def test_workers_survive_redis_restarted_empty_and_converge_once_keys_are_enqueued_again(
     pool: WorkerPool, producer: Producer, kube_client: client.ApiClient, redis: Any
 ) -> None:
+    """The workers' side of a Redis restart: they reconnect and finish what is enqueued again.
+
+    The test enqueues the keys again itself, as the watcher's resync would; that the resync
+    does so is ``tests/integration/watcher/test_watcher.py::test_resync_refills_a_flushed_redis``.
+    """
     pool.processes, pool.concurrency = 1, 2
     pool.start()
     for name in ("r1", "r2"):
@@ -249,7 +261,7 @@ def test_redis_restarted_empty_then_resync_converges(
     )
 
     def converged() -> bool:
-        for name in ("r1", "r2", "r3"):  # the watcher's resync after it reconnects
+        for name in ("r1", "r2", "r3"):  # standing in for the watcher's resync
             producer.enqueue(_key(name))
         producer.pump()
         return all(_state(kube_client, n) == "Running" for n in ("r1", "r2", "r3"))

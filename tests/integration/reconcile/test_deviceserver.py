@@ -23,6 +23,7 @@ from tango_operator import crd, names
 from tests.conftest import Cli
 from tests.support.kube_api import KubeApi
 from tests.support.operator import Operator, db_key, ds_key
+from tests.support.workers import EVENTUALLY
 from workers.reconcile.ports import InMemoryChildLedger, InMemoryDatabaseStates
 
 JsonDict = dict[str, Any]
@@ -395,7 +396,7 @@ def test_waiters_start_when_the_devices_are_exported_not_when_the_pod_is_ready(
     _create(kube_client, provider)
     operator.tango.unexported.add("lab/early/1")
     starting = operator.reconcile(ds_key("early"))
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + EVENTUALLY
     while starting.state == "Building" and time.monotonic() < deadline:  # the rollout's status
         time.sleep(0.05)
         starting = operator.reconcile(ds_key("early"))
@@ -508,7 +509,7 @@ def test_deleting_a_databaseds_moves_its_users_to_waiting_at_once_and_warns(
 
 def _wait_ready_replicas(kube_client: client.ApiClient, name: str, count: int) -> None:
     apps = client.AppsV1Api(kube_client)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + EVENTUALLY
     while (apps.read_namespaced_stateful_set(name, "default").status.ready_replicas or 0) != count:
         assert time.monotonic() < deadline, f"{name} never had {count} ready replicas"
         time.sleep(0.02)
@@ -516,7 +517,7 @@ def _wait_ready_replicas(kube_client: client.ApiClient, name: str, count: int) -
 
 def _pod_ready(kubeemu: KubeEmu, kube_client: client.ApiClient, name: str) -> None:
     core = client.CoreV1Api(kube_client)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + EVENTUALLY
     while name not in {p.metadata.name for p in core.list_namespaced_pod("default").items}:
         assert time.monotonic() < deadline, f"pod {name} never created"
         time.sleep(0.05)

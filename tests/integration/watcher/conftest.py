@@ -119,6 +119,12 @@ def start_watcher(kubeemu: KubeEmu, redis: RedisServer) -> Iterator[StartWatcher
 WatcherProcess = Callable[..., subprocess.Popen[bytes]]
 
 
+# the Lease of ``watcher_process`` unless a test passes its own
+WATCHER_LEASE_SECONDS = 3
+WATCHER_RENEW_SECONDS = 2
+WATCHER_RETRY_SECONDS = 0.5
+
+
 @pytest.fixture
 def watcher_process(
     kubeemu: KubeEmu, redis: RedisServer, tmp_path: Path
@@ -133,9 +139,9 @@ def watcher_process(
             "TANGO_OPERATOR_REDIS_URL": redis.url,
             "TANGO_OPERATOR_IDENTITY": identity,
             "TANGO_OPERATOR_LEASE_NAMESPACE": "default",
-            "TANGO_OPERATOR_LEASE_DURATION_SECONDS": "3",
-            "TANGO_OPERATOR_LEASE_RENEW_SECONDS": "2",
-            "TANGO_OPERATOR_LEASE_RETRY_SECONDS": "0.5",
+            "TANGO_OPERATOR_LEASE_DURATION_SECONDS": str(WATCHER_LEASE_SECONDS),
+            "TANGO_OPERATOR_LEASE_RENEW_SECONDS": str(WATCHER_RENEW_SECONDS),
+            "TANGO_OPERATOR_LEASE_RETRY_SECONDS": str(WATCHER_RETRY_SECONDS),
             "PYTHONPATH": str(REPO),
             **env,
         }

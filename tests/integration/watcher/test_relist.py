@@ -25,7 +25,7 @@ from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
 from tango_operator import crd, resources
 from tests.integration.watcher.conftest import StartWatcher, create_ds, ds_key
-from tests.support.workers import wait_for
+from tests.support.workers import EVENTUALLY, wait_for
 from watcher.kube import Kube
 from watcher.sources import LIST_PAGE, Resource, Source
 
@@ -113,7 +113,7 @@ def test_source_relist_deletes_what_the_list_no_longer_has(
 
         counted_before = _relist_deletions()
         _gap(emulator, delete_two, lambda: source.relists == 2)
-        wait_for(lambda: len(emitted) >= before + 3, timeout=5, what="the relist's events")
+        wait_for(lambda: len(emitted) >= before + 3, timeout=EVENTUALLY, what="the relist's events")
         assert _relist_deletions() - counted_before == 2, "visible in the metrics"
         after = sorted((e[1], e[2]["metadata"]["name"]) for e in emitted[before:])
         assert after == [("ADDED", "stays"), ("DELETED", "goes"), ("DELETED", "goes-too")]
@@ -131,7 +131,7 @@ def test_source_relist_deletes_what_the_list_no_longer_has(
             lambda: core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": "bump"}}),
             lambda: source.relists == 3,
         )
-        wait_for(lambda: len(emitted) >= before + 4, timeout=5, what="the second relist")
+        wait_for(lambda: len(emitted) >= before + 4, timeout=EVENTUALLY, what="the second relist")
         assert [(e[1], e[2]["metadata"]["name"]) for e in emitted[before + 3 :]] == [
             ("ADDED", "stays")
         ]
@@ -151,21 +151,24 @@ def test_cr_deleted_in_a_watch_gap_is_forgotten_uncounted_and_enqueued(
         create_ds(api_client, name, NAMESPACE)
     stays, goes = ds_key("stays", NAMESPACE), ds_key("goes", NAMESPACE)
     wait_for(lambda: {stays, goes} <= set(watcher.offered), timeout=10, what="both keys")
-    wait_for(lambda: _count() == 2, timeout=5, what="both counted")
+    wait_for(lambda: _count() == 2, timeout=EVENTUALLY, what="both counted")
     assert watcher.mapper.knows(goes)
     source = next(s for s in watcher.sources if s.resource.plural == "deviceservers")
     relists = source.relists
 
     _gap(emulator, lambda: _delete_ds(api_client, "goes"), lambda: source.relists > relists)
-    wait_for(lambda: watcher.offered.count(goes) == 2, timeout=5, what="the deletion's key")
+    wait_for(
+        lambda: watcher.offered.count(goes) == 2, timeout=EVENTUALLY, what="the deletion's key"
+    )
     assert _count() == 1, "the deleted CR is no longer counted"
     assert not watcher.mapper.knows(goes), "its fingerprint is forgotten"
     assert watcher.mapper.knows(stays)
     # the resync after the relist offers the live CR again; the deleted one is offered once
-    wait_for(lambda: watcher.offered.count(stays) >= 2, timeout=5, what="the resync")
+    wait_for(lambda: watcher.offered.count(stays) >= 2, timeout=EVENTUALLY, what="the resync")
     assert watcher.offered.count(goes) == 2
 
 
+@pytest.mark.slow  # about 6 s: over two pages of ConfigMaps written one by one, then listed
 def test_a_list_longer_than_a_page_is_read_page_by_page(
     quiet: tuple[KubeEmu, client.ApiClient],
 ) -> None:

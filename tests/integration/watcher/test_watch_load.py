@@ -18,7 +18,7 @@ from kubernetes import client
 from prometheus_client import REGISTRY
 
 from tests.integration.watcher.conftest import StartWatcher, create_ds, ds_key
-from tests.support.workers import wait_for
+from tests.support.workers import EVENTUALLY, wait_for
 from watcher.main import RESOURCES
 
 MANAGED = {"app.kubernetes.io/managed-by": "tango-operator"}
@@ -39,7 +39,7 @@ def test_watches_under_write_load_deliver_everything_without_going_quiet(
     start_watcher: StartWatcher, kube_client: client.ApiClient
 ) -> None:
     watcher = start_watcher(env={"TANGO_OPERATOR_INACTIVITY_SECONDS": "70"})
-    wait_for(lambda: len(watcher.sources) == len(RESOURCES), timeout=5, what="the sources")
+    wait_for(lambda: len(watcher.sources) == len(RESOURCES), timeout=EVENTUALLY, what="the sources")
     restarts = _quiet_restarts()
     created: list[str] = []
     core = client.CoreV1Api(kube_client)

@@ -31,7 +31,7 @@ from tests.integration.watcher.conftest import (
     queued_members,
     sent_keys,
 )
-from tests.support.workers import wait_for
+from tests.support.workers import EVENTUALLY, wait_for
 
 MANAGED = {"app.kubernetes.io/managed-by": "tango-operator"}
 
@@ -205,7 +205,9 @@ def test_pump_sends_due_keys(start_watcher: StartWatcher, redis: RedisServer) ->
     queue = watcher.queue
     member = ds_key("later").encode()
     queue.redis.zadd(queue.prefix + "delayed", {member: time.time() - 1})
-    wait_for(lambda: ds_key("later") in sent_keys(redis), timeout=5, what="the pumped message")
+    wait_for(
+        lambda: ds_key("later") in sent_keys(redis), timeout=EVENTUALLY, what="the pumped message"
+    )
     assert member in queued_members(redis)
     assert not queue.redis.zcard(queue.prefix + "delayed")
 
@@ -226,20 +228,37 @@ def test_a_message_lost_on_its_way_to_a_worker_is_sent_again(
     assert member in queued_members(redis), "marked queued afresh"
 
 
+RESYNC_SECONDS = 1
+# a few periods and a margin for a loaded machine, far below the hour of the default period
+RESYNC_WITHIN = RESYNC_SECONDS * 5 + 20
+
+
+def _resyncs() -> float:
+    return REGISTRY.get_sample_value("tango_operator_resyncs_total") or 0.0
+
+
 def test_resync_refills_a_flushed_redis(
     start_watcher: StartWatcher, kube_client: client.ApiClient, redis: RedisServer
 ) -> None:
     for name in ("x", "y"):
         create_ds(kube_client, name)
-    start_watcher(env={"TANGO_OPERATOR_RESYNC_SECONDS": "1"}, send=make_publisher(redis.url))
+    start_watcher(
+        env={"TANGO_OPERATOR_RESYNC_SECONDS": str(RESYNC_SECONDS)}, send=make_publisher(redis.url)
+    )
     wanted = {ds_key("x"), ds_key("y")}
-    wait_for(lambda: wanted <= set(sent_keys(redis)), timeout=10, what="the first messages")
-    time.sleep(1.5)
+    wait_for(lambda: wanted <= set(sent_keys(redis)), timeout=EVENTUALLY, what="the first messages")
+    # two whole resyncs later (counted, so the window cannot pass without one), nothing more
+    resyncs = _resyncs()
+    wait_for(lambda: _resyncs() >= resyncs + 2, timeout=RESYNC_WITHIN, what="two resyncs")
     assert sorted(sent_keys(redis)) == sorted(wanted), "resync sends nothing already queued"
     redis.client().flushall()
-    # the resync period is 1 s and nothing else sends these keys again; an hour-long
+    # the resync period is RESYNC_SECONDS and nothing else sends these keys again; an hour-long
     # period (the other tests) would not refill them within the wait
-    wait_for(lambda: wanted <= set(sent_keys(redis)), timeout=5, what="messages after FLUSHALL")
+    wait_for(
+        lambda: wanted <= set(sent_keys(redis)),
+        timeout=RESYNC_WITHIN,
+        what="messages after FLUSHALL",
+    )
     assert {key.encode() for key in wanted} <= queued_members(redis)
 
 

@@ -15,6 +15,7 @@ from tango_operator.workqueue.dependencies import RedisDependencyIndex
 from tango_operator.workqueue.fair import URGENT_WAKE_LIMIT
 from tango_operator.workqueue.starting import StartingServers
 from tests.support.standin_tango import StandInTango
+from tests.support.workers import EVENTUALLY
 from workers.export_watcher import ExportWatcher
 
 HOST = "127.0.0.1:10000"
@@ -128,7 +129,7 @@ def test_processes_take_turns(redis_client: Redis) -> None:
         for number in range(20):
             starting.register(_key(f"s{number}"), HOST, (f"lab/s/{number}",))
             time.sleep(0.03)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + EVENTUALLY
         while starting.entries() and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:

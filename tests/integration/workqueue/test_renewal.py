@@ -14,6 +14,7 @@ import redis
 from tango_operator.keys import Key
 from tango_operator.workqueue import Busy, Lease, WorkQueue
 from tango_operator.workqueue.renewal import LeaseRenewer
+from tests.support.workers import EVENTUALLY
 
 KEY = Key("DeviceServer", "team-a", "motor")
 
@@ -25,15 +26,17 @@ def _lease(queue: WorkQueue, key: Key = KEY) -> Lease:
 
 
 def test_a_registered_lease_outlives_its_length(redis_client: redis.Redis) -> None:
-    queue = WorkQueue(redis_client, lease_seconds=0.3)
-    other = WorkQueue(redis_client, lease_seconds=0.3)
+    # a lease of a second (at 0.3 s a renewer starved for a moment by a loaded machine could
+    # miss its turn); sleeps longer than it are the windows that prove renewal and its end
+    queue = WorkQueue(redis_client, lease_seconds=1.0)
+    other = WorkQueue(redis_client, lease_seconds=1.0)
     renewer = LeaseRenewer(queue)
     renewal = renewer.register(_lease(queue))
-    time.sleep(1.0)  # more than three lease lengths
+    time.sleep(2.5)  # more than two lease lengths
     assert isinstance(other.begin(KEY), Busy), "the renewed lease still holds the key"
     assert not renewal.lost.is_set()
     renewer.unregister(renewal)
-    time.sleep(0.5)  # no more renewals: the lease runs out
+    time.sleep(1.2)  # no more renewals: the lease runs out
     assert isinstance(other.begin(KEY), Lease)
 
 
@@ -42,21 +45,23 @@ def test_the_loss_of_a_lease_is_reported(redis_client: redis.Redis) -> None:
     renewer = LeaseRenewer(queue)
     renewal = renewer.register(_lease(queue))
     redis_client.set(f"{queue.prefix}lock:{KEY.encode()}", "someone-else")
-    assert renewal.lost.wait(2.0), "the renewer noticed another holder"
+    assert renewal.lost.wait(EVENTUALLY), "the renewer noticed another holder"
 
 
 def test_many_leases_share_one_thread_that_ends_when_idle(redis_client: redis.Redis) -> None:
-    queue = WorkQueue(redis_client, lease_seconds=0.3)
+    # leases of a second, kept twice as long: a renewer starved for a moment by a loaded
+    # machine still renews in time (at 0.3 s it could miss one)
+    queue = WorkQueue(redis_client, lease_seconds=1.0)
     renewer = LeaseRenewer(queue)
     before = threading.active_count()
     keys = [Key("DeviceServer", "team-a", f"ds-{i}") for i in range(20)]
     renewals = [renewer.register(_lease(queue, key)) for key in keys]
     assert threading.active_count() == before + 1
-    time.sleep(0.6)
+    time.sleep(2.0)  # the leases outlive their length only if renewed
     assert all(redis_client.exists(f"{queue.prefix}lock:{key.encode()}") for key in keys)
     for renewal in renewals:
         renewer.unregister(renewal)
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + EVENTUALLY
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() == before, "the renewer's thread ended with no lease held"
