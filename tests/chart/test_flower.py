@@ -153,6 +153,7 @@ def _shown(flower: Flower, resource: str, state: str) -> list[dict[str, object]]
     ]
 
 
+@pytest.mark.slow
 def test_flower_names_each_tasks_resource_and_fails_a_reconcile_that_leaves_it_in_error(
     flower: Flower, tmp_path: Path
 ) -> None:

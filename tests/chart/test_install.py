@@ -58,6 +58,7 @@ def _secret_value(kubectl: Cli, name: str, key: str) -> str:
     return base64.b64decode(secret["data"][key]).decode()
 
 
+@pytest.mark.slow
 def test_install_upgrade_uninstall(helm: Cli, kubectl: Cli) -> None:
     result = helm.run(
         "install", "op", str(CHART), "--namespace", "tango", "--create-namespace",

@@ -41,6 +41,7 @@ def _descendants_alive(marker: str) -> list[str]:
     return alive
 
 
+@pytest.mark.slow
 def test_the_demo_brings_every_sample_to_running_and_cleans_up(
     stack_api: ApiChoice, tmp_path: Path
 ) -> None:
@@ -152,6 +153,7 @@ class _Demo:
             self.reader.join(timeout=10)
 
 
+@pytest.mark.slow
 def test_a_crashing_sample_does_not_hide_the_tango_host_and_sighup_stops_all(
     tmp_path: Path,
 ) -> None:
@@ -184,6 +186,7 @@ def test_a_crashing_sample_does_not_hide_the_tango_host_and_sighup_stops_all(
     assert _descendants_alive(str(workdir)) == [], "every process the demo started is gone"
 
 
+@pytest.mark.slow
 def test_kubectl_logs_of_a_demo_pod_prints_the_server_output(
     stack_api: ApiChoice, tmp_path: Path
 ) -> None:

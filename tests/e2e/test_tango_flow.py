@@ -49,6 +49,7 @@ def _replicas(e2e: E2E, namespace: str, name: str) -> int:
     return int(found.spec.replicas or 0)
 
 
+@pytest.mark.slow
 def test_a_chain_created_together_starts_in_dependency_order(e2e: E2E) -> None:
     namespace = "chain"
     e2e.create(namespace, database_ds())
@@ -184,6 +185,7 @@ def test_a_crashing_server_and_a_missing_executable_say_why_in_their_status(e2e:
     assert {c["type"]: c["status"] for c in status["conditions"]}["ContainerHealthy"] == "True"
 
 
+@pytest.mark.slow
 def test_each_devices_tango_state_follows_the_device_in_the_cr(e2e: E2E) -> None:
     """TANGO's own view in the CR: State and Status of each device, read at a low rate."""
     namespace = "health"

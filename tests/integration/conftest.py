@@ -10,6 +10,7 @@ only create uniquely named objects or whose writes the API rejects.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -17,7 +18,7 @@ from kubernetes import client, config
 
 from devstack.stack import CRD_DIR, install_crds
 from kubeemu.testing import KubeEmu
-from tests.conftest import Cli
+from tests.conftest import Cli, kubectl_binary
 
 
 def crd_names() -> list[str]:
@@ -49,6 +50,14 @@ def crd_api_client(kubeemu: KubeEmu, crds_installed: list[str]) -> Iterator[clie
         yield api_client
     finally:
         api_client.close()
+
+
+@pytest.fixture
+def kubectl_shared(
+    kubeemu_shared: KubeEmu, crd_api_client_shared: client.ApiClient, tmp_path: Path
+) -> Cli:
+    """The real kubectl on the session's shared emulator with the CRDs, for tests that only read."""
+    return Cli(kubectl_binary(), kubeemu_shared.kubeconfig, tmp_path)
 
 
 @pytest.fixture(scope="session")

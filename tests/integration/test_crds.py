@@ -814,8 +814,8 @@ def test_kubectl_wait_on_ready_and_on_state(kubectl: Cli, crd_api_client: client
     ],
 )
 def test_kubectl_explain_shows_the_descriptions(
-    kubectl: Cli, crds_installed: list[str], field: str, expected: str
+    kubectl_shared: Cli, field: str, expected: str
 ) -> None:
-    explained = kubectl.run("explain", field).stdout
+    explained = kubectl_shared.run("explain", field).stdout
     description = explained.split("DESCRIPTION:", 1)[1]
     assert expected in " ".join(description.split()), explained

@@ -172,6 +172,7 @@ def _redis_text(stack: LocalStack) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_no_secret_reaches_a_log_a_status_an_event_or_redis(stack: LocalStack) -> None:
     assert stack.api_client is not None
     assert stack.flower_credentials is not None

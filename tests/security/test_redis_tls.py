@@ -161,6 +161,7 @@ def test_the_watcher_refuses_tls_files_with_a_plain_url(tmp_path: Path) -> None:
     assert "TLS needs rediss://" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_reconcile_completes_over_tls(
     kubeemu: KubeEmu,
     kube_client: client.ApiClient,
@@ -224,6 +225,7 @@ def test_a_reconcile_completes_over_tls(
     assert "rediss://" in pool.logs()  # the banner: Celery's broker was the TLS URL
 
 
+@pytest.mark.slow
 def test_a_wrong_ca_is_refused_with_a_clear_error(
     kubeemu: KubeEmu, tls_redis: RedisServer, pki: Pki, tmp_path: Path
 ) -> None:
