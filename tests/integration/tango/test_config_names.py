@@ -112,6 +112,7 @@ def _unique(resource: JsonDict) -> JsonDict:
         HealthCheck.filter_too_much,
     ],
 )
+@pytest.mark.slow
 @given(resource=device_servers(), first=_modes, then=_modes)
 def test_whatever_the_parser_admits_is_written_once(
     tango_db: PyTangoDatabase,

@@ -139,7 +139,7 @@ def test_database_alive_false_when_the_cpp_db_stops(
         db.stop()
         started = time.monotonic()
         probe = port.database_alive(db.tango_host)
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < port.timeout + 0.5 + 2.0  # deadline + load slack
         assert not probe.ok
 
 

@@ -54,6 +54,9 @@ UPDATE, DECLARATIVE = ConfigMode.UPDATE, ConfigMode.DECLARATIVE
 FLAVOURS = ["pytango", pytest.param("cpp", marks=pytest.mark.slow)]
 DOWN = "TangoUnavailableError", "names the host: True"
 
+LOADED_MACHINE_MARGIN = 2.0
+"""Seconds a loaded machine may add to a call the port bounds by its deadline."""
+
 
 @pytest.fixture(scope="module", params=FLAVOURS)
 def flavour(request: pytest.FixtureRequest) -> str:
@@ -374,7 +377,7 @@ def test_a_hung_db(own_db: TangoDatabase, port: PyTangoPort, unique: str) -> Non
         both = Both(world, host, port)
         device = f"contract/{unique}/any"
         both.expect((False, "no answer", ""), "database_alive", host)
-        assert both.seconds < PROBE_DEADLINE + 1.0
+        assert both.seconds < PROBE_DEADLINE + LOADED_MACHINE_MARGIN
         both.expect((False, "TANGO DB does not answer", ""), "device_ready", host, device)
         _quick(both)
         both.expect(DOWN, "unexported_devices", host, (device,))
@@ -395,4 +398,4 @@ def _warm(port: TangoPort, tango_host: str, world: World) -> None:
 
 def _quick(both: Both) -> None:
     """The real call returned within the port's deadline (a DB down never makes a worker wait)."""
-    assert both.seconds < PROBE_DEADLINE + 0.5, f"took {both.seconds:.1f} s"
+    assert both.seconds < PROBE_DEADLINE + LOADED_MACHINE_MARGIN, f"took {both.seconds:.1f} s"

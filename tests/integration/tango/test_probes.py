@@ -16,6 +16,14 @@ from tests.support.tango_servers import TangoServers
 from workers.reconcile.ports import TangoUnavailableError
 from workers.tango import PyTangoPort
 
+MARGIN = 2.0
+"""Seconds a loaded machine may add to a call bounded by the port's deadline."""
+
+
+def within_deadline(port: PyTangoPort) -> float:
+    """How long a bounded probe may take: its timeout, the wall-clock deadline's 0.5 s, slack."""
+    return port.timeout + 0.5 + MARGIN
+
 
 def _echo(servers: TangoServers, unique: str, count: int = 1) -> tuple[str, list[str]]:
     """Register EchoServer/<unique> with ``count`` devices; returns (instance, devices)."""
@@ -25,14 +33,14 @@ def _echo(servers: TangoServers, unique: str, count: int = 1) -> tuple[str, list
 
 
 # --- database_alive ------------------------------------------------------------------------------
-def test_database_alive_false_with_reason_within_two_seconds_when_stopped(
+def test_database_alive_false_with_reason_within_the_deadline_when_stopped(
     own_tango_db: PyTangoDatabase, port: PyTangoPort
 ) -> None:
     assert port.database_alive(own_tango_db.tango_host).ok
     own_tango_db.stop()
     started = time.monotonic()
     probe = port.database_alive(own_tango_db.tango_host)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < within_deadline(port)
     assert not probe.ok
     assert "refused" in probe.reason.lower()
     assert own_tango_db.tango_host.split(":")[1] in probe.reason
@@ -55,10 +63,11 @@ def test_database_alive_false_within_deadline_when_frozen(
         own_tango_db.thaw()
     assert not first.ok
     assert "no answer within" in first.reason
-    assert first_took < 2.5
+    assert first_took < within_deadline(port)
     # the first call is still pending inside PyTango: the next one does not queue behind it
+    # (queued, it would wait out the first one's timeout)
     assert not second.ok
-    assert second_took < 0.5
+    assert second_took < port.timeout
     deadline = time.monotonic() + 15
     while not port.database_alive(own_tango_db.tango_host).ok:
         assert time.monotonic() < deadline, "DB did not come back after SIGCONT"
@@ -119,7 +128,7 @@ def test_killed_server_keeps_exported_flag_but_is_not_ready(
     assert tango_db.database().import_device(devices[0]).exported  # the DB still believes it
     started = time.monotonic()
     probe = port.device_ready(tango_db.tango_host, devices[0])
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < within_deadline(port)
     assert not probe.ok
     assert "does not answer" in probe.reason
     # the export check alone cannot tell (that is why device_ready pings)
@@ -160,7 +169,7 @@ def test_frozen_device_is_not_ready_within_deadline(
     finally:
         running.thaw()
     assert not probe.ok
-    assert took < 2.5
+    assert took < within_deadline(port)
 
 
 def test_unexported_devices_raises_when_the_db_is_down(
@@ -171,7 +180,7 @@ def test_unexported_devices_raises_when_the_db_is_down(
     started = time.monotonic()
     with pytest.raises(TangoUnavailableError, match=own_tango_db.tango_host):
         port.unexported_devices(own_tango_db.tango_host, ("sys/database/2",))
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < within_deadline(port)
 
 
 def test_device_ready_when_the_db_is_down(own_tango_db: PyTangoDatabase, port: PyTangoPort) -> None:
