@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 
 INSTALL_HINT = (
     "redis-server is not installed: run `apt-get install redis-server` "

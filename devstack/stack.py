@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 from kubernetes import client, config
 
+from devstack.ports import free_port
 from devstack.redis_server import RedisServer, RedisTls
 from devstack.runner import plan
 from devstack.runner.kubelet import LocalKubelet
@@ -109,7 +110,7 @@ class LocalStack:
         self.host_map: dict[str, str] = dict(options.host_map)
         for namespace, name in options.databaseds:
             self.host_map.setdefault(
-                cluster_tango_host(name, namespace), f"127.0.0.1:{plan.free_port()}"
+                cluster_tango_host(name, namespace), f"127.0.0.1:{free_port()}"
             )
 
     @property
@@ -151,7 +152,7 @@ class LocalStack:
         environment = self.operator_environment()
         watcher_env = {**environment, "TANGO_OPERATOR_IDENTITY": "demo-watcher"}
         if self.options.metrics:
-            port = plan.free_port()
+            port = free_port()
             watcher_env["TANGO_OPERATOR_METRICS_PORT"] = str(port)
             self.endpoints.append(Endpoint("watcher metrics", f"http://127.0.0.1:{port}/metrics"))
         self._spawn(
@@ -162,7 +163,7 @@ class LocalStack:
         for index in range(self.options.workers):
             worker_env = dict(environment)
             if self.options.metrics:
-                port = plan.free_port()
+                port = free_port()
                 worker_env["TANGO_OPERATOR_METRICS_PORT"] = str(port)
                 self.endpoints.append(
                     Endpoint(f"worker{index} metrics", f"http://127.0.0.1:{port}/metrics")
@@ -181,7 +182,7 @@ class LocalStack:
             self._start_flower(environment)
 
     def _start_flower(self, environment: Mapping[str, str]) -> None:
-        port = plan.free_port()
+        port = free_port()
         user, password = "admin", secrets.token_urlsafe(12)
         self.flower_credentials = (user, password)
         flower_env = {**environment, "FLOWER_BASIC_AUTH": f"{user}:{password}"}

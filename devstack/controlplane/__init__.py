@@ -44,7 +44,7 @@ from typing import Any
 import yaml
 
 from devstack import pki
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARIES = ROOT / ".tools" / "controlplane"

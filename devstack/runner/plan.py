@@ -24,12 +24,13 @@ from __future__ import annotations
 import base64
 import os
 import re
-import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from devstack.ports import free_port
 
 JsonDict = dict[str, Any]
 
@@ -98,14 +99,6 @@ class Launch:
     post_start: list[str] | None = None
     pre_stop: list[str] | None = None
     grace_seconds: float = 30.0
-
-
-def free_port() -> int:
-    """Return a TCP port on the loopback address that is free now."""
-    with socket.socket() as probe:
-        probe.bind((LOCAL_ADDRESS, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def expand(text: str, variables: Mapping[str, str]) -> str:

@@ -43,7 +43,7 @@ from typing import Any
 
 from kubernetes import client
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 from tango_operator import crd
 from tests.bench.bench_reconcile import Cluster, _spawn, _stop, cluster
 from tests.bench.report import write_section

@@ -25,8 +25,8 @@ from urllib.parse import quote
 import pytest
 from kubernetes import client, config
 
+from devstack.ports import free_port
 from devstack.redis_server import RedisServer
-from devstack.runner.plan import free_port
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
 from tango_operator import crd

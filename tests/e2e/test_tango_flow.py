@@ -169,13 +169,16 @@ def test_a_crashing_server_and_a_missing_executable_say_why_in_their_status(e2e:
     assert "executable file not found" in status["message"], status["message"]
     assert "/opt/nowhere/ProbeDS" in status["message"]
 
-    warnings = {
-        (event.involved_object.name, event.reason)
-        for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
-        if event.type == "Warning"
-    }
-    assert ("crashes", "CrashLoopBackOff") in warnings
-    assert ("missing", "CannotStart") in warnings
+    def warnings() -> set[tuple[str, str]]:
+        return {
+            (event.involved_object.name, event.reason)
+            for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
+            if event.type == "Warning"
+        }
+
+    # Events are posted by the worker's Event thread, after the status patch
+    e2e.wait(lambda: ("crashes", "CrashLoopBackOff") in warnings(), what="the crash loop's Warning")
+    e2e.wait(lambda: ("missing", "CannotStart") in warnings(), what="the CannotStart Warning")
 
     # fixed: the same server starts, and the crash leaves the status
     e2e.patch(namespace, "crashes", {"script": SERVER_SCRIPT})
@@ -364,6 +367,7 @@ def test_a_device_claimed_twice_is_an_error_for_the_second_only(e2e: E2E) -> Non
     assert _exported(database, "lab/shared/1")
 
 
+@pytest.mark.slow
 def test_deleting_a_device_server_removes_it_from_the_tango_db(e2e: E2E) -> None:
     namespace = "cleanup"
     e2e.create(namespace, database_ds())
@@ -392,6 +396,7 @@ def test_deleting_a_device_server_removes_it_from_the_tango_db(e2e: E2E) -> None
     not os.path.exists(plan.DEBIAN_TANGO_TEST),
     reason="Debian's TangoTest is not installed: apt-get install tango-test",
 )
+@pytest.mark.slow
 def test_the_ska_tangotest_example_runs_unchanged_with_the_cpp_tangotest(e2e: E2E) -> None:
     """The DatabaseDS and the TangoTest DeviceServer exactly as the SKA charts render them.
 

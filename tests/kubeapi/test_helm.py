@@ -24,6 +24,7 @@ def _get(kubectl: Cli, *args: str) -> dict[str, object]:
     return decoded
 
 
+@pytest.mark.slow
 def test_install_upgrade_uninstall(helm: Cli, kubectl: Cli) -> None:
     helm.run("install", "demo", str(CHART), "--namespace", "default", "--wait", "--timeout", "60s")
     config = _get(kubectl, "configmap", "demo-config")

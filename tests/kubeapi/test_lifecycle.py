@@ -193,6 +193,7 @@ def test_garbage_collection_orphan_strips_owner_references(api_client: client.Ap
     assert not child.metadata.owner_references
 
 
+@pytest.mark.slow
 def test_namespace_deletion_removes_content_and_refuses_creates(
     api_client: client.ApiClient,
 ) -> None:

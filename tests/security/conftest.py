@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.ports import free_port
 from devstack.redis_server import RedisTls
-from devstack.runner.plan import free_port
 from tests.support.tls import Certificate, CertificateAuthority, issue, make_ca
 from tests.support.workers import REPO
 

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 
 INSTALL_HINT = (
     "apt-get install mariadb-server tango-db tango-test "

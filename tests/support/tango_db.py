@@ -41,7 +41,7 @@ from typing import Any, Self
 
 import tango
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 from tests.support import mariadb_server
 from tests.support.mariadb_server import MariaDBServer, MariaDBServerError
 
@@ -87,6 +87,22 @@ def rows(result: Any) -> list[Row]:
     flags = list(longs[:-2])
     cells = [value if flag else None for value, flag in zip(strings, flags, strict=True)]
     return [tuple(cells[i * width : (i + 1) * width]) for i in range(count)]
+
+
+FREEZE_TIMEOUT = 10.0
+"""How long ``freeze`` waits for every thread of the DataBaseds to be stopped."""
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is in state T (stopped), read from /proc."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            # the state follows the command name, which is in parentheses and may hold spaces
+            states.append(stat.read_text().rpartition(")")[2].split()[0])
+        except (OSError, IndexError):
+            continue
+    return bool(states) and all(state == "T" for state in states)
 
 
 class TangoDatabase:
@@ -152,9 +168,22 @@ class TangoDatabase:
             self.process = None
 
     def freeze(self) -> None:
-        """SIGSTOP: the port stays open and the kernel accepts connections, nothing answers."""
+        """SIGSTOP: the port stays open and the kernel accepts connections, nothing answers.
+
+        Returns once every thread of the process is stopped: a signal takes effect when its
+        threads are next scheduled, which on a loaded machine can be after the caller's next
+        request.
+        """
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGSTOP)
+        deadline = time.monotonic() + FREEZE_TIMEOUT
+        while not all_threads_stopped(self.process.pid):
+            if time.monotonic() > deadline:
+                raise TangoDatabaseError(
+                    f"{self.kind} (pid {self.process.pid}) not stopped {FREEZE_TIMEOUT:g} s "
+                    "after SIGSTOP"
+                )
+            time.sleep(0.01)
 
     def thaw(self) -> None:
         assert self.process is not None

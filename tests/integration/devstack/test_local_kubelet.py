@@ -21,6 +21,7 @@ import pytest
 import tango
 from kubernetes import client
 
+from devstack.ports import free_port
 from devstack.runner import plan
 from devstack.runner.kubelet import LocalKubelet
 from devstack.runner.process import RestartPolicy
@@ -74,7 +75,7 @@ class Stack:
 @pytest.fixture
 def stack(kubeemu: KubeEmu, kube_client: client.ApiClient, tmp_path: Path) -> Iterator[Stack]:
     kubeemu.controllers(statefulset="manual")
-    db_port = plan.free_port()
+    db_port = free_port()
     settings = plan.Settings(
         workdir=tmp_path / "stack",
         host_map={f"tangodb.{NAMESPACE}.svc.cluster.local:10000": f"127.0.0.1:{db_port}"},

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from kubernetes import client
 
+from devstack.ports import free_port
 from devstack.redis_server import RedisServer
-from devstack.runner.plan import free_port
 from kubeemu.testing import KubeEmu
 from tango_operator import crd
 from tests.support.metrics import scrape

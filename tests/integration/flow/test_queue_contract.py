@@ -25,7 +25,7 @@ from typing import Any, cast
 import pytest
 from kubernetes import client
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 from tango_operator import celeryconfig, crd
 from tango_operator.keys import Key
 from tango_operator.messages import queue_lists

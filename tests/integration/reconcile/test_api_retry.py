@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import pytest
 from kubernetes import client
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 from kubeemu.testing import KubeEmu
 from tango_operator.errors import PermanentError, TemporaryError
 from workers.api_retry import RetryPolicy

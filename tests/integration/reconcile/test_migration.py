@@ -155,6 +155,7 @@ def test_keep_on_a_live_crd_does_not_save_it_from_helm_uninstall(kubectl: Cli, h
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("old_operator")
 def test_crs_of_the_ska_operator_are_reconciled_after_the_crds_are_replaced(
     api_client: client.ApiClient, kubectl: Cli, helm: Cli

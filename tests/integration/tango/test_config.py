@@ -16,7 +16,7 @@ import tango
 from dsconfig.json2tango import apply_config as json2tango_apply
 from dsconfig.json2tango import prepare_config
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 from tango_operator.crd import ConfigMode
 from tests.support.tango_db import PyTangoDatabase
 from tests.support.tango_servers import TangoServers

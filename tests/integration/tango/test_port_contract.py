@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 from tango_operator.crd import ConfigMode
 from tests.support.mariadb_server import MariaDBServer
 from tests.support.standin_tango import PROBE_DEADLINE, StandInTango

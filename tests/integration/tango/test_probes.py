@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 from tests.support.tango_db import PyTangoDatabase
 from tests.support.tango_servers import TangoServers
 from workers.reconcile.ports import TangoUnavailableError

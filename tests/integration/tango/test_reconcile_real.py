@@ -14,7 +14,7 @@ from typing import Any, cast
 import tango
 from kubernetes import client
 
-from devstack.runner.plan import free_port
+from devstack.ports import free_port
 from tango_operator import crd
 from tests.support.operator import Operator, ds_key
 from tests.support.tango_db import PyTangoDatabase
