@@ -20,6 +20,7 @@ Why these limits:
   ``device.domain``/``family``/``member`` columns are ``varchar(85)``, and the admin device
   ``dserver/<dsname>/<args>`` puts both in them (MariaDB truncates or refuses longer ones).
   The launcher file ``<dsname>.py`` stays far below Linux's 255-byte file-name limit.
+* **No ``*``** in a property or attribute name: the DB reads it as a wildcard.
 * **255 characters** for a whole device name, a class, alias, property or attribute name
   and the server instance: the DB's ``varchar(255)`` columns.
 """
@@ -84,8 +85,13 @@ def label_problem(name: str) -> str | None:
     """Why ``name`` cannot be a class, alias, property or attribute name, or None.
 
     Printable ASCII (spaces allowed inside, as Jive allows them), no leading or trailing
-    space, at most 255 characters.
+    space, no ``*``, at most 255 characters. ``*`` is the DB's wildcard when a property is
+    read: a property named ``*`` reads back as the values of every property of its owner, so
+    it never matches what was written (Hypothesis found it: every reconcile rewrote it).
     """
-    if not _PRINTABLE_ASCII.match(name) or name != name.strip():
-        return f"{name!r} must be printable ASCII without leading or trailing spaces (a TANGO name)"
+    if not _PRINTABLE_ASCII.match(name) or name != name.strip() or "*" in name:
+        return (
+            f"{name!r} must be printable ASCII without '*' and without leading or trailing "
+            "spaces (a TANGO name)"
+        )
     return _length_problem(name, NAME_MAX)

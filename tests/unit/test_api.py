@@ -170,6 +170,11 @@ def test_multi_instance_config_keeps_only_this_instance() -> None:
             "spec.config.classes.C.properties. padded",
             "leading or trailing",
         ),
+        (
+            {"config": _config({"classes": {"C": {"properties": {"*": [""], "0": [""]}}}})},
+            "spec.config.classes.C.properties.*",
+            "without '*'",
+        ),
         ({"script": "print()"}, "spec.command", "not both"),
         ({"command": None}, "spec.command", "is required"),
         ({"dependsOn": ["not a device"]}, "spec.dependsOn[0]", "neither a TANGO device"),
