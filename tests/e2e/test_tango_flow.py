@@ -116,13 +116,20 @@ def test_deleting_the_databaseds_moves_its_servers_to_waiting_at_once(e2e: E2E) 
     e2e.wait_states(namespace, {"y": "Waiting"}, timeout=20)
     message = e2e.status(namespace, "y")["message"]
     assert f"DatabaseDS {DATABASEDS}" in message, message
-    warnings = {
-        (event.involved_object.name, event.reason)
-        for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
-        if event.type == "Warning"
-    }
-    assert (DATABASEDS, "DeletedWhileInUse") in warnings
-    assert ("y", "DatabaseDSDeleted") in warnings
+
+    def warnings() -> set[tuple[str, str]]:
+        return {
+            (event.involved_object.name, event.reason)
+            for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
+            if event.type == "Warning"
+        }
+
+    # Events are posted by the worker's Event thread, after the status patch
+    e2e.wait(
+        lambda: {(DATABASEDS, "DeletedWhileInUse"), ("y", "DatabaseDSDeleted")} <= warnings(),
+        timeout=30,
+        what="the DeletedWhileInUse and DatabaseDSDeleted Warnings",
+    )
 
 
 CRASHING_SCRIPT = """\
@@ -328,12 +335,16 @@ def test_a_config_change_reaches_a_running_server_by_init_without_a_restart(e2e:
     again = core.read_namespaced_pod("live-0", namespace)
     assert again.metadata.uid == pod.metadata.uid, "the same pod"
     assert (again.status.container_statuses[0].restart_count or 0) == 0, "not restarted"
-    reasons = {
-        event.reason
-        for event in core.list_namespaced_event(namespace).items
-        if (event.involved_object.kind, event.involved_object.name) == ("DeviceServer", "live")
-    }
-    assert "ConfigReloaded" in reasons
+
+    def reasons() -> set[str]:
+        return {
+            event.reason
+            for event in core.list_namespaced_event(namespace).items
+            if (event.involved_object.kind, event.involved_object.name) == ("DeviceServer", "live")
+        }
+
+    # posted by the worker's Event thread, which may come after the devices re-read the DB
+    e2e.wait(lambda: "ConfigReloaded" in reasons(), timeout=30, what="the ConfigReloaded Event")
 
 
 def _label(e2e: E2E, namespace: str, device: str = "lab/cfg/1") -> str | None:
