@@ -129,7 +129,12 @@ def test_storm_on_one_key_never_runs_it_twice_at_once(
     apps = client.AppsV1Api(kube_client)
 
     def reflects_last_update() -> bool:
-        statefulset = apps.read_namespaced_stateful_set("storm", "default")
+        try:
+            statefulset = apps.read_namespaced_stateful_set("storm", "default")
+        except client.ApiException as error:
+            if error.status == 404:  # on a loaded machine the storm can end before the first
+                return False  # reconcile has created it
+            raise
         env = {e.name: e.value for e in statefulset.spec.template.spec.containers[0].env}
         return env.get("STORM") == "199"
 
