@@ -18,6 +18,7 @@ with some ten thousand ports to draw from that is rare, and the server's own bin
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
 import threading
@@ -35,8 +36,9 @@ _handed_out: set[int] = set()
 _random = random.SystemRandom()
 
 
+@functools.cache
 def ephemeral_low() -> int:
-    """The first port of the kernel's ephemeral range (32768 when it cannot be read)."""
+    """The first port of the kernel's ephemeral range (32768 when it cannot be read; read once)."""
     try:
         return int(EPHEMERAL_RANGE.read_text().split()[0])
     except (OSError, ValueError, IndexError):

@@ -88,6 +88,14 @@ class E2E:
         state: str | None = self.status(namespace, name).get("state")
         return state
 
+    def warnings(self, namespace: str) -> set[tuple[str, str]]:
+        """(involved object's name, reason) of every Warning Event in ``namespace``."""
+        return {
+            (event.involved_object.name, event.reason)
+            for event in client.CoreV1Api(self.api_client).list_namespaced_event(namespace).items
+            if event.type == "Warning"
+        }
+
     def wait(self, predicate: Callable[[], bool], *, timeout: float = 90, what: str = "") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -117,16 +117,12 @@ def test_deleting_the_databaseds_moves_its_servers_to_waiting_at_once(e2e: E2E) 
     message = e2e.status(namespace, "y")["message"]
     assert f"DatabaseDS {DATABASEDS}" in message, message
 
-    def warnings() -> set[tuple[str, str]]:
-        return {
-            (event.involved_object.name, event.reason)
-            for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
-            if event.type == "Warning"
-        }
-
     # Events are posted by the worker's Event thread, after the status patch
     e2e.wait(
-        lambda: {(DATABASEDS, "DeletedWhileInUse"), ("y", "DatabaseDSDeleted")} <= warnings(),
+        lambda: (
+            {(DATABASEDS, "DeletedWhileInUse"), ("y", "DatabaseDSDeleted")}
+            <= e2e.warnings(namespace)
+        ),
         timeout=30,
         what="the DeletedWhileInUse and DatabaseDSDeleted Warnings",
     )
@@ -176,16 +172,15 @@ def test_a_crashing_server_and_a_missing_executable_say_why_in_their_status(e2e:
     assert "executable file not found" in status["message"], status["message"]
     assert "/opt/nowhere/ProbeDS" in status["message"]
 
-    def warnings() -> set[tuple[str, str]]:
-        return {
-            (event.involved_object.name, event.reason)
-            for event in client.CoreV1Api(e2e.api_client).list_namespaced_event(namespace).items
-            if event.type == "Warning"
-        }
-
     # Events are posted by the worker's Event thread, after the status patch
-    e2e.wait(lambda: ("crashes", "CrashLoopBackOff") in warnings(), what="the crash loop's Warning")
-    e2e.wait(lambda: ("missing", "CannotStart") in warnings(), what="the CannotStart Warning")
+    e2e.wait(
+        lambda: ("crashes", "CrashLoopBackOff") in e2e.warnings(namespace),
+        what="the crash loop's Warning",
+    )
+    e2e.wait(
+        lambda: ("missing", "CannotStart") in e2e.warnings(namespace),
+        what="the CannotStart Warning",
+    )
 
     # fixed: the same server starts, and the crash leaves the status
     e2e.patch(namespace, "crashes", {"script": SERVER_SCRIPT})
