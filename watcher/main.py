@@ -407,9 +407,11 @@ def run(settings: Settings, shutdown: threading.Event) -> None:
         renew_seconds=settings.renew_seconds,
         retry_seconds=settings.retry_seconds,
     )
+    # before the election starts: set after it, a quick first acquisition (LEADER 1) would be
+    # overwritten with 0 until the next renewal (a loaded make test scraped 0 from the leader)
+    metrics.LEADER.set(0)
     election = threading.Thread(target=elector.run, args=(shutdown,), name="leader", daemon=True)
     election.start()
-    metrics.LEADER.set(0)
     log.info(
         "watcher started identity=%s namespaces=%s lease=%s/%s",
         settings.identity,
