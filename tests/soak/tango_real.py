@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import tempfile
 import time
@@ -399,13 +400,30 @@ def run(config: Config, workdir: Path) -> Figures:
     return Soak(config, workdir).run()
 
 
+KEPT_LOGS = Path(__file__).resolve().parents[2] / ".cache" / "soak-tango"
+
+
+def keep_logs(workdir: Path) -> Path:
+    """Copy a failed run's process logs out of its scratch directory; returns where to.
+
+    The scratch directory does not outlive the run (``make soak-tango``) or is pruned by
+    pytest after a few sessions (``make test`` runs several), so a failure's watcher, worker,
+    DataBaseds and device server logs are kept in ``.cache/soak-tango/<time>/``.
+    """
+    kept = KEPT_LOGS / time.strftime("%Y%m%d-%H%M%S")
+    shutil.copytree(workdir / "logs", kept, dirs_exist_ok=True)
+    return kept
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="soak-tango-") as scratch:
         figures = run(SHORT, Path(scratch))
+        kept = keep_logs(Path(scratch)) if figures.problems else None
     table = figures.markdown()
     print(table)
     write_section("soak-tango", table)
     if figures.problems:
+        print(f"problems: {figures.problems}\nlogs kept in {kept}")
         raise SystemExit(1)
 
 

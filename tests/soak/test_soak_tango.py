@@ -18,7 +18,9 @@ from tests.soak import tango_real
 def test_real_tango_through_faults_kills_and_a_hung_database(tmp_path: Path) -> None:
     figures = tango_real.run(tango_real.SHORT, tmp_path)
     summary = "\n".join(f"{name}: {value}" for name, value in figures.rows())
-    assert figures.problems == [], f"{summary}\n\nlogs in {tmp_path / 'logs'}"
+    if figures.problems:
+        kept = tango_real.keep_logs(tmp_path)
+        pytest.fail(f"{figures.problems}\n{summary}\n\nlogs kept in {kept}")
     assert figures.converged_after is not None
     assert figures.faults_injected > 0
     assert figures.kills["celery main"] + figures.kills["in delivery"] == tango_real.SHORT.kills
