@@ -17,7 +17,6 @@ once (grace period 0: no kubelet would confirm a graceful deletion).
 from __future__ import annotations
 
 import contextlib
-import socket
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from kubernetes import client
 
 from devstack import pki
+from devstack.ports import free_port
 from devstack.runner.logserver import KubeletServer, LogUnavailableError, LogView
 from devstack.runner.process import Run
 
@@ -83,10 +83,12 @@ def fake_kubelet(
 
 
 def closed_port() -> int:
-    """A loopback port nothing listens on (bound and released at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A loopback port nothing listens on: one ``devstack.ports`` hands out and nobody binds.
+
+    Drawn like the ports of the servers the suite starts, so that none of them is given it
+    later in this process and no outgoing connection holds it.
+    """
+    return free_port()
 
 
 def node(api_client: client.ApiClient, name: str, addresses: list[JsonDict], port: int) -> None:
