@@ -403,7 +403,18 @@ def _kill_one(how: str, mains: list[int], armed: Path, rng: random.Random) -> li
     return dead
 
 
+KILL_LOOP_SECONDS = 120
+"""How long the kill loop of ``test_kills_at_random_instants_lose_no_key`` may go on."""
+CONVERGENCE_SECONDS = celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.UNACKED_RESTORE_INTERVAL + 20
+"""The later of the two ways back of a lost message, plus a restart (docs/architecture.md)."""
+
+
+# The test's own bounds, added up: two Celery mains (30 s), the kill loop (its bound, plus the
+# last iteration's wait for a main, 30 s), the convergence, and 60 s for the setup and the
+# teardown of the processes. pytest's default (120 s) was the loop's bound alone: a loaded
+# make test ran out of it while the keys were converging.
 @pytest.mark.slow
+@pytest.mark.timeout(30 + KILL_LOOP_SECONDS + 30 + CONVERGENCE_SECONDS + 60)
 def test_kills_at_random_instants_lose_no_key(
     pool: WorkerPool, producer: Producer, queue: WorkQueue, kube_client: client.ApiClient
 ) -> None:
@@ -440,7 +451,7 @@ def test_kills_at_random_instants_lose_no_key(
     armed = pool.kill_in_delivery
     try:
         started = time.monotonic()
-        while time.monotonic() - started < 120 and (
+        while time.monotonic() - started < KILL_LOOP_SECONDS and (
             kills["in delivery"] < 3 or sum(kills.values()) < 15
         ):
             for name in rng.sample(names, 8):
@@ -470,9 +481,9 @@ def test_kills_at_random_instants_lose_no_key(
                 _state(kube_client, name) == "Running"
             )
 
-        wait_for(  # the later of the two ways back, plus a restart
+        wait_for(
             lambda: all(converged(name) for name in names),
-            timeout=celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.UNACKED_RESTORE_INTERVAL + 20,
+            timeout=CONVERGENCE_SECONDS,
             interval=0.5,
             what="every key run again and Running",
         )
