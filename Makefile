@@ -80,6 +80,7 @@ bench: venv cli-tools system-deps ## Every benchmark (minutes; prints tables, up
 	$(BIN)/python -m tests.bench.bench_memory $(BENCH_MEMORY_ARGS)
 	$(BIN)/python -m tests.bench.bench_faults $(BENCH_FAULTS_ARGS)
 	$(BIN)/python -m tests.bench.bench_kubeemu $(BENCH_KUBEEMU_ARGS)
+	$(BIN)/python -m tests.bench.profile_reconcile $(BENCH_PROFILE_ARGS)
 
 .PHONY: bench-faults
 bench-faults: venv cli-tools system-deps ## 100 CRs converging under API faults (5xx, 429, jitter, dropped watches), retries on vs off
@@ -96,6 +97,10 @@ bench-fairness: venv cli-tools system-deps ## A flood of 2,000 CRs vs one late C
 .PHONY: bench-wakeup
 bench-wakeup: venv cli-tools system-deps ## Dependency wake-up latency, chains of depth 1/3/10, vs the legacy flow's model
 	$(BIN)/python -m tests.bench.bench_wakeup $(BENCH_WAKEUP_ARGS)
+
+.PHONY: bench-profile
+bench-profile: venv cli-tools system-deps ## Where a reconcile's CPU goes, tango-operator beside kopf, sampled by py-spy (a minute; updates docs/benchmarks.md)
+	$(BIN)/python -m tests.bench.profile_reconcile $(BENCH_PROFILE_ARGS)
 
 .PHONY: bench-kubeemu
 bench-kubeemu: venv ## kubeemu's CPU ms per request under the operator's request mix (a minute; updates docs/benchmarks.md)

@@ -261,7 +261,7 @@ def _result(
     )
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
@@ -276,7 +276,7 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
@@ -296,7 +296,7 @@ def _tree(pid: int) -> list[int]:
 
 
 def _tree_rss(pid: int) -> float:
-    return sum(_rss_mib(p) for p in _tree(pid))
+    return sum(_rss_mib(p) for p in process_tree(pid))
 
 
 @contextmanager
@@ -338,35 +338,48 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def run_kopf(world: Cluster, name: str, max_workers: int | None, deadline: float) -> Result:
-    """The kopf baseline on ``world``."""
+def run_kopf(
+    world: Cluster, name: str, max_workers: int | None, deadline: float, *, failover: bool = True
+) -> Result:
+    """The kopf baseline on ``world`` (``failover=False``: no restart after convergence)."""
     env = {**os.environ, "KUBECONFIG": str(world.emu.kubeconfig), "PYTHONPATH": str(REPO)}
     if max_workers:
         env["KOPF_MAX_WORKERS"] = str(max_workers)
     argv = [sys.executable, "-m", "tests.bench.kopf_baseline"]
     emu_pid = world.emu.process.pid  # type: ignore[union-attr]
-    mark, cpu = world.emu.mark(), _cpu_seconds(emu_pid)
+    mark, cpu = world.emu.mark(), cpu_seconds(emu_pid)
     kopf = _spawn(argv, env, world.workdir / "kopf.log")
     try:
         seconds = world.wait_running(deadline)
-        emu_cpu = _cpu_seconds(emu_pid) - cpu
-        operator_cpu = sum(_cpu_seconds(pid) for pid in _tree(kopf.pid))
+        emu_cpu = cpu_seconds(emu_pid) - cpu
+        operator_cpu = sum(cpu_seconds(pid) for pid in process_tree(kopf.pid))
         world.wait_quiet(mark)
         audit = world.operator_audit(mark)
         rss = {"kopf": _tree_rss(kopf.pid)}
-        _stop(kopf)
-        failover = world.emu.mark()
-        kopf = _spawn(argv, env, world.workdir / "kopf.log")
-        after = world.after_restart(failover)  # kopf lists and runs its resume handlers
+        after: list[dict[str, Any]] = []
+        if failover:
+            _stop(kopf)
+            restarted = world.emu.mark()
+            kopf = _spawn(argv, env, world.workdir / "kopf.log")
+            after = world.after_restart(restarted)  # kopf lists and runs its resume handlers
     finally:
         _stop(kopf)
     return _result(name, world, seconds, audit, after, rss, operator_cpu, emu_cpu)
 
 
 def run_operator(
-    world: Cluster, processes: int, concurrency: int, deadline: float, dispatch: str
+    world: Cluster,
+    processes: int,
+    concurrency: int,
+    deadline: float,
+    dispatch: str,
+    *,
+    failover: bool = True,
 ) -> Result:
-    """tango-operator on ``world``: the watcher and ``processes`` worker processes."""
+    """tango-operator on ``world``: the watcher and ``processes`` worker processes.
+
+    ``failover=False``: the watcher is not restarted after convergence.
+    """
     pool = WorkerPool(
         kubeconfig=world.emu.kubeconfig,
         redis_url=world.redis.url,
@@ -379,18 +392,18 @@ def run_operator(
     env = {**pool.environment(), "TANGO_OPERATOR_RESYNC_SECONDS": "3600"}
     watcher_argv = [sys.executable, "-m", "watcher", "--log-level", "WARNING"]
     emu_pid = world.emu.process.pid  # type: ignore[union-attr]
-    mark, cpu = world.emu.mark(), _cpu_seconds(emu_pid)
+    mark, cpu = world.emu.mark(), cpu_seconds(emu_pid)
     pool.start()
     watcher = _spawn(
         watcher_argv, {**env, "TANGO_OPERATOR_IDENTITY": "bench-1"}, world.workdir / "w1.log"
     )
     redis_pid = world.redis.process.pid  # type: ignore[union-attr]
-    before = {pid: _cpu_seconds(pid) for pid in [redis_pid, *_operator_pids(pool, watcher)]}
+    before = {pid: cpu_seconds(pid) for pid in [redis_pid, *_operator_pids(pool, watcher)]}
     try:
         seconds = world.wait_running(deadline)
-        emu_cpu = _cpu_seconds(emu_pid) - cpu
+        emu_cpu = cpu_seconds(emu_pid) - cpu
         operator_cpu = sum(
-            _cpu_seconds(pid) - before.get(pid, 0.0)
+            cpu_seconds(pid) - before.get(pid, 0.0)
             for pid in [redis_pid, *_operator_pids(pool, watcher)]
         )
         world.wait_quiet(mark)
@@ -399,13 +412,18 @@ def run_operator(
         rss = {"watcher": _tree_rss(watcher.pid)}
         for index, process in enumerate(pool.running):
             rss[f"worker{index}"] = _tree_rss(process.pid)
-        _stop(watcher)  # releases the Lease: the next one takes over at once
-        failover = world.emu.mark()
-        watcher = _spawn(
-            watcher_argv, {**env, "TANGO_OPERATOR_IDENTITY": "bench-2"}, world.workdir / "w2.log"
-        )
-        after = world.after_restart(failover)
-        failover_reconciles = len(reconcile_starts(pool.trace)) - reconciles
+        after: list[dict[str, Any]] = []
+        failover_reconciles = 0
+        if failover:
+            _stop(watcher)  # releases the Lease: the next one takes over at once
+            restarted = world.emu.mark()
+            watcher = _spawn(
+                watcher_argv,
+                {**env, "TANGO_OPERATOR_IDENTITY": "bench-2"},
+                world.workdir / "w2.log",
+            )
+            after = world.after_restart(restarted)
+            failover_reconciles = len(reconcile_starts(pool.trace)) - reconciles
     finally:
         _stop(watcher)
         pool.stop()
@@ -425,9 +443,9 @@ def run_operator(
 
 def _operator_pids(pool: WorkerPool, watcher: subprocess.Popen[bytes]) -> list[int]:
     """The watcher and every worker process (supervisors and Celery) of one run."""
-    pids = _tree(watcher.pid)
+    pids = process_tree(watcher.pid)
     for process in pool.running:
-        pids += _tree(process.pid)
+        pids += process_tree(process.pid)
     return pids
 
 
