@@ -88,6 +88,16 @@ class E2E:
         state: str | None = self.status(namespace, name).get("state")
         return state
 
+    def gone(self, namespace: str, name: str) -> bool:
+        """Whether the DeviceServer ``name`` no longer exists (its finalizer has run)."""
+        try:
+            self.custom.get_namespaced_custom_object(
+                crd.GROUP, crd.VERSION, namespace, "deviceservers", name
+            )
+        except client.ApiException as exc:
+            return bool(exc.status == 404)
+        return False
+
     def warnings(self, namespace: str) -> set[tuple[str, str]]:
         """(involved object's name, reason) of every Warning Event in ``namespace``."""
         return {
