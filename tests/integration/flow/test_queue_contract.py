@@ -26,7 +26,7 @@ import pytest
 from kubernetes import client
 
 from devstack.ports import free_port
-from tango_operator import celeryconfig, crd
+from tango_operator import celeryconfig, crd, supervise
 from tango_operator.keys import Key
 from tango_operator.messages import queue_lists
 from tango_operator.workqueue import WorkQueue, lost
@@ -405,16 +405,20 @@ def _kill_one(how: str, mains: list[int], armed: Path, rng: random.Random) -> li
 
 KILL_LOOP_SECONDS = 120
 """How long the kill loop of ``test_kills_at_random_instants_lose_no_key`` may go on."""
+MAIN_BACK_SECONDS = supervise.RestartPolicy().max_delay + 30
+"""A killed Celery main is started again after the supervisor's back-off (doubling up to
+``max_delay``, 30 s: a main killed six times waits that long), plus its start-up on a loaded
+machine."""
 CONVERGENCE_SECONDS = celeryconfig.VISIBILITY_TIMEOUT + celeryconfig.UNACKED_RESTORE_INTERVAL + 20
 """The later of the two ways back of a lost message, plus a restart (docs/architecture.md)."""
 
 
 # The test's own bounds, added up: two Celery mains (30 s), the kill loop (its bound, plus the
-# last iteration's wait for a main, 30 s), the convergence, and 60 s for the setup and the
-# teardown of the processes. pytest's default (120 s) was the loop's bound alone: a loaded
-# make test ran out of it while the keys were converging.
+# last iteration's wait for a main), the convergence, and 60 s for the setup and the teardown
+# of the processes. pytest's default (120 s) was the loop's bound alone: a loaded make test
+# ran out of it while the keys were converging.
 @pytest.mark.slow
-@pytest.mark.timeout(30 + KILL_LOOP_SECONDS + 30 + CONVERGENCE_SECONDS + 60)
+@pytest.mark.timeout(30 + KILL_LOOP_SECONDS + MAIN_BACK_SECONDS + CONVERGENCE_SECONDS + 60)
 def test_kills_at_random_instants_lose_no_key(
     pool: WorkerPool, producer: Producer, queue: WorkQueue, kube_client: client.ApiClient
 ) -> None:
@@ -442,6 +446,9 @@ def test_kills_at_random_instants_lose_no_key(
             crd.GROUP, crd.VERSION, "default", "deviceservers", traced_device_server(name)
         )
     pool.processes, pool.concurrency, pool.hold_ms = 2, 2, 30
+    # a dozen kills of one worker's main within minutes are this test's doing, not a crash
+    # loop to give up on (the give-up is tests/unit/test_supervise.py's)
+    pool.extra_env["TANGO_OPERATOR_WORKER_MAX_RESTARTS"] = "1000"
     supervisors = [pool.start_one(f"worker{index}") for index in range(pool.processes)]
     watcher = _WatcherPump(producer, queue)
     watcher.start()
@@ -465,7 +472,7 @@ def test_kills_at_random_instants_lose_no_key(
             kills[how] += bool(dead) or how == "in delivery"
             wait_for(
                 lambda: len(_celery_mains(supervisors)) == 2 or armed.exists(),
-                timeout=30,
+                timeout=MAIN_BACK_SECONDS,
                 what="a Celery main process for each worker again",
             )
         fired = len(list(armed.parent.glob(f"{armed.name}.fired-by-*")))
