@@ -177,12 +177,6 @@ class CpuMeter:
         self._stop = threading.Event()
         self._root = 0
 
-    def __enter__(self) -> CpuMeter:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-
     def run(self, command: list[str]) -> subprocess.CompletedProcess[str]:
         with subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -247,8 +241,8 @@ def profile(label: str, options: argparse.Namespace, scratch: Path) -> Profile:
         "--",
         *child,
     ]
-    with CpuMeter() as meter:
-        done = meter.run(command)
+    meter = CpuMeter()
+    done = meter.run(command)
     seconds = [line for line in done.stdout.splitlines() if line.startswith("seconds ")]
     if done.returncode != 0 or not seconds or not raw.exists():
         raise SystemExit(f"the profiled {label} run failed:\n{done.stdout}\n{done.stderr}")

@@ -16,6 +16,7 @@ import re
 import time
 from typing import Any
 
+from devstack.ports import free_port
 from devstack.stack import install_crds
 from tango_operator import crd
 from tests.kubeapi.crds import PLURAL, WIDGET_CRD
@@ -419,7 +420,8 @@ def pod_logs(wire: Wire, namespace: str) -> Transcript:
         fake_kubelet.node(api, nodes["up"], fake_kubelet.LOOPBACK, kubelet.port)
         fake_kubelet.node(api, nodes["no-address"], [], kubelet.port)
         closed = [{"type": "InternalIP", "address": "127.0.0.1"}]
-        fake_kubelet.node(api, nodes["closed"], closed, fake_kubelet.closed_port())
+        # a port devstack.ports hands out and nothing binds: the kubelet there refuses
+        fake_kubelet.node(api, nodes["closed"], closed, free_port())
         up = nodes["up"]
         for name, node_name in (("served", up), ("unknown-to-kubelet", up), ("waiting", up),
                                 ("broken", up), ("teapot", up), ("unscheduled", None),

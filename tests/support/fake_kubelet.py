@@ -25,7 +25,6 @@ from typing import Any
 from kubernetes import client
 
 from devstack import pki
-from devstack.ports import free_port
 from devstack.runner.logserver import KubeletServer, LogUnavailableError, LogView
 from devstack.runner.process import Run
 
@@ -80,15 +79,6 @@ def fake_kubelet(
             yield server
         finally:
             server.stop()
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: one ``devstack.ports`` hands out and nobody binds.
-
-    Drawn like the ports of the servers the suite starts, so that none of them is given it
-    later in this process and no outgoing connection holds it.
-    """
-    return free_port()
 
 
 def node(api_client: client.ApiClient, name: str, addresses: list[JsonDict], port: int) -> None:

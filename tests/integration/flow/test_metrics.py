@@ -87,12 +87,14 @@ def test_worker_and_watcher_metrics(
         # the pump publishes the queue gauges every half second; a loaded machine may lag
         leader: tuple[str, frozenset[tuple[str, str]]] = ("tango_operator_leader", frozenset())
         gauge = ("tango_operator_queue_keys", frozenset({("stage", "delayed")}))
-        # the leader gauge is 0 until this watcher holds the Lease (a loaded make test once
-        # scraped it at 0 after the first reconcile)
+
+        # the leader gauge is 1 once this watcher holds the Lease
+        def leading_with_queue_series() -> bool:
+            samples = scrape(watcher_port)
+            return samples.get(leader) == 1 and gauge in samples
+
         wait_for(
-            lambda: (
-                {leader, gauge} <= set(scrape(watcher_port)) and scrape(watcher_port)[leader] == 1
-            ),
+            leading_with_queue_series,
             timeout=15,
             what="the watcher's queue series and its leader gauge at 1",
         )
