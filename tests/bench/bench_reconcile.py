@@ -21,7 +21,9 @@ Writes the table to ``docs/benchmarks.md`` and a plot to ``docs/bench-reconcile.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +38,7 @@ from typing import Any
 
 from kubernetes import client, config, watch
 from matplotlib.figure import Figure
+from redis import Redis
 
 from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
@@ -158,11 +161,17 @@ class Cluster:
     crs: int
     names: list[tuple[str, str]] = field(default_factory=list)
 
-    def running(self) -> int:
-        """How many DeviceServers report Running (one LIST: for the end of a run only)."""
+    def not_running(self) -> dict[str, object]:
+        """Each DeviceServer not reporting Running, with its state (one LIST: end of run only)."""
         custom = client.CustomObjectsApi(self.api)
         listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")
-        return sum((i.get("status") or {}).get("state") == "Running" for i in listed["items"])
+        return {
+            f"{i['metadata']['namespace']}/{i['metadata']['name']}": (i.get("status") or {}).get(
+                "state"
+            )
+            for i in listed["items"]
+            if (i.get("status") or {}).get("state") != "Running"
+        }
 
     def wait_running(self, deadline: float) -> float:
         """Seconds until every CR is Running (raises after ``deadline`` seconds).
@@ -181,7 +190,11 @@ class Cluster:
         while sum(state == "Running" for state in states.values()) < self.crs:
             left = deadline - (time.monotonic() - started)
             if left <= 0:
-                raise RuntimeError(f"only {self.running()} of {self.crs} Running after {deadline}s")
+                stuck = self.not_running()
+                raise RuntimeError(
+                    f"{len(stuck)} of {self.crs} not Running after {deadline}s: "
+                    + ", ".join(f"{name} ({state})" for name, state in sorted(stuck.items())[:20])
+                )
             for event in stream.stream(
                 custom.list_cluster_custom_object,
                 crd.GROUP,
@@ -318,8 +331,62 @@ def cluster(crs: int, namespaces: int, latency_ms: int) -> Iterator[Cluster]:
                 emu.set_faults([{"latency_ms": latency_ms}])
             try:
                 yield Cluster(emu, redis, api, workdir, crs, names)
+            except Exception:
+                kept = keep_logs(workdir)
+                dump_redis(redis.url, kept / "redis-dump.txt")
+                dump_api(emu, api, kept)
+                print(f"run failed: its logs are kept in {kept}", flush=True)
+                raise
             finally:
                 api.close()
+
+
+KEPT_LOGS = REPO / ".cache" / "bench-reconcile"
+
+
+def keep_logs(workdir: Path) -> Path:
+    """Copy a failed run's logs out of its scratch directory; returns where to.
+
+    The operator's, kopf's, kubeemu's audit log and the reconcile traces: the scratch
+    directory is deleted when the run ends.
+    """
+    kept = KEPT_LOGS / time.strftime("%Y%m%d-%H%M%S")
+    shutil.copytree(workdir, kept, ignore=shutil.ignore_patterns("*.rdb", "*.sock"))
+    return kept
+
+
+def dump_api(emu: KubeEmu, api: client.ApiClient, kept: Path) -> None:
+    """The audit log of kubeemu and the StatefulSets of the CRs not Running, as JSON lines."""
+    with (kept / "audit.jsonl").open("w") as out:
+        for record in emu.audit(0):
+            out.write(json.dumps(record) + "\n")
+    custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
+    listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")
+    with (kept / "stuck.jsonl").open("w") as out:
+        for item in listed["items"]:
+            if (item.get("status") or {}).get("state") == "Running":
+                continue
+            meta = item["metadata"]
+            statefulset = apps.read_namespaced_stateful_set(meta["name"], meta["namespace"])
+            out.write(json.dumps(item) + "\n")
+            out.write(json.dumps(api.sanitize_for_serialization(statefulset)) + "\n")
+
+
+def dump_redis(url: str, path: Path) -> None:
+    """Every key of the run's Redis with its value, as text: the queue's state at the failure."""
+    redis = Redis.from_url(url, decode_responses=True)
+    readers: dict[str, Callable[[str], object]] = {
+        "string": redis.get,
+        "hash": redis.hgetall,
+        "set": redis.smembers,
+        "list": lambda name: redis.lrange(name, 0, -1),
+        "zset": lambda name: redis.zrange(name, 0, -1, withscores=True),
+    }
+    with path.open("w") as out:
+        for name in sorted(redis.scan_iter(count=1000)):
+            kind = str(redis.type(name))
+            read = readers.get(kind)
+            out.write(f"{name} ({kind}): {read(name) if read else '?'}\n")
 
 
 def _spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -120,12 +120,11 @@ class Controllers:
         """
         assert self._queue is not None
         while True:
-            item = await self._queue.get()
-            for _ in range(BATCH):
-                self._work(item)
+            self._work(await self._queue.get())
+            for _ in range(BATCH - 1):
                 if self._queue.empty():
                     break
-                item = self._queue.get_nowait()
+                self._work(self._queue.get_nowait())
             await asyncio.sleep(0)
 
     def _work(self, item: tuple[str, StoreKey, str]) -> None:
