@@ -1,9 +1,9 @@
 """The ``tango-operator`` command: one entry point for every process of the operator.
 
 ``tango-operator watcher`` runs ``python -m watcher``, ``tango-operator worker`` runs
-``celery -A workers.app worker`` on the operator's queue (kept alive by
-``tango_operator.supervise``), ``tango-operator render`` runs ``python -m workers.render`` and
-``tango-operator status`` runs ``python -m workers.status``.
+Celery's worker command on the operator's app and queue (``python -m workers.run``, kept
+alive by ``tango_operator.supervise``), ``tango-operator render`` runs
+``python -m workers.render`` and ``tango-operator status`` runs ``python -m workers.status``.
 Each is a process of its own, started by module name: the core never imports the watcher
 or the workers (the import contracts in ``pyproject.toml`` forbid it), and every subcommand
 accepts its own ``--help``.
@@ -69,7 +69,9 @@ def _exec_module(module: str, rest: Sequence[str]) -> int:
 
 
 def _exec_worker(rest: Sequence[str]) -> int:
-    """``celery -A workers.app worker -Q tango-operator`` plus the user's options.
+    """``python -m workers.run -Q tango-operator`` plus the user's options.
+
+    ``workers.run`` is ``celery -A workers.app worker`` without the umbrella command's cost.
 
     Sets up PROMETHEUS_MULTIPROC_DIR (a fresh directory unless given) so the metrics of all
     Celery child processes add up on the main process's /metrics. The worker runs under
@@ -79,7 +81,7 @@ def _exec_worker(rest: Sequence[str]) -> int:
     variables = dict(os.environ)
     if not variables.get("PROMETHEUS_MULTIPROC_DIR"):
         variables["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tango-operator-metrics-")
-    command = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", QUEUE_NAME]
+    command = [sys.executable, "-m", "workers.run", "-Q", QUEUE_NAME]
     command += _defaults(rest, variables)
     command += rest
     try:

@@ -1,4 +1,4 @@
-"""The Celery application of the workers: ``celery -A workers.app worker`` runs it.
+"""The Celery application of the workers: ``python -m workers.run`` runs its worker.
 
 Configured by the core (``tango_operator.celery_app``, the same settings every producer
 uses); the tasks are registered from ``workers.tasks`` when a worker starts.

@@ -62,6 +62,7 @@ COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 PROCESS_KINDS: tuple[tuple[str, str], ...] = (
     ("kopf_baseline", "kopf"),
     ("-m watcher", "watcher"),
+    ("workers.run", "worker"),
     ("celery", "worker"),
     ("tango_operator.cli worker", "worker"),
     ("redis-server", "redis-server"),

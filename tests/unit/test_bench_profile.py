@@ -15,7 +15,7 @@ import pytest
 from tests.bench.profile_reconcile import OWN_KINDS, STARTUP, Profile, parse, table
 
 BENCH = 'process 10:"python -m tests.bench.profile_reconcile --run operator"'
-WORKER = 'process 12:"python -m celery -A workers.app worker -Q tango-operator"'
+WORKER = 'process 12:"python -m workers.run -Q tango-operator"'
 WATCHER = 'process 11:"python -m watcher --log-level WARNING"'
 KUBEEMU = 'process 13:"python -m kubeemu --port 0"'
 
