@@ -4,7 +4,8 @@ One kopf process with one handler: on a DeviceServer's creation (or on resuming 
 was never handled), render the same three children the operator renders
 (``workers.rendering``, identical to ``tango-operator render``), server-side apply them with
 the same field manager, and set ``status.state`` to ``Running``. kopf adds its own
-bookkeeping (its progress annotation, its Events), exactly as a user would get it. It does
+bookkeeping (its progress annotation, its Events), exactly as a user would get it; the
+children are rendered from the CR without kopf's annotations, as the operator renders them. It does
 not talk to TANGO and does not wait for the pod: a lower bound of the work our operator does.
 
 Run by ``tests.bench.bench_reconcile`` as ``python -m tests.bench.kopf_baseline`` with
@@ -25,6 +26,8 @@ from workers import rendering
 from workers.kube import Kube
 
 _kube: Kube | None = None
+KOPF_ANNOTATIONS = "kopf.zalando.org/"
+"""The prefix of the annotations kopf keeps on the objects it handles."""
 
 
 @kopf.on.startup()
@@ -42,10 +45,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 def create(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
     """Apply the three children and report Running."""
     assert _kube is not None
+    metadata = dict(body["metadata"])
+    # kopf's own bookkeeping (its last-handled-configuration) is not the user's: the
+    # rendering copies a CR's annotations to its pods, so with it every kopf restart would
+    # change every StatefulSet's template and roll every pod
+    metadata["annotations"] = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if not key.startswith(KOPF_ANNOTATIONS)
+    }
     resource = {
         "apiVersion": body["apiVersion"],
         "kind": body["kind"],
-        "metadata": dict(body["metadata"]),
+        "metadata": metadata,
         "spec": dict(body["spec"]),
     }
     spec = crd.parse_device_server(resource)
