@@ -28,8 +28,11 @@ ENVIRONMENT_PREFIX = "CELERY_WORKER"
 """Option defaults from the environment, as under the umbrella (``CELERY`` + ``_WORKER``)."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse Celery's worker options from ``argv`` and run the worker until it stops."""
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse Celery's worker options from ``argv``, run the worker until it stops, and exit.
+
+    Exits with the worker's code, or 2 for a bad command line (click's standalone mode).
+    """
     arguments = list(sys.argv[1:] if argv is None else argv)
     # eventlet/gevent pools patch the standard library before anything else is imported
     maybe_patch_concurrency([PROG_NAME, *arguments])
@@ -40,15 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     worker.params.extend(app.user_options.get("worker", []))
     context = CLIContext(app=app, no_color=None, workdir=None, quiet=False)
-    result = worker.main(
-        args=arguments,
-        prog_name=PROG_NAME,
-        obj=context,
-        auto_envvar_prefix=ENVIRONMENT_PREFIX,
-        standalone_mode=True,
+    worker.main(
+        args=arguments, prog_name=PROG_NAME, obj=context, auto_envvar_prefix=ENVIRONMENT_PREFIX
     )
-    return int(result or 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

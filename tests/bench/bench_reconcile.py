@@ -163,14 +163,11 @@ class Cluster:
 
     def not_running(self) -> dict[str, object]:
         """Each DeviceServer not reporting Running, with its state (one LIST: end of run only)."""
-        custom = client.CustomObjectsApi(self.api)
-        listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")
         return {
             f"{i['metadata']['namespace']}/{i['metadata']['name']}": (i.get("status") or {}).get(
                 "state"
             )
-            for i in listed["items"]
-            if (i.get("status") or {}).get("state") != "Running"
+            for i in not_running_items(self.api)
         }
 
     def wait_running(self, deadline: float) -> float:
@@ -341,6 +338,13 @@ def cluster(crs: int, namespaces: int, latency_ms: int) -> Iterator[Cluster]:
                 api.close()
 
 
+def not_running_items(api: client.ApiClient) -> list[dict[str, Any]]:
+    """The DeviceServers not reporting Running, as the API lists them (one LIST)."""
+    custom = client.CustomObjectsApi(api)
+    listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")
+    return [i for i in listed["items"] if (i.get("status") or {}).get("state") != "Running"]
+
+
 KEPT_LOGS = REPO / ".cache" / "bench-reconcile"
 
 
@@ -360,12 +364,9 @@ def dump_api(emu: KubeEmu, api: client.ApiClient, kept: Path) -> None:
     with (kept / "audit.jsonl").open("w") as out:
         for record in emu.audit(0):
             out.write(json.dumps(record) + "\n")
-    custom, apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
-    listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")
+    apps = client.AppsV1Api(api)
     with (kept / "stuck.jsonl").open("w") as out:
-        for item in listed["items"]:
-            if (item.get("status") or {}).get("state") == "Running":
-                continue
+        for item in not_running_items(api):
             meta = item["metadata"]
             statefulset = apps.read_namespaced_stateful_set(meta["name"], meta["namespace"])
             out.write(json.dumps(item) + "\n")
@@ -374,15 +375,14 @@ def dump_api(emu: KubeEmu, api: client.ApiClient, kept: Path) -> None:
 
 def dump_redis(url: str, path: Path) -> None:
     """Every key of the run's Redis with its value, as text: the queue's state at the failure."""
-    redis = Redis.from_url(url, decode_responses=True)
-    readers: dict[str, Callable[[str], object]] = {
-        "string": redis.get,
-        "hash": redis.hgetall,
-        "set": redis.smembers,
-        "list": lambda name: redis.lrange(name, 0, -1),
-        "zset": lambda name: redis.zrange(name, 0, -1, withscores=True),
-    }
-    with path.open("w") as out:
+    with Redis.from_url(url, decode_responses=True) as redis, path.open("w") as out:
+        readers: dict[str, Callable[[str], object]] = {
+            "string": redis.get,
+            "hash": redis.hgetall,
+            "set": redis.smembers,
+            "list": lambda name: redis.lrange(name, 0, -1),
+            "zset": lambda name: redis.zrange(name, 0, -1, withscores=True),
+        }
         for name in sorted(redis.scan_iter(count=1000)):
             kind = str(redis.type(name))
             read = readers.get(kind)

@@ -63,7 +63,6 @@ PROCESS_KINDS: tuple[tuple[str, str], ...] = (
     ("kopf_baseline", "kopf"),
     ("-m watcher", "watcher"),
     ("workers.run", "worker"),
-    ("celery", "worker"),
     ("tango_operator.cli worker", "worker"),
     ("redis-server", "redis-server"),
 )
@@ -81,7 +80,6 @@ class Profile:
 
     label: str
     crs: int
-    rate: int
     seconds: float
     samples: Counter[tuple[str, str]]
     cpu: dict[str, float]
@@ -250,7 +248,6 @@ def profile(label: str, options: argparse.Namespace, scratch: Path) -> Profile:
     return Profile(
         label,
         options.crs,
-        options.rate,
         float(seconds[0].split()[1]),
         parse(raw),
         meter.by_kind(),

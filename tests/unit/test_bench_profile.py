@@ -67,7 +67,7 @@ def test_each_sample_lands_in_its_process_kind_and_first_matching_component(
 def test_a_kinds_cpu_time_is_divided_by_its_samples(samples: Counter[tuple[str, str]]) -> None:
     # the worker: 20 samples, 2.0 s of CPU; 100 CRs
     cpu = {"worker": 2.0, "watcher": 0.3, "redis-server": 0.5, "kopf": 0.1}
-    profile = Profile("operator", 100, 250, 9.0, samples, cpu, OWN_KINDS["operator"])
+    profile = Profile("operator", 100, 9.0, samples, cpu, OWN_KINDS["operator"])
     assert profile.startup_seconds("worker") == pytest.approx(0.8)  # 8 of 20 samples
     assert profile.ms_per_cr("worker") == pytest.approx(12.0)  # the other 12: 1.2 s / 100 CRs
     assert profile.ms_per_cr("worker", "Kubernetes API client (HTTP, JSON)") == pytest.approx(6.0)
