@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from kombu.utils.uuid import uuid
+
 from tango_operator.keys import Key
 
 if TYPE_CHECKING:
@@ -51,10 +53,22 @@ def describe(key: Key) -> str:
 
 
 class Publisher:
-    """Sends reconcile messages for keys through one Celery app."""
+    """Sends reconcile messages for keys through one Celery app.
+
+    A message is built and sent with the app's own messaging helpers
+    (``app.amqp.create_task_message`` and ``app.amqp.send_task_message``: the two halves of
+    ``send_task``), so its format, serializer, retry policy and publish signals are Celery's.
+    ``send_task`` around them also re-reads a dozen settings, routes the task by name,
+    declares the queue again and makes a result object for every message; the watcher sends
+    one or two messages per DeviceServer, and those steps were a third of its CPU per
+    message (``tests/bench``, "Where the CPU goes"). Here the queue is resolved once, and it
+    is not declared by the sender: a message goes to the anonymous exchange, straight onto
+    the queue's Redis list, and the workers declare the queue they consume.
+    """
 
     def __init__(self, app: Celery) -> None:
         self.app = app
+        self._queue: object | None = None
 
     def __call__(self, key: Key) -> None:
         """Send at the normal priority, behind the messages already queued."""
@@ -66,11 +80,31 @@ class Publisher:
 
     def send(self, key: Key, *, urgent: bool) -> None:
         """One message for ``key``; kombu picks its Redis list by the priority."""
-        self.app.send_task(
+        amqp = self.app.amqp
+        if self._queue is None:
+            self._queue = amqp.queues[QUEUE_NAME]
+        # sent from inside a reconcile (a follow-up, a wake-up): Flower links it to that task
+        parent = self.app.current_worker_task
+        parent_id = parent.request.id if parent is not None else None
+        root_id = (parent.request.root_id or parent_id) if parent is not None else None
+        message = amqp.create_task_message(
+            uuid(),
             TASK_NAME,
-            args=[key.encode()],
+            [key.encode()],
+            {},
             # what Flower and the worker's log show as the task's arguments: the resource
             argsrepr=describe(key),
-            queue=QUEUE_NAME,
-            priority=PRIORITY_URGENT if urgent else PRIORITY_NORMAL,
+            kwargsrepr="{}",
+            root_id=root_id,
+            parent_id=parent_id,
+            ignore_result=True,
         )
+        with self.app.producer_or_acquire() as producer:
+            amqp.send_task_message(
+                producer,
+                TASK_NAME,
+                message,
+                queue=self._queue,
+                priority=PRIORITY_URGENT if urgent else PRIORITY_NORMAL,
+                declare=(),
+            )

@@ -201,6 +201,52 @@ def is_current(record: ChildRecord | None, desired: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class RenderPlan:
+    """What a worker last rendered an owner's children from, and what came out.
+
+    ``inputs`` is the digest of everything the rendering reads (``workers.rendering``:
+    the custom resource's spec and identity, the pass's parameters, the templates and the
+    renderer itself); ``children`` the digest of each manifest it produced, by
+    ``Kind/name``. Recorded in the child ledger with the digests a worker intends; a later
+    pass with the same inputs would render the same manifests, so when each of them is
+    still current (``is_current``) the pass need not render at all (``plan_holds``).
+    """
+
+    inputs: str
+    children: dict[str, str]
+
+    def encode(self) -> str:
+        """The JSON text stored in the ledger."""
+        return json.dumps(
+            {"inputs": self.inputs, "children": self.children},
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, text: str | bytes) -> RenderPlan | None:
+        """The inverse of ``encode``; None for text that is not a plan (it is then ignored)."""
+        try:
+            data = json.loads(text)
+            inputs, children = data["inputs"], data["children"]
+        except (ValueError, TypeError, KeyError):
+            return None
+        if not isinstance(inputs, str) or not isinstance(children, dict):
+            return None
+        return cls(inputs=inputs, children={str(c): str(d) for c, d in children.items()})
+
+
+def plan_holds(plan: RenderPlan | None, inputs: str, records: dict[str, ChildRecord]) -> bool:
+    """Whether rendering ``inputs`` again would apply nothing: same inputs, every child current.
+
+    A child deleted or edited since, a flushed ledger, or anything unknown means render.
+    """
+    if plan is None or plan.inputs != inputs or not plan.children:
+        return False
+    return all(is_current(records.get(child), digest) for child, digest in plan.children.items())
+
+
 # --- the owner's copy: the custom resource itself, as the watcher last saw it -------------------
 @dataclass(frozen=True)
 class OwnerCopy:

@@ -127,6 +127,56 @@ def _environment(directory: Path) -> jinja2.Environment:
     )
 
 
+def renderer_digest(directory: Path | None = None) -> str:
+    """A digest of the renderer: the templates in ``directory`` and the operator's code.
+
+    Part of every ``inputs_digest``: an operator upgrade (new templates, or new code anywhere
+    in ``tango_operator`` or ``workers``, where the spec is parsed and names are made) renders
+    every owner again once instead of trusting what the old renderer made of the same inputs.
+    """
+    return _renderer_digest(directory or templates_dir())
+
+
+@cache
+def _renderer_digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    packages = [Path(crd.__file__).parent, Path(__file__).parent]
+    sources = [(directory, path) for path in sorted(directory.rglob("*")) if path.is_file()]
+    sources += [(root, path) for root in packages for path in sorted(root.rglob("*.py"))]
+    for root, path in sources:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def inputs_digest(resource: JsonDict, **parameters: Any) -> str:
+    """A digest of everything a render of ``resource`` with ``parameters`` reads.
+
+    The custom resource's identity, labels, annotations and spec (not its status, version or
+    finalizers, which no template uses), the keyword parameters of the render function, and
+    ``renderer_digest``. Equal digests render equal manifests (``RenderPlan``).
+    """
+    metadata = resource.get("metadata") or {}
+    text = json.dumps(
+        [
+            renderer_digest(),
+            resource.get("apiVersion"),
+            resource.get("kind"),
+            {field: metadata.get(field) for field in _RENDERED_METADATA},
+            resource.get("spec"),
+            parameters,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+_RENDERED_METADATA = ("name", "namespace", "uid", "labels", "annotations")
+"""The fields of a custom resource's metadata that its children are rendered from."""
+
+
 # Placeholders of the fast path: characters of Unicode's private use area, which YAML reads as
 # they are inside a double-quoted scalar and which no template contains.
 _MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"

@@ -5,7 +5,9 @@ One HASH per owner (``ledger:<Key.encode()>``) with three fields per child (``Ki
 worker from its apply answer when the watcher has not recorded the child yet),
 ``intended:`` (the digest a worker applies, written before the request) and ``applied:``
 (the version the API server answered); a worker that deletes a child drops all three
-(``removed``). The rules that read them are
+(``removed``). One more field, ``plan``, holds the ``RenderPlan`` of the worker's last render
+(written with the digests it intends), so a pass whose render inputs have not changed can
+skip the render (``records_and_plan``). The rules that read them are
 ``tango_operator.observed``: ``needs_reconcile`` for the watcher (``observe``),
 ``is_current`` for the workers (``records``). A flushed Redis only costs writes: an unknown
 child is applied again.
@@ -34,6 +36,7 @@ from tango_operator.observed import (
     ChildRecord,
     ChildState,
     OwnerCopy,
+    RenderPlan,
     needs_reconcile,
     owner_copy_of,
     owner_version,
@@ -44,6 +47,7 @@ from tango_operator.workqueue.replies import decoded
 JsonDict = dict[str, Any]
 
 SEEN, INTENDED, APPLIED = "seen:", "intended:", "applied:"
+PLAN = "plan"
 # KEYS: the ledger.  ARGV: seen field, intended field, applied field, state ('' = deleted).
 # Records the state (a deletion drops all three fields); answers what was seen and intended.
 OBSERVE = """
@@ -167,12 +171,21 @@ class RedisChildLedger:
 
     def records(self, owner: Key) -> dict[str, ChildRecord]:
         """Every child's record, by ``Kind/name``."""
+        return self.records_and_plan(owner)[0]
+
+    def records_and_plan(self, owner: Key) -> tuple[dict[str, ChildRecord], RenderPlan | None]:
+        """Every child's record, by ``Kind/name``, and the last render's plan (one read)."""
         raw = cast(Mapping[Any, Any], self.redis.hgetall(self._name(owner)))
         fields: dict[str, dict[str, str]] = {}
+        plan = None
         for field, value in raw.items():
-            prefix, _, child = decoded(field).partition(":")
+            name = decoded(field)
+            if name == PLAN:
+                plan = RenderPlan.decode(value)
+                continue
+            prefix, _, child = name.partition(":")
             fields.setdefault(child, {})[prefix + ":"] = decoded(value)
-        return {
+        records = {
             child: ChildRecord(
                 seen=ChildState.decode(values[SEEN]) if SEEN in values else None,
                 intended=values.get(INTENDED),
@@ -180,13 +193,17 @@ class RedisChildLedger:
             )
             for child, values in fields.items()
         }
+        return records, plan
 
-    def intend(self, owner: Key, digests: Mapping[str, str]) -> None:
-        """Record the digests about to be applied (before the requests)."""
-        if digests:
-            self.redis.hset(
-                self._name(owner), mapping={INTENDED + c: d for c, d in digests.items()}
-            )
+    def intend(
+        self, owner: Key, digests: Mapping[str, str], plan: RenderPlan | None = None
+    ) -> None:
+        """Record the digests about to be applied (before the requests), and a new plan."""
+        mapping = {INTENDED + c: d for c, d in digests.items()}
+        if plan is not None:
+            mapping[PLAN] = plan.encode()
+        if mapping:
+            self.redis.hset(self._name(owner), mapping=mapping)
 
     def applied(self, owner: Key, states: Mapping[str, ChildState]) -> None:
         """Record the answers to applies (by child): each version, and what was seen if nothing was.

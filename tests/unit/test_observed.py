@@ -9,10 +9,12 @@ from tango_operator.observed import (
     DIGEST_ANNOTATION,
     ChildRecord,
     ChildState,
+    RenderPlan,
     child_id,
     digest_of,
     is_current,
     needs_reconcile,
+    plan_holds,
     stamp,
     state_of,
 )
@@ -95,3 +97,23 @@ def test_a_child_is_current_only_when_seen_at_the_version_of_the_own_apply() -> 
     assert not is_current(ChildRecord(seen, "d1", None), "d1"), "no apply recorded"
     assert not is_current(ChildRecord(None, "d1", "g1"), "d1"), "never seen"
     assert not is_current(None, "d1")
+
+
+def test_a_render_plan_holds_only_for_the_same_inputs_with_every_child_current() -> None:
+    seen = state_of(_statefulset(observed=1, ready=1))
+    current = ChildRecord(seen, "d1", "g1")
+    plan = RenderPlan("in-1", {"StatefulSet/motor": "d1"})
+    assert plan_holds(plan, "in-1", {"StatefulSet/motor": current})
+    assert not plan_holds(plan, "in-2", {"StatefulSet/motor": current}), "the inputs changed"
+    assert not plan_holds(plan, "in-1", {}), "the child is gone"
+    edited = ChildRecord(seen, "d1", "g0")
+    assert not plan_holds(plan, "in-1", {"StatefulSet/motor": edited}), "edited since"
+    assert not plan_holds(None, "in-1", {"StatefulSet/motor": current})
+    assert not plan_holds(RenderPlan("in-1", {}), "in-1", {}), "an empty plan renders"
+
+
+def test_a_render_plan_survives_its_text_and_garbage_is_no_plan() -> None:
+    plan = RenderPlan("in-1", {"StatefulSet/motor": "d1", "Service/motor": "d2"})
+    assert RenderPlan.decode(plan.encode()) == plan
+    for text in ("", "null", "[]", '{"inputs": 1, "children": {}}', '{"inputs": "x"}'):
+        assert RenderPlan.decode(text) is None, text

@@ -10,17 +10,32 @@ ledger — so it never has to read a child back. A child of a kind only a settin
 (``tango_operator.resources.OPTIONAL_CHILDREN``: NetworkPolicies) that the ledger shows and
 this pass no longer renders is deleted: the setting was turned off. With none in the ledger,
 that costs nothing.
+
+``apply_planned`` goes one step further: given the digest of the render's inputs, it does
+not render at all when the ledger's ``RenderPlan`` was made from the same inputs and every
+child it lists is still current — the follow-up pass a StatefulSet's readiness wakes, a
+resync and a failover reconcile each end up there.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from tango_operator import resources
 from tango_operator.keys import Key
-from tango_operator.observed import ChildRecord, ChildState, child_id, is_current, stamp, state_of
+from tango_operator.observed import (
+    ChildRecord,
+    ChildState,
+    RenderPlan,
+    child_id,
+    is_current,
+    plan_holds,
+    stamp,
+    state_of,
+)
 from workers.reconcile.ports import Ports
 
 log = logging.getLogger(__name__)
@@ -83,26 +98,57 @@ def known_status(
     return _read(namespace, kind, name, ports)
 
 
+def apply_planned(
+    owner: Key,
+    inputs: str,
+    render: Callable[[], list[JsonDict]],
+    ports: Ports,
+    records: dict[str, ChildRecord],
+    plan: RenderPlan | None,
+) -> Children:
+    """``apply`` of what ``render`` returns; not even rendered when ``plan`` still holds.
+
+    ``inputs`` is the digest of what ``render`` reads (``workers.rendering.inputs_digest``),
+    ``records`` and ``plan`` what the ledger holds (``records_and_plan``).
+    """
+    if plan is not None and plan_holds(plan, inputs, records):
+        states = {child: records[child].seen for child in plan.children}
+        _remove_unrendered(owner, set(plan.children), records, ports)
+        return Children(states={c: s for c, s in states.items() if s is not None})
+    return apply(owner, render(), ports, records, inputs=inputs, plan=plan)
+
+
 def apply(
-    owner: Key, manifests: list[JsonDict], ports: Ports, records: dict[str, ChildRecord]
+    owner: Key,
+    manifests: list[JsonDict],
+    ports: Ports,
+    records: dict[str, ChildRecord],
+    *,
+    inputs: str | None = None,
+    plan: RenderPlan | None = None,
 ) -> Children:
     """Apply the manifests that differ from what the ledger shows (``records``).
 
     Then delete the optional children the ledger shows and the manifests no longer hold.
+    With ``inputs`` (the digest the manifests were rendered from), the ledger's ``plan`` is
+    replaced by this render's when it differs, in the same write as the intended digests.
     """
     todo: list[tuple[str, JsonDict]] = []
     states: dict[str, ChildState] = {}
     intended: dict[str, str] = {}
+    digests: dict[str, str] = {}
     for manifest in manifests:
         name = child_id(manifest)
         digest, stamped = stamp(manifest)
+        digests[name] = digest
         record = records.get(name)
         if record is not None and record.seen is not None and is_current(record, digest):
             states[name] = record.seen
         else:
             todo.append((name, stamped))
             intended[name] = digest
-    ports.ledger.intend(owner, intended)
+    rendered = RenderPlan(inputs, digests) if inputs is not None else None
+    ports.ledger.intend(owner, intended, rendered if rendered != plan else None)
     answered: dict[str, ChildState] = {}
     try:
         for name, stamped in todo:
@@ -112,11 +158,17 @@ def apply(
         # whose answer is lost is only applied again)
         ports.ledger.applied(owner, answered)
     states.update(answered)
-    rendered = {child_id(manifest) for manifest in manifests}
+    _remove_unrendered(owner, set(digests), records, ports)
+    return Children(states=states, written=tuple(name for name, _ in todo))
+
+
+def _remove_unrendered(
+    owner: Key, rendered: set[str], records: dict[str, ChildRecord], ports: Ports
+) -> None:
+    """Delete the optional children the ledger shows and the render no longer makes."""
     dropped = [c for c in records if c.partition("/")[0] in OPTIONAL and c not in rendered]
     if dropped:
         _remove(owner, dropped, ports)
-    return Children(states=states, written=tuple(name for name, _ in todo))
 
 
 def _remove(owner: Key, dropped: list[str], ports: Ports) -> None:

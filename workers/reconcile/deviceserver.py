@@ -21,7 +21,7 @@ from typing import Any
 from tango_operator import crd, names, pod_health
 from tango_operator.errors import TemporaryError
 from tango_operator.keys import Key
-from tango_operator.observed import ChildRecord
+from tango_operator.observed import ChildRecord, RenderPlan
 from workers import rendering
 from workers.reconcile import children, cycles, databaseds_lookup, device_health, finalizers
 from workers.reconcile.ports import (
@@ -118,7 +118,7 @@ def _reconcile_valid(
                 _reload_devices(resource, spec, address, ports)
     extra["configHash"] = config_hash
 
-    records = ports.ledger.records(key)
+    records, plan = ports.ledger.records_and_plan(key)
     current = children.known_state(records, "StatefulSet", names.statefulset(key.name))
     started = bool(current and int(current.detail.get("replicas") or 0) > 0)
     # dependencies gate the start only: a started server is not checked again
@@ -126,7 +126,9 @@ def _reconcile_valid(
     if missing:
         waited_devices = tuple(m.dependency.device for m in missing if m.dependency.device)
         ports.index.register(key, waited_devices)
-        _apply_children(key, resource, spec, tango_host, replicas=0, ports=ports, records=records)
+        _apply_children(
+            key, resource, spec, tango_host, replicas=0, ports=ports, records=records, plan=plan
+        )
         cycle = (
             cycles.find_cycle(
                 key.name,
@@ -149,7 +151,7 @@ def _reconcile_valid(
         return _waiting(resource, spec, ports, unmet, message, extra, host=False)
     ports.index.forget(key)
     applied = _apply_children(
-        key, resource, spec, tango_host, replicas=1, ports=ports, records=records
+        key, resource, spec, tango_host, replicas=1, ports=ports, records=records, plan=plan
     )
     return _observe_pod(key, resource, spec, applied, ports, extra, address)
 
@@ -220,17 +222,23 @@ def _apply_children(
     replicas: int,
     ports: Ports,
     records: dict[str, ChildRecord],
+    plan: RenderPlan | None,
 ) -> children.Children:
-    reload = spec.config_reload or ports.settings.config_reload
-    manifests = rendering.render_device_server(
-        resource,
-        spec,
-        tango_host=tango_host,
-        replicas=replicas,
-        config_reload=reload,
-        network_policy=ports.settings.network_policy,
+    """Render the children and apply what changed; no render when the ledger's plan holds."""
+    parameters: JsonDict = {
+        "tango_host": tango_host,
+        "replicas": replicas,
+        "config_reload": spec.config_reload or ports.settings.config_reload,
+        "network_policy": ports.settings.network_policy,
+    }
+    return children.apply_planned(
+        key,
+        rendering.inputs_digest(resource, **parameters),
+        lambda: rendering.render_device_server(resource, spec, **parameters),
+        ports,
+        records,
+        plan,
     )
-    return children.apply(key, manifests, ports, records)
 
 
 def _observe_pod(

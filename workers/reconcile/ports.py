@@ -22,6 +22,7 @@ from tango_operator.observed import (
     ChildRecord,
     ChildState,
     OwnerCopy,
+    RenderPlan,
     is_newer,
     needs_reconcile,
     owner_copy_of,
@@ -200,8 +201,11 @@ class ChildLedgerPort(Protocol):
     def records(self, owner: Key) -> dict[str, ChildRecord]:
         """Every child's record, by ``Kind/name``."""
 
-    def intend(self, owner: Key, digests: dict[str, str]) -> None:
-        """Record the digests about to be applied (before the requests)."""
+    def records_and_plan(self, owner: Key) -> tuple[dict[str, ChildRecord], RenderPlan | None]:
+        """Every child's record, and the plan of the last render (``RenderPlan``), in one read."""
+
+    def intend(self, owner: Key, digests: dict[str, str], plan: RenderPlan | None = None) -> None:
+        """Record the digests about to be applied (before the requests), and a new plan."""
 
     def applied(self, owner: Key, states: dict[str, ChildState]) -> None:
         """Record the answers to applies, by child."""
@@ -271,6 +275,7 @@ class InMemoryChildLedger:
 
     _records: dict[Key, dict[str, ChildRecord]] = field(default_factory=dict)
     _owners: dict[Key, tuple[str, JsonDict | None]] = field(default_factory=dict)
+    _plans: dict[Key, RenderPlan] = field(default_factory=dict)
 
     def observe(self, owner: Key, child: str, state: ChildState | None) -> bool:
         """Record a watch event of ``child`` (None: deleted); True if the owner must look."""
@@ -287,8 +292,14 @@ class InMemoryChildLedger:
         """Every child's record, by ``Kind/name``."""
         return dict(self._records.get(owner, {}))
 
-    def intend(self, owner: Key, digests: dict[str, str]) -> None:
-        """Record the digests about to be applied."""
+    def records_and_plan(self, owner: Key) -> tuple[dict[str, ChildRecord], RenderPlan | None]:
+        """Every child's record, and the plan of the last render."""
+        return self.records(owner), self._plans.get(owner)
+
+    def intend(self, owner: Key, digests: dict[str, str], plan: RenderPlan | None = None) -> None:
+        """Record the digests about to be applied, and a new plan."""
+        if plan is not None:
+            self._plans[owner] = plan
         children = self._records.setdefault(owner, {})
         for child, digest in digests.items():
             record = children.get(child, ChildRecord())
@@ -311,6 +322,7 @@ class InMemoryChildLedger:
         """Drop everything about ``owner`` and its children."""
         self._records.pop(owner, None)
         self._owners.pop(owner, None)
+        self._plans.pop(owner, None)
 
     def observe_owner(self, owner: Key, obj: JsonDict | None) -> None:
         """Record a watch event of the owner itself; None: it was deleted."""

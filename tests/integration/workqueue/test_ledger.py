@@ -20,9 +20,10 @@ from tango_operator.observed import (
     DELETED_MEMORY_SECONDS,
     OWNER_DELETED,
     ChildState,
+    RenderPlan,
 )
 from tango_operator.workqueue.hosts import RedisDatabaseStates
-from tango_operator.workqueue.ledger import RedisChildLedger
+from tango_operator.workqueue.ledger import PLAN, RedisChildLedger
 from workers.reconcile.children import known_state
 from workers.reconcile.ports import ChildLedgerPort, InMemoryChildLedger
 
@@ -208,3 +209,28 @@ def test_the_answers_of_one_pass_are_recorded_together(ledger: ChildLedgerPort) 
     assert records[service].seen == _state("r7", digest="d2"), "filled in while unseen"
     ledger.applied(OWNER, {})  # nothing applied: nothing written
     assert ledger.records(OWNER) == records
+
+
+def test_the_plan_of_a_render_is_kept_beside_the_children(ledger: ChildLedgerPort) -> None:
+    """Written with the intended digests, read with the records; not a child of its own."""
+    assert ledger.records_and_plan(OWNER) == ({}, None)
+    plan = RenderPlan("inputs-1", {STS: "d1", "Service/motor": "d2"})
+    ledger.intend(OWNER, {STS: "d1"}, plan)
+    records, found = ledger.records_and_plan(OWNER)
+    assert found == plan
+    assert set(records) == {STS}, "the plan is no child"
+    assert set(ledger.records(OWNER)) == {STS}
+    ledger.intend(OWNER, {STS: "d3"})  # a write without a new plan keeps the old one
+    assert ledger.records_and_plan(OWNER)[1] == plan
+    ledger.forget(OWNER)
+    assert ledger.records_and_plan(OWNER) == ({}, None)
+
+
+def test_a_plan_that_cannot_be_read_is_no_plan(redis_client: Redis) -> None:
+    """Anything but a plan in its field (another version wrote it, a person did) means render."""
+    ledger = RedisChildLedger(redis_client)
+    ledger.intend(OWNER, {STS: "d1"}, RenderPlan("inputs-1", {STS: "d1"}))
+    redis_client.hset(ledger._name(OWNER), PLAN, "not json")
+    records, plan = ledger.records_and_plan(OWNER)
+    assert plan is None
+    assert set(records) == {STS}
