@@ -331,3 +331,20 @@ def test_each_commands_help_lists_its_environment_variables(
     assert "TANGO_OPERATOR_REDIS_URL" in done.stdout
     if command == "worker":
         assert "--concurrency" in done.stdout, "Celery's own options follow"
+
+
+def test_the_command_that_supervises_every_pod_loads_no_client_library() -> None:
+    """``tango-operator worker|watcher`` stays the parent of its process all the pod's life.
+
+    What it imports it holds: kombu alone, pulled in once through ``tango_operator.messages``,
+    was 6-7 MiB in every worker pod. A fresh interpreter, so no other test's imports count.
+    """
+    heavy = ("kombu", "celery", "redis", "kubernetes", "urllib3", "jinja2", "tango", "yaml")
+    probe = (
+        "import sys, tango_operator.cli; "
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert done.stdout.strip() == "[]", done.stdout

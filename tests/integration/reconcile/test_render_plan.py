@@ -16,6 +16,7 @@ import pytest
 from kubernetes import client
 
 from tango_operator import crd
+from tests.support.crs import create_device_server
 from tests.support.kube_api import KubeApi
 from tests.support.operator import Operator, ds_key
 from workers import rendering
@@ -42,22 +43,16 @@ def _custom(kube_client: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(kube_client)
 
 
-def _create(kube_client: client.ApiClient) -> None:
-    body = {
-        "apiVersion": crd.API_VERSION,
-        "kind": "DeviceServer",
-        "metadata": {"name": NAME, "namespace": "default"},
-        "spec": {
-            "dsname": "Motor",
-            "args": NAME,
-            "command": "/usr/local/bin/Motor",
-            "databaseds": "tango-databaseds",
-            "image": "registry.example/motor:1.0",
-        },
-    }
-    _custom(kube_client).create_namespaced_custom_object(
-        crd.GROUP, crd.VERSION, "default", "deviceservers", body
-    )
+@pytest.fixture
+def running(
+    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient, renders: list[str]
+) -> list[str]:
+    """The DeviceServer created and settled in Running; the renders counted from then on."""
+    create_device_server(kube_client, NAME)
+    operator.settle(ds_key(NAME))
+    assert renders, "the first pass renders"
+    renders.clear()
+    return renders
 
 
 def _children_versions(kube_client: client.ApiClient) -> dict[str, str]:
@@ -71,26 +66,18 @@ def _children_versions(kube_client: client.ApiClient) -> dict[str, str]:
 
 
 def test_a_pass_with_unchanged_inputs_neither_renders_nor_writes(
-    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient, renders: list[str]
+    operator: Operator, kube_client: client.ApiClient, running: list[str]
 ) -> None:
-    _create(kube_client)
-    operator.settle(ds_key(NAME))
-    assert renders, "the first pass renders"
     before = _children_versions(kube_client)
-    renders.clear()
-
     for _ in range(3):  # a resync, a relist, a failover: the same pass each time
         assert operator.reconcile(ds_key(NAME)).state == "Running"
-    assert renders == []
+    assert running == []
     assert _children_versions(kube_client) == before
 
 
 def test_a_label_on_the_cr_is_rendered_into_the_pods(
-    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient, renders: list[str]
+    operator: Operator, kube_client: client.ApiClient, running: list[str]
 ) -> None:
-    _create(kube_client)
-    operator.settle(ds_key(NAME))
-    renders.clear()
     _custom(kube_client).patch_namespaced_custom_object(
         crd.GROUP,
         crd.VERSION,
@@ -100,46 +87,39 @@ def test_a_label_on_the_cr_is_rendered_into_the_pods(
         {"metadata": {"labels": {"team.example/shift": "night"}}},
     )
     operator.reconcile(ds_key(NAME))
-    assert renders == [NAME]
+    assert running == [NAME]
     template = client.AppsV1Api(kube_client).read_namespaced_stateful_set(NAME, "default")
     assert template.spec.template.metadata.labels["team.example/shift"] == "night"
 
-    renders.clear()
+    running.clear()
     operator.reconcile(ds_key(NAME))
-    assert renders == [], "the new plan holds"
+    assert running == [], "the new plan holds"
 
 
 def test_a_deleted_child_is_rendered_and_created_again_with_the_same_inputs(
-    kube_api: KubeApi, operator: Operator, kube_client: client.ApiClient, renders: list[str]
+    operator: Operator, kube_client: client.ApiClient, running: list[str]
 ) -> None:
-    _create(kube_client)
-    operator.settle(ds_key(NAME))
-    renders.clear()
     core = client.CoreV1Api(kube_client)
     core.delete_namespaced_config_map(f"{NAME}-config", "default")
 
     operator.reconcile(ds_key(NAME))
-    assert renders == [NAME]
+    assert running == [NAME]
     assert core.read_namespaced_config_map(f"{NAME}-config", "default").data
 
 
 def test_a_new_renderer_renders_again_and_writes_only_what_it_changes(
-    kube_api: KubeApi,
     operator: Operator,
     kube_client: client.ApiClient,
-    renders: list[str],
+    running: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An upgrade (new templates or code) renders every owner once; equal output writes nothing."""
-    _create(kube_client)
-    operator.settle(ds_key(NAME))
     before = _children_versions(kube_client)
-    renders.clear()
     monkeypatch.setattr(rendering, "renderer_digest", lambda _directory=None: "another-version")
 
     operator.reconcile(ds_key(NAME))
-    assert renders == [NAME]
+    assert running == [NAME]
     assert _children_versions(kube_client) == before, "the same manifests: nothing applied"
-    renders.clear()
+    running.clear()
     operator.reconcile(ds_key(NAME))
-    assert renders == [], "the plan of the new renderer was recorded"
+    assert running == [], "the plan of the new renderer was recorded"
