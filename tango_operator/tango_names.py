@@ -20,7 +20,9 @@ Why these limits:
   ``device.domain``/``family``/``member`` columns are ``varchar(85)``, and the admin device
   ``dserver/<dsname>/<args>`` puts both in them (MariaDB truncates or refuses longer ones).
   The launcher file ``<dsname>.py`` stays far below Linux's 255-byte file-name limit.
-* **No ``*``** in a property or attribute name: the DB reads it as a wildcard.
+* **No ``*`` and no ``\``** in a class, property or attribute name: the DB reads ``*`` as
+  a wildcard, and a class property whose name holds a ``\`` is not found again when it is
+  read back (PyTango's DataBaseds), so either was written again by every reconcile.
 * **255 characters** for a whole device name, a class, alias, property or attribute name
   and the server instance: the DB's ``varchar(255)`` columns.
 """
@@ -82,16 +84,19 @@ def device_problem(name: str) -> str | None:
 
 
 def label_problem(name: str) -> str | None:
-    """Why ``name`` cannot be a class, alias, property or attribute name, or None.
+    r"""Why ``name`` cannot be a class, alias, property or attribute name, or None.
 
     Printable ASCII (spaces allowed inside, as Jive allows them), no leading or trailing
-    space, no ``*``, at most 255 characters. ``*`` is the DB's wildcard when a property is
-    read: a property named ``*`` reads back as the values of every property of its owner, so
-    it never matches what was written (Hypothesis found it: every reconcile rewrote it).
+    space, no ``*`` or ``\``, at most 255 characters. ``*`` is the DB's wildcard when a
+    property is read: a property named ``*`` reads back as the values of every property of
+    its owner, so it never matches what was written. A class property named ``\``, ``a\b``
+    or ``x\`` is not found when the class's properties are read back, so it too was
+    written again by every reconcile. Hypothesis found both (tests/integration/tango/
+    test_config_names.py).
     """
-    if not _PRINTABLE_ASCII.match(name) or name != name.strip() or "*" in name:
+    if not _PRINTABLE_ASCII.match(name) or name != name.strip() or "*" in name or "\\" in name:
         return (
-            f"{name!r} must be printable ASCII without '*' and without leading or trailing "
-            "spaces (a TANGO name)"
+            f"{name!r} must be printable ASCII without '*' or '\\' and without leading or "
+            "trailing spaces (a TANGO name)"
         )
     return _length_problem(name, NAME_MAX)

@@ -175,6 +175,11 @@ def test_multi_instance_config_keeps_only_this_instance() -> None:
             "spec.config.classes.C.properties.*",
             "without '*'",
         ),
+        (
+            {"config": _config({"classes": {"C": {"properties": {"a\\b": ["1"]}}}})},
+            "spec.config.classes.C.properties.a\\b",
+            "without '*' or '\\'",
+        ),
         ({"script": "print()"}, "spec.command", "not both"),
         ({"command": None}, "spec.command", "is required"),
         ({"dependsOn": ["not a device"]}, "spec.dependsOn[0]", "neither a TANGO device"),
