@@ -85,9 +85,10 @@ class Publisher:
         if self._queue is None:
             self._queue = amqp.queues[QUEUE_NAME]
         # sent from inside a reconcile (a follow-up, a wake-up): Flower links it to that task
-        parent = self.app.current_worker_task
-        parent_id = parent.request.id if parent is not None else None
-        root_id = (parent.request.root_id or parent_id) if parent is not None else None
+        parent_id = root_id = None
+        if (parent := self.app.current_worker_task) is not None:
+            parent_id = parent.request.id
+            root_id = parent.request.root_id or parent_id
         message = amqp.create_task_message(
             str(uuid.uuid4()),
             TASK_NAME,

@@ -28,6 +28,7 @@ import jinja2
 import yaml
 
 from tango_operator import crd, names
+from tango_operator.observed import digest_of
 from workers import settings
 
 JsonDict = dict[str, Any]
@@ -156,21 +157,16 @@ def inputs_digest(resource: JsonDict, **parameters: Any) -> str:
     ``renderer_digest``. Equal digests render equal manifests (``RenderPlan``).
     """
     metadata = resource.get("metadata") or {}
-    text = json.dumps(
-        [
-            renderer_digest(),
-            resource.get("apiVersion"),
-            resource.get("kind"),
-            {field: metadata.get(field) for field in _RENDERED_METADATA},
-            resource.get("spec"),
-            parameters,
-        ],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
+    return digest_of(
+        {
+            "renderer": renderer_digest(),
+            "apiVersion": resource.get("apiVersion"),
+            "kind": resource.get("kind"),
+            "metadata": {field: metadata.get(field) for field in _RENDERED_METADATA},
+            "spec": resource.get("spec"),
+            "parameters": parameters,
+        }
     )
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 _RENDERED_METADATA = ("name", "namespace", "uid", "labels", "annotations")

@@ -112,9 +112,11 @@ def apply_planned(
     ``records`` and ``plan`` what the ledger holds (``records_and_plan``).
     """
     if plan is not None and plan_holds(plan, inputs, records):
-        states = {child: records[child].seen for child in plan.children}
         _remove_unrendered(owner, set(plan.children), records, ports)
-        return Children(states={c: s for c, s in states.items() if s is not None})
+        # every child the plan lists is current, so it has been seen
+        return Children(
+            states={c: seen for c in plan.children if (seen := records[c].seen) is not None}
+        )
     return apply(owner, render(), ports, records, inputs=inputs, plan=plan)
 
 
