@@ -42,6 +42,8 @@ class WorkerPool:
     hold_ms: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
     running: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _log_offsets: dict[str, int] = field(default_factory=dict)
+    """Where each worker's log stood when it was started: ``wait_ready`` reads on from there."""
 
     @property
     def trace(self) -> Path:
@@ -74,7 +76,9 @@ class WorkerPool:
         }
 
     def start_one(self, name: str) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{name}.log").open("ab")
+        path = self.workdir / f"{name}.log"
+        self._log_offsets[name] = path.stat().st_size if path.exists() else 0
+        log = path.open("ab")
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -107,6 +111,28 @@ class WorkerPool:
         for index in range(self.processes):
             self.start_one(f"worker{index}")
 
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until every worker started since its log was opened has logged Celery's "ready.".
+
+        Raises RuntimeError, with the log of the first one not ready, after ``timeout`` s or
+        when one exits first.
+        """
+        deadline = time.monotonic() + timeout
+        waiting = dict(self._log_offsets)
+        while waiting:
+            for name, offset in list(waiting.items()):
+                with (self.workdir / f"{name}.log").open("rb") as log:
+                    log.seek(offset)
+                    if b" ready." in log.read():
+                        del waiting[name]
+            exited = [p.args for p in self.running if p.poll() is not None]
+            if waiting and (exited or time.monotonic() > deadline):
+                name = sorted(waiting)[0]
+                text = (self.workdir / f"{name}.log").read_text(errors="replace")[-4000:]
+                why = f"exited: {exited}" if exited else f"not ready after {timeout}s"
+                raise RuntimeError(f"worker {name} {why}:\n{text}")
+            time.sleep(0.05)
+
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
         for process in self.running:
             if process.poll() is None:
@@ -114,6 +140,7 @@ class WorkerPool:
         for process in self.running:
             process.wait(timeout=20)
         self.running.clear()
+        self._log_offsets.clear()
 
     def stop(self) -> None:
         self.kill_all(signal.SIGTERM)
