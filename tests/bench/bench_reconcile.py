@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, config
 from matplotlib.figure import Figure
 from redis import Redis
 
@@ -51,7 +51,7 @@ from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
 from tango_operator import crd
 from tests.bench.report import median, spread, write_section
-from tests.support.crs import create_device_server
+from tests.support.crs import StateWatch, create_device_server
 from tests.support.standin_tango import reconcile_starts
 from tests.support.workers import REPO, WorkerPool
 
@@ -195,40 +195,18 @@ class Cluster:
     def wait_running(self, deadline: float) -> float:
         """Seconds until every CR is Running (raises after ``deadline`` seconds).
 
-        Follows a watch rather than polling LISTs of every CR: a poll of a thousand objects
-        costs the emulator more than the operator's own requests do.
+        Follows a watch (``StateWatch``) rather than polling LISTs of every CR: a poll of a
+        thousand objects costs the emulator more than the operator's own requests do.
         """
         started = time.monotonic()
-        custom = client.CustomObjectsApi(self.api)
-        listed = custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")
-        states = {
-            i["metadata"]["name"]: (i.get("status") or {}).get("state") for i in listed["items"]
-        }
-        version = listed["metadata"]["resourceVersion"]
-        stream = watch.Watch()
-        while sum(state == "Running" for state in states.values()) < self.crs:
-            left = deadline - (time.monotonic() - started)
-            if left <= 0:
-                stuck = self.not_running()
+        with StateWatch(self.api) as states:
+            if not states.wait_for(lambda s: s.count() >= self.crs, deadline):
+                stuck = states.not_in("Running")
                 raise RuntimeError(
                     f"{len(stuck)} of {self.crs} not Running after {deadline}s: "
                     + ", ".join(f"{name} ({state})" for name, state in sorted(stuck.items())[:20])
                 )
-            for event in stream.stream(
-                custom.list_cluster_custom_object,
-                crd.GROUP,
-                crd.VERSION,
-                "deviceservers",
-                resource_version=version,
-                timeout_seconds=max(1, int(left)),
-            ):
-                item = event["object"]
-                version = item["metadata"]["resourceVersion"]
-                states[item["metadata"]["name"]] = (item.get("status") or {}).get("state")
-                if sum(state == "Running" for state in states.values()) >= self.crs:
-                    stream.stop()
-                    break
-        return time.monotonic() - started
+            return time.monotonic() - started  # before the watch thread is joined
 
     def operator_audit(self, mark: int) -> list[dict[str, Any]]:
         """Audit records since ``mark``, without LISTs of DeviceServers.
