@@ -33,7 +33,7 @@ from kubernetes import client, config
 from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
-from tests.bench.bench_reconcile import cpu_seconds
+from tests.bench.procfs import cpu_seconds
 from tests.bench.report import spread, write_section
 from tests.support.crs import StateWatch, create_device_server
 from tests.support.workers import REPO, WorkerPool, celery_queue_length

@@ -48,6 +48,7 @@ from kubernetes import client, config
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
 from tango_operator import crd
+from tests.bench.procfs import CLOCK_TICKS, cpu_seconds, rss_mib
 from tests.bench.report import spread, write_section
 from tests.support.crs import create_device_server
 from watcher.main import RESOURCES
@@ -55,7 +56,6 @@ from workers import rendering
 from workers.kube import Kube
 
 JsonDict = dict[str, Any]
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 KINDS = (
     "get",
     "finalizers",
@@ -68,20 +68,6 @@ KINDS = (
 SETTLE_SECONDS = 0.25
 """kubeemu is idle when it spent at most one clock tick in this time."""
 SETTLE_LIMIT_SECONDS = 20.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def rss_mib(pid: int) -> float:
-    """Resident memory of process ``pid`` in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 @dataclass

@@ -22,9 +22,9 @@ from tests.bench.bench_reconcile import (
     Cluster,
     _spawn,
     _stop,
-    _tree_rss,
     cluster,
 )
+from tests.bench.procfs import tree_rss_mib
 from tests.bench.report import write_section
 from tests.support.workers import REPO, WorkerPool
 
@@ -67,7 +67,7 @@ def kopf_rss(world: Cluster, deadline: float) -> float:
     try:
         world.wait_running(deadline)
         world.wait_quiet(mark)
-        return _tree_rss(kopf.pid)
+        return tree_rss_mib(kopf.pid)
     finally:
         _stop(kopf)
 
@@ -92,7 +92,7 @@ def operator_rss(world: Cluster, concurrency: int, deadline: float) -> tuple[flo
     try:
         world.wait_running(deadline)
         world.wait_quiet(mark)
-        return _tree_rss(watcher.pid), sum(_tree_rss(p.pid) for p in pool.running)
+        return tree_rss_mib(watcher.pid), sum(tree_rss_mib(p.pid) for p in pool.running)
     finally:
         _stop(watcher)
         pool.stop()

@@ -50,13 +50,13 @@ from devstack.redis_server import RedisServer
 from devstack.stack import install_crds
 from kubeemu.testing import KubeEmu
 from tango_operator import crd
+from tests.bench.procfs import cpu_seconds, process_tree, tree_rss_mib
 from tests.bench.report import median, spread, write_section
 from tests.support.crs import StateWatch, create_device_server
 from tests.support.standin_tango import reconcile_starts
 from tests.support.workers import REPO, WorkerPool
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -271,44 +271,6 @@ def _result(
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def _rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo += children.get(current, [])
-    return found
-
-
-def _tree_rss(pid: int) -> float:
-    return sum(_rss_mib(p) for p in process_tree(pid))
-
-
 @contextmanager
 def cluster(crs: int, namespaces: int, latency_ms: int) -> Iterator[Cluster]:
     """The world of one configuration, torn down afterwards."""
@@ -422,7 +384,7 @@ def run_kopf(
         operator_cpu = sum(cpu_seconds(pid) for pid in process_tree(kopf.pid))
         world.wait_quiet(mark)
         audit = world.operator_audit(mark)
-        rss = {"kopf": _tree_rss(kopf.pid)}
+        rss = {"kopf": tree_rss_mib(kopf.pid)}
         after: list[dict[str, Any]] = []
         if failover:
             _stop(kopf)
@@ -484,9 +446,9 @@ def run_operator(
         world.wait_quiet(mark)
         audit = world.operator_audit(mark)
         reconciles = len(reconcile_starts(pool.trace))
-        rss = {"watcher": _tree_rss(watcher.pid)}
+        rss = {"watcher": tree_rss_mib(watcher.pid)}
         for index, process in enumerate(pool.running):
-            rss[f"worker{index}"] = _tree_rss(process.pid)
+            rss[f"worker{index}"] = tree_rss_mib(process.pid)
         after: list[dict[str, Any]] = []
         failover_reconciles = 0
         if failover:

@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.bench.bench_reconcile import cluster, cpu_seconds, process_tree, run_kopf, run_operator
+from tests.bench.bench_reconcile import cluster, run_kopf, run_operator
+from tests.bench.procfs import cpu_seconds, process_tree
 from tests.bench.report import write_section
 
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
