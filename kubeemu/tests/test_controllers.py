@@ -13,6 +13,7 @@ not own is neither counted nor scaled away.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from kubeemu import controllers
@@ -93,7 +94,7 @@ def test_a_statefulset_counts_and_scales_only_the_pods_it_owns() -> None:
         found: dict[str, Any] = api.get(statefulsets, "default", name).get("status") or {}
         return found
 
-    async def until(done: Any) -> bool:
+    async def until(done: Callable[[], bool]) -> bool:
         for _ in range(200):
             if done():
                 return True

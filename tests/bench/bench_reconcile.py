@@ -183,15 +183,6 @@ class Cluster:
     crs: int
     names: list[tuple[str, str]] = field(default_factory=list)
 
-    def not_running(self) -> dict[str, object]:
-        """Each DeviceServer not reporting Running, with its state (one LIST: end of run only)."""
-        return {
-            f"{i['metadata']['namespace']}/{i['metadata']['name']}": (i.get("status") or {}).get(
-                "state"
-            )
-            for i in not_running_items(self.api)
-        }
-
     def wait_running(self, deadline: float) -> float:
         """Seconds until every CR is Running (raises after ``deadline`` seconds).
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,7 @@ def running(api_client: client.ApiClient, namespace: str) -> int:
     items = client.CustomObjectsApi(api_client).list_namespaced_custom_object(
         crd.GROUP, crd.VERSION, namespace, "deviceservers"
     )["items"]
-    return sum((item.get("status") or {}).get("state") == "Running" for item in items)
+    return sum(_state_of(item) == "Running" for item in items)
 
 
 class StateWatch:
@@ -76,6 +77,8 @@ class StateWatch:
     def __init__(self, api_client: client.ApiClient) -> None:
         self._custom = client.CustomObjectsApi(api_client)
         self._states: dict[tuple[str, str], str | None] = {}
+        self._counts: Counter[tuple[str, str | None]] = Counter()
+        """(namespace, state) → DeviceServers: ``count`` is read at every change of a flood."""
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._stream = watch.Watch()
@@ -95,11 +98,9 @@ class StateWatch:
     def count(self, namespace: str | None = None, state: str = "Running") -> int:
         """How many DeviceServers (of ``namespace``, or all) report ``state``."""
         with self._changed:
-            return sum(
-                found == state
-                for (item_namespace, _), found in self._states.items()
-                if namespace is None or item_namespace == namespace
-            )
+            if namespace is not None:
+                return self._counts[(namespace, state)]
+            return sum(n for (_, found), n in self._counts.items() if found == state)
 
     def not_in(self, state: str = "Running") -> dict[str, str | None]:
         """``namespace/name`` → state of every DeviceServer not reporting ``state``."""
@@ -126,6 +127,7 @@ class StateWatch:
         listed = self._custom.list_cluster_custom_object(crd.GROUP, crd.VERSION, "deviceservers")
         with self._changed:
             self._states = {_name_of(item): _state_of(item) for item in listed["items"]}
+            self._counts = Counter((ns, state) for (ns, _), state in self._states.items())
             self._changed.notify_all()
         return str(listed["metadata"]["resourceVersion"])
 
@@ -142,12 +144,8 @@ class StateWatch:
                 ):
                     item = event["object"]
                     self._version = str(item["metadata"]["resourceVersion"])
-                    with self._changed:
-                        if event["type"] == "DELETED":
-                            self._states.pop(_name_of(item), None)
-                        else:
-                            self._states[_name_of(item)] = _state_of(item)
-                        self._changed.notify_all()
+                    deleted = event["type"] == "DELETED"
+                    self._record(_name_of(item), None if deleted else _state_of(item), deleted)
             except ApiException as exc:
                 if exc.status == 410:  # the version expired: start again from a list
                     self._version = self._list()
@@ -158,6 +156,15 @@ class StateWatch:
                 if not self._stop.is_set():
                     self._fail(exc)
                 return
+
+    def _record(self, name: tuple[str, str], state: str | None, deleted: bool) -> None:
+        with self._changed:
+            if name in self._states:
+                self._counts[(name[0], self._states.pop(name))] -= 1
+            if not deleted:
+                self._states[name] = state
+                self._counts[(name[0], state)] += 1
+            self._changed.notify_all()
 
     def _fail(self, error: Exception) -> None:
         with self._changed:

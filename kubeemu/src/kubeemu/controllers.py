@@ -418,7 +418,9 @@ class Controllers:
         uid = statefulset["metadata"].get("uid")
         owned: dict[str, JsonDict] = {}
         for group_resource, namespace, name in sorted(self._dependents.get(str(uid), ())):
-            pod = self.api.store.get(PODS, namespace, name) if group_resource == PODS else None
+            if group_resource != PODS:
+                continue
+            pod = self.api.store.get(PODS, namespace, name)
             if pod is not None and any(
                 o.get("uid") == uid and o.get("controller")
                 for o in pod["metadata"].get("ownerReferences") or []
