@@ -105,6 +105,7 @@ def run_once(
                 concurrency=threads,
                 processes=workers,
                 pool="threads",
+                test_hooks=False,
                 extra_env={"TANGO_OPERATOR_DISPATCH": mode},
             )
             pool.start()

@@ -136,6 +136,7 @@ def run(options: argparse.Namespace, faults: bool, env: dict[str, str], seed: in
             concurrency=options.concurrency,
             processes=1,
             pool="threads",
+            test_hooks=False,
             extra_env={**env, "TANGO_OPERATOR_METRICS_PORT": str(metrics_port)},
         )
         watcher_env = {

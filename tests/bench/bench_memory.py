@@ -81,6 +81,7 @@ def operator_rss(world: Cluster, concurrency: int, deadline: float) -> tuple[flo
         concurrency=concurrency,
         processes=1,
         pool="threads",
+        test_hooks=False,
         extra_env={"TANGO_OPERATOR_DISPATCH": "fair"},
     )
     env = {**pool.environment(), "TANGO_OPERATOR_IDENTITY": "bench-memory"}

@@ -407,6 +407,7 @@ def run_operator(
         concurrency=concurrency,
         processes=processes,
         pool="threads",
+        test_hooks=False,
         extra_env={"TANGO_OPERATOR_DISPATCH": dispatch},
     )
     env = {**pool.environment(), "TANGO_OPERATOR_RESYNC_SECONDS": "3600"}

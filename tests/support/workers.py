@@ -23,6 +23,7 @@ from tango_operator.messages import Publisher, queue_lists
 from tango_operator.workqueue import EnqueueResult, WorkQueue
 
 REPO = Path(__file__).resolve().parents[2]
+_HOOK_VARIABLES = ("TANGO_DELIVERY_TRACE", "TANGO_KILL_IN_DELIVERY")
 
 
 @dataclass
@@ -30,7 +31,10 @@ class WorkerPool:
     """``processes`` worker processes of ``concurrency`` reconciles in flight each.
 
     ``pool`` is Celery's execution pool: ``prefork`` (the queue-contract tests kill its child
-    processes) or ``threads`` (the operator's default).
+    processes) or ``threads`` (the operator's default). ``test_hooks=False`` leaves out the
+    tests' two hooks (``tests.support.delivery_trace``, a file write per message, and
+    ``tests.support.kill_in_delivery``, a check at every delivery): the benchmarks measure the
+    operator, not its test instruments.
     """
 
     kubeconfig: Path
@@ -40,6 +44,7 @@ class WorkerPool:
     processes: int = 1
     pool: str = "prefork"
     hold_ms: int = 0
+    test_hooks: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
     running: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _log_offsets: dict[str, int] = field(default_factory=dict)
@@ -59,15 +64,22 @@ class WorkerPool:
         return self.workdir / "kill-in-delivery"
 
     def environment(self) -> dict[str, str]:
+        hooks = (
+            {
+                "TANGO_DELIVERY_TRACE": str(self.deliveries),
+                "TANGO_KILL_IN_DELIVERY": str(self.kill_in_delivery),
+            }
+            if self.test_hooks
+            else {}
+        )
         return {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k not in _HOOK_VARIABLES},
             "KUBECONFIG": str(self.kubeconfig),
             "TANGO_OPERATOR_REDIS_URL": self.redis_url,
             "TANGO_OPERATOR_TANGO_PORT": "tests.support.standin_tango:TracingStandIn",
             "TANGO_STANDIN_TRACE": str(self.trace),
             "TANGO_STANDIN_HOLD_MS": str(self.hold_ms),
-            "TANGO_DELIVERY_TRACE": str(self.deliveries),
-            "TANGO_KILL_IN_DELIVERY": str(self.kill_in_delivery),
+            **hooks,
             "TANGO_OPERATOR_WAITING_MAX_SECONDS": "2",
             # the tests' Producer plays a FIFO watcher: wake-ups are sent at once
             "TANGO_OPERATOR_DISPATCH": "fifo",
@@ -95,8 +107,11 @@ class WorkerPool:
                 f"{name}@%h",
                 "--without-gossip",
                 "--without-mingle",
-                "--include",
-                "tests.support.delivery_trace,tests.support.kill_in_delivery",
+                *(
+                    ["--include", "tests.support.delivery_trace,tests.support.kill_in_delivery"]
+                    if self.test_hooks
+                    else []
+                ),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
