@@ -4,13 +4,14 @@ The watcher builds keys from Kubernetes events (``watcher.mapping``) and the wor
 them for follow-ups and woken dependents (``workers.execution``); both put them on the work
 queue (``tango_operator.workqueue``) and into Celery messages (``tango_operator.messages``).
 A key names an object, never carries it: the worker re-reads the world (level-triggered
-reconciliation). Stdlib only.
+reconciliation).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+
+from tango_operator import jsontext
 
 KINDS = ("DeviceServer", "DatabaseDS")
 
@@ -31,13 +32,13 @@ class Key:
 
     def encode(self) -> str:
         """A compact, stable string form (also the Redis member and lock name)."""
-        return json.dumps([self.kind, self.namespace, self.name], separators=(",", ":"))
+        return jsontext.dumps([self.kind, self.namespace, self.name])
 
     @classmethod
     def decode(cls, text: str) -> Key:
         """Parse the form ``encode`` made; ``ValueError`` if ``text`` is not a key."""
         try:
-            kind, namespace, name = json.loads(text)
+            kind, namespace, name = jsontext.loads(text)
         except (ValueError, TypeError) as exc:
             raise ValueError(f"not a reconcile key: {text!r}") from exc
         return cls(str(kind), str(namespace), str(name))

@@ -25,11 +25,10 @@ readiness from the ledger instead of a GET. Pure functions: no I/O.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from tango_operator import crd
+from tango_operator import crd, jsontext
 
 JsonDict = dict[str, Any]
 
@@ -76,7 +75,7 @@ class ChildState:
 
     def encode(self) -> str:
         """The JSON text stored in the ledger."""
-        return json.dumps(
+        return jsontext.dumps(
             {
                 "digest": self.digest,
                 "version": self.version,
@@ -85,13 +84,12 @@ class ChildState:
                 **self.detail,
             },
             sort_keys=True,
-            separators=(",", ":"),
         )
 
     @classmethod
     def decode(cls, text: str | bytes) -> ChildState:
         """The inverse of ``encode``."""
-        data = json.loads(text)
+        data = jsontext.loads(text)
         digest, version, ready = data.pop("digest"), data.pop("version"), data.pop("ready")
         watched = bool(data.pop("watched", True))
         return cls(digest=digest, version=str(version), ready=ready, detail=data, watched=watched)
@@ -115,7 +113,7 @@ def child_id(obj: JsonDict) -> str:
 
 def digest_of(manifest: JsonDict) -> str:
     """A stable digest of a rendered manifest (without the digest annotation itself)."""
-    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = jsontext.dumps(manifest, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -218,17 +216,13 @@ class RenderPlan:
 
     def encode(self) -> str:
         """The JSON text stored in the ledger."""
-        return json.dumps(
-            {"inputs": self.inputs, "children": self.children},
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        return jsontext.dumps({"inputs": self.inputs, "children": self.children}, sort_keys=True)
 
     @classmethod
     def decode(cls, text: str | bytes) -> RenderPlan | None:
         """The inverse of ``encode``; None for text that is not a plan (it is then ignored)."""
         try:
-            data = json.loads(text)
+            data = jsontext.loads(text)
             inputs, children = data["inputs"], data["children"]
         except (ValueError, TypeError, KeyError):
             return None

@@ -19,6 +19,7 @@ from typing import Any
 
 import urllib3
 
+from tango_operator import jsontext
 from tango_operator.kubeclient import (
     ApiClient,
     ApiException,
@@ -83,11 +84,11 @@ class WatchStream:
                 while b"\n" in pending:
                     line, pending = pending.split(b"\n", 1)
                     if line.strip():
-                        yield json.loads(line)
+                        yield jsontext.loads(line)
         except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError) as exc:
             raise Interrupted(type(exc).__name__) from None
         if pending.strip():
-            yield json.loads(pending)
+            yield jsontext.loads(pending)
 
     def abort(self) -> None:
         """Interrupt a read blocked on a quiet stream (the socket is shut down)."""
@@ -155,7 +156,7 @@ class Kube:
     def _json(self, method: str, path: str, **kwargs: Any) -> JsonDict:
         response = self._request(method, path, **kwargs)
         try:
-            decoded = json.loads(response.data or b"{}")
+            decoded = jsontext.loads(response.data or b"{}")
         except ValueError as exc:
             raise Interrupted(f"not JSON from {path}: {exc}") from None
         return decoded if isinstance(decoded, dict) else {}

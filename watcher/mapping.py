@@ -12,10 +12,9 @@ on: generation, labels, annotations, the other finalizers, deletionTimestamp.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from tango_operator import crd
+from tango_operator import crd, jsontext
 from tango_operator.keys import Key
 
 JsonDict = dict[str, Any]
@@ -24,7 +23,7 @@ CUSTOM_KINDS = {kind.value for kind in crd.Kind}
 
 def _fingerprint(obj: JsonDict) -> str:
     meta = obj.get("metadata") or {}
-    return json.dumps(
+    return jsontext.dumps(
         [
             meta.get("generation"),
             meta.get("labels"),

@@ -24,7 +24,7 @@ from typing import Any
 
 import urllib3
 
-from tango_operator import crd, resources
+from tango_operator import crd, jsontext, resources
 from tango_operator.errors import PermanentError, TemporaryError
 from tango_operator.kubeclient import (
     ApiClient,
@@ -172,7 +172,7 @@ class Kube:
             _preload_content=False,
             _request_timeout=_TIMEOUT,
         )
-        data = json.loads(response.data or b"{}")
+        data = jsontext.loads(response.data or b"{}")
         return data if isinstance(data, dict) else {}
 
     # --- reads ----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from typing import Any, cast
 import jinja2
 import yaml
 
-from tango_operator import crd, names
+from tango_operator import crd, jsontext, names
 from tango_operator.observed import digest_of
 from workers import settings
 
@@ -97,7 +97,10 @@ def _finalize(value: Any) -> str:
     if values is None:
         return to_yaml_json(value)
     # the fast path (render_template): a placeholder now, the value after the YAML parse
-    values.append(json.dumps(value, ensure_ascii=False, allow_nan=False))
+    if isinstance(value, str):  # nearly every value: names, images, the TANGO host
+        values.append(jsontext.dumps(value))
+    else:  # json refuses NaN and infinities, which orjson would write as null
+        values.append(json.dumps(value, ensure_ascii=False, allow_nan=False))
     return f'"{_MARK_OPEN}{len(values) - 1}{_MARK_CLOSE}"'
 
 

@@ -23,12 +23,12 @@ brings back an object the watcher saw deleted. A flushed Redis only costs reads.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from redis import Redis
 
+from tango_operator import jsontext
 from tango_operator.keys import Key
 from tango_operator.observed import (
     OWNER_DELETED,
@@ -143,7 +143,7 @@ class RedisChildLedger:
             return OWNER_UNKNOWN
         if not version:
             return OWNER_DELETED
-        obj = json.loads(text)
+        obj = jsontext.loads(text)
         return OwnerCopy(known=True, obj=obj) if isinstance(obj, dict) else OWNER_UNKNOWN
 
     def drop_owner_copy(self, owner: Key) -> None:
@@ -235,4 +235,4 @@ def _encoded(state: ChildState | None) -> str:
 
 
 def _compact(obj: JsonDict) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return jsontext.dumps(obj)
