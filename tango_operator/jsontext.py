@@ -17,9 +17,10 @@ containers of them; floats are written in their shortest form, as by ``repr``, e
 exponent has no ``+`` and no leading zero (``1e16``, not ``1e+16``). What orjson refuses to
 write (a dict key that is not a string, an integer beyond 64 bits, a string with a lone
 surrogate) is written by the standard library instead, so ``dumps`` accepts what ``json``
-accepts. ``loads`` is for JSON from the API server, which is Go's: its integers fit in 64 bits
-(orjson would read a larger one as a float); text orjson rejects is parsed again by the
-standard library, so errors are ``json``'s ``ValueError``.
+accepts. ``loads`` gives ``json.loads``'s value or exception: text holding a run of 19 digits
+or more (an integer orjson would read as a float, losing digits: a CR's ``config`` may hold
+one) and text orjson rejects are read by the standard library. kubeemu reads request bodies
+by the same rule (``kubeemu/src/kubeemu/jsonio.py``; neither package may import the other).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ import json
 from typing import Any
 
 import orjson
+
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+"""A run of 19 digits, once every digit is a 0: two C loops over the bytes, several times
+faster than ``re``'s ``\\d{19}`` (about 1 µs per KiB here, against orjson's 2 µs)."""
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> str:
@@ -39,8 +45,11 @@ def dumps(value: Any, *, sort_keys: bool = False) -> str:
 
 
 def loads(text: bytes | bytearray | str) -> Any:
-    """The value of the JSON ``text``; ``ValueError`` (``json``'s) when it is not JSON."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    """``json.loads(text)``: the same value, or the same exception (a ``ValueError``)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)

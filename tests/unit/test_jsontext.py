@@ -44,6 +44,13 @@ def test_loads_reads_back_what_dumps_wrote(value: Any) -> None:
     assert jsontext.loads(jsontext.dumps(value)) == value
 
 
+@given(st.integers(), st.booleans())
+def test_integers_of_any_size_are_read_exactly(number: int, as_bytes: bool) -> None:
+    """A CR's ``config`` may hold an integer beyond 64 bits; orjson alone reads it as a float."""
+    text = json.dumps({"config": [number, str(number)]})
+    assert jsontext.loads(text.encode() if as_bytes else text) == {"config": [number, str(number)]}
+
+
 @given(st.floats(allow_nan=False, allow_infinity=False))
 def test_floats_keep_their_value(number: float) -> None:
     text = jsontext.dumps({"x": number})
