@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from tango_operator import environment
 
 MODES = ("fair", "fifo")
+DEFAULT_DRAIN = 7
+"""Up to eight reconciles per Celery message while a backlog waits (docs/dispatch.md)."""
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,17 @@ class DispatchSettings:
     plus 4, so that workers never idle for want of a message.
     ``TANGO_OPERATOR_NAMESPACE_WEIGHTS``: JSON ``{"namespace": weight}``; a namespace's keys
     per turn (default 1).
+    ``TANGO_OPERATOR_DISPATCH_DRAIN``: while keys wait their turn, how many more of them a
+    worker's task may take from the lanes itself, in turn, after its own key (default 7;
+    0 turns it off); read by the workers only (docs/dispatch.md, "Draining a backlog").
     """
 
     mode: str = "fair"
     window: int | None = None
     """None: automatic."""
     weights: Mapping[str, int] = field(default_factory=dict)
+    drain: int = DEFAULT_DRAIN
+    """Pending keys a task may reconcile after its own (fair mode only)."""
 
     @property
     def fair(self) -> bool:
@@ -42,7 +49,7 @@ class DispatchSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> DispatchSettings:
-        """Read the three ``TANGO_OPERATOR_*`` variables above (``SettingsError`` if unusable)."""
+        """Read the four ``TANGO_OPERATOR_*`` variables above (``SettingsError`` if unusable)."""
         mode = environment.choice(environ, "TANGO_OPERATOR_DISPATCH", MODES, "fair")
         raw_window = environment.text(environ, "TANGO_OPERATOR_DISPATCH_WINDOW", "auto")
         window = None
@@ -64,4 +71,5 @@ class DispatchSettings:
             ),
             '{"namespace": weight ≥ 1, ...}',
         )
-        return cls(mode=mode, window=window, weights=weights)
+        drain = environment.whole_number(environ, "TANGO_OPERATOR_DISPATCH_DRAIN", DEFAULT_DRAIN)
+        return cls(mode=mode, window=window, weights=weights, drain=drain)

@@ -54,6 +54,12 @@ VARIABLES = (
         "TANGO_OPERATOR_NAMESPACE_WEIGHTS", BOTH, "1 each", "ns=weight,... shares of fair dispatch"
     ),
     Variable(
+        "TANGO_OPERATOR_DISPATCH_DRAIN",
+        (WORKER,),
+        "7",
+        "pending keys a task takes in turn after its own (fair dispatch; 0: none)",
+    ),
+    Variable(
         "TANGO_OPERATOR_NETWORK_POLICY",
         BOTH,
         "false",

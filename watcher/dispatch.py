@@ -8,8 +8,18 @@ of a few keys — goes at the urgent priority, ahead of the messages already que
 window is fixed, or automatic: twice
 the largest number of reconciles seen running in the last minute, plus a floor, so that it
 grows with the workers (like a slow start) and the Celery queue stays a small multiple of
-them. A send that fails leaves its key marked in flight; the work queue treats it as lost
-once stale and it is added again by the next event, pump or resync.
+them. When the workers drain the lanes themselves (``TANGO_OPERATOR_DISPATCH_DRAIN``, on by
+default: a busy worker takes the next key in turn without a message), messages only start
+idle workers: the automatic window is the reconciles that could run but do not (the peak of
+the last minute minus those running now) plus the floor, which finds out whether more
+workers are idle and keeps messages going if one of them is stuck with a dead worker. While
+the workers are all busy that is the floor's few messages, taken by the next workers to end
+their drains, so a key sent never waits behind a long queue while the lanes move on without
+it; and while every message sent is taken at once (workers are idle), the next look comes
+after ``QUICK_SECONDS`` instead of a tick, so that a burst reaches every worker quickly.
+
+A send that fails leaves its key marked in flight; the work queue treats it as lost once
+stale and it is added again by the next event, pump or resync.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from watcher import metrics
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.05
+QUICK_SECONDS = 0.005
 FLOOR = 4
 PEAK_SECONDS = 60.0
 MAX_AUTO_WINDOW = 2000
@@ -37,7 +48,8 @@ class Dispatcher:
 
     ``send`` publishes a key's message; ``send_urgent``, when given, publishes it at the urgent
     priority. ``window`` fixes the number of keys in flight (None: automatic); ``weights`` are
-    the keys per turn of each namespace.
+    the keys per turn of each namespace; ``draining``: the workers take pending keys
+    themselves (``FairQueue.take``), so the automatic window only starts idle workers.
     """
 
     def __init__(
@@ -48,6 +60,7 @@ class Dispatcher:
         send_urgent: Callable[[Key], None] | None = None,
         window: int | None = None,
         weights: Mapping[str, int] | None = None,
+        draining: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.fair = fair
@@ -55,18 +68,25 @@ class Dispatcher:
         self.send_urgent = send_urgent or send
         self.fixed_window = window
         self.weights = dict(weights or {})
+        self.draining = draining
         self.clock = clock
+        self.idle_workers = False
+        """The last look found every message sent before it taken already."""
         self._busy: deque[tuple[float, int]] = deque()
 
     def window(self) -> int:
         """The keys in flight at most now.
 
-        The fixed window, or twice the peak of the last minute plus the floor (capped at
-        ``MAX_AUTO_WINDOW``).
+        The fixed window; when the workers drain the lanes, the peak of the last minute minus
+        the reconciles running now, plus the floor; else twice the peak plus the floor (both
+        capped at ``MAX_AUTO_WINDOW``).
         """
         if self.fixed_window is not None:
             return self.fixed_window
         peak = max((count for _, count in self._busy), default=0)
+        if self.draining:
+            running = self._busy[-1][1] if self._busy else 0
+            return min(MAX_AUTO_WINDOW, max(0, peak - running) + FLOOR)
         return min(MAX_AUTO_WINDOW, 2 * peak + FLOOR)
 
     def _observe(self, processing: int) -> None:
@@ -80,6 +100,7 @@ class Dispatcher:
         window = self.window()
         result = self.fair.dispatch(window, self.weights)
         self._observe(result.processing)
+        self.idle_workers = result.in_flight == 0 and bool(result.keys)
         metrics.DISPATCH_WINDOW.set(window)
         for key in result.keys:
             try:
@@ -101,7 +122,9 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 _, full = self.dispatch_once()
-                if full:
+                if full and self.draining and self.idle_workers:
+                    stop.wait(QUICK_SECONDS)  # they took all at once: more are idle
+                elif full:
                     stop.wait(TICK_SECONDS)
                 else:
                     redis.blpop([self.fair.signal], timeout=TICK_SECONDS * 4)

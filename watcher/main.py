@@ -345,6 +345,7 @@ class Watcher:
                 send_urgent=self.send_urgent,
                 window=self.settings.dispatch.window,
                 weights=self.settings.dispatch.weights,
+                draining=self.settings.dispatch.drain > 0,
             )
             threads.append(
                 threading.Thread(target=dispatcher.run, args=(stop,), name="dispatch", daemon=True)

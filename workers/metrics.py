@@ -28,6 +28,11 @@ RECONCILE_SECONDS = Histogram(
     ["kind"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+DRAINED = Counter(
+    "tango_operator_drained_keys_total",
+    "Keys a task took from the fair queue's lanes itself, after its own (docs/dispatch.md).",
+    ["kind"],
+)
 QUEUE_LATENCY = Histogram(
     "tango_operator_queue_latency_seconds",
     "From a key being enqueued to a worker starting it.",

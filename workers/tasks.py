@@ -3,7 +3,10 @@
 Receives ``Key.encode()`` from the watcher (or from another worker: a follow-up run, a woken
 dependent), runs it under the queue contract with this process's wiring
 (``workers.wiring``), sends the follow-up messages through the core's ``Publisher``, and
-records metrics; Events waiting to be posted are flushed when a process stops. Each pool
+records metrics; Events waiting to be posted are flushed when a process stops. While keys
+wait their turn in the fair queue, the task then drains up to ``TANGO_OPERATOR_DISPATCH_DRAIN``
+of them itself, in turn, one run each (``FairQueue.take``; docs/dispatch.md, "Draining a
+backlog"), and reports them with its own. Each pool
 process also runs the export watcher (``workers.export_watcher``;
 ``TANGO_OPERATOR_EXPORT_POLL_SECONDS``, default 0.1, 0 turns it off). It never retries
 through Celery: delays live in the work queue's Redis sorted set, so no ETA message ever
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from celery.signals import (
@@ -24,16 +28,22 @@ from celery.signals import (
     worker_shutdown,
 )
 
+from tango_operator.celeryconfig import VISIBILITY_TIMEOUT
 from tango_operator.keys import Key
-from tango_operator.messages import TASK_NAME, Publisher, describe
+from tango_operator.messages import TASK_NAME, Publisher, describe, queue_lists
 from workers import execution, metrics, settings
 from workers.app import app
 from workers.export_watcher import ExportWatcher
 from workers.reconcile import by_kind
-from workers.wiring import built, current
+from workers.wiring import Wiring, built, current
 
 log = logging.getLogger(__name__)
 
+
+DRAIN_SECONDS = VISIBILITY_TIMEOUT / 3
+"""A task starts no drained key after this many seconds: its message stays unacknowledged
+(``acks_late``) until the task ends, and one unacknowledged for ``VISIBILITY_TIMEOUT`` is
+delivered again."""
 
 send = Publisher(app)
 """Follow-ups and wake-ups this worker sends, at the normal priority."""
@@ -60,6 +70,31 @@ def reconcile(member: str) -> dict[str, Any]:
     key = Key.decode(member)
     wiring = current()
     _ensure_export_watcher()
+    started = time.monotonic()
+    report = _run_one(key, wiring)
+    drained = _drain(wiring, until=started + DRAIN_SECONDS)
+    summary: dict[str, Any] = {
+        "resource": describe(key),
+        "result": report.result,
+        "state": report.state,
+        "failures": report.failures,
+    }
+    if drained:
+        # Flower shows them with the task: the keys it took from the lanes after its own
+        summary["drained"] = [
+            {"resource": describe(r.key), "result": r.result, "state": r.state} for r in drained
+        ]
+    if report.result in ("error", "poisoned"):
+        # the queue has already scheduled the retry; raising only marks the task FAILURE in
+        # Flower and `celery events` (a failed task is still acked: the queue owns retries)
+        raise ReconcileFailedError(summary)
+    if report.state == "Error":
+        raise ResourceInErrorState(f"{describe(key)} is in state Error: {report.message}")
+    return summary
+
+
+def _run_one(key: Key, wiring: Wiring) -> execution.RunReport:
+    """One run of ``key`` under the queue contract, with its metrics."""
     with metrics.ACTIVE.labels(key.kind).track_inprogress():
         report = execution.run(
             key,
@@ -78,19 +113,36 @@ def reconcile(member: str) -> dict[str, Any]:
         metrics.QUEUE_LATENCY.labels(key.kind).observe(report.queue_wait)
     if report.state:
         metrics.STATE_TRANSITIONS.labels(key.kind, report.state).inc()
-    summary = {
-        "resource": describe(key),
-        "result": report.result,
-        "state": report.state,
-        "failures": report.failures,
-    }
-    if report.result in ("error", "poisoned"):
-        # the queue has already scheduled the retry; raising only marks the task FAILURE in
-        # Flower and `celery events` (a failed task is still acked: the queue owns retries)
-        raise ReconcileFailedError(summary)
-    if report.state == "Error":
-        raise ResourceInErrorState(f"{describe(key)} is in state Error: {report.message}")
-    return summary
+    return report
+
+
+def _drain(wiring: Wiring, *, until: float) -> list[execution.RunReport]:
+    """Run up to ``drain`` keys that wait their turn in the fair queue, one after another.
+
+    None is started after ``until`` (``time.monotonic()``).
+    Each is taken in the ring's turn order (``FairQueue.take``), never while an urgent message
+    waits in Celery, and run as a message's key would be (a failed run backs off in the queue
+    as any other). A Redis error ends the drain: the dispatcher still sends the lanes' keys.
+    """
+    if wiring.fair is None:
+        return []
+    urgent_list = queue_lists()[0]
+    reports: list[execution.RunReport] = []
+    for _ in range(wiring.settings.dispatch.drain):
+        if time.monotonic() >= until:
+            break
+        try:
+            key = wiring.fair.take(
+                unless_waiting=urgent_list, weights=wiring.settings.dispatch.weights
+            )
+        except Exception as exc:  # the watcher's dispatcher sends the lanes' keys anyway
+            log.warning("drain stopped error=%r", exc)
+            break
+        if key is None:
+            break
+        metrics.DRAINED.labels(key.kind).inc()
+        reports.append(_run_one(key, wiring))
+    return reports
 
 
 class ReconcileFailedError(Exception):

@@ -15,6 +15,9 @@ Redis data, under the work queue's prefix (members are ``Key.encode()`` strings)
 - ``pending:<ns>``     LIST of members, oldest first (a wake-up goes to the front).
 - ``ring``             LIST of namespaces with pending keys, in turn order, and
   ``ring:members`` SET of the same (membership test).
+- ``ring:credit``      HASH namespace → keys left of its turn, for a weighted namespace whose
+  turn was cut short (by the window, or by a ``take`` of one key): it keeps the head of the
+  ring until it has had its weight's worth.
 - ``dispatch-signal``  LIST poked by ``add`` so that the dispatcher wakes at once.
 - ``urgent``           SET of pending members to be sent at the urgent priority.
 
@@ -28,6 +31,15 @@ many servers wait for) is only put in front: urgent messages overtake every name
 keys, so they must stay few. Each urgent wake-up follows a server's export or start, which
 took one of its namespace's fair turns, so a namespace cannot win more than a bounded share
 this way.
+
+Draining. While keys wait in the lanes, a worker that has finished its key may ``take`` the
+next one itself, in the ring's turn order, instead of waiting for the dispatcher to send it
+a message: ``take`` is ``dispatch`` for one key, outside the window (the key never waits in
+Celery), and it takes nothing while an urgent message waits in Celery's urgent list, so
+that the worker goes back to Celery and takes that first. The key is marked in flight
+exactly as a dispatched one; the worker then takes its lease (``WorkQueue.begin``), as for a
+message, and a worker that dies between the two leaves a mark without a message, which the
+lost-message sweep (``tango_operator.workqueue.lost``) hands back.
 
 The in-flight (``queued``), lease (``lock:``) and follow-up (``dirty:``) entries are
 ``WorkQueue``'s own: ``add`` answers DIRTY or DUPLICATE by the same rules as
@@ -103,7 +115,9 @@ return 'PENDING'
 """)
 
 # KEYS: pending, ring, ring_members, queued, processing, urgent, epoch.
-# ARGV: now, stale_after, window, weights (JSON object), prefix, dirty_ttl_ms, known epoch.
+# ARGV: now, stale_after, window, weights (JSON object), prefix, dirty_ttl_ms,
+#       take (0: dispatch; n: take up to n keys in turn, no urgent ones, outside the window),
+#       the list that must be empty for a take ('' for none), known epoch.
 # Urgent members go first, out of turn and beyond the window: while fewer than two windows
 # of keys are in flight (they are few by construction; the second window is their reserve,
 # so a burst of them still cannot flood Celery). Then each turn pops the ring's first
@@ -118,7 +132,15 @@ local stale = tonumber(ARGV[2])
 local in_flight = redis.call('ZCOUNT', KEYS[4], now - stale, '+inf')
 local out = {in_flight, redis.call('ZCARD', KEYS[5]), 0}
 local room = tonumber(ARGV[3]) - in_flight
+local taking = tonumber(ARGV[7]) > 0
+if taking then
+  if ARGV[8] ~= '' and redis.call('LLEN', ARGV[8]) > 0 then
+    return out
+  end
+  room = tonumber(ARGV[7])
+end
 local weights = cjson.decode(ARGV[4])
+local credit = ARGV[5] .. 'ring:credit'
 local function take(member)
   if redis.call('EXISTS', ARGV[5] .. 'lock:' .. member) == 1 then
     redis.call('SET', ARGV[5] .. 'dirty:' .. member, '1', 'PX', ARGV[6])
@@ -133,6 +155,7 @@ local function take(member)
 end
 -- urgent keys first, out of turn, with a reserve of one more window beyond the window
 local urgent_room = 2 * tonumber(ARGV[3]) - in_flight
+if taking then urgent_room = 0 end
 if urgent_room > 0 then
   for _, member in ipairs(redis.call('SMEMBERS', KEYS[6])) do
     if urgent_room <= 0 then break end
@@ -145,6 +168,7 @@ if urgent_room > 0 then
       if redis.call('LLEN', lane) == 0 then
         redis.call('LREM', KEYS[2], 0, namespace)
         redis.call('SREM', KEYS[3], namespace)
+        redis.call('HDEL', credit, namespace)
       end
       if take(member) then
         out[#out + 1] = member
@@ -159,7 +183,7 @@ while room > 0 do
   local namespace = redis.call('LPOP', KEYS[2])
   if not namespace then break end
   local lane = ARGV[5] .. 'pending:' .. namespace
-  local quantum = tonumber(weights[namespace] or 1)
+  local quantum = tonumber(redis.call('HGET', credit, namespace) or weights[namespace] or 1)
   while quantum > 0 and room > 0 do
     local member = redis.call('LPOP', lane)
     if not member then break end
@@ -170,10 +194,16 @@ while room > 0 do
       quantum = quantum - 1
     end
   end
-  if redis.call('LLEN', lane) > 0 then
-    redis.call('RPUSH', KEYS[2], namespace)
-  else
+  if redis.call('LLEN', lane) == 0 then
     redis.call('SREM', KEYS[3], namespace)
+    redis.call('HDEL', credit, namespace)
+  elseif quantum > 0 then
+    -- cut short by the room: the rest of its turn comes first at the next call
+    redis.call('LPUSH', KEYS[2], namespace)
+    redis.call('HSET', credit, namespace, quantum)
+  else
+    redis.call('RPUSH', KEYS[2], namespace)
+    redis.call('HDEL', credit, namespace)
   end
 end
 return out
@@ -250,6 +280,21 @@ class FairQueue:
         Redis that lost its data is noticed before any message is sent
         (``tango_operator.workqueue.epoch``).
         """
+        return self._dispatch_call(window, weights, take=0, unless_waiting="")
+
+    def take(self, *, unless_waiting: str, weights: Mapping[str, int] | None = None) -> Key | None:
+        """The next pending key in turn, marked in flight for the caller to run (see "Draining").
+
+        None when no key is pending, or while the list ``unless_waiting`` (Celery's urgent
+        list) holds a message. Urgent keys are left to the dispatcher. The caller takes the
+        key's lease next (``WorkQueue.begin``), as it would for a message.
+        """
+        taken = self._dispatch_call(0, weights, take=1, unless_waiting=unless_waiting)
+        return taken.keys[0] if taken.keys else None
+
+    def _dispatch_call(
+        self, window: int, weights: Mapping[str, int] | None, *, take: int, unless_waiting: str
+    ) -> Dispatched:
         reply = self.queue.epoch.call(
             self._dispatch,
             keys=[
@@ -267,6 +312,8 @@ class FairQueue:
                 json.dumps(dict(weights or {})) if weights else "{}",
                 self.prefix,
                 round(HOUSEKEEPING_SECONDS * 1000),
+                take,
+                unless_waiting,
             ],
         )
         in_flight, processing, urgent_count, *members = reply

@@ -269,6 +269,8 @@ annotations:
   value: {{ .Values.dispatch.mode | quote }}
 - name: TANGO_OPERATOR_DISPATCH_WINDOW
   value: {{ .Values.dispatch.window | quote }}
+- name: TANGO_OPERATOR_DISPATCH_DRAIN
+  value: {{ .Values.dispatch.drain | quote }}
 {{- with .Values.dispatch.namespaceWeights }}
 - name: TANGO_OPERATOR_NAMESPACE_WEIGHTS
   value: {{ toJson . | quote }}

@@ -1,7 +1,7 @@
 """Fair dispatch against a real redis-server.
 
 Dedupe by the work queue's rules, round-robin and weights across namespaces, the in-flight window,
-wake-ups to the front, urgency, and the dispatcher's automatic window.
+wake-ups to the front, urgency, the dispatcher's automatic window, and a worker's ``take``.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from redis import Redis
 
 from tango_operator.dispatch_settings import DispatchSettings
 from tango_operator.keys import Key
-from tango_operator.workqueue import Lease, WorkQueue
+from tango_operator.messages import queue_lists
+from tango_operator.workqueue import EnqueueResult, Lease, WorkQueue
 from tango_operator.workqueue.fair import AddResult, FairQueue
+from tango_operator.workqueue.lost import reclaim
 from watcher.dispatch import FLOOR, Dispatcher
 
 
@@ -78,6 +80,18 @@ def test_weights_give_a_namespace_more_keys_per_turn(fair: FairQueue) -> None:
         fair.add(_key("b", name))
     dispatched = fair.dispatch(6, {"a": 3})
     assert _names(dispatched.keys) == ["a/1", "a/2", "a/3", "b/1", "a/4", "a/5"]
+
+
+def test_a_weighted_turn_cut_short_by_the_window_goes_on_at_the_next_dispatch(
+    fair: FairQueue, queue: WorkQueue
+) -> None:
+    for name in "123":
+        fair.add(_key("a", name))
+        fair.add(_key("b", name))
+    assert _names(fair.dispatch(2, {"a": 3}).keys) == ["a/1", "a/2"]
+    for key in (_key("a", "1"), _key("a", "2")):  # started: room again
+        queue.begin(key)
+    assert _names(fair.dispatch(2, {"a": 3}).keys) == ["a/3", "b/1"], "a's third key first"
 
 
 def test_the_window_bounds_the_keys_in_flight(
@@ -222,17 +236,83 @@ def test_the_automatic_window_grows_with_the_workers(fair: FairQueue, queue: Wor
     assert dispatcher.window() >= FLOOR
 
 
+URGENT_LIST = queue_lists()[0]
+
+
+def test_take_follows_the_turns_outside_the_window(fair: FairQueue, queue: WorkQueue) -> None:
+    for name in ("1", "2", "3"):
+        fair.add(_key("a", name))
+    fair.add(_key("b", "1"))
+    assert _names(fair.dispatch(1).keys) == ["a/1"], "the window is full now"
+    taken = [fair.take(unless_waiting=URGENT_LIST) for _ in range(4)]
+    assert _names([k for k in taken if k is not None]) == ["b/1", "a/2", "a/3"]
+    assert taken[3] is None, "nothing pending"
+    assert fair.pending() == 0
+    for key in (_key("b", "1"), _key("a", "2")):
+        assert queue.enqueue(key) is EnqueueResult.DUPLICATE, "marked in flight, as dispatched"
+        assert isinstance(queue.begin(key), Lease), "then leased by its taker"
+
+
+def test_take_honours_the_weights(fair: FairQueue) -> None:
+    for name in ("1", "2", "3"):
+        fair.add(_key("prod", name))
+        fair.add(_key("dev", name))
+    weights = {"prod": 2}
+    taken = [fair.take(unless_waiting=URGENT_LIST, weights=weights) for _ in range(6)]
+    # one key at a time, prod still gets two per turn (its credit keeps the head of the ring)
+    assert _names([k for k in taken if k]) == [
+        "prod/1", "prod/2", "dev/1", "prod/3", "dev/2", "dev/3"
+    ]  # fmt: skip
+
+
+def test_take_waits_while_an_urgent_message_waits_in_celery(fair: FairQueue) -> None:
+    fair.add(_key("a", "1"))
+    fair.queue.redis.lpush(URGENT_LIST, "an urgent message a worker has not taken yet")
+    assert fair.take(unless_waiting=URGENT_LIST) is None, "the worker goes to Celery first"
+    assert fair.pending() == 1, "the key keeps its place"
+    fair.queue.redis.delete(URGENT_LIST)
+    assert fair.take(unless_waiting=URGENT_LIST) == _key("a", "1")
+
+
+def test_take_marks_a_key_being_processed_for_a_follow_up(
+    fair: FairQueue, queue: WorkQueue
+) -> None:
+    a, b = _key("a", "1"), _key("a", "2")
+    fair.add(a)
+    fair.add(b)
+    lease = queue.enqueue(a) and queue.begin(a)  # another worker runs it now
+    assert isinstance(lease, Lease)
+    assert fair.take(unless_waiting=URGENT_LIST) == b, "a is passed over, not run twice"
+    assert queue.finish(lease, success=True).follow_up, "its pending event is not lost"
+
+
+def test_a_taker_that_dies_before_the_lease_loses_no_key(
+    fair: FairQueue, queue: WorkQueue, clock: Clock
+) -> None:
+    a = _key("a", "1")
+    fair.add(a)
+    assert fair.take(unless_waiting=URGENT_LIST) == a  # ... and the worker dies here
+    assert fair.add(a) is AddResult.DUPLICATE, "marked in flight"
+    clock.now += 25
+    assert reclaim(queue, queue_lists(), older_than=20) == [a], "no message anywhere: freed"
+    assert fair.add(a) is AddResult.PENDING
+
+
 def test_settings_from_the_environment() -> None:
     assert DispatchSettings.from_environment({}) == DispatchSettings("fair", None, {})
+    assert DispatchSettings.from_environment({}).drain == 7
     parsed = DispatchSettings.from_environment(
         {
             "TANGO_OPERATOR_DISPATCH": "fifo",
             "TANGO_OPERATOR_DISPATCH_WINDOW": "12",
             "TANGO_OPERATOR_NAMESPACE_WEIGHTS": '{"prod": 4}',
+            "TANGO_OPERATOR_DISPATCH_DRAIN": "0",
         }
     )
-    assert parsed == DispatchSettings("fifo", 12, {"prod": 4})
+    assert parsed == DispatchSettings("fifo", 12, {"prod": 4}, drain=0)
     for bad in (
+        {"TANGO_OPERATOR_DISPATCH_DRAIN": "-1"},
+        {"TANGO_OPERATOR_DISPATCH_DRAIN": "all"},
         {"TANGO_OPERATOR_DISPATCH": "lifo"},
         {"TANGO_OPERATOR_DISPATCH_WINDOW": "0"},
         {"TANGO_OPERATOR_DISPATCH_WINDOW": "many"},
