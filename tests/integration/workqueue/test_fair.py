@@ -298,6 +298,22 @@ def test_a_taker_that_dies_before_the_lease_loses_no_key(
     assert fair.add(a) is AddResult.PENDING
 
 
+def test_a_draining_dispatcher_only_starts_idle_workers(fair: FairQueue, queue: WorkQueue) -> None:
+    sent: list[Key] = []
+    dispatcher = Dispatcher(fair, sent.append, draining=True, clock=Clock())
+    for number in range(100):
+        fair.add(_key("a", str(number)))
+    assert dispatcher.dispatch_once() == (FLOOR, True)
+    for key in sent:  # idle workers took them at once
+        queue.begin(key)
+    assert dispatcher.dispatch_once() == (FLOOR, True), "all four busy: the floor again"
+    assert dispatcher.idle_workers, "every message was taken: look again soon"
+    assert dispatcher.dispatch_once() == (0, True), "four wait in Celery: no more"
+    assert not dispatcher.idle_workers
+    assert len(sent) == 2 * FLOOR
+    assert fair.pending() == 100 - 2 * FLOOR, "the rest wait in the lanes, to be drained"
+
+
 def test_settings_from_the_environment() -> None:
     assert DispatchSettings.from_environment({}) == DispatchSettings("fair", None, {})
     assert DispatchSettings.from_environment({}).drain == 7
