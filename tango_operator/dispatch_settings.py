@@ -32,7 +32,8 @@ class DispatchSettings:
     per turn (default 1).
     ``TANGO_OPERATOR_DISPATCH_DRAIN``: while keys wait their turn, how many more of them a
     worker's task may take from the lanes itself, in turn, after its own key (default 7;
-    0 turns it off); read by the workers only (docs/dispatch.md, "Draining a backlog").
+    0 turns it off); the watcher's dispatcher then only starts idle workers
+    (docs/dispatch.md, "Draining a backlog").
     """
 
     mode: str = "fair"

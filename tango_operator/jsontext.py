@@ -49,7 +49,7 @@ def loads(text: bytes | bytearray | str) -> Any:
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
     if _LONG_NUMBER not in raw.translate(_DIGITS_AS_ZERO):
         try:
-            return orjson.loads(text)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)

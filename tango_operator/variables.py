@@ -55,7 +55,7 @@ VARIABLES = (
     ),
     Variable(
         "TANGO_OPERATOR_DISPATCH_DRAIN",
-        (WORKER,),
+        BOTH,
         "7",
         "pending keys a task takes in turn after its own (fair dispatch; 0: none)",
     ),

@@ -23,7 +23,6 @@ from tango_operator.messages import Publisher, queue_lists
 from tango_operator.workqueue import EnqueueResult, WorkQueue
 
 REPO = Path(__file__).resolve().parents[2]
-_HOOK_VARIABLES = ("TANGO_DELIVERY_TRACE", "TANGO_KILL_IN_DELIVERY")
 
 
 @dataclass
@@ -73,7 +72,7 @@ class WorkerPool:
             else {}
         )
         return {
-            **{k: v for k, v in os.environ.items() if k not in _HOOK_VARIABLES},
+            **os.environ,
             "KUBECONFIG": str(self.kubeconfig),
             "TANGO_OPERATOR_REDIS_URL": self.redis_url,
             "TANGO_OPERATOR_TANGO_PORT": "tests.support.standin_tango:TracingStandIn",
