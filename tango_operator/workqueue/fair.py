@@ -116,7 +116,8 @@ return 'PENDING'
 
 # KEYS: pending, ring, ring_members, queued, processing, urgent, epoch.
 # ARGV: now, stale_after, window, weights (JSON object), prefix, dirty_ttl_ms,
-#       take (0: dispatch; n: take up to n keys in turn, no urgent ones, outside the window),
+#       take (0: dispatch; n: take up to n keys in turn, outside the window; an urgent key
+#       is taken only in its lane's turn, at whose front it waits),
 #       the list that must be empty for a take ('' for none), known epoch.
 # Urgent members go first, out of turn and beyond the window: while fewer than two windows
 # of keys are in flight (they are few by construction; the second window is their reserve,
@@ -286,7 +287,8 @@ class FairQueue:
         """The next pending key in turn, marked in flight for the caller to run (see "Draining").
 
         None when no key is pending, or while the list ``unless_waiting`` (Celery's urgent
-        list) holds a message. Urgent keys are left to the dispatcher. The caller takes the
+        list) holds a message. An urgent key is not taken out of turn (the dispatcher sends it
+        so); one still pending when its lane's turn comes is taken then. The caller takes the
         key's lease next (``WorkQueue.begin``), as it would for a message.
         """
         taken = self._dispatch_call(0, weights, take=1, unless_waiting=unless_waiting)

@@ -274,6 +274,17 @@ def test_take_waits_while_an_urgent_message_waits_in_celery(fair: FairQueue) -> 
     assert fair.take(unless_waiting=URGENT_LIST) == _key("a", "1")
 
 
+def test_take_leaves_urgency_to_the_dispatcher_but_takes_an_urgent_key_in_turn(
+    fair: FairQueue,
+) -> None:
+    fair.add(_key("a", "1"))
+    fair.add(_key("b", "1"))
+    fair.add(_key("b", "woken"), front=True, urgent=True)
+    assert fair.take(unless_waiting=URGENT_LIST) == _key("a", "1"), "not out of turn"
+    assert fair.take(unless_waiting=URGENT_LIST) == _key("b", "woken"), "first of its lane"
+    assert fair.dispatch(10).keys == [_key("b", "1")], "taken keys are not sent again"
+
+
 def test_take_marks_a_key_being_processed_for_a_follow_up(
     fair: FairQueue, queue: WorkQueue
 ) -> None:
