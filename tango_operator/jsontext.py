@@ -44,6 +44,18 @@ def dumps(value: Any, *, sort_keys: bool = False) -> str:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
 
 
+def dump_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value`` for a request body (the wire, not a stored text).
+
+    What orjson refuses (an integer beyond 64 bits, a lone surrogate) is written by ``json``
+    with its non-ASCII characters escaped, so the bytes are always valid UTF-8.
+    """
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+
+
 def loads(text: bytes | bytearray | str) -> Any:
     """``json.loads(text)``: the same value, or the same exception (a ``ValueError``)."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)

@@ -125,20 +125,26 @@ def run(
     duration = time.monotonic() - started
     if lost.is_set():
         log.warning("lease lapsed during the reconcile key=%s duration=%.1fs", key, duration)
+    registers = outcome is not None and outcome.starting is not None
+    # a run that registers no starting server forgets the key's entry with its lease
+    forget_in = starting.name if starting is not None and not registers else None
     if outcome is not None:
         # the latest reconcile saw the world last: what earlier ones scheduled is void
         finished = queue.finish(
-            lease, success=True, requeue_after=outcome.requeue_after, supersede=True
+            lease,
+            success=True,
+            requeue_after=outcome.requeue_after,
+            supersede=True,
+            forget_in=forget_in,
         )
     else:
-        finished = queue.finish(lease, success=False, requeue_after=retry_after)
+        finished = queue.finish(
+            lease, success=False, requeue_after=retry_after, forget_in=forget_in
+        )
     if finished.follow_up:
         send(key)
-    if starting is not None:
-        if outcome is not None and outcome.starting is not None:
-            starting.register(key, *outcome.starting)
-        else:
-            starting.forget(key)
+    if starting is not None and outcome is not None and outcome.starting is not None:
+        starting.register(key, *outcome.starting)
     wake_one: Waker = wake_other or functools.partial(wake, queue, send)
     others = outcome.wake if outcome else ()
     urgent = len(others) <= URGENT_WAKE_LIMIT

@@ -270,6 +270,7 @@ class WorkQueue:
         success: bool,
         requeue_after: float | None = None,
         supersede: bool = False,
+        forget_in: str | None = None,
     ) -> FinishResult:
         """Release the lease and record the outcome.
 
@@ -279,7 +280,8 @@ class WorkQueue:
         never replaces an earlier one — unless ``supersede`` (with success): the reconcile
         that just ended saw the world last, so its ``requeue_after`` replaces whatever
         earlier ones scheduled, and None cancels it. Starts without a finish (``attempts``)
-        are reset either way.
+        are reset either way. ``forget_in``: a hash (another module's, such as the starting
+        registry) whose field for this key goes in the same script, with the lease.
         """
         member = lease.key.encode()
         jitter = draw_jitter(self.rng) if not success else 1.0
@@ -292,6 +294,7 @@ class WorkQueue:
                 self._failures,
                 self._delayed,
                 self._processing,
+                *([forget_in] if forget_in else []),
             ],
             args=[
                 member,

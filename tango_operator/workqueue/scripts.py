@@ -88,10 +88,11 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 return 1
 """)
 
-# KEYS: lock, dirty, queued, attempts, failures, delayed, processing.
+# KEYS: lock, dirty, queued, attempts, failures, delayed, processing[, forget_in].
 # ARGV: member, token, now, stale_after, success ('1'/'0'), requeue_after ('' = none),
 #       backoff_base, backoff_cap, jitter, supersede ('1'/'0').
-# Lease bookkeeping (processing entry, attempts, dirty follow-up) is settled only when the
+# Lease bookkeeping (processing entry, attempts, dirty follow-up, and the member's field
+# of the optional hash forget_in) is settled only when the
 # lease is still ours or nobody holds the key; a newer holder owns them otherwise. The
 # outcome (failure count, next due time) is recorded in every case: the reconcile ran.
 # A due time never replaces an earlier one (ZADD LT), unless a successful reconcile
@@ -110,6 +111,7 @@ local follow_up = 0
 if released == 1 or not holder then
   redis.call('ZREM', KEYS[7], member)
   redis.call('DEL', KEYS[4])
+  if KEYS[8] then redis.call('HDEL', KEYS[8], member) end
   if redis.call('DEL', KEYS[2]) == 1 then
     local since = redis.call('ZSCORE', KEYS[3], member)
     if not since or now - tonumber(since) >= tonumber(ARGV[4]) then

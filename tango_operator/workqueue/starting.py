@@ -48,7 +48,8 @@ class StartingServers:
 
     def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.redis = redis
-        self._hash = prefix + "starting"
+        self.name = prefix + "starting"
+        """The registry's hash (``WorkQueue.finish(forget_in=...)`` drops a field of it)."""
         self._turn = prefix + "export-watcher"
         self._take_turn = redis.register_script(_TAKE_TURN)
 
@@ -58,7 +59,7 @@ class StartingServers:
         A server registered again keeps its first ``since``; an unchanged entry is not rewritten.
         """
         member = key.encode()
-        raw = cast(bytes | str | None, self.redis.hget(self._hash, member))
+        raw = cast(bytes | str | None, self.redis.hget(self.name, member))
         since = time.time()
         if raw is not None:
             previous = json.loads(decoded(raw))
@@ -66,16 +67,16 @@ class StartingServers:
                 return
             since = float(previous.get("since", since))
         entry = {"host": tango_host, "devices": list(devices), "since": since}
-        self.redis.hset(self._hash, member, json.dumps(entry, separators=(",", ":")))
+        self.redis.hset(self.name, member, json.dumps(entry, separators=(",", ":")))
 
     def forget(self, key: Key) -> None:
         """Stop looking for the devices of ``key``."""
-        self.redis.hdel(self._hash, key.encode())
+        self.redis.hdel(self.name, key.encode())
 
     def entries(self) -> list[Starting]:
         """Return the starting servers, by key; entries that do not parse are deleted."""
         found: list[Starting] = []
-        raw = cast(dict[Any, Any], self.redis.hgetall(self._hash))
+        raw = cast(dict[Any, Any], self.redis.hgetall(self.name))
         for member, value in raw.items():
             try:
                 key = Key.decode(decoded(member))
@@ -89,7 +90,7 @@ class StartingServers:
                     )
                 )
             except (ValueError, KeyError, TypeError):
-                self.redis.hdel(self._hash, member)  # not ours to read: drop it
+                self.redis.hdel(self.name, member)  # not ours to read: drop it
         return sorted(found, key=lambda s: s.key)
 
     def take_turn(self, holder: str, seconds: float) -> bool:

@@ -149,7 +149,9 @@ def _reconcile_valid(
         message = message[:MAX_MESSAGE]
         unmet = [(m.name, m.reason) for m in missing]
         return _waiting(resource, spec, ports, unmet, message, extra, host=False)
-    ports.index.forget(key)
+    if not started:
+        # its waits end with the start; a started server is not checked, so it registers none
+        ports.index.forget(key)
     applied = _apply_children(
         key, resource, spec, tango_host, replicas=1, ports=ports, records=records, plan=plan
     )

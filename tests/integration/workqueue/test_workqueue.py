@@ -232,6 +232,29 @@ def test_a_lapsed_lease_lets_another_worker_in(redis_server: RedisServer) -> Non
         assert result.follow_up
 
 
+def test_a_finish_forgets_the_key_in_another_hash_only_with_its_own_lease(
+    redis_server: RedisServer,
+) -> None:
+    """``forget_in``: the starting registry's entry goes with the lease, not a newer holder's."""
+    registry = "tango-operator:starting"
+    with redis_server.client() as first_client, redis_server.client() as second_client:
+        first = WorkQueue(first_client, lease_seconds=0.3)
+        second = WorkQueue(second_client, lease_seconds=0.3)
+        first_client.hset(registry, mapping={KEY.encode(): "mine", "other": "kept"})
+        lease = lease_of(first.begin(KEY))
+        assert first.finish(lease, success=True, forget_in=registry).released
+        assert first_client.hgetall(registry) == {b"other": b"kept"}
+
+        old = lease_of(first.begin(KEY))
+        time.sleep(0.35)  # the first worker hangs past its lease; the second registers
+        new = lease_of(second.begin(KEY))
+        second_client.hset(registry, KEY.encode(), "the new holder's")
+        assert first.finish(old, success=True, forget_in=registry).released is False
+        assert second_client.hget(registry, KEY.encode()) == b"the new holder's"
+        assert second.finish(new, success=True).released
+        assert second_client.hget(registry, KEY.encode()) == b"the new holder's"
+
+
 def test_a_new_run_absorbs_events_from_before_it_began(redis_client: redis.Redis) -> None:
     wq = WorkQueue(redis_client, lease_seconds=0.3)
     lease_of(wq.begin(KEY))  # this worker dies ...
