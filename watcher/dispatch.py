@@ -72,7 +72,12 @@ class Dispatcher:
         self.clock = clock
         self.idle_workers = False
         """The last look found every message sent before it taken already."""
-        self._busy: deque[tuple[float, int]] = deque()
+        self._peaks: deque[tuple[float, int]] = deque()
+        """Reconciles seen running in the last ``PEAK_SECONDS`` (time, count), each count
+        larger than every later one: the first is the peak (a sliding-window maximum, so a
+        look costs the same however often the dispatcher looks)."""
+        self._running = 0
+        """Reconciles running at the last look."""
 
     def window(self) -> int:
         """The keys in flight at most now.
@@ -83,17 +88,19 @@ class Dispatcher:
         """
         if self.fixed_window is not None:
             return self.fixed_window
-        peak = max((count for _, count in self._busy), default=0)
+        peak = self._peaks[0][1] if self._peaks else 0
         if self.draining:
-            running = self._busy[-1][1] if self._busy else 0
-            return min(MAX_AUTO_WINDOW, max(0, peak - running) + FLOOR)
+            return min(MAX_AUTO_WINDOW, max(0, peak - self._running) + FLOOR)
         return min(MAX_AUTO_WINDOW, 2 * peak + FLOOR)
 
     def _observe(self, processing: int) -> None:
         now = self.clock()
-        self._busy.append((now, processing))
-        while self._busy and self._busy[0][0] < now - PEAK_SECONDS:
-            self._busy.popleft()
+        self._running = processing
+        while self._peaks and self._peaks[-1][1] <= processing:
+            self._peaks.pop()  # never the peak again: this one is as large and outlives it
+        self._peaks.append((now, processing))
+        while self._peaks[0][0] < now - PEAK_SECONDS:
+            self._peaks.popleft()
 
     def dispatch_once(self) -> tuple[int, bool]:
         """Send what fits; (keys sent, whether the window is full)."""

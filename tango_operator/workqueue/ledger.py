@@ -139,12 +139,17 @@ class RedisChildLedger:
         version, text = cast(
             list[Any], self.redis.hmget(self._owner_name(owner), ["version", "object"])
         )
-        if version is None:
-            return OWNER_UNKNOWN
-        if not version:
-            return OWNER_DELETED
-        obj = jsontext.loads(text)
-        return OwnerCopy(known=True, obj=obj) if isinstance(obj, dict) else OWNER_UNKNOWN
+        return _owner_copy(version, text)
+
+    def owner_and_records(
+        self, owner: Key
+    ) -> tuple[OwnerCopy, dict[str, ChildRecord], RenderPlan | None]:
+        """``owner_copy`` and ``records_and_plan`` in one round trip (a reconcile's reads)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self._owner_name(owner), ["version", "object"])
+            pipe.hgetall(self._name(owner))
+            (version, text), raw = pipe.execute()
+        return (_owner_copy(version, text), *_records_and_plan(raw))
 
     def drop_owner_copy(self, owner: Key) -> None:
         """Forget the owner's copy, unless it is a tombstone (a write showed it behind)."""
@@ -175,25 +180,7 @@ class RedisChildLedger:
 
     def records_and_plan(self, owner: Key) -> tuple[dict[str, ChildRecord], RenderPlan | None]:
         """Every child's record, by ``Kind/name``, and the last render's plan (one read)."""
-        raw = cast(Mapping[Any, Any], self.redis.hgetall(self._name(owner)))
-        fields: dict[str, dict[str, str]] = {}
-        plan = None
-        for field, value in raw.items():
-            name = decoded(field)
-            if name == PLAN:
-                plan = RenderPlan.decode(value)
-                continue
-            prefix, _, child = name.partition(":")
-            fields.setdefault(child, {})[prefix + ":"] = decoded(value)
-        records = {
-            child: ChildRecord(
-                seen=ChildState.decode(values[SEEN]) if SEEN in values else None,
-                intended=values.get(INTENDED),
-                applied_version=values.get(APPLIED),
-            )
-            for child, values in fields.items()
-        }
-        return records, plan
+        return _records_and_plan(cast(Mapping[Any, Any], self.redis.hgetall(self._name(owner))))
 
     def intend(
         self, owner: Key, digests: Mapping[str, str], plan: RenderPlan | None = None
@@ -228,6 +215,40 @@ class RedisChildLedger:
     def forget(self, owner: Key) -> None:
         """Drop everything about ``owner`` and its children (the owner is gone)."""
         self.redis.delete(self._name(owner), self._owner_name(owner))
+
+
+def _owner_copy(version: Any, text: Any) -> OwnerCopy:
+    """The owner's copy from its hash's two fields (None when absent)."""
+    if version is None:
+        return OWNER_UNKNOWN
+    if not version:
+        return OWNER_DELETED
+    obj = jsontext.loads(text)
+    return OwnerCopy(known=True, obj=obj) if isinstance(obj, dict) else OWNER_UNKNOWN
+
+
+def _records_and_plan(
+    raw: Mapping[Any, Any],
+) -> tuple[dict[str, ChildRecord], RenderPlan | None]:
+    """The children's records and the render plan from the owner's ledger hash."""
+    fields: dict[str, dict[str, str]] = {}
+    plan = None
+    for field, value in raw.items():
+        name = decoded(field)
+        if name == PLAN:
+            plan = RenderPlan.decode(value)
+            continue
+        prefix, _, child = name.partition(":")
+        fields.setdefault(child, {})[prefix + ":"] = decoded(value)
+    records = {
+        child: ChildRecord(
+            seen=ChildState.decode(values[SEEN]) if SEEN in values else None,
+            intended=values.get(INTENDED),
+            applied_version=values.get(APPLIED),
+        )
+        for child, values in fields.items()
+    }
+    return records, plan
 
 
 def _encoded(state: ChildState | None) -> str:

@@ -50,7 +50,10 @@ NO_DEVICE_HEALTH: JsonDict = {"deviceHealth": None, "deviceSummary": None}
 
 def reconcile(key: Key, ports: Ports) -> Outcome:
     """Reconcile one DeviceServer (the steps are listed above); what the queue does next."""
-    resource = ports.kube.get_custom(KIND, key.namespace, key.name)
+    # the watcher's copy of the CR and the children's records, in one read (the API
+    # answers for the CR when there is no copy)
+    owner, records, plan = ports.ledger.owner_and_records(key)
+    resource = owner.obj if owner.known else ports.kube.get_custom(KIND, key.namespace, key.name)
     if resource is None:
         ports.index.forget(key)
         ports.ledger.forget(key)
@@ -63,11 +66,19 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
         spec = crd.parse_device_server(resource)
     except crd.SpecError as exc:
         return _error(resource, ports, "InvalidSpec", str(exc))
-    return _reconcile_valid(key, resource, spec, ports)
+    return _reconcile_valid(key, resource, spec, ports, Ledger(records, plan))
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """What the child ledger showed at the start of the pass (``owner_and_records``)."""
+
+    records: dict[str, ChildRecord]
+    plan: RenderPlan | None
 
 
 def _reconcile_valid(
-    key: Key, resource: JsonDict, spec: crd.DeviceServerSpec, ports: Ports
+    key: Key, resource: JsonDict, spec: crd.DeviceServerSpec, ports: Ports, ledger: Ledger
 ) -> Outcome:
     kube, tango, settings = ports.kube, ports.tango, ports.settings
     namespace = key.namespace
@@ -118,7 +129,7 @@ def _reconcile_valid(
                 _reload_devices(resource, spec, address, ports)
     extra["configHash"] = config_hash
 
-    records, plan = ports.ledger.records_and_plan(key)
+    records, plan = ledger.records, ledger.plan
     current = children.known_state(records, "StatefulSet", names.statefulset(key.name))
     started = bool(current and int(current.detail.get("replicas") or 0) > 0)
     # dependencies gate the start only: a started server is not checked again

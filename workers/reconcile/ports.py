@@ -222,6 +222,11 @@ class ChildLedgerPort(Protocol):
     def owner_copy(self, owner: Key) -> OwnerCopy:
         """The owner as last seen (``OWNER_UNKNOWN``: read it from the API)."""
 
+    def owner_and_records(
+        self, owner: Key
+    ) -> tuple[OwnerCopy, dict[str, ChildRecord], RenderPlan | None]:
+        """``owner_copy`` and ``records_and_plan`` together, in one read."""
+
     def drop_owner_copy(self, owner: Key) -> None:
         """Forget the owner's copy (a write showed it behind): read the API until the next event."""
 
@@ -350,6 +355,12 @@ class InMemoryChildLedger:
             return OWNER_UNKNOWN
         version, obj = found
         return OwnerCopy(known=True, obj=copy.deepcopy(obj)) if version else OWNER_DELETED
+
+    def owner_and_records(
+        self, owner: Key
+    ) -> tuple[OwnerCopy, dict[str, ChildRecord], RenderPlan | None]:
+        """``owner_copy`` and ``records_and_plan`` together."""
+        return (self.owner_copy(owner), *self.records_and_plan(owner))
 
     def drop_owner_copy(self, owner: Key) -> None:
         """Forget the owner's copy (unless it is a tombstone)."""

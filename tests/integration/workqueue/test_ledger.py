@@ -234,3 +234,23 @@ def test_a_plan_that_cannot_be_read_is_no_plan(redis_client: Redis) -> None:
     records, plan = ledger.records_and_plan(OWNER)
     assert plan is None
     assert set(records) == {STS}
+
+
+def test_one_read_gives_the_owner_copy_the_records_and_the_plan(ledger: ChildLedgerPort) -> None:
+    copy, records, plan = ledger.owner_and_records(OWNER)
+    assert (copy.known, records, plan) == (False, {}, None), "nothing recorded"
+    plan_made = RenderPlan("inputs", {STS: "d1"})
+    ledger.intend(OWNER, {STS: "d1"}, plan_made)
+    ledger.applied(OWNER, {STS: _state("g1")})
+    ledger.observe_owner(OWNER, _cr("9", "Pending"))
+    copy, records, plan = ledger.owner_and_records(OWNER)
+    assert copy.obj is not None
+    assert (copy.obj["metadata"]["resourceVersion"], copy.obj["status"]) == (
+        "9",
+        {"state": "Pending"},
+    )
+    assert (records, plan) == ledger.records_and_plan(OWNER)
+    assert records[STS].applied_version == "g1"
+    assert plan == plan_made
+    ledger.observe_owner(OWNER, None)
+    assert ledger.owner_and_records(OWNER)[0] == OWNER_DELETED
