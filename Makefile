@@ -80,6 +80,7 @@ bench: venv cli-tools system-deps ## Every benchmark (minutes; prints tables, up
 	$(BIN)/python -m tests.bench.bench_memory $(BENCH_MEMORY_ARGS)
 	$(BIN)/python -m tests.bench.bench_faults $(BENCH_FAULTS_ARGS)
 	$(BIN)/python -m tests.bench.bench_kubeemu $(BENCH_KUBEEMU_ARGS)
+	$(BIN)/python -m tests.bench.bench_queue_scripts $(BENCH_SCRIPTS_ARGS)
 	$(BIN)/python -m tests.bench.profile_reconcile $(BENCH_PROFILE_ARGS)
 
 .PHONY: bench-faults
@@ -101,6 +102,10 @@ bench-wakeup: venv cli-tools system-deps ## Dependency wake-up latency, chains o
 .PHONY: bench-profile
 bench-profile: venv cli-tools system-deps ## Where a reconcile's CPU goes, tango-operator beside kopf, sampled by py-spy (a minute; updates docs/benchmarks.md)
 	$(BIN)/python -m tests.bench.profile_reconcile $(BENCH_PROFILE_ARGS)
+
+.PHONY: bench-scripts
+bench-scripts: venv system-deps ## redis-server's time and the caller's CPU per call of the queue's scripts, beside a plain GET (seconds; updates docs/benchmarks.md)
+	$(BIN)/python -m tests.bench.bench_queue_scripts $(BENCH_SCRIPTS_ARGS)
 
 .PHONY: bench-kubeemu
 bench-kubeemu: venv ## kubeemu's CPU ms per request under the operator's request mix (a minute; updates docs/benchmarks.md)

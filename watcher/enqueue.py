@@ -31,14 +31,17 @@ class Enqueuer:
         self.send = send
         self.fair = fair
 
-    def enqueue(self, key: Key, *, weak: bool = False) -> EnqueueResult | AddResult | None:
+    def enqueue(
+        self, key: Key, *, weak: bool = False, front: bool = False
+    ) -> EnqueueResult | AddResult | None:
         """The queue's answer for ``key``, or None when Redis could not be reached.
 
-        ``weak`` (the resync): a key being reconciled right now is left alone.
+        ``weak`` (the resync): a key being reconciled right now is left alone. ``front``:
+        ahead of the other keys of its namespace's lane (FIFO dispatch has no lanes).
         """
         if self.fair is not None:
             try:
-                added = self.fair.add(key, weak=weak)
+                added = self.fair.add(key, weak=weak, front=front)
             except Exception as exc:
                 log.warning("enqueue failed key=%s error=%r", key.encode(), exc)
                 metrics.ENQUEUE_ERRORS.labels(key.kind, "queue").inc()

@@ -112,21 +112,25 @@ class Watcher:
         """Whether this replica leads now, so that its producers may offer keys."""
         return self._stop is not None and not self._stop.is_set()
 
-    def enqueue(self, key: Key, *, weak: bool = False) -> EnqueueResult | AddResult | None:
+    def enqueue(
+        self, key: Key, *, weak: bool = False, front: bool = False
+    ) -> EnqueueResult | AddResult | None:
         """Offer ``key`` to the queue while leading; None once leadership is lost.
 
-        ``weak`` (the resync): a key being reconciled right now is left alone.
+        ``weak`` (the resync): a key being reconciled right now is left alone; ``front``:
+        ahead of its namespace's other keys (fair dispatch only).
         """
         if not self.producing():  # leadership lost: not one more key
             return None
-        return self.enqueuer.enqueue(key, weak=weak)
+        return self.enqueuer.enqueue(key, weak=weak, front=front)
 
     def on_event(self, kind: str, event_type: str, obj: JsonDict) -> None:
         """Map one listed or watched object to keys and enqueue those of selected namespaces.
 
         Namespace events update the selection instead; custom resources are also counted in
         the metrics and copied for the workers (``watcher.owners``); children go through the
-        child ledger. Until every source has listed
+        child ledger, and their owners' keys go to the front of their namespace's lane (fair
+        dispatch), ahead of new resources. Until every source has listed
         once, nothing is enqueued: the resync that follows the first lists offers every key
         once (``_listed``).
         """
@@ -148,7 +152,10 @@ class Watcher:
             if not self.selected(key.namespace):
                 continue
             if self._synced.is_set():
-                self.enqueue(key)
+                # a child's or a pod's event concerns a resource already worked on (its pod
+                # became ready, a child was edited or deleted): ahead of its namespace's new
+                # resources, so it is finished before they are started
+                self.enqueue(key, front=kind not in CUSTOM_KINDS)
             elif kind not in CUSTOM_KINDS:
                 with self._lock:
                     self._held.add(key)

@@ -78,6 +78,8 @@ class Result:
     failover_mutations: int = 0
     failover_reconciles: int | None = None
     reconciles: int | None = None
+    median_to_running: float = 0.0
+    """Seconds from the start until the median CR was Running."""
     worker_startup: tuple[float, float] | None = None
     """Seconds from spawning the worker processes until all were ready, and their CPU seconds
     then (before the clock started); None for kopf."""
@@ -103,7 +105,8 @@ class Result:
             else f"{self.worker_startup[0]:.1f} / {self.worker_startup[1]:.1f}"
         )
         return (
-            f"| {self.name} | {startup} | {self.seconds:.1f} | {self.rate:.1f} | {reconciles} | "
+            f"| {self.name} | {startup} | {self.median_to_running:.1f} | {self.seconds:.1f} | "
+            f"{self.rate:.1f} | {reconciles} | "
             f"{self.requests / self.crs:.2f} | {self.mutations / self.crs:.2f} | "
             f"{self.kubeemu_cpu * 100:.0f} % | {cpu} | {self.failover_mutations / self.crs:.2f} / "
             f"{self.failover_requests / self.crs:.2f} / {failover_runs} | {total:.0f} ({memory}) |"
@@ -111,22 +114,22 @@ class Result:
 
 
 HEADER = (
-    "| configuration | workers ready before the clock: s / CPU s | time to all Running (s) | "
-    "CR/s | reconciles per CR | "
+    "| configuration | workers ready before the clock: s / CPU s | median CR Running after (s) "
+    "| time to all Running (s) | CR/s | reconciles per CR | "
     "API requests per CR | mutations per CR | kubeemu CPU (of one core) | "
     "CPU ms per CR: operator / kubeemu | "
     "failover: writes / requests / reconciles per CR | RSS MiB (per process) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 """The header of one run's row (printed as each run ends)."""
 
 SUMMARY_HEADER = (
     "| configuration | runs | workers ready before the clock: s / CPU s | "
-    "time to all Running (s) | CR/s | reconciles per CR | "
+    "median CR Running after (s) | time to all Running (s) | CR/s | reconciles per CR | "
     "API requests per CR | mutations per CR | kubeemu CPU (of one core) | "
     "CPU ms per CR: operator / kubeemu | "
     "failover: writes / requests / reconciles per CR | RSS MiB (per process) |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 )
 """The header of the table of every configuration over its runs."""
 
@@ -165,7 +168,8 @@ def summary_row(runs: Sequence[Result]) -> str:
         f"{mid(((r.worker_startup or (0.0, 0.0))[1] for r in runs), 1)}"
     )
     return (
-        f"| {first.name} | {len(runs)} | {startup} | {spread([r.seconds for r in runs])} | "
+        f"| {first.name} | {len(runs)} | {startup} | "
+        f"{spread([r.median_to_running for r in runs])} | {spread([r.seconds for r in runs])} | "
         f"{spread([r.rate for r in runs])} | {reconciles} | "
         f"{mid(r.requests / r.crs for r in runs)} | {mid(r.mutations / r.crs for r in runs)} | "
         f"{emu_share:.0f} % | {cpu} | {failover} | {total:.0f} ({memory}) |"
@@ -182,12 +186,15 @@ class Cluster:
     workdir: Path
     crs: int
     names: list[tuple[str, str]] = field(default_factory=list)
+    median_to_running: float = 0.0
+    """Of the last ``wait_running``: the median CR's seconds to Running."""
 
     def wait_running(self, deadline: float) -> float:
         """Seconds until every CR is Running (raises after ``deadline`` seconds).
 
         Follows a watch (``StateWatch``) rather than polling LISTs of every CR: a poll of a
-        thousand objects costs the emulator more than the operator's own requests do.
+        thousand objects costs the emulator more than the operator's own requests do. The
+        median of the CRs' times to Running is left in ``median_to_running``.
         """
         started = time.monotonic()
         with StateWatch(self.api) as states:
@@ -197,7 +204,9 @@ class Cluster:
                     f"{len(stuck)} of {self.crs} not Running after {deadline}s: "
                     + ", ".join(f"{name} ({state})" for name, state in sorted(stuck.items())[:20])
                 )
-            return time.monotonic() - started  # before the watch thread is joined
+            seconds = time.monotonic() - started  # before the watch thread is joined
+            self.median_to_running = median([when - started for when in states.first_running()])
+            return seconds
 
     def operator_audit(self, mark: int) -> list[dict[str, Any]]:
         """Audit records since ``mark``, without LISTs of DeviceServers.
@@ -259,6 +268,7 @@ def _result(
         kubeemu_cpu_seconds=emu_cpu,
         failover_requests=len([r for r in after if r["verb"] not in ("list", "watch")]),
         failover_mutations=sum(1 for r in after if r["changed"]),
+        median_to_running=world.median_to_running,
     )
 
 

@@ -7,6 +7,8 @@ one gone.
 
 from __future__ import annotations
 
+import time
+
 from kubernetes import client
 
 from tango_operator import crd
@@ -27,7 +29,10 @@ def test_it_follows_states_per_namespace_and_deletions(kube_client: client.ApiCl
     create_device_server(kube_client, "d", "other")
 
     with StateWatch(kube_client) as states:
+        listed = time.monotonic()
         assert states.count() == 1
+        assert len(states.first_running()) == 1
+        assert states.first_running()[0] <= listed, "Running when listed"
         assert states.not_in("Running") == {"default/b": None, "default/c": None, "other/d": None}
 
         _set_state(kube_client, "default", "b", "Running")
@@ -38,6 +43,8 @@ def test_it_follows_states_per_namespace_and_deletions(kube_client: client.ApiCl
         assert states.count("default") == 2
         assert states.count("other") == 1
         assert states.count("other", state="Building") == 0
+        assert len(states.first_running()) == 3
+        assert all(when > listed for when in sorted(states.first_running())[1:])
 
         client.CustomObjectsApi(kube_client).delete_namespaced_custom_object(
             crd.GROUP, crd.VERSION, "default", "deviceservers", "a"

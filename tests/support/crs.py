@@ -79,6 +79,8 @@ class StateWatch:
         self._states: dict[tuple[str, str], str | None] = {}
         self._counts: Counter[tuple[str, str | None]] = Counter()
         """(namespace, state) → DeviceServers: ``count`` is read at every change of a flood."""
+        self._first_running: dict[tuple[str, str], float] = {}
+        """When each DeviceServer was first seen Running (``time.monotonic()``)."""
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._stream = watch.Watch()
@@ -101,6 +103,11 @@ class StateWatch:
             if namespace is not None:
                 return self._counts[(namespace, state)]
             return sum(n for (_, found), n in self._counts.items() if found == state)
+
+    def first_running(self) -> list[float]:
+        """When each DeviceServer seen Running was first seen so (``time.monotonic()``)."""
+        with self._changed:
+            return list(self._first_running.values())
 
     def not_in(self, state: str = "Running") -> dict[str, str | None]:
         """``namespace/name`` → state of every DeviceServer not reporting ``state``."""
@@ -128,6 +135,10 @@ class StateWatch:
         with self._changed:
             self._states = {_name_of(item): _state_of(item) for item in listed["items"]}
             self._counts = Counter((ns, state) for (ns, _), state in self._states.items())
+            now = time.monotonic()
+            for name, state in self._states.items():
+                if state == "Running":
+                    self._first_running.setdefault(name, now)
             self._changed.notify_all()
         return str(listed["metadata"]["resourceVersion"])
 
@@ -164,6 +175,8 @@ class StateWatch:
             if not deleted:
                 self._states[name] = state
                 self._counts[(name[0], state)] += 1
+                if state == "Running":
+                    self._first_running.setdefault(name, time.monotonic())
             self._changed.notify_all()
 
     def _fail(self, error: Exception) -> None:

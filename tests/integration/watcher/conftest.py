@@ -61,9 +61,11 @@ class Recording(Watcher):
         if self._send_on is not None:
             self._send_on(key)
 
-    def enqueue(self, key: Key, *, weak: bool = False) -> EnqueueResult | AddResult | None:
+    def enqueue(
+        self, key: Key, *, weak: bool = False, front: bool = False
+    ) -> EnqueueResult | AddResult | None:
         producing = self.producing()
-        result = super().enqueue(key, weak=weak)
+        result = super().enqueue(key, weak=weak, front=front)
         # answer first, key last: a test that sees the key offered also sees its answer
         # (and the message, if one was sent)
         self.results.append(result)

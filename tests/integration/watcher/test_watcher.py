@@ -134,6 +134,48 @@ def test_events_map_to_keys_and_dedupe(
     assert watcher.offered[4] == ds_key("a")
 
 
+def test_a_child_event_puts_its_owner_ahead_of_new_resources_of_its_namespace(
+    start_watcher: StartWatcher, kube_client: client.ApiClient, kubeemu: KubeEmu, redis: RedisServer
+) -> None:
+    """Fair dispatch: a resource being worked on is finished before new ones are started."""
+    kubeemu.controllers(statefulset="off")
+    watcher = start_watcher(
+        env={"TANGO_OPERATOR_DISPATCH": "fair", "TANGO_OPERATOR_DISPATCH_WINDOW": "1"}
+    )
+    lane = "tango-operator:pending:default"
+
+    def waiting() -> list[str]:
+        return [member.decode() for member in redis_client.lrange(lane, 0, -1)]
+
+    with redis.client() as redis_client:
+        for name in ("a", "b", "c"):  # no worker: a is sent, b and c wait in the lane
+            create_ds(kube_client, name)
+        wait_for(
+            lambda: waiting() == [ds_key("b").encode(), ds_key("c").encode()],
+            timeout=10,
+            what="b and c waiting in their lane, in order",
+        )
+        owner = client.CustomObjectsApi(kube_client).get_namespaced_custom_object(
+            crd.GROUP, crd.VERSION, "default", "deviceservers", "c"
+        )
+        client.CoreV1Api(kube_client).create_namespaced_config_map(
+            "default",
+            {
+                "metadata": {
+                    "name": "c",
+                    "labels": MANAGED,
+                    "ownerReferences": [_owner_reference(owner)],
+                }
+            },
+        )
+        wait_for(
+            lambda: waiting() == [ds_key("c").encode(), ds_key("b").encode()],
+            timeout=10,
+            what="c moved ahead of b by its child's event",
+        )
+    assert watcher.offered[-1] == ds_key("c")
+
+
 def test_dropped_watch_resumes_and_misses_nothing(
     start_watcher: StartWatcher, kube_client: client.ApiClient, kubeemu: KubeEmu
 ) -> None:
