@@ -125,9 +125,9 @@ def run(
     duration = time.monotonic() - started
     if lost.is_set():
         log.warning("lease lapsed during the reconcile key=%s duration=%.1fs", key, duration)
-    registers = outcome is not None and outcome.starting is not None
+    registering = outcome.starting if outcome is not None else None
     # a run that registers no starting server forgets the key's entry with its lease
-    forget_in = starting.name if starting is not None and not registers else None
+    forget_in = starting.name if starting is not None and registering is None else None
     if outcome is not None:
         # the latest reconcile saw the world last: what earlier ones scheduled is void
         finished = queue.finish(
@@ -143,8 +143,8 @@ def run(
         )
     if finished.follow_up:
         send(key)
-    if starting is not None and outcome is not None and outcome.starting is not None:
-        starting.register(key, *outcome.starting)
+    if starting is not None and registering is not None:
+        starting.register(key, *registering)
     wake_one: Waker = wake_other or functools.partial(wake, queue, send)
     others = outcome.wake if outcome else ()
     urgent = len(others) <= URGENT_WAKE_LIMIT

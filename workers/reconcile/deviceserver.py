@@ -66,20 +66,18 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
         spec = crd.parse_device_server(resource)
     except crd.SpecError as exc:
         return _error(resource, ports, "InvalidSpec", str(exc))
-    return _reconcile_valid(key, resource, spec, ports, Ledger(records, plan))
-
-
-@dataclass(frozen=True)
-class Ledger:
-    """What the child ledger showed at the start of the pass (``owner_and_records``)."""
-
-    records: dict[str, ChildRecord]
-    plan: RenderPlan | None
+    return _reconcile_valid(key, resource, spec, ports, records, plan)
 
 
 def _reconcile_valid(
-    key: Key, resource: JsonDict, spec: crd.DeviceServerSpec, ports: Ports, ledger: Ledger
+    key: Key,
+    resource: JsonDict,
+    spec: crd.DeviceServerSpec,
+    ports: Ports,
+    records: dict[str, ChildRecord],
+    plan: RenderPlan | None,
 ) -> Outcome:
+    """The pass for a valid spec; ``records`` and ``plan``: the child ledger at its start."""
     kube, tango, settings = ports.kube, ports.tango, ports.settings
     namespace = key.namespace
     tango_host = crd.tango_host_for(
@@ -129,7 +127,6 @@ def _reconcile_valid(
                 _reload_devices(resource, spec, address, ports)
     extra["configHash"] = config_hash
 
-    records, plan = ledger.records, ledger.plan
     current = children.known_state(records, "StatefulSet", names.statefulset(key.name))
     started = bool(current and int(current.detail.get("replicas") or 0) > 0)
     # dependencies gate the start only: a started server is not checked again
