@@ -99,6 +99,11 @@ class Kube:
         """Transient failures of one request are retried here (``workers.api_retry``)."""
         self.field_manager = field_manager
         self.reporting_instance = socket.gethostname()
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        """The connection pool of the API server's host (``_send``), found at the first request."""
+        self._pool_host = ""
+        self._path_prefix = ""
+        """The path of the configured host (a server behind a path-routing proxy), or ''."""
         self.events = EventRecorder(self._post_event) if background_events else None
         """Where Events go when posted in the background (``workers.events``); None: at once."""
 
@@ -167,11 +172,11 @@ class Kube:
         Not through ``ApiClient.call_api``: that walks every body through
         ``sanitize_for_serialization`` (a deep copy made for the generated models, which these
         plain dicts do not need) and writes it with ``json``; here the body is written once
-        by orjson (``jsontext.dump_bytes``) and sent on the same ``urllib3`` pool. What the
-        client decides is kept: its default headers (User-Agent), its authentication
-        (``update_params_for_auth``, which refreshes an expiring token), its pool's TLS and
-        proxy set-up, and its ``ApiException`` for an answer outside 2xx. About a quarter of
-        the client's CPU per request (docs/benchmarks.md).
+        by orjson (``jsontext.dump_bytes``) and sent on the client's ``urllib3`` pool
+        (``_send``). What the client decides is kept: its default headers (User-Agent), its
+        authentication (``update_params_for_auth``, which refreshes an expiring token), its
+        pool's TLS and proxy set-up, and its ``ApiException`` for an answer outside 2xx. About
+        a quarter of the client's CPU per request (docs/benchmarks.md).
         """
         client = self._client
         headers = {**client.default_headers, "Accept": _JSON, "Content-Type": content_type}
@@ -179,17 +184,10 @@ class Kube:
             headers["Cookie"] = client.cookie
         queries = list(query or [])
         client.update_params_for_auth(headers, queries, ["BearerToken"])
-        url = client.configuration.host + path
-        if queries:
-            url = f"{url}?{urlencode(queries)}"
+        target = path if not queries else f"{path}?{urlencode(queries)}"
+        encoded = None if body is None else jsontext.dump_bytes(body)
         try:
-            response = client.rest_client.pool_manager.request(
-                method,
-                url,
-                body=None if body is None else jsontext.dump_bytes(body),
-                headers=headers,
-                timeout=_TIMEOUT,
-            )
+            response = self._send(client, method, target, encoded, headers)
         except urllib3.exceptions.SSLError as exc:  # as the client reports it
             raise ApiException(status=0, reason=f"{type(exc).__name__}\n{exc}") from None
         if not 200 <= response.status <= 299:
@@ -198,6 +196,40 @@ class Kube:
             raise error
         data = jsontext.loads(response.data or b"{}")
         return data if isinstance(data, dict) else {}
+
+    def _send(
+        self, client: Any, method: str, target: str, body: bytes | None, headers: dict[str, str]
+    ) -> Any:
+        """Send one request on the API server's connection pool; the urllib3 response.
+
+        The client's ``PoolManager`` finds that pool again for every request (it parses the
+        URL and normalises a pool key each time, about an eighth of a worker's CPU in
+        ``make bench-profile``); the pool of the configured host is looked up once instead,
+        from that same manager, so TLS, certificates and pool size are the client's. Behind a
+        proxy (a ``ProxyManager``, which rewrites requests for the proxy) every request goes
+        through the manager as before.
+        """
+        manager = client.rest_client.pool_manager
+        host = client.configuration.host
+        if type(manager) is not urllib3.PoolManager:
+            return manager.request(
+                method, host + target, body=body, headers=headers, timeout=_TIMEOUT
+            )
+        if self._pool is None or self._pool_host != host:
+            self._pool = manager.connection_from_url(host)
+            self._pool_host = host
+            self._path_prefix = (urllib3.util.parse_url(host).path or "").rstrip("/")
+        return self._pool.urlopen(
+            method,
+            self._path_prefix + target,
+            body=body,
+            headers=headers,
+            timeout=_TIMEOUT,
+            retries=False,  # retried in one place: workers.api_retry
+            redirect=False,
+            assert_same_host=False,
+            preload_content=True,
+        )
 
     # --- reads ----------------------------------------------------------------------------------
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> JsonDict | None:
