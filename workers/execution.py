@@ -4,7 +4,9 @@ Called by the Celery task (``workers.tasks``) with a decoded key; takes the key'
 Redis (so no other worker runs it at the same time), keeps it renewed while the reconciler
 works, runs the reconciler, and hands the result back to the queue: success or failure
 (backoff), requeue-after, the one follow-up run for events that arrived meanwhile, and
-the keys the reconcile woke (dependents of a server that became Running). Messages are
+the keys the reconcile woke (dependents of a server that became Running), with the writes
+the reconcile held back for that round trip; the reconcile's first reads can come with
+the begin (``piggyback``). Messages are
 sent through the ``send`` callable, so this module knows nothing of the transport.
 """
 
@@ -16,13 +18,14 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 from tango_operator.errors import PermanentError, TemporaryError
 from tango_operator.keys import Key
 from tango_operator.workqueue import Busy, EnqueueResult, Lease, WorkQueue
 from tango_operator.workqueue.fair import URGENT_WAKE_LIMIT, Waker
+from tango_operator.workqueue.piggyback import ReadAhead, ScriptCall, WriteBehind
 from tango_operator.workqueue.renewal import LeaseRenewer
 from tango_operator.workqueue.starting import StartingServers
 from workers.reconcile.ports import Outcome
@@ -70,6 +73,16 @@ def _renewed(queue: WorkQueue, lease: Lease) -> Iterator[threading.Event]:
         renewer.unregister(renewal)
 
 
+@contextmanager
+def _collecting(write_behind: WriteBehind | None) -> Iterator[list[ScriptCall]]:
+    """The writes the reconcile holds back for the release of its lease (none without one)."""
+    if write_behind is None:
+        yield []
+        return
+    with write_behind.collecting() as held:
+        yield held
+
+
 def wake(queue: WorkQueue, send: Send, key: Key, *, urgent: bool = False) -> bool:  # noqa: ARG001
     """Enqueue ``key`` and send its message unless one is in flight.
 
@@ -90,13 +103,17 @@ def run(
     send: Send,
     starting: StartingServers | None = None,
     wake_other: Waker | None = None,
+    write_behind: WriteBehind | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> RunReport:
     """Process one message for ``key``.
 
     ``starting`` records servers whose pods start; ``wake_other`` enqueues the keys a reconcile
-    wakes (default: ``wake``, at once), urgently when they are few (``URGENT_WAKE_LIMIT``).
+    wakes (default: ``wake``, at once), urgently when they are few (``URGENT_WAKE_LIMIT``);
+    ``write_behind`` holds the reconcile's writes that go with the release of the lease,
+    ``read_ahead`` makes its first reads with the begin of the lease (``piggyback``).
     """
-    claim = queue.begin(key)
+    claim = queue.begin(key, read_ahead=read_ahead)
     if isinstance(claim, Busy):
         log.debug("key busy elsewhere key=%s expires_in=%.1f", key, claim.holder_expires_in)
         return RunReport(key, "busy")
@@ -110,7 +127,8 @@ def run(
     queue_wait = None if lease.queued_at is None else max(0.0, time.time() - lease.queued_at)
     outcome: Outcome | None = None
     result, retry_after = "success", None
-    with _renewed(queue, lease) as lost:
+    preloaded = read_ahead.preloaded(key, lease.read_ahead) if read_ahead else nullcontext()
+    with _renewed(queue, lease) as lost, _collecting(write_behind) as held, preloaded:
         try:
             outcome = reconcile(key)
         except TemporaryError as exc:
@@ -136,10 +154,11 @@ def run(
             requeue_after=outcome.requeue_after,
             supersede=True,
             forget_in=forget_in,
+            held=held,
         )
     else:
         finished = queue.finish(
-            lease, success=False, requeue_after=retry_after, forget_in=forget_in
+            lease, success=False, requeue_after=retry_after, forget_in=forget_in, held=held
         )
     if finished.follow_up:
         send(key)

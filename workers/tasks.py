@@ -103,6 +103,10 @@ def _run_one(key: Key, wiring: Wiring) -> execution.RunReport:
             send=send,
             starting=wiring.starting,
             wake_other=wiring.waker(send),
+            write_behind=wiring.write_behind,
+            read_ahead=wiring.read_ahead
+            if by_kind.starts_with_owner_and_records(key.kind)
+            else None,
         )
     metrics.RECONCILES.labels(key.kind, report.result).inc()
     if report.result in ("success", "retry", "error"):

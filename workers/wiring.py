@@ -24,6 +24,7 @@ from tango_operator.workqueue.dependencies import RedisDependencyIndex
 from tango_operator.workqueue.fair import AddResult, FairQueue, Waker
 from tango_operator.workqueue.hosts import RedisDatabaseStates
 from tango_operator.workqueue.ledger import RedisChildLedger
+from tango_operator.workqueue.piggyback import ReadAhead, WriteBehind
 from tango_operator.workqueue.starting import StartingServers
 from workers import settings
 from workers.api_retry import RetryPolicy
@@ -46,6 +47,10 @@ class Wiring:
     """The fair dispatcher's queue (None with FIFO dispatch, TANGO_OPERATOR_DISPATCH)."""
     events: EventRecorder | None = None
     """The process's Event poster (``workers.events``), flushed when the worker stops."""
+    write_behind: WriteBehind | None = None
+    """The writes a run holds back for the release of its lease (the ledger's owner copies)."""
+    read_ahead: ReadAhead | None = None
+    """The first reads of a DeviceServer's run, made with the begin of its lease (the ledger)."""
 
     def waker(self, send: Callable[[Key], None]) -> Waker:
         """How this worker wakes another key (a dependent; a starting server).
@@ -98,7 +103,8 @@ def _build() -> Wiring:
     queue = WorkQueue(
         redis, lease_seconds=loaded.lease_seconds, backoff_cap=loaded.backoff_cap_seconds
     )
-    ledger = RedisChildLedger(redis)
+    write_behind = WriteBehind()
+    ledger = RedisChildLedger(redis, write_behind=write_behind)
     kube = Kube.connect(loaded.kubeconfig, retry=RetryPolicy(retries=loaded.api_retries))
     ports = Ports(
         # custom resources from the watcher's copies (workers.reconcile.owners)
@@ -116,4 +122,6 @@ def _build() -> Wiring:
         starting=StartingServers(redis),
         fair=FairQueue(queue) if loaded.dispatch.fair else None,
         events=kube.events,
+        write_behind=write_behind,
+        read_ahead=ledger,
     )

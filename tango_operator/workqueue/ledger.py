@@ -16,17 +16,21 @@ Next to it, one HASH per owner (``owner:<Key.encode()>``: ``version``, ``object`
 of the custom resource itself (``tango_operator.observed.OwnerCopy``), so that a reconcile
 need not read it from the API: the watcher records every event of it (``observe_owner``; a
 deletion leaves a tombstone, an empty version, kept an hour at most), a worker the answer
-to its own writes (``wrote_owner``, only over a copy the watcher made). Both keep the copy
-with the greatest resourceVersion, so the copy never goes back in time, and a worker never
-brings back an object the watcher saw deleted. A flushed Redis only costs reads.
+to its own writes (``wrote_owner``, only over a copy the watcher made; sent with the
+release of the run's lease, ``piggyback``). Both keep the copy with the greatest
+resourceVersion, so the copy never goes back in time, and a worker never brings back an
+object the watcher saw deleted. A flushed Redis only costs reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 from redis import Redis
+from redis.client import Pipeline
 
 from tango_operator import jsontext
 from tango_operator.keys import Key
@@ -41,6 +45,7 @@ from tango_operator.observed import (
     owner_copy_of,
     owner_version,
 )
+from tango_operator.workqueue.piggyback import ScriptCall, WriteBehind
 from tango_operator.workqueue.queue import DEFAULT_PREFIX
 from tango_operator.workqueue.replies import decoded
 
@@ -106,9 +111,19 @@ return 1
 class RedisChildLedger:
     """The child ledger on one Redis, under ``prefix``."""
 
-    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        write_behind: WriteBehind | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.write_behind = write_behind
+        """Where a run's ``wrote_owner`` waits for the release of its lease (``piggyback``)."""
+        self._local = threading.local()
+        """The replies read ahead for this thread's run (``preloaded``)."""
         self._observe = redis.register_script(OBSERVE)
         self._owner_seen = redis.register_script(OWNER_SEEN)
         self._owner_written = redis.register_script(OWNER_WRITTEN)
@@ -128,11 +143,18 @@ class RedisChildLedger:
         self._owner_seen(keys=[self._owner_name(owner)], args=[version, text, TOMBSTONE_SECONDS])
 
     def wrote_owner(self, owner: Key, obj: JsonDict) -> None:
-        """Record the owner as a worker's own write left it (the API's answer)."""
+        """Record the owner as a worker's own write left it (the API's answer).
+
+        Inside a run with ``write_behind``, the call goes with the release of its lease.
+        """
         version = owner_version(obj)
-        if version is not None:
-            text = _compact(owner_copy_of(obj))
-            self._owner_written(keys=[self._owner_name(owner)], args=[version, text])
+        if version is None:
+            return
+        call = ScriptCall(
+            self._owner_written, [self._owner_name(owner)], [version, _compact(owner_copy_of(obj))]
+        )
+        if self.write_behind is None or not self.write_behind.hold(call):
+            call()
 
     def owner_copy(self, owner: Key) -> OwnerCopy:
         """The owner as last seen (``OWNER_UNKNOWN``: read it from the API)."""
@@ -144,12 +166,42 @@ class RedisChildLedger:
     def owner_and_records(
         self, owner: Key
     ) -> tuple[OwnerCopy, dict[str, ChildRecord], RenderPlan | None]:
-        """``owner_copy`` and ``records_and_plan`` in one round trip (a reconcile's reads)."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self._owner_name(owner), ["version", "object"])
-            pipe.hgetall(self._name(owner))
-            (version, text), raw = pipe.execute()
+        """``owner_copy`` and ``records_and_plan`` in one round trip (a reconcile's reads).
+
+        Read ahead with the run's lease when it was (``preloaded``): then no round trip.
+        """
+        replies = self._take_preloaded(owner)
+        if replies is None:
+            with self.redis.pipeline(transaction=False) as pipe:
+                self.add_reads(pipe, owner)
+                replies = pipe.execute()
+        (version, text), raw = replies
         return (_owner_copy(version, text), *_records_and_plan(raw))
+
+    # --- read ahead with the lease (tango_operator.workqueue.piggyback) --------------------
+    def add_reads(self, pipe: Pipeline, key: Key) -> None:
+        """Queue the reads of ``owner_and_records`` for ``key`` on ``pipe``."""
+        pipe.hmget(self._owner_name(key), ["version", "object"])
+        pipe.hgetall(self._name(key))
+
+    @contextmanager
+    def preloaded(self, key: Key, replies: Sequence[Any] | None) -> Iterator[None]:
+        """This thread's next ``owner_and_records(key)`` answers from ``replies`` (once)."""
+        if replies is None:
+            yield
+            return
+        self._local.preloaded = (key, replies)
+        try:
+            yield
+        finally:
+            self._local.preloaded = None
+
+    def _take_preloaded(self, owner: Key) -> Sequence[Any] | None:
+        found: tuple[Key, Sequence[Any]] | None = getattr(self._local, "preloaded", None)
+        if found is None or found[0] != owner:
+            return None
+        self._local.preloaded = None  # once: a second read in the run reads Redis again
+        return found[1]
 
     def drop_owner_copy(self, owner: Key) -> None:
         """Forget the owner's copy, unless it is a tombstone (a write showed it behind)."""

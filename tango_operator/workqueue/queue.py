@@ -34,19 +34,25 @@ re-enqueues everything (a lost key is recovered by the next event or resync). Ne
 from __future__ import annotations
 
 import enum
+import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 
 from tango_operator.keys import Key
 from tango_operator.workqueue import scripts
 from tango_operator.workqueue.backoff import backoff_delay, draw_jitter
 from tango_operator.workqueue.epoch import Epoch
+from tango_operator.workqueue.piggyback import ReadAhead, ScriptCall
 from tango_operator.workqueue.replies import decoded
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "tango-operator:"
 HOUSEKEEPING_SECONDS = 86_400.0
@@ -78,6 +84,8 @@ class Lease:
     reconciling (``finish(lease, success=False)``), which backs the key off."""
     queued_at: float | None
     """When the key was marked queued (for the queue-latency metric), if it was."""
+    read_ahead: tuple[Any, ...] | None = None
+    """The replies of ``begin``'s ``read_ahead`` commands (None: they were not sent)."""
 
 
 @dataclass(frozen=True)
@@ -208,34 +216,41 @@ class WorkQueue:
         )
         return EnqueueResult[decoded(reply)]
 
-    def begin(self, key: Key) -> Lease | Busy:
+    def begin(self, key: Key, *, read_ahead: ReadAhead | None = None) -> Lease | Busy:
         """Take the lease of ``key`` for a reconcile, or learn that another holder has it.
 
         Returns a ``Lease`` (the key is no longer queued; renew it while working, ``finish`` it
-        at the end) or ``Busy``.
+        at the end) or ``Busy``. ``read_ahead``: the run's first reads, sent right after the
+        script in the same round trip (``piggyback``); their replies are the lease's
+        ``read_ahead``.
         """
         member = key.encode()
         token = uuid.uuid4().hex
-        taken, number, queued_at = self.epoch.call(
-            self._begin,
-            keys=[
-                self._lock(member),
-                self._queued,
-                self._dirty(member),
-                self._attempts(member),
-                self._processing,
-                self.epoch.grace_key,
-            ],
-            args=[
-                member,
-                token,
-                self._lease_ms,
-                self.clock(),
-                self.lease_seconds,
-                round(HOUSEKEEPING_SECONDS * 1000),
-            ],
-            own_lease=self._own_lease,
-        )
+        keys = [
+            self._lock(member),
+            self._queued,
+            self._dirty(member),
+            self._attempts(member),
+            self._processing,
+            self.epoch.grace_key,
+        ]
+        args: list[str | int | float] = [
+            member,
+            token,
+            self._lease_ms,
+            self.clock(),
+            self.lease_seconds,
+            round(HOUSEKEEPING_SECONDS * 1000),
+        ]
+        piggybacked = None
+        if read_ahead is not None:
+            piggybacked = self._begin_reading_ahead(key, keys, args, read_ahead)
+        if piggybacked is None:
+            reply = self.epoch.call(self._begin, keys=keys, args=args, own_lease=self._own_lease)
+            read = None
+        else:
+            reply, read = piggybacked
+        taken, number, queued_at = reply
         if not int(taken):
             return Busy(key, int(number) / 1000)
         self._granted = True
@@ -246,7 +261,40 @@ class WorkQueue:
             attempt=int(number),
             poisoned=int(number) > self.max_attempts,
             queued_at=float(since) if since else None,
+            read_ahead=read,
         )
+
+    def _begin_reading_ahead(
+        self, key: Key, keys: list[str], args: list[str | int | float], read_ahead: ReadAhead
+    ) -> tuple[Any, tuple[Any, ...] | None] | None:
+        """``BEGIN`` and the reads in one pipeline: its reply and theirs (None if one failed).
+
+        None when ``begin`` must go the plain way, having done nothing: this process knows
+        no epoch yet, or the script found another epoch or was unknown to Redis
+        (``Epoch.call`` looks at the epoch, loads the script, and the run reads for itself).
+        """
+        if not self.epoch.known:
+            return None
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(
+                self._begin.sha,
+                len(keys) + 1,
+                *keys,
+                self.epoch.key,
+                *map(str, args),
+                self.epoch.known,
+            )
+            read_ahead.add_reads(pipe, key)
+            first, *read = pipe.execute(raise_on_error=False)
+        if isinstance(first, NoScriptError):
+            return None
+        if isinstance(first, Exception):
+            raise first
+        if isinstance(first, bytes | str) and decoded(first) == "EPOCH":
+            return None
+        if any(isinstance(reply, Exception) for reply in read):
+            return first, None
+        return first, tuple(read)
 
     def renew(self, lease: Lease) -> bool:
         """Extend the lease by ``lease_seconds`` if it is still ours, or take it back.
@@ -271,6 +319,7 @@ class WorkQueue:
         requeue_after: float | None = None,
         supersede: bool = False,
         forget_in: str | None = None,
+        held: Sequence[ScriptCall] = (),
     ) -> FinishResult:
         """Release the lease and record the outcome.
 
@@ -282,33 +331,37 @@ class WorkQueue:
         earlier ones scheduled, and None cancels it. Starts without a finish (``attempts``)
         are reset either way. ``forget_in``: a hash (another module's, such as the starting
         registry) whose field for this key goes in the same script, with the lease.
+        ``held``: the run's held writes (``piggyback``), sent first in the same round trip.
         """
         member = lease.key.encode()
         jitter = draw_jitter(self.rng) if not success else 1.0
-        released, follow_up, failures, due_at = self._finish(
-            keys=[
-                self._lock(member),
-                self._dirty(member),
-                self._queued,
-                self._attempts(member),
-                self._failures,
-                self._delayed,
-                self._processing,
-                *([forget_in] if forget_in else []),
-            ],
-            args=[
-                member,
-                lease.token,
-                self.clock(),
-                self.stale_after,
-                "1" if success else "0",
-                "" if requeue_after is None else max(0.0, requeue_after),
-                self.backoff_base,
-                self.backoff_cap,
-                jitter,
-                "1" if supersede else "0",
-            ],
-        )
+        keys = [
+            self._lock(member),
+            self._dirty(member),
+            self._queued,
+            self._attempts(member),
+            self._failures,
+            self._delayed,
+            self._processing,
+            *([forget_in] if forget_in else []),
+        ]
+        args: list[str | int | float] = [
+            member,
+            lease.token,
+            self.clock(),
+            self.stale_after,
+            "1" if success else "0",
+            "" if requeue_after is None else max(0.0, requeue_after),
+            self.backoff_base,
+            self.backoff_cap,
+            jitter,
+            "1" if supersede else "0",
+        ]
+        if held:
+            reply = self._after_held(held, ScriptCall(self._finish, keys, args))
+        else:
+            reply = self._finish(keys=keys, args=args)
+        released, follow_up, failures, due_at = reply
         due_text = decoded(due_at)
         return FinishResult(
             released=bool(int(released)),
@@ -316,6 +369,29 @@ class WorkQueue:
             failures=int(failures),
             next_due=float(due_text) if due_text else None,
         )
+
+    def _after_held(self, held: Sequence[ScriptCall], finish: ScriptCall) -> Any:
+        """The held calls, then ``finish``, in one pipeline; ``finish``'s reply.
+
+        A call Redis does not know the script of (it restarted) is sent again on its own,
+        which loads it; another error of a held call is logged (the copy it wrote is an
+        optimisation the watcher's event makes too), one of ``finish`` raised.
+        """
+        with self.redis.pipeline(transaction=False) as pipe:
+            for call in (*held, finish):
+                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+            replies = pipe.execute(raise_on_error=False)
+        for call, reply in zip(held, replies, strict=False):
+            if isinstance(reply, NoScriptError):
+                call()
+            elif isinstance(reply, Exception):
+                log.warning("a held write failed keys=%s error=%r", list(call.keys), reply)
+        last = replies[-1]
+        if isinstance(last, NoScriptError):
+            return finish()
+        if isinstance(last, Exception):
+            raise last
+        return last
 
     def backoff(self, failures: int) -> float:
         """Return the delay before retrying a key after ``failures`` consecutive failures.

@@ -16,3 +16,11 @@ def reconcile(key: Key, ports: Ports) -> Outcome:
     if key.kind == crd.Kind.DEVICE_SERVER.value:
         return deviceserver.reconcile(key, ports)
     return databaseds.reconcile(key, ports)
+
+
+def starts_with_owner_and_records(kind: str) -> bool:
+    """Whether a reconcile of ``kind`` reads ``ports.ledger.owner_and_records`` first.
+
+    Those reads can be made ahead, with the run's lease (``tango_operator.workqueue.piggyback``).
+    """
+    return kind == crd.Kind.DEVICE_SERVER.value
