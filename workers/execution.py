@@ -144,8 +144,11 @@ def run(
     if lost.is_set():
         log.warning("lease lapsed during the reconcile key=%s duration=%.1fs", key, duration)
     registering = outcome.starting if outcome is not None else None
-    # a run that registers no starting server forgets the key's entry with its lease
+    # a run that registers no starting server forgets the key's entry with its lease; one
+    # that does registers it in the same round trip, just before the lease is released
     forget_in = starting.name if starting is not None and registering is None else None
+    if starting is not None and registering is not None:
+        held = [*held, starting.register_call(key, *registering)]
     if outcome is not None:
         # the latest reconcile saw the world last: what earlier ones scheduled is void
         finished = queue.finish(
@@ -162,8 +165,6 @@ def run(
         )
     if finished.follow_up:
         send(key)
-    if starting is not None and registering is not None:
-        starting.register(key, *registering)
     wake_one: Waker = wake_other or functools.partial(wake, queue, send)
     others = outcome.wake if outcome else ()
     urgent = len(others) <= URGENT_WAKE_LIMIT

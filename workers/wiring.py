@@ -110,7 +110,7 @@ def _build() -> Wiring:
         # custom resources from the watcher's copies (workers.reconcile.owners)
         kube=OwnerCopies(kube, ledger),
         tango=load_tango_port(loaded.tango_port),
-        index=RedisDependencyIndex(redis),
+        index=RedisDependencyIndex(redis, write_behind=write_behind),
         settings=loaded.reconcile,
         ledger=ledger,
         databases=RedisDatabaseStates(redis),

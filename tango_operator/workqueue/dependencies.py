@@ -1,10 +1,10 @@
 """The dependency index in Redis: which DeviceServers wait for which TANGO devices.
 
 Written by the DeviceServer reconciler when a server has to wait (``register``) and when it
-stops waiting (``forget``); read when a server reaches Running (``waiters_of``) so the
-servers waiting for its devices are enqueued at once instead of at their next poll.
-One SET per device (``dep:<device>`` → waiting keys) and one per waiter (``waits:<key>`` →
-devices), updated together in a transaction.
+stops waiting (``forget``, a script sent with the release of the run's lease); read when a
+server reaches Running (``waiters_of``) so the servers waiting for its devices are enqueued
+at once instead of at their next poll. One SET per device (``dep:<device>`` → waiting keys)
+and one per waiter (``waits:<key>`` → devices), updated together (a transaction, a script).
 """
 
 from __future__ import annotations
@@ -14,16 +14,37 @@ from typing import Any, cast
 from redis import Redis
 
 from tango_operator.keys import Key
+from tango_operator.workqueue.piggyback import ScriptCall, WriteBehind
 from tango_operator.workqueue.queue import DEFAULT_PREFIX
 from tango_operator.workqueue.replies import decoded
+
+# KEYS: the waiter's set.  ARGV: the prefix of the devices' sets, the waiter's member.
+# Takes the waiter out of the set of every device it waits for, then drops its own set.
+_FORGET = """
+local devices = redis.call('SMEMBERS', KEYS[1])
+for _, device in ipairs(devices) do
+  redis.call('SREM', ARGV[1] .. device, ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return #devices
+"""
 
 
 class RedisDependencyIndex:
     """The dependency index on one Redis, under ``prefix``."""
 
-    def __init__(self, redis: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        write_behind: WriteBehind | None = None,
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.write_behind = write_behind
+        """Where a run's ``forget`` waits for the release of its lease (``piggyback``)."""
+        self._forget = redis.register_script(_FORGET)
 
     def _device(self, device: str) -> str:
         return f"{self.prefix}dep:{device}"
@@ -56,13 +77,11 @@ class RedisDependencyIndex:
         return sorted(Key.decode(decoded(m)) for m in members)
 
     def forget(self, waiter: Key) -> None:
-        """Drop every wait of ``waiter`` (it no longer waits for anything)."""
-        member = waiter.encode()
-        devices = [decoded(d) for d in self._members(self._waiter(waiter))]
-        if not devices:
-            return
-        with self.redis.pipeline() as pipe:
-            for device in devices:
-                pipe.srem(self._device(device), member)
-            pipe.delete(self._waiter(waiter))
-            pipe.execute()
+        """Drop every wait of ``waiter`` (it no longer waits for anything).
+
+        One script; inside a run with ``write_behind``, it goes with the release of the run's
+        lease. Until then a provider that starts may still wake ``waiter``: one run more.
+        """
+        call = ScriptCall(self._forget, [self._waiter(waiter)], [self._device(""), waiter.encode()])
+        if self.write_behind is None or not self.write_behind.hold(call):
+            call()

@@ -55,6 +55,25 @@ def test_register_keeps_the_first_time_and_forget_removes(redis_client: Redis) -
     assert starting.entries() == []
 
 
+def test_a_new_host_keeps_the_first_time_and_a_broken_entry_is_replaced(
+    redis_client: Redis,
+) -> None:
+    """The registration is one script (``_REGISTER``); what it writes is read back as written."""
+    starting = StartingServers(redis_client)
+    odd = ('lab/"quoted"/1', "lab/back\\slash/2")
+    starting.register(_key("a"), HOST, odd)
+    (first,) = starting.entries()
+    starting.register(_key("a"), "other-db:10000", odd)
+    (moved,) = starting.entries()
+    assert (moved.tango_host, moved.devices, moved.since) == ("other-db:10000", odd, first.since)
+    redis_client.hset("tango-operator:starting", _key("b").encode(), "{not json")
+    starting.register(_key("b"), HOST, ("lab/b/1",))
+    assert [(e.key, e.devices) for e in starting.entries()] == [
+        (_key("a"), odd),
+        (_key("b"), ("lab/b/1",)),
+    ]
+
+
 def test_unreadable_entries_are_dropped(redis_client: Redis) -> None:
     starting = StartingServers(redis_client)
     redis_client.hset("tango-operator:starting", "not a key", "{}")

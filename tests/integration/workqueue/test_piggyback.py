@@ -18,8 +18,10 @@ from redis import Redis
 from tango_operator.errors import TemporaryError
 from tango_operator.keys import Key
 from tango_operator.workqueue import Busy, Lease, WorkQueue
+from tango_operator.workqueue.dependencies import RedisDependencyIndex
 from tango_operator.workqueue.ledger import RedisChildLedger
 from tango_operator.workqueue.piggyback import WriteBehind
+from tango_operator.workqueue.starting import StartingServers
 from workers.execution import run
 from workers.reconcile.ports import Outcome
 
@@ -213,3 +215,32 @@ def test_a_run_reads_what_was_read_with_its_lease(
     ledger.observe_owner(OWNER, _cr("6"))
     enqueue_and_run()
     assert seen == ["5", "6"]
+
+
+def test_a_forgotten_wait_and_a_starting_server_go_with_the_release(
+    redis_client: Redis,
+) -> None:
+    behind = WriteBehind()
+    index = RedisDependencyIndex(redis_client, write_behind=behind)
+    starting = StartingServers(redis_client)
+    index.register(OWNER, ("lab/db/1", "lab/db/2"))
+    provider_devices = ("lab/db/1",)
+
+    def reconcile(key: Key) -> Outcome:
+        index.forget(key)  # the server no longer waits: it starts
+        assert index.waiters_of(provider_devices) == [key], "held until the release"
+        assert starting.entries() == []
+        return Outcome(state="Pending", starting=("db:10000", ("lab/motor/1",)))
+
+    report = run(
+        OWNER,
+        queue=WorkQueue(redis_client),
+        reconcile=reconcile,
+        send=lambda _: None,
+        starting=starting,
+        write_behind=behind,
+    )
+    assert report.result == "success"
+    assert index.waiters_of(("lab/db/1", "lab/db/2")) == []
+    assert not redis_client.exists("tango-operator:waits:" + OWNER.encode())
+    assert [(e.key, e.devices) for e in starting.entries()] == [(OWNER, ("lab/motor/1",))]
