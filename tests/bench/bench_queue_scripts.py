@@ -8,8 +8,9 @@ the way one DeviceServer's two passes call them, once per key for ``--keys`` key
 event (``observe_owner``) and of a child event (``observe``), a worker's take of its next
 key (``FairQueue.take``), lease (``WorkQueue.begin``), reads (``owner_and_records``),
 finish (``WorkQueue.finish`` with the starting registry's field) and record of its own write
-(``wrote_owner``). Beside them, the baseline: a plain ``GET`` round trip, the same client and
-server, no script.
+(``wrote_owner``); then the lease with the reads riding on it and the finish with the write
+riding on it, as a run makes them (``tango_operator.workqueue.piggyback``). Beside them, the
+baseline: a plain ``GET`` round trip, the same client and server, no script.
 
 Out: a table (median of ``--repeats`` runs, each on a fresh server) of the server's time per
 call, from ``INFO commandstats`` (a script's ``evalsha`` time includes the commands it
@@ -37,6 +38,7 @@ from tango_operator.observed import ChildState
 from tango_operator.workqueue import Lease, WorkQueue
 from tango_operator.workqueue.fair import FairQueue
 from tango_operator.workqueue.ledger import RedisChildLedger
+from tango_operator.workqueue.piggyback import WriteBehind
 from tango_operator.workqueue.starting import StartingServers
 from tests.bench.report import median, write_section
 
@@ -85,8 +87,19 @@ class Measured:
         self.redis = redis
         self.rows: dict[str, tuple[str, float, float]] = {}
 
-    def measure(self, name: str, caller: str, calls: list[Callable[[], object]]) -> None:
-        """Make ``calls`` one after another; record their cost per call under ``name``."""
+    def measure(
+        self,
+        name: str,
+        caller: str,
+        calls: list[Callable[[], object]],
+        *,
+        beside_scripts: tuple[str, ...] = (),
+    ) -> None:
+        """Make ``calls`` one after another; record their cost per call under ``name``.
+
+        ``beside_scripts``: commands sent next to the scripts (in their pipeline) whose time
+        counts too; a script's own commands are in its time already.
+        """
         self.redis.config_resetstat()
         started = time.thread_time()
         for call in calls:
@@ -96,6 +109,7 @@ class Measured:
         scripts = stats.get("cmdstat_evalsha")
         if scripts and scripts["calls"]:
             server = scripts["usec"]  # the commands a script calls are counted in it too
+            server += sum(stats.get(f"cmdstat_{c}", {}).get("usec", 0) for c in beside_scripts)
         else:
             server = sum(s["usec"] for n, s in stats.items() if n != "cmdstat_config")
         self.rows[name] = (caller, server / len(calls), cpu * 1e6 / len(calls))
@@ -167,6 +181,34 @@ def run_once(keys: list[Key]) -> dict[str, tuple[str, float, float]]:
                 partial(queue.finish, lease, success=True, supersede=True, forget_in=starting.name)
                 for lease in leases
             ],
+        )
+        # the same lease and finish with what rides on them (tango_operator.workqueue.piggyback)
+        leases.clear()
+
+        def begin_reading_ahead(key: Key) -> None:
+            lease = queue.begin(key, read_ahead=ledger)
+            assert isinstance(lease, Lease), f"{key} was busy"
+            assert lease.read_ahead is not None, "read ahead"
+            leases.append(lease)
+
+        measured.measure(
+            "take the lease, its first reads riding on it (`begin(read_ahead=…)`)",
+            "worker",
+            [partial(begin_reading_ahead, k) for k in keys],
+            beside_scripts=("hmget", "hgetall"),
+        )
+        behind = WriteBehind()
+        holding = RedisChildLedger(redis, write_behind=behind)
+
+        def finish_with_held(lease: Lease) -> None:
+            with behind.collecting() as held:
+                holding.wrote_owner(lease.key, _device_server(lease.key, 12))
+            queue.finish(lease, success=True, supersede=True, forget_in=starting.name, held=held)
+
+        measured.measure(
+            "finish, its own write riding on it (`finish(held=…)`)",
+            "worker",
+            [partial(finish_with_held, lease) for lease in leases],
         )
         redis.close()
         return measured.rows
