@@ -73,16 +73,6 @@ def _renewed(queue: WorkQueue, lease: Lease) -> Iterator[threading.Event]:
         renewer.unregister(renewal)
 
 
-@contextmanager
-def _collecting(write_behind: WriteBehind | None) -> Iterator[list[ScriptCall]]:
-    """The writes the reconcile holds back for the release of its lease (none without one)."""
-    if write_behind is None:
-        yield []
-        return
-    with write_behind.collecting() as held:
-        yield held
-
-
 def wake(queue: WorkQueue, send: Send, key: Key, *, urgent: bool = False) -> bool:  # noqa: ARG001
     """Enqueue ``key`` and send its message unless one is in flight.
 
@@ -128,7 +118,8 @@ def run(
     outcome: Outcome | None = None
     result, retry_after = "success", None
     preloaded = read_ahead.preloaded(key, lease.read_ahead) if read_ahead else nullcontext()
-    with _renewed(queue, lease) as lost, _collecting(write_behind) as held, preloaded:
+    collecting = write_behind.collecting() if write_behind else nullcontext(list[ScriptCall]())
+    with _renewed(queue, lease) as lost, collecting as held, preloaded:
         try:
             outcome = reconcile(key)
         except TemporaryError as exc:

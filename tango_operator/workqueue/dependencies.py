@@ -42,8 +42,8 @@ class RedisDependencyIndex:
     ) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.write_behind = write_behind
-        """Where a run's ``forget`` waits for the release of its lease (``piggyback``)."""
+        self.write_behind = write_behind or WriteBehind()
+        """Where a run's ``forget`` waits for its lease's release (``piggyback``)."""
         self._forget = redis.register_script(_FORGET)
 
     def _device(self, device: str) -> str:
@@ -83,5 +83,4 @@ class RedisDependencyIndex:
         lease. Until then a provider that starts may still wake ``waiter``: one run more.
         """
         call = ScriptCall(self._forget, [self._waiter(waiter)], [self._device(""), waiter.encode()])
-        if self.write_behind is None or not self.write_behind.hold(call):
-            call()
+        self.write_behind.send(call)

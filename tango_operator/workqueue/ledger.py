@@ -120,8 +120,8 @@ class RedisChildLedger:
     ) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.write_behind = write_behind
-        """Where a run's ``wrote_owner`` waits for the release of its lease (``piggyback``)."""
+        self.write_behind = write_behind or WriteBehind()
+        """Where a run's ``wrote_owner`` waits for its lease's release (``piggyback``)."""
         self._local = threading.local()
         """The replies read ahead for this thread's run (``preloaded``)."""
         self._observe = redis.register_script(OBSERVE)
@@ -153,8 +153,7 @@ class RedisChildLedger:
         call = ScriptCall(
             self._owner_written, [self._owner_name(owner)], [version, _compact(owner_copy_of(obj))]
         )
-        if self.write_behind is None or not self.write_behind.hold(call):
-            call()
+        self.write_behind.send(call)
 
     def owner_copy(self, owner: Key) -> OwnerCopy:
         """The owner as last seen (``OWNER_UNKNOWN``: read it from the API)."""

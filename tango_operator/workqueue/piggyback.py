@@ -7,9 +7,9 @@ their own:
 
 - **Reads ahead.** The run's first reads, the owner's copy and its children's records
   (``ledger.RedisChildLedger.owner_and_records``), are known before it starts. A
-  ``ReadAhead`` queues them on ``begin``'s pipeline right after its script
-  (``add_reads``), and the replies are handed to the reader for the run (``preloaded``), which uses
-  them instead of reading. They are read after the lease was taken, as the run's own first
+  ``ReadAhead`` queues them on ``begin``'s pipeline right after its script (``add_reads``),
+  and the replies are handed to the reader for the run (``preloaded``), which uses them
+  instead of reading. They are read after the lease was taken, as the run's own first
   read would be. A begin that is refused (Busy, the epoch changed, Redis forgot the script)
   reads nothing ahead; the run, if any, reads for itself.
 - **Writes behind.** The run records the answer to its own write of the custom resource as
@@ -21,7 +21,7 @@ their own:
   API or a conflict it retries, nothing more.
 
 ``workers.execution.run`` opens both around the reconcile; outside of a run, reads and
-writes go at once.
+writes go at once (``WriteBehind.send``).
 """
 
 from __future__ import annotations
@@ -63,6 +63,10 @@ class ScriptCall:
         """Send it on its own (the script is loaded again if Redis lost it)."""
         return self.script(keys=list(self.keys), args=list(self.args))
 
+    def queue_on(self, pipe: Pipeline) -> None:
+        """Queue it on ``pipe`` as an ``EVALSHA`` (a ``NoScriptError`` reply if Redis lost it)."""
+        pipe.evalsha(self.script.sha, len(self.keys), *self.keys, *self.args)
+
 
 class WriteBehind:
     """The script calls a thread's current run holds back until its lease is released."""
@@ -72,7 +76,7 @@ class WriteBehind:
 
     @contextmanager
     def collecting(self) -> Iterator[list[ScriptCall]]:
-        """Hold this thread's calls (``hold``) until the block ends; yields the held calls."""
+        """Hold this thread's calls (``send``) until the block ends; yields the held calls."""
         held: list[ScriptCall] = []
         previous = getattr(self._local, "held", None)
         self._local.held = held
@@ -81,10 +85,10 @@ class WriteBehind:
         finally:
             self._local.held = previous
 
-    def hold(self, call: ScriptCall) -> bool:
-        """Keep ``call`` for the release of the current run's lease; False outside a run."""
+    def send(self, call: ScriptCall) -> None:
+        """Keep ``call`` for the release of this thread's current run; outside a run, send it."""
         held: list[ScriptCall] | None = getattr(self._local, "held", None)
         if held is None:
-            return False
-        held.append(call)
-        return True
+            call()
+        else:
+            held.append(call)

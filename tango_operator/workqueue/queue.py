@@ -275,15 +275,9 @@ class WorkQueue:
         """
         if not self.epoch.known:
             return None
+        begin = ScriptCall(self._begin, [*keys, self.epoch.key], [*args, self.epoch.known])
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.evalsha(
-                self._begin.sha,
-                len(keys) + 1,
-                *keys,
-                self.epoch.key,
-                *map(str, args),
-                self.epoch.known,
-            )
+            begin.queue_on(pipe)
             read_ahead.add_reads(pipe, key)
             first, *read = pipe.execute(raise_on_error=False)
         if isinstance(first, NoScriptError):
@@ -379,7 +373,7 @@ class WorkQueue:
         """
         with self.redis.pipeline(transaction=False) as pipe:
             for call in (*held, finish):
-                pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                call.queue_on(pipe)
             replies = pipe.execute(raise_on_error=False)
         for call, reply in zip(held, replies, strict=False):
             if isinstance(reply, NoScriptError):

@@ -58,7 +58,6 @@ def ledger(redis_client: Redis) -> RedisChildLedger:
 def test_a_held_copy_is_written_ahead_of_the_release(
     redis_client: Redis, ledger: RedisChildLedger
 ) -> None:
-    assert ledger.write_behind is not None
     queue, other = WorkQueue(redis_client), WorkQueue(redis_client)
     lease = _lease(queue)
     with ledger.write_behind.collecting() as held:
@@ -81,7 +80,6 @@ def test_outside_a_run_the_copy_is_written_at_once(ledger: RedisChildLedger) -> 
 def test_held_calls_and_the_release_survive_a_redis_that_forgot_its_scripts(
     redis_client: Redis, ledger: RedisChildLedger
 ) -> None:
-    assert ledger.write_behind is not None
     queue = WorkQueue(redis_client)
     lease = _lease(queue)
     with ledger.write_behind.collecting() as held:
@@ -117,7 +115,6 @@ def test_a_held_call_of_a_run_that_fails_still_goes_with_its_release(
 
 def test_runs_on_two_threads_hold_their_own_calls(ledger: RedisChildLedger) -> None:
     behind = ledger.write_behind
-    assert behind is not None
     theirs: list[str] = []
 
     def other_run() -> None:
