@@ -140,10 +140,11 @@ class RedisServer:
         """Stop and start again on the same port.
 
         ``flush=True``: the server comes back empty (a restart without persistence);
-        ``flush=False``: the data is saved to an RDB file first and loaded again.
+        ``flush=False``: the data is saved to an RDB file first and loaded again (a server
+        already stopped comes back with what it saved last).
         """
         dump = self.workdir / "dump.rdb"
-        if not flush:
+        if not flush and self.process is not None:
             with self.client() as conn:
                 conn.save()
         self.stop()

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import start_http_server
@@ -30,8 +31,10 @@ from tango_operator.keys import Key
 from tango_operator.workqueue import EnqueueResult, WorkQueue, connect
 from tango_operator.workqueue.fair import AddResult, FairQueue
 from tango_operator.workqueue.hosts import RedisDatabaseStates
-from tango_operator.workqueue.ledger import RedisChildLedger
+from tango_operator.workqueue.ledger import RedisChildLedger, observed_wanted
+from tango_operator.workqueue.piggyback import ScriptCall, send_together
 from watcher import metrics
+from watcher.batch import Event, EventBatcher
 from watcher.dispatch import Dispatcher
 from watcher.enqueue import Enqueuer
 from watcher.kube import ConfigurationError, Kube
@@ -65,6 +68,16 @@ RESYNC_RETRY_CAP = 30.0
 def watched(settings: Settings) -> tuple[Resource, ...]:
     """What the leader lists and watches: ``RESOURCES``, and the optional children if made."""
     return RESOURCES + (OPTIONAL_RESOURCES if settings.network_policy else ())
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One event, handled locally: its Redis call (None: none) and its keys from the reply."""
+
+    call: ScriptCall | None
+    keys: Callable[[Any], list[Key]]
+    front: bool
+    """Its keys go ahead of their namespace's new resources (a child's or a pod's event)."""
 
 
 class Watcher:
@@ -125,55 +138,108 @@ class Watcher:
         return self.enqueuer.enqueue(key, weak=weak, front=front)
 
     def on_event(self, kind: str, event_type: str, obj: JsonDict) -> None:
-        """Map one listed or watched object to keys and enqueue those of selected namespaces.
+        """One listed or watched object: ``on_events`` of one."""
+        self.on_events([(kind, event_type, obj)])
+
+    def on_events(self, events: Sequence[Event]) -> None:
+        """Map listed or watched objects to keys and enqueue those of selected namespaces.
 
         Namespace events update the selection instead; custom resources are also counted in
         the metrics and copied for the workers (``watcher.owners``); children go through the
         child ledger, and their owners' keys go to the front of their namespace's lane (fair
-        dispatch), ahead of new resources. Until every source has listed
-        once, nothing is enqueued: the resync that follows the first lists offers every key
-        once (``_listed``).
+        dispatch), ahead of new resources. The Redis records of all the events (owner
+        copies, the child ledger) go in one pipeline (``send_together``) before any key is
+        offered, so a worker that takes a key finds the copy of the event that sent it; a
+        key that several of the events want is offered once (at the front if any of them
+        asks for it). Until every source has listed once, nothing is enqueued: the resync
+        that follows the first lists offers every key once (``_listed``).
         """
+        prepared: list[_Prepared] = []
+        for kind, event_type, obj in events:
+            try:
+                item = self._prepare(kind, event_type, obj)
+            except Exception:  # a malformed object must not cost the other events
+                meta = obj.get("metadata")
+                meta = meta if isinstance(meta, dict) else {}
+                log.exception(
+                    "event not handled kind=%s type=%s object=%s/%s",
+                    kind,
+                    event_type,
+                    meta.get("namespace"),
+                    meta.get("name"),
+                )
+                continue
+            if item is not None:
+                prepared.append(item)
+        replies = iter(
+            send_together(self.queue.redis, [p.call for p in prepared if p.call is not None])
+        )
+        wanted: dict[Key, bool] = {}
+        for item in prepared:
+            reply = next(replies) if item.call is not None else None
+            for key in item.keys(reply):
+                wanted[key] = wanted.get(key, False) or item.front
+        for key, front in wanted.items():
+            self._offer(key, front=front)
+
+    def _offer(self, key: Key, *, front: bool) -> None:
+        """Enqueue an event's key, or hold it until every source has listed (``front`` only)."""
+        if not self.selected(key.namespace):
+            return
+        if self._synced.is_set():
+            # a child's or a pod's event concerns a resource already worked on (its pod
+            # became ready, a child was edited or deleted): ahead of its namespace's new
+            # resources, so it is finished before they are started
+            self.enqueue(key, front=front)
+        elif front:
+            with self._lock:
+                self._held.add(key)
+
+    def _prepare(self, kind: str, event_type: str, obj: JsonDict) -> _Prepared | None:
+        """What one event does locally, its Redis call, and how the reply becomes keys."""
         if kind == "Namespace":
             self._namespace_event(event_type, obj)
-            return
+            return None
         if kind in CUSTOM_KINDS:
             metrics.CUSTOM_RESOURCES.observe(kind, event_type, obj)
             if kind == crd.Kind.DATABASE_DS:
                 self._record_database(event_type, obj)
-            self.owners.record(kind, event_type, obj)
+            recording = self.owners.call(kind, event_type, obj)
             with self._lock:
                 keys = self.mapper.keys_for(kind, event_type, obj)
-        elif kind == resources.POD.kind:
-            keys = self.pods.pod(event_type, obj)
-        else:
-            keys = self._child_event(event_type, obj)
-        for key in keys:
-            if not self.selected(key.namespace):
-                continue
-            if self._synced.is_set():
-                # a child's or a pod's event concerns a resource already worked on (its pod
-                # became ready, a child was edited or deleted): ahead of its namespace's new
-                # resources, so it is finished before they are started
-                self.enqueue(key, front=kind not in CUSTOM_KINDS)
-            elif kind not in CUSTOM_KINDS:
-                with self._lock:
-                    self._held.add(key)
+            if recording is None:
+                return _Prepared(None, lambda _: keys, front=False)
+            owner, call = recording
 
-    def _child_event(self, event_type: str, obj: JsonDict) -> list[Key]:
+            def recorded(reply: Any) -> list[Key]:
+                self.owners.recorded(owner, reply)
+                return keys
+
+            return _Prepared(call, recorded, front=False)
+        if kind == resources.POD.kind:
+            pod_keys = self.pods.pod(event_type, obj)
+            return _Prepared(None, lambda _: pod_keys, front=True)
+        return self._child_event(event_type, obj)
+
+    def _child_event(self, event_type: str, obj: JsonDict) -> _Prepared | None:
         """The owner's key if the ledger says this event of a child concerns it."""
         owner = owner_key(obj)
         if obj.get("kind") == resources.STATEFUL_SET.kind:
             self.pods.statefulset(event_type, obj, owner)
         if owner is None:
-            return []
+            return None
         state = None if event_type == "DELETED" else observed.state_of(obj)
-        try:
-            wanted = self.ledger.observe(owner, observed.child_id(obj), state)
-        except Exception as exc:  # Redis unreachable: let the owner look, to be safe
-            log.warning("child ledger unavailable owner=%s error=%r", owner, exc)
-            wanted = True
-        return [owner] if wanted else []
+        found = owner
+
+        def wanted(reply: Any) -> list[Key]:
+            if isinstance(reply, Exception):  # Redis unreachable: let the owner look, to be safe
+                log.warning("child ledger unavailable owner=%s error=%r", found, reply)
+                return [found]
+            return [found] if observed_wanted(reply, state) else []
+
+        return _Prepared(
+            self.ledger.observe_call(owner, observed.child_id(obj), state), wanted, front=True
+        )
 
     def _record_database(self, event_type: str, obj: JsonDict) -> None:
         """Keep the DatabaseDS states the workers read instead of the API."""
@@ -280,17 +346,31 @@ class Watcher:
             self._resync_retry.start()
 
     # --- leading ---------------------------------------------------------------------------
-    def _source(self, resource: Resource, namespace: str | None, stop: threading.Event) -> Source:
+    def _source(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        stop: threading.Event,
+        batcher: EventBatcher | None = None,
+    ) -> Source:
+        """A source whose events (and list callbacks) go through ``batcher``, else straight in."""
+        emit: Callable[[str, str, JsonDict], None] = self.on_event
+        on_relist: Callable[[], None] = functools.partial(self._relisted, resource, namespace)
+        on_listed: Callable[[], None] = functools.partial(self._first_listed, resource, namespace)
+        if batcher is not None:  # the callbacks in line with the events, handled in bursts
+            emit = batcher.put
+            on_relist = functools.partial(batcher.put_call, on_relist)
+            on_listed = functools.partial(batcher.put_call, on_listed)
         return Source(
             self.kube,
             resource,
             namespace,
-            self.on_event,
+            emit,
             stop,
             inactivity_seconds=self.settings.inactivity_seconds,
             watch_timeout_seconds=self.settings.watch_timeout_seconds,
-            on_relist=functools.partial(self._relisted, resource, namespace),
-            on_listed=functools.partial(self._first_listed, resource, namespace),
+            on_relist=on_relist,
+            on_listed=on_listed,
         )
 
     def _first_listed(self, resource: Resource, namespace: str | None) -> None:
@@ -331,9 +411,11 @@ class Watcher:
         sources = watched(self.settings)
         self._unlisted = len(sources) * len(self.settings.namespaces or (None,))
         self._stop = stop  # producing from here on (priming resyncs nothing)
+        batcher = EventBatcher(self.on_events, stop)
+        threads.append(threading.Thread(target=batcher.run, name="events", daemon=True))
         for resource in sources:
             for namespace in self.settings.namespaces or (None,):
-                source = self._source(resource, namespace, stop)
+                source = self._source(resource, namespace, stop, batcher)
                 self.sources.append(source)
                 threads.append(threading.Thread(target=source.run, name=source.name, daemon=True))
         threads.append(

@@ -168,7 +168,8 @@ class Source:
         try:
             self.emit(self.resource.kind, event_type, obj)
         except Exception:
-            meta = obj.get("metadata") or {}
+            meta = obj.get("metadata")
+            meta = meta if isinstance(meta, dict) else {}
             log.exception(
                 "event not handled source=%s type=%s object=%s/%s",
                 self.name,

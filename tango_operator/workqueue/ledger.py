@@ -138,9 +138,15 @@ class RedisChildLedger:
     # --- the owner itself -------------------------------------------------------------------
     def observe_owner(self, owner: Key, obj: JsonDict | None) -> None:
         """Record a watch event (or a listing) of the owner itself; None: it was deleted."""
+        self.observe_owner_call(owner, obj)()
+
+    def observe_owner_call(self, owner: Key, obj: JsonDict | None) -> ScriptCall:
+        """``observe_owner`` as a call to send (with others: ``piggyback.send_together``)."""
         version = "" if obj is None else (owner_version(obj) or "-")
         text = "" if obj is None or version == "-" else _compact(owner_copy_of(obj))
-        self._owner_seen(keys=[self._owner_name(owner)], args=[version, text, TOMBSTONE_SECONDS])
+        return ScriptCall(
+            self._owner_seen, [self._owner_name(owner)], [version, text, TOMBSTONE_SECONDS]
+        )
 
     def wrote_owner(self, owner: Key, obj: JsonDict) -> None:
         """Record the owner as a worker's own write left it (the API's answer).
@@ -214,16 +220,15 @@ class RedisChildLedger:
         only fills it in while it is absent, ``applied``), so a worker's ``intend`` racing with
         this makes it at worst one reconcile too many.
         """
-        raw_seen, raw_intended = cast(
-            list[Any],
-            self._observe(
-                keys=[self._name(owner)],
-                args=[SEEN + child, INTENDED + child, APPLIED + child, _encoded(state)],
-            ),
+        return observed_wanted(self.observe_call(owner, child, state)(), state)
+
+    def observe_call(self, owner: Key, child: str, state: ChildState | None) -> ScriptCall:
+        """``observe`` as a call to send; ``observed_wanted`` reads its reply."""
+        return ScriptCall(
+            self._observe,
+            [self._name(owner)],
+            [SEEN + child, INTENDED + child, APPLIED + child, _encoded(state)],
         )
-        previous = ChildState.decode(raw_seen) if raw_seen else None
-        intended = decoded(raw_intended) if raw_intended else None
-        return needs_reconcile(previous, state, intended)
 
     def records(self, owner: Key) -> dict[str, ChildRecord]:
         """Every child's record, by ``Kind/name``."""
@@ -300,6 +305,14 @@ def _records_and_plan(
         for child, values in fields.items()
     }
     return records, plan
+
+
+def observed_wanted(reply: Any, state: ChildState | None) -> bool:
+    """Whether the owner must look, from ``OBSERVE``'s reply to recording ``state``."""
+    raw_seen, raw_intended = cast(list[Any], reply)
+    previous = ChildState.decode(raw_seen) if raw_seen else None
+    intended = decoded(raw_intended) if raw_intended else None
+    return needs_reconcile(previous, state, intended)
 
 
 def _encoded(state: ChildState | None) -> str:

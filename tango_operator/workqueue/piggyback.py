@@ -22,6 +22,10 @@ their own:
 
 ``workers.execution.run`` opens both around the reconcile; outside of a run, reads and
 writes go at once (``WriteBehind.send``).
+
+The leading watcher records the watch events that arrived together the same way: their
+script calls in one pipeline (``send_together``, from ``watcher.main``), one round trip for
+a burst instead of one per event.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from tango_operator.keys import Key
 
@@ -92,3 +98,31 @@ class WriteBehind:
             call()
         else:
             held.append(call)
+
+
+def send_together(redis: Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Send ``calls`` in one pipeline (not a transaction); their replies, in order.
+
+    A call that failed has its exception in its place, so one bad call spoils none of the
+    others. Calls whose script Redis lost (``NOSCRIPT``) are sent again one by one, in
+    order, which loads the script. Only the caller (the leading watcher) calls the scripts
+    it sends here, so a lost script fails every call of it in the pipeline and the calls
+    sent again cannot overtake a later call of the same script. When Redis cannot be
+    reached every reply is that error.
+    """
+    if not calls:
+        return []
+    try:
+        with redis.pipeline(transaction=False) as pipe:
+            for call in calls:
+                call.queue_on(pipe)
+            replies: list[Any] = pipe.execute(raise_on_error=False)
+    except Exception as exc:  # the connection failed: which calls ran is unknown
+        return [exc] * len(calls)
+    for index, (call, reply) in enumerate(zip(calls, replies, strict=True)):
+        if isinstance(reply, NoScriptError):
+            try:
+                replies[index] = call()
+            except Exception as exc:
+                replies[index] = exc
+    return replies
