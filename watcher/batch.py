@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from watcher import metrics
+
 log = logging.getLogger(__name__)
 
 JsonDict = dict[str, Any]
@@ -53,8 +55,6 @@ class EventBatcher:
         self.batch = batch
         self._items: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._room = threading.Semaphore(limit)
-        self.batches = 0
-        self.events = 0
 
     def put(self, kind: str, event_type: str, obj: JsonDict) -> None:
         """Queue one event (waits while ``limit`` items wait; returns at once after ``stop``)."""
@@ -106,8 +106,7 @@ class EventBatcher:
     def _handle_events(self, events: list[Event]) -> None:
         if not events:
             return
-        self.batches += 1
-        self.events += len(events)
+        metrics.EVENT_BURSTS.observe(len(events))
         try:
             self.handle(events)
         except Exception:

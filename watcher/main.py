@@ -2,9 +2,10 @@
 
 Reads Settings from the environment, connects to Kubernetes and Redis, and runs the leader
 election (``watcher.leader``). While this replica leads it runs one Source thread per
-watched resource and namespace (``watcher.sources``), the requeue-after pump
-(``watcher.pump``), the periodic resync (``watcher.resync``) and, with fair dispatch, the
-dispatcher (``watcher.dispatch``); events become keys in ``watcher.mapping`` and every key
+watched resource and namespace (``watcher.sources``), whose events one thread handles a
+burst at a time (``watcher.batch``), the requeue-after pump (``watcher.pump``), the
+periodic resync (``watcher.resync``) and, with fair dispatch, the dispatcher
+(``watcher.dispatch``); events become keys in ``watcher.mapping`` and every key
 goes through the work queue's dedupe (``watcher.enqueue``) and from there, fairly and a
 window at a time, to Celery (``tango_operator.messages.Publisher``). Losing leadership stops
 all of them at once; SIGTERM/SIGINT stop them and release the Lease.

@@ -1,6 +1,7 @@
 """Prometheus metrics of the watcher, including the queue-wide figures from Redis.
 
-Incremented by ``watcher.sources`` (watch restarts, relists, events), ``watcher.enqueue``
+Incremented by ``watcher.sources`` (watch restarts, relists, events), ``watcher.batch``
+(the sizes of the bursts of events handled together), ``watcher.enqueue``
 (keys offered to the queue, failures), ``watcher.leader`` (leadership) and
 ``watcher.resync``; the queue gauges are refreshed from ``WorkQueue.stats()`` by
 ``watcher.pump``; the custom resources' states, time to Running and dependency waits come
@@ -41,6 +42,11 @@ RELIST_DELETIONS = Counter(
 )
 EVENTS = Counter(
     "tango_operator_watch_events_total", "Watch events by resource and type.", ["resource", "type"]
+)
+EVENT_BURSTS = Histogram(
+    "tango_operator_watch_event_burst_size",
+    "Watch events handled together, their Redis records in one round trip (watcher.batch).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
 ENQUEUED = Counter(
     "tango_operator_enqueued_total",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client import REGISTRY
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -266,6 +267,13 @@ def _event(name: str) -> tuple[str, str, JsonDict]:
     return ("DeviceServer", "ADDED", {"metadata": {"name": name}})
 
 
+def _bursts() -> tuple[float, float]:
+    """The burst-size histogram's count and sum."""
+    name = "tango_operator_watch_event_burst_size"
+    count = REGISTRY.get_sample_value(f"{name}_count") or 0.0
+    return count, REGISTRY.get_sample_value(f"{name}_sum") or 0.0
+
+
 def _running(batcher: EventBatcher) -> threading.Thread:
     thread = threading.Thread(target=batcher.run, daemon=True)
     thread.start()
@@ -282,6 +290,7 @@ def _until(predicate: Callable[[], bool], what: str) -> None:
 def test_the_event_thread_takes_what_queued_up_as_one_burst_in_order() -> None:
     handled, stop = Handled(), threading.Event()
     batcher = EventBatcher(handled.handle, stop, batch=3)
+    bursts_before, events_before = _bursts()
     for name in ("a", "b"):
         batcher.put(*_event(name))
     batcher.put_call(handled.callback("listed"))  # after a and b, before c
@@ -295,6 +304,8 @@ def test_the_event_thread_takes_what_queued_up_as_one_burst_in_order() -> None:
     assert handled.log == ["a", "b", "listed", "c", "d", "e", "f"]
     # at most three items a turn, a callback between two bursts: [a b | listed] [c d e] [f]
     assert handled.bursts == [2, 3, 1]
+    bursts, events = _bursts()
+    assert (bursts - bursts_before, events - events_before) == (3, 6), "the burst-size metric"
 
 
 def test_a_failing_burst_is_logged_and_the_thread_goes_on(
