@@ -31,10 +31,10 @@ JsonDict = dict[str, Any]
 Event = tuple[str, str, JsonDict]
 """(kind, event type, object), as a source emits it."""
 Item = Event | Callable[[], None]
-LIMIT = 500
-"""Items that may wait at most: one page of a list (``sources.LIST_PAGE``). Each waiting
-event holds its decoded object; at 2,000 the watcher of 10,000 DeviceServers grew by 3 MiB
-(``make bench-memory``)."""
+LIMIT = 100
+"""Items that may wait at most. Each waiting event holds its decoded object, and what many
+objects alive at once leave behind in the allocator stays: the watcher of 10,000
+DeviceServers (``make bench-memory``) grew by 3.6 MiB with 500 of them, 1 MiB with 100."""
 BATCH = 100
 """Items handled together at most: a burst's records are one pipeline, whose commands (an
 owner copy's JSON each) redis-py packs into one buffer."""

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from tango_operator.resources import ResourceType
 from watcher import metrics
@@ -41,10 +41,21 @@ JsonDict = dict[str, Any]
 Emit = Callable[[str, str, JsonDict], None]
 ObjectKey = tuple[str, str]
 """(namespace or "", name)."""
-_LAST_KNOWN = ("name", "namespace", "uid", "resourceVersion")
-"""The metadata a source remembers per object: what mapping a deletion to keys needs, with
-the controller ownerReference (``_OWNER_FIELDS`` of it)."""
-_OWNER_FIELDS = ("apiVersion", "kind", "name", "controller")
+
+
+class Known(NamedTuple):
+    """What a source remembers of an object besides its namespace and name (its key).
+
+    That is what a synthetic DELETED needs to map the object to keys (``deleted``). A tuple
+    rather than the object's metadata as dicts: a watcher of 10,000 DeviceServers keeps one
+    for each of 50,000 objects (the CRs, their children and pods), about 200 bytes each
+    instead of 700.
+    """
+
+    uid: str
+    resource_version: str
+    owner: tuple[str, str, str] | None
+    """The controller ownerReference's apiVersion, kind and name."""
 
 
 @dataclass(frozen=True)
@@ -116,9 +127,9 @@ class Source:
     restarts: int = 0
     relist_deletions: int = 0
     """Objects found deleted by a relist (absent from it, known before)."""
-    known: dict[ObjectKey, JsonDict] = field(default_factory=dict, repr=False)
+    known: dict[ObjectKey, Known] = field(default_factory=dict, repr=False)
     """What exists as far as this source knows — the last list plus the watch events since
-    — reduced to what a synthetic DELETED carries (kind, apiVersion, ``_LAST_KNOWN``)."""
+    — reduced to what a synthetic DELETED carries (``Known``, ``deleted``)."""
     _stream: WatchStream | None = field(default=None, repr=False)
 
     @property
@@ -218,7 +229,7 @@ class Source:
                 return
 
     def _list(self) -> str:
-        present: dict[ObjectKey, JsonDict] = {}
+        present: dict[ObjectKey, Known] = {}
         listed: JsonDict = {}
         for listed in self._pages():
             for item in listed.get("items") or []:
@@ -226,7 +237,7 @@ class Source:
                     break
                 item.setdefault("kind", self.resource.kind)  # built-in list items carry no type
                 item.setdefault("apiVersion", self.resource.type.api_version)
-                present[_key(item)] = _last_known(item)
+                present[_key(item)] = known_of(item)
                 self._emit("ADDED", item)
         if self.stop.is_set():  # stopped part-way: the rest of the list is unknown
             self.known.update(present)
@@ -240,12 +251,16 @@ class Source:
             self.on_listed()
         return str(listed["metadata"]["resourceVersion"])
 
-    def _replace(self, present: dict[ObjectKey, JsonDict]) -> None:
+    def _replace(self, present: dict[ObjectKey, Known]) -> None:
         """Make ``present`` (a full list) what this source knows.
 
         Emit DELETED for each object known before and absent from it.
         """
-        gone = [obj for key, obj in self.known.items() if key not in present]
+        gone = [
+            deleted(self.resource, key, known)
+            for key, known in self.known.items()
+            if key not in present
+        ]
         self.known = present
         if gone:
             self.relist_deletions += len(gone)
@@ -296,7 +311,7 @@ class Source:
             resource_version = str(rv)
         metrics.EVENTS.labels(self.resource.plural, str(kind)).inc()
         if kind in ("ADDED", "MODIFIED"):
-            self.known[_key(obj)] = _last_known(obj)
+            self.known[_key(obj)] = known_of(obj)
         elif kind == "DELETED":
             self.known.pop(_key(obj), None)
         if kind in ("ADDED", "MODIFIED", "DELETED"):
@@ -334,23 +349,37 @@ LIST_PAGE = 500
 """Objects per page of a list (client-go's reflector asks for 500 as well)."""
 
 
-def _last_known(obj: JsonDict) -> JsonDict:
-    """What a synthetic DELETED for ``obj`` will carry: its type and identifying metadata.
-
-    Kept for every listed object, so kept small: the controller ownerReference only, with
-    the fields that map it to its owner's key, and the type's strings shared.
-    """
+def known_of(obj: JsonDict) -> Known:
+    """What a source keeps of ``obj`` (its strings are the object's, the owner's type shared)."""
     meta = obj.get("metadata") or {}
-    kept = {name: meta[name] for name in _LAST_KNOWN if name in meta}
-    owners = [
-        {field: owner[field] for field in _OWNER_FIELDS if field in owner}
-        for owner in meta.get("ownerReferences") or []
-        if owner.get("controller")
-    ]
-    if owners:
-        kept["ownerReferences"] = owners
-    return {
-        "apiVersion": sys.intern(str(obj.get("apiVersion") or "")),
-        "kind": sys.intern(str(obj.get("kind") or "")),
-        "metadata": kept,
-    }
+    owner = next(
+        (
+            (
+                sys.intern(str(ref.get("apiVersion") or "")),
+                sys.intern(str(ref.get("kind") or "")),
+                str(ref.get("name") or ""),
+            )
+            for ref in meta.get("ownerReferences") or []
+            if ref.get("controller")
+        ),
+        None,
+    )
+    return Known(str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), owner)
+
+
+def deleted(resource: Resource, key: ObjectKey, known: Known) -> JsonDict:
+    """The DELETED object of a source's ``known`` record: type, identity, controller owner."""
+    namespace, name = key
+    meta: JsonDict = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    if known.uid:
+        meta["uid"] = known.uid
+    if known.resource_version:
+        meta["resourceVersion"] = known.resource_version
+    if known.owner is not None:
+        api_version, kind, owner_name = known.owner
+        meta["ownerReferences"] = [
+            {"apiVersion": api_version, "kind": kind, "name": owner_name, "controller": True}
+        ]
+    return {"apiVersion": resource.type.api_version, "kind": resource.kind, "metadata": meta}

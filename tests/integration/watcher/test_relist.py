@@ -27,6 +27,7 @@ from tango_operator import crd, resources
 from tests.integration.watcher.conftest import StartWatcher, create_ds, ds_key
 from tests.support.workers import EVENTUALLY, wait_for
 from watcher.kube import Kube
+from watcher.mapping import owner_key
 from watcher.sources import LIST_PAGE, Resource, Source
 
 JsonDict = dict[str, Any]
@@ -59,14 +60,14 @@ def _relist_deletions() -> float:
     return value or 0.0
 
 
-def _gap(emulator: KubeEmu, during: Any, relisted: Any) -> None:
-    """Run ``during()`` while no DeviceServer watch is open, then compact and await a relist.
+def _gap(emulator: KubeEmu, during: Any, relisted: Any, resource: str = "deviceservers") -> None:
+    """Run ``during()`` while no watch of ``resource`` is open, then compact and await a relist.
 
     After compacting the history, wait until ``relisted()`` (the resume got 410 and the source
     listed again).
     """
     injected = emulator.stats()["faultsInjected"]
-    emulator.set_faults([{"code": 429, "verbs": ["watch"], "resources": ["deviceservers"]}])
+    emulator.set_faults([{"code": 429, "verbs": ["watch"], "resources": [resource]}])
     assert emulator.drop_watches() >= 1
     during()
     emulator.compact()
@@ -140,6 +141,78 @@ def test_source_relist_deletes_what_the_list_no_longer_has(
         source.abort()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_a_child_deleted_in_a_watch_gap_comes_back_as_deleted_with_its_controller(
+    quiet: tuple[KubeEmu, client.ApiClient],
+) -> None:
+    """The synthetic DELETED of a child names its controller: its owner's key can be found."""
+    emulator, api_client = quiet
+    owner = create_ds(api_client, "owner", NAMESPACE)
+    controller = {
+        "apiVersion": crd.API_VERSION,
+        "kind": "DeviceServer",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    other = {"apiVersion": "v1", "kind": "ConfigMap", "name": "other", "uid": "u-1"}
+    core = client.CoreV1Api(api_client)
+    created = core.create_namespaced_config_map(
+        NAMESPACE,
+        {"metadata": {"name": "child", "ownerReferences": [other, controller]}},
+    )
+    emitted: list[tuple[str, str, JsonDict]] = []
+    stop = threading.Event()
+    source = Source(
+        Kube(api_client),
+        Resource(resources.CONFIG_MAP),
+        NAMESPACE,
+        lambda kind, event_type, obj: emitted.append((kind, event_type, obj)),
+        stop,
+        inactivity_seconds=5,
+    )
+    thread = threading.Thread(target=source.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: emulator.stats()["openWatches"] >= 1, timeout=10, what="the watch")
+        _gap(
+            emulator,
+            lambda: core.delete_namespaced_config_map("child", NAMESPACE),
+            lambda: source.relists == 2,
+            resource="configmaps",
+        )
+        wait_for(
+            lambda: any(e[1] == "DELETED" for e in emitted),
+            timeout=EVENTUALLY,
+            what="the relist's DELETED",
+        )
+    finally:
+        stop.set()
+        source.abort()
+        thread.join(timeout=10)
+    [(kind, _, obj)] = [e for e in emitted if e[1] == "DELETED"]
+    assert kind == "ConfigMap"
+    assert obj == {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "child",
+            "namespace": NAMESPACE,
+            "uid": created.metadata.uid,
+            "resourceVersion": created.metadata.resource_version,
+            "ownerReferences": [
+                {
+                    "apiVersion": crd.API_VERSION,
+                    "kind": "DeviceServer",
+                    "name": "owner",
+                    "controller": True,
+                }
+            ],
+        },
+    }
+    assert owner_key(obj) == ds_key("owner", NAMESPACE)
 
 
 def test_cr_deleted_in_a_watch_gap_is_forgotten_uncounted_and_enqueued(
