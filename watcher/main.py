@@ -71,6 +71,15 @@ def watched(settings: Settings) -> tuple[Resource, ...]:
     return RESOURCES + (OPTIONAL_RESOURCES if settings.network_policy else ())
 
 
+def _in_background(callback: Callable[[], None]) -> Callable[[], None]:
+    """``callback`` run in a daemon thread of its own each time the result is called."""
+
+    def start() -> None:
+        threading.Thread(target=callback, name="after-list", daemon=True).start()
+
+    return start
+
+
 @dataclass(frozen=True)
 class _Prepared:
     """One event, handled locally: its Redis call (None: none) and its keys from the reply."""
@@ -358,10 +367,13 @@ class Watcher:
         emit: Callable[[str, str, JsonDict], None] = self.on_event
         on_relist: Callable[[], None] = functools.partial(self._relisted, resource, namespace)
         on_listed: Callable[[], None] = functools.partial(self._first_listed, resource, namespace)
-        if batcher is not None:  # the callbacks in line with the events, handled in bursts
+        if batcher is not None:
+            # events handled in bursts; a callback starts once every event before it is
+            # recorded, in a thread of its own, so that its resync (a list and an offer of
+            # every key) does not hold up the events that come after it
             emit = batcher.put
-            on_relist = functools.partial(batcher.put_call, on_relist)
-            on_listed = functools.partial(batcher.put_call, on_listed)
+            on_relist = functools.partial(batcher.put_call, _in_background(on_relist))
+            on_listed = functools.partial(batcher.put_call, _in_background(on_listed))
         return Source(
             self.kube,
             resource,

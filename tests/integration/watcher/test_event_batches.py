@@ -28,7 +28,8 @@ from tango_operator.workqueue.fair import AddResult
 from tango_operator.workqueue.ledger import RedisChildLedger
 from tango_operator.workqueue.piggyback import ScriptCall, send_together
 from tango_operator.workqueue.queue import EnqueueResult
-from tests.integration.watcher.conftest import Recording, StartWatcher, ds_key
+from tests.integration.watcher.conftest import Recording, StartWatcher, create_ds, ds_key
+from tests.support.workers import wait_for
 from watcher.batch import Event, EventBatcher
 
 JsonDict = dict[str, Any]
@@ -141,6 +142,34 @@ def test_a_burst_is_recorded_in_one_round_trip_and_each_key_offered_once_after_i
     )
     # one pipeline for the four records, then one enqueue per key (FIFO dispatch)
     assert len(trips) == 3, f"{len(trips)} round trips"
+
+
+def test_the_resync_after_a_relist_holds_up_no_event(
+    start_watcher: StartWatcher,
+    kube_client: client.ApiClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relist's callback runs after the events before it, its resync beside the ones after."""
+    watcher = start_watcher()
+    resyncing, release = threading.Event(), threading.Event()
+
+    def slow_resync() -> None:  # a resync of many CRs: a list and an offer of each
+        resyncing.set()
+        release.wait(30)
+
+    monkeypatch.setattr(watcher, "resync", slow_resync)
+    source = next(s for s in watcher.sources if s.resource.plural == "deviceservers")
+    try:
+        source.on_relist()  # as after a 410 Gone: queued behind the source's events
+        assert resyncing.wait(10), "the relist's resync started"
+        create_ds(kube_client, "during")
+        wait_for(
+            lambda: ds_key("during") in watcher.offered,
+            timeout=10,
+            what="an event handled while the resync runs",
+        )
+    finally:
+        release.set()
 
 
 def test_a_malformed_event_costs_only_itself(
