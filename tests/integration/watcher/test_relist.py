@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from tests.integration.watcher.conftest import StartWatcher, create_ds, ds_key
 from tests.support.workers import EVENTUALLY, wait_for
 from watcher.kube import Kube
 from watcher.mapping import owner_key
-from watcher.sources import LIST_PAGE, Resource, Source
+from watcher.sources import LIST_PAGE, Emit, Resource, Source
 
 JsonDict = dict[str, Any]
 NAMESPACE = "relist"
@@ -80,6 +81,34 @@ def _gap(emulator: KubeEmu, during: Any, relisted: Any, resource: str = "devices
     wait_for(relisted, timeout=15, what="a relist after 410 Gone")
 
 
+@contextmanager
+def _running_source(
+    emulator: KubeEmu, api_client: client.ApiClient, resource: Resource, emit: Emit
+) -> Iterator[Source]:
+    """A source of ``resource`` in the test's namespace, run in a thread until the block ends."""
+    stop = threading.Event()
+    source = Source(Kube(api_client), resource, NAMESPACE, emit, stop, inactivity_seconds=5)
+    thread = threading.Thread(target=source.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: emulator.stats()["openWatches"] >= 1, timeout=20, what="the watch")
+        yield source
+    finally:
+        stop.set()
+        source.abort()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def _collect(into: list[tuple[str, str, JsonDict]]) -> Emit:
+    """A source's callback that appends every event to ``into``."""
+
+    def emit(kind: str, event_type: str, obj: JsonDict) -> None:
+        into.append((kind, event_type, obj))
+
+    return emit
+
+
 def _count(state: str = "Unknown") -> float:
     labels = {"kind": "DeviceServer", "namespace": NAMESPACE, "state": state}
     return REGISTRY.get_sample_value("tango_operator_custom_resources", labels) or 0.0
@@ -92,19 +121,8 @@ def test_source_relist_deletes_what_the_list_no_longer_has(
     for name in ("stays", "goes", "goes-too"):
         create_ds(api_client, name, NAMESPACE)
     emitted: list[tuple[str, str, JsonDict]] = []
-    stop = threading.Event()
-    source = Source(
-        Kube(api_client),
-        Resource(resources.DEVICE_SERVER),
-        NAMESPACE,
-        lambda kind, event_type, obj: emitted.append((kind, event_type, obj)),
-        stop,
-        inactivity_seconds=5,
-    )
-    thread = threading.Thread(target=source.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: emulator.stats()["openWatches"] >= 1, timeout=10, what="the watch")
+    deviceservers = Resource(resources.DEVICE_SERVER)
+    with _running_source(emulator, api_client, deviceservers, _collect(emitted)) as source:
         assert sorted(e[2]["metadata"]["name"] for e in emitted) == ["goes", "goes-too", "stays"]
         before = len(emitted)
 
@@ -136,11 +154,6 @@ def test_source_relist_deletes_what_the_list_no_longer_has(
         assert [(e[1], e[2]["metadata"]["name"]) for e in emitted[before + 3 :]] == [
             ("ADDED", "stays")
         ]
-    finally:
-        stop.set()
-        source.abort()
-        thread.join(timeout=10)
-    assert not thread.is_alive()
 
 
 def test_a_child_deleted_in_a_watch_gap_comes_back_as_deleted_with_its_controller(
@@ -164,19 +177,8 @@ def test_a_child_deleted_in_a_watch_gap_comes_back_as_deleted_with_its_controlle
         {"metadata": {"name": "child", "ownerReferences": [other, controller]}},
     )
     emitted: list[tuple[str, str, JsonDict]] = []
-    stop = threading.Event()
-    source = Source(
-        Kube(api_client),
-        Resource(resources.CONFIG_MAP),
-        NAMESPACE,
-        lambda kind, event_type, obj: emitted.append((kind, event_type, obj)),
-        stop,
-        inactivity_seconds=5,
-    )
-    thread = threading.Thread(target=source.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: emulator.stats()["openWatches"] >= 1, timeout=10, what="the watch")
+    configmaps = Resource(resources.CONFIG_MAP)
+    with _running_source(emulator, api_client, configmaps, _collect(emitted)) as source:
         _gap(
             emulator,
             lambda: core.delete_namespaced_config_map("child", NAMESPACE),
@@ -188,10 +190,6 @@ def test_a_child_deleted_in_a_watch_gap_comes_back_as_deleted_with_its_controlle
             timeout=EVENTUALLY,
             what="the relist's DELETED",
         )
-    finally:
-        stop.set()
-        source.abort()
-        thread.join(timeout=10)
     [(kind, _, obj)] = [e for e in emitted if e[1] == "DELETED"]
     assert kind == "ConfigMap"
     assert obj == {
@@ -252,23 +250,13 @@ def test_a_list_longer_than_a_page_is_read_page_by_page(
         core.create_namespaced_config_map(NAMESPACE, {"metadata": {"name": name}})
     mark = emulator.mark()
     emitted: list[str] = []
-    stop = threading.Event()
-    source = Source(
-        Kube(api_client),
+    with _running_source(
+        emulator,
+        api_client,
         Resource(resources.CONFIG_MAP),
-        NAMESPACE,
         lambda _kind, _type, obj: emitted.append(obj["metadata"]["name"]),
-        stop,
-        inactivity_seconds=5,
-    )
-    thread = threading.Thread(target=source.run, daemon=True)
-    thread.start()
-    try:
-        wait_for(lambda: emulator.stats()["openWatches"] >= 1, timeout=20, what="the watch")
+    ) as source:
         assert sorted(n for n in emitted if n.startswith("paged-")) == names
         lists = [r for r in emulator.audit(mark) if r["verb"] == "list"]
         assert len(lists) == 3, "three pages of at most LIST_PAGE objects"
         assert len(source.known) >= len(names)
-    finally:
-        stop.set()
-        thread.join(timeout=10)
