@@ -352,18 +352,12 @@ LIST_PAGE = 500
 def known_of(obj: JsonDict) -> Known:
     """What a source keeps of ``obj`` (its strings are the object's, the owner's type shared)."""
     meta = obj.get("metadata") or {}
-    owner = next(
-        (
-            (
-                sys.intern(str(ref.get("apiVersion") or "")),
-                sys.intern(str(ref.get("kind") or "")),
-                str(ref.get("name") or ""),
-            )
-            for ref in meta.get("ownerReferences") or []
-            if ref.get("controller")
-        ),
-        None,
-    )
+    owner = None
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            api_version, kind = str(ref.get("apiVersion") or ""), str(ref.get("kind") or "")
+            owner = (sys.intern(api_version), sys.intern(kind), str(ref.get("name") or ""))
+            break
     return Known(str(meta.get("uid") or ""), str(meta.get("resourceVersion") or ""), owner)
 
 

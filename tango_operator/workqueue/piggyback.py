@@ -105,9 +105,10 @@ def send_together(redis: Redis, calls: Sequence[ScriptCall]) -> list[Any]:
 
     A call that failed has its exception in its place, so one bad call spoils none of the
     others. Calls whose script Redis lost (``NOSCRIPT``) are sent again one by one, in
-    order, which loads the script. Only the caller (the leading watcher) calls the scripts
-    it sends here, so a lost script fails every call of it in the pipeline and the calls
-    sent again cannot overtake a later call of the same script. When Redis cannot be
+    order, which loads the script; they then come after the pipeline's other calls, which
+    the callers allow: the leading watcher's records (only it sends their scripts, so a
+    lost script fails every call of it and they go again in their order), and a run's held
+    writes and the ``FINISH`` of its lease (``WorkQueue.finish``). When Redis cannot be
     reached every reply is that error.
     """
     if not calls:

@@ -49,7 +49,7 @@ from tango_operator.keys import Key
 from tango_operator.workqueue import scripts
 from tango_operator.workqueue.backoff import backoff_delay, draw_jitter
 from tango_operator.workqueue.epoch import Epoch
-from tango_operator.workqueue.piggyback import ReadAhead, ScriptCall
+from tango_operator.workqueue.piggyback import ReadAhead, ScriptCall, send_together
 from tango_operator.workqueue.replies import decoded
 
 log = logging.getLogger(__name__)
@@ -365,26 +365,17 @@ class WorkQueue:
         )
 
     def _after_held(self, held: Sequence[ScriptCall], finish: ScriptCall) -> Any:
-        """The held calls, then ``finish``, in one pipeline; ``finish``'s reply.
+        """The held calls, then ``finish``, in one pipeline (``send_together``); its reply.
 
-        A call Redis does not know the script of (it restarted) is sent again on its own,
-        which loads it; another error of a held call is logged (the copy it wrote is an
-        optimisation the watcher's event makes too), one of ``finish`` raised.
+        An error of ``finish`` is raised; one of a held call is logged (the copy it wrote is
+        an optimisation the watcher's event makes too).
         """
-        with self.redis.pipeline(transaction=False) as pipe:
-            for call in (*held, finish):
-                call.queue_on(pipe)
-            replies = pipe.execute(raise_on_error=False)
-        for call, reply in zip(held, replies, strict=False):
-            if isinstance(reply, NoScriptError):
-                call()
-            elif isinstance(reply, Exception):
-                log.warning("a held write failed keys=%s error=%r", list(call.keys), reply)
-        last = replies[-1]
-        if isinstance(last, NoScriptError):
-            return finish()
+        *replies, last = send_together(self.redis, [*held, finish])
         if isinstance(last, Exception):
             raise last
+        for call, reply in zip(held, replies, strict=True):
+            if isinstance(reply, Exception):
+                log.warning("a held write failed keys=%s error=%r", list(call.keys), reply)
         return last
 
     def backoff(self, failures: int) -> float:
